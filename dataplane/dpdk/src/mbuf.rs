@@ -1,0 +1,355 @@
+//! Mempools, mbufs and fixed-size bursts of mbufs.
+use crate::sys;
+use std::ffi::CString;
+use std::ptr::NonNull;
+
+/// Packets per rx/tx burst.
+pub const BURST_SIZE: usize = 32;
+
+/// A packet-buffer pool (`rte_pktmbuf_pool_create`). Lives as long as the process.
+pub struct Mempool {
+    raw: NonNull<sys::rte_mempool>,
+}
+
+// SAFETY: DPDK mempools are multi-producer/multi-consumer safe; the pointer is stable.
+unsafe impl Send for Mempool {}
+// SAFETY: as above; every operation on a mempool is thread-safe.
+unsafe impl Sync for Mempool {}
+
+impl Mempool {
+    /// Creates a pool of `size` mbufs with `data_room` bytes of data room (plus headroom).
+    pub fn new(
+        name: &str,
+        size: u32,
+        cache: u32,
+        data_room: u16,
+        socket: i32,
+    ) -> Result<Mempool, crate::PortError> {
+        let cname = CString::new(name).map_err(|_| crate::PortError::Name(name.to_string()))?;
+        // SAFETY: valid NUL-terminated name; the call validates sizes and returns NULL on error.
+        let raw = unsafe {
+            sys::rte_pktmbuf_pool_create(
+                cname.as_ptr(),
+                size,
+                cache,
+                0,
+                data_room + sys::RTE_PKTMBUF_HEADROOM as u16,
+                socket,
+            )
+        };
+        NonNull::new(raw)
+            .map(|raw| Mempool { raw })
+            .ok_or_else(|| crate::PortError::Mempool {
+                name: name.to_string(),
+                size,
+                reason: crate::last_error(),
+            })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut sys::rte_mempool {
+        self.raw.as_ptr()
+    }
+
+    /// Free mbufs in the pool (approximate while other threads use it).
+    pub fn available(&self) -> u32 {
+        // SAFETY: read-only count over a valid pool.
+        unsafe { sys::aperture_mempool_avail(self.raw.as_ptr()) }
+    }
+}
+
+/// One packet buffer, owned. Dropping it returns it (and its chained segments) to its pool.
+#[repr(transparent)]
+pub struct Mbuf {
+    raw: NonNull<sys::rte_mbuf>,
+}
+
+// SAFETY: an mbuf is owned by exactly one Mbuf value; moving it to another thread moves that
+// ownership (DPDK mbufs are not tied to the allocating lcore).
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Allocates an empty mbuf from `pool`.
+    pub fn alloc(pool: &Mempool) -> Option<Mbuf> {
+        // SAFETY: valid pool; returns NULL when empty.
+        NonNull::new(unsafe { sys::aperture_pktmbuf_alloc(pool.as_ptr()) }).map(|raw| Mbuf { raw })
+    }
+
+    /// Allocates an mbuf holding a copy of `bytes` (one segment; `None` if the pool is empty or
+    /// the bytes do not fit in the data room).
+    pub fn from_bytes(pool: &Mempool, bytes: &[u8]) -> Option<Mbuf> {
+        let m = Mbuf::alloc(pool)?;
+        let len = u16::try_from(bytes.len()).ok()?;
+        // SAFETY: append returns NULL or a pointer to `len` writable bytes inside this mbuf.
+        let dst = unsafe { sys::aperture_pktmbuf_append(m.raw.as_ptr(), len) };
+        if dst.is_null() {
+            return None;
+        }
+        // SAFETY: `dst` points to `len` bytes we own exclusively; `bytes` does not overlap them.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst as *mut u8, bytes.len()) };
+        Some(m)
+    }
+
+    #[inline]
+    fn hdr(&self) -> &sys::rte_mbuf {
+        // SAFETY: `raw` points to a live mbuf we own for as long as `self` lives.
+        unsafe { self.raw.as_ref() }
+    }
+
+    /// Bytes in the first segment (where all headers are).
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        let h = self.hdr();
+        // SAFETY: buf_addr + data_off .. + data_len is the initialised data of segment one.
+        unsafe {
+            std::slice::from_raw_parts(
+                (h.buf_addr as *const u8).add(h.data_off as usize),
+                h.data_len as usize,
+            )
+        }
+    }
+
+    /// Mutable bytes of the first segment.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let h = self.hdr();
+        let (addr, off, len) = (h.buf_addr as *mut u8, h.data_off as usize, h.data_len as usize);
+        // SAFETY: as in `data`, and `&mut self` gives exclusive access to the buffer.
+        unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
+    }
+
+    /// Total packet length over all segments.
+    #[inline]
+    pub fn pkt_len(&self) -> u32 {
+        self.hdr().pkt_len
+    }
+
+    /// Number of segments in the chain.
+    #[inline]
+    pub fn segments(&self) -> u16 {
+        self.hdr().nb_segs
+    }
+
+    /// Copies the whole packet (all segments) into `out`, for slow-path consumers.
+    pub fn copy_to_vec(&self, out: &mut Vec<u8>) {
+        out.clear();
+        let mut seg: *const sys::rte_mbuf = self.raw.as_ptr();
+        while !seg.is_null() {
+            // SAFETY: each segment in the chain is live while the head is owned by us.
+            let h = unsafe { &*seg };
+            // SAFETY: as in `data`, for this segment.
+            let bytes = unsafe {
+                std::slice::from_raw_parts(
+                    (h.buf_addr as *const u8).add(h.data_off as usize),
+                    h.data_len as usize,
+                )
+            };
+            out.extend_from_slice(bytes);
+            seg = h.next;
+        }
+    }
+
+    /// The rx timestamp (as the PMD stored it) if the PMD set one on this mbuf.
+    #[inline]
+    pub fn rx_timestamp(&self, ts: &RxTimestamp) -> Option<u64> {
+        let h = self.hdr();
+        if h.ol_flags & ts.flag_mask == 0 {
+            return None;
+        }
+        // SAFETY: the dynamic field at `offset` was registered as a u64 timestamp field and lies
+        // inside the mbuf header (rte_mbuf_dynfield_lookup guarantees both).
+        Some(unsafe {
+            std::ptr::read_unaligned((self.raw.as_ptr() as *const u8).add(ts.offset) as *const u64)
+        })
+    }
+
+    pub(crate) fn into_raw(self) -> *mut sys::rte_mbuf {
+        let p = self.raw.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf; rte_pktmbuf_free frees the whole chain exactly once.
+        unsafe { sys::aperture_pktmbuf_free(self.raw.as_ptr()) }
+    }
+}
+
+/// Where a PMD keeps rx timestamps: the `rte_dynfield_timestamp` field and the
+/// `rte_dynflag_rx_timestamp` flag, looked up at run time (net_pcap registers them itself).
+#[derive(Clone, Copy, Debug)]
+pub struct RxTimestamp {
+    offset: usize,
+    flag_mask: u64,
+}
+
+impl RxTimestamp {
+    /// Looks the field and flag up; `None` if no PMD registered them.
+    pub fn lookup() -> Option<RxTimestamp> {
+        // SAFETY: lookups by NUL-terminated name; they return -1 when absent.
+        let (off, bit) = unsafe {
+            (
+                sys::rte_mbuf_dynfield_lookup(c"rte_dynfield_timestamp".as_ptr(), std::ptr::null_mut()),
+                sys::rte_mbuf_dynflag_lookup(c"rte_dynflag_rx_timestamp".as_ptr(), std::ptr::null_mut()),
+            )
+        };
+        if off < 0 || !(0..64).contains(&bit) {
+            return None;
+        }
+        let offset = off as usize;
+        if offset + 8 > std::mem::size_of::<sys::rte_mbuf>() {
+            return None;
+        }
+        Some(RxTimestamp {
+            offset,
+            flag_mask: 1u64 << bit,
+        })
+    }
+}
+
+/// Up to [`BURST_SIZE`] received mbufs, owned. Take them out one by one; what is left is freed.
+pub struct Burst {
+    slots: [Option<Mbuf>; BURST_SIZE],
+    len: usize,
+}
+
+impl Default for Burst {
+    fn default() -> Self {
+        Burst {
+            slots: [const { None }; BURST_SIZE],
+            len: 0,
+        }
+    }
+}
+
+impl Burst {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The mbuf in slot `i`, if still there.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&Mbuf> {
+        self.slots.get(i).and_then(|s| s.as_ref())
+    }
+    /// Takes the mbuf out of slot `i`.
+    #[inline]
+    pub fn take(&mut self, i: usize) -> Option<Mbuf> {
+        self.slots.get_mut(i).and_then(|s| s.take())
+    }
+    /// Frees what is left and empties the burst.
+    pub fn clear(&mut self) {
+        for s in &mut self.slots[..self.len] {
+            *s = None;
+        }
+        self.len = 0;
+    }
+
+    pub(crate) fn fill_raw(
+        &mut self,
+        f: impl FnOnce(*mut *mut sys::rte_mbuf, u16) -> u16,
+    ) -> usize {
+        self.clear();
+        // SAFETY: `Option<Mbuf>` is a transparent NonNull with the null niche, so the slot array
+        // has the layout of `[*mut rte_mbuf; N]` with None == NULL; all slots are None now, and
+        // the callee writes `n <= BURST_SIZE` valid owned pointers into the first n slots.
+        let n = f(self.slots.as_mut_ptr() as *mut *mut sys::rte_mbuf, BURST_SIZE as u16) as usize;
+        self.len = n.min(BURST_SIZE);
+        self.len
+    }
+
+    /// Puts a packet into the burst (for feeding pipelines from memory); `Err` gives it back
+    /// when the burst is full.
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == BURST_SIZE {
+            return Err(m);
+        }
+        self.slots[self.len] = Some(m);
+        self.len += 1;
+        Ok(())
+    }
+}
+
+/// Packets waiting to be sent on one tx queue. `flush` sends them; what the queue refuses is
+/// freed and reported.
+pub struct TxBuffer {
+    slots: [Option<Mbuf>; TX_CAP],
+    len: usize,
+}
+
+const TX_CAP: usize = 2 * BURST_SIZE;
+
+impl Default for TxBuffer {
+    fn default() -> Self {
+        TxBuffer {
+            slots: [const { None }; TX_CAP],
+            len: 0,
+        }
+    }
+}
+
+/// What one `TxBuffer::flush` did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxResult {
+    pub sent: u32,
+    pub sent_bytes: u64,
+    pub dropped: u32,
+    pub dropped_bytes: u64,
+}
+
+impl TxBuffer {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn is_full(&self) -> bool {
+        self.len == TX_CAP
+    }
+    /// Queues `m`; `Err` gives it back if the buffer is full (flush first).
+    #[inline]
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == TX_CAP {
+            return Err(m);
+        }
+        self.slots[self.len] = Some(m);
+        self.len += 1;
+        Ok(())
+    }
+
+    pub(crate) fn flush_raw(
+        &mut self,
+        f: impl FnOnce(*mut *mut sys::rte_mbuf, u16) -> u16,
+    ) -> TxResult {
+        let mut r = TxResult::default();
+        if self.len == 0 {
+            return r;
+        }
+        let mut bytes = [0u32; TX_CAP];
+        for (b, s) in bytes.iter_mut().zip(&self.slots[..self.len]) {
+            *b = s.as_ref().map_or(0, |m| m.pkt_len());
+        }
+        // SAFETY: same layout argument as Burst::fill_raw; the first `len` slots are Some.
+        let sent = f(self.slots.as_mut_ptr() as *mut *mut sys::rte_mbuf, self.len as u16) as usize;
+        let sent = sent.min(self.len);
+        for (s, b) in self.slots[..sent].iter_mut().zip(&bytes) {
+            // The PMD owns the sent mbufs now: forget them without freeing.
+            if let Some(m) = s.take() {
+                let _ = m.into_raw();
+            }
+            r.sent += 1;
+            r.sent_bytes += *b as u64;
+        }
+        for (s, b) in self.slots[sent..self.len].iter_mut().zip(&bytes[sent..]) {
+            *s = None; // frees
+            r.dropped += 1;
+            r.dropped_bytes += *b as u64;
+        }
+        self.len = 0;
+        r
+    }
+}

@@ -1,0 +1,255 @@
+//! Ethernet ports (physical or virtual devices): configuration, queues, bursts and counters.
+use crate::mbuf::{Burst, Mempool, TxBuffer, TxResult};
+use crate::sys;
+use std::ffi::CString;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("name {0:?} contains a NUL byte")]
+    Name(String),
+    #[error("no DPDK port named {name:?} (is the device in the EAL arguments, e.g. --vdev={name},...?)")]
+    NotFound { name: String },
+    #[error("cannot create mempool {name:?} of {size} mbufs: {reason}")]
+    Mempool { name: String, size: u32, reason: String },
+    #[error("port {port} ({name}): {op} failed: {reason}")]
+    Op {
+        port: u16,
+        name: String,
+        op: &'static str,
+        reason: String,
+    },
+    #[error("port {port} ({name}) has {max} {what} queues, {wanted} wanted")]
+    Queues {
+        port: u16,
+        name: String,
+        what: &'static str,
+        max: u16,
+        wanted: u16,
+    },
+}
+
+/// How to configure a port.
+#[derive(Clone, Debug)]
+pub struct EthConfig {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    pub promiscuous: bool,
+}
+
+impl Default for EthConfig {
+    fn default() -> Self {
+        EthConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            promiscuous: true,
+        }
+    }
+}
+
+/// Port identity as the driver reports it.
+#[derive(Clone, Debug)]
+pub struct PortInfo {
+    pub driver: String,
+    pub mac: [u8; 6],
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    pub socket: i32,
+}
+
+/// Port counters (`rte_eth_stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    /// Dropped by the hardware/driver because rx queues were full.
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    /// Receive failures because the mempool was empty.
+    pub rx_nombuf: u64,
+}
+
+/// A started ethdev port. Cheap to copy into workers as a port id; `stop` closes it (which
+/// flushes net_pcap output files).
+#[derive(Clone, Debug)]
+pub struct Port {
+    id: u16,
+    name: String,
+}
+
+impl Port {
+    /// Finds a port by device name (`net_pcap0`, `0000:01:00.0`, ...).
+    pub fn by_name(name: &str) -> Result<Port, PortError> {
+        let c = CString::new(name).map_err(|_| PortError::Name(name.to_string()))?;
+        let mut id = 0u16;
+        // SAFETY: valid C string and out-pointer.
+        let rc = unsafe { sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
+        if rc != 0 {
+            return Err(PortError::NotFound {
+                name: name.to_string(),
+            });
+        }
+        Ok(Port {
+            id,
+            name: name.to_string(),
+        })
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn op_err(&self, op: &'static str, rc: i32) -> PortError {
+        PortError::Op {
+            port: self.id,
+            name: self.name.clone(),
+            op,
+            reason: format!("{} (rc {rc})", crate::last_error()),
+        }
+    }
+
+    pub fn info(&self) -> Result<PortInfo, PortError> {
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: valid port id (found by name) and out-pointer.
+        let rc = unsafe { sys::rte_eth_dev_info_get(self.id, &mut info) };
+        if rc != 0 {
+            return Err(self.op_err("rte_eth_dev_info_get", rc));
+        }
+        let mut mac = sys::rte_ether_addr::default();
+        // SAFETY: as above.
+        let rc = unsafe { sys::rte_eth_macaddr_get(self.id, &mut mac) };
+        if rc != 0 {
+            return Err(self.op_err("rte_eth_macaddr_get", rc));
+        }
+        let driver = if info.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: driver_name points to the driver's static name string.
+            unsafe { std::ffi::CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        // SAFETY: getter.
+        let socket = unsafe { sys::rte_eth_dev_socket_id(self.id) };
+        Ok(PortInfo {
+            driver,
+            mac: mac.addr_bytes,
+            max_rx_queues: info.max_rx_queues,
+            max_tx_queues: info.max_tx_queues,
+            socket,
+        })
+    }
+
+    /// Configures queues on `pool` and starts the port.
+    pub fn start(&self, cfg: &EthConfig, pool: &Mempool) -> Result<(), PortError> {
+        let info = self.info()?;
+        for (what, max, wanted) in [
+            ("rx", info.max_rx_queues, cfg.rx_queues),
+            ("tx", info.max_tx_queues, cfg.tx_queues),
+        ] {
+            if wanted > max || wanted == 0 {
+                return Err(PortError::Queues {
+                    port: self.id,
+                    name: self.name.clone(),
+                    what,
+                    max,
+                    wanted,
+                });
+            }
+        }
+        let conf = sys::rte_eth_conf::default();
+        // SAFETY: valid port and config struct (zeroed = no offloads, no RSS).
+        let rc = unsafe { sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
+        if rc != 0 {
+            return Err(self.op_err("rte_eth_dev_configure", rc));
+        }
+        let socket = info.socket.max(0) as u32;
+        for q in 0..cfg.rx_queues {
+            // SAFETY: NULL rx_conf = driver defaults; the pool outlives the port (process-wide).
+            let rc = unsafe {
+                sys::rte_eth_rx_queue_setup(self.id, q, cfg.rx_desc, socket, std::ptr::null(), pool.as_ptr())
+            };
+            if rc != 0 {
+                return Err(self.op_err("rte_eth_rx_queue_setup", rc));
+            }
+        }
+        for q in 0..cfg.tx_queues {
+            // SAFETY: NULL tx_conf = driver defaults.
+            let rc = unsafe { sys::rte_eth_tx_queue_setup(self.id, q, cfg.tx_desc, socket, std::ptr::null()) };
+            if rc != 0 {
+                return Err(self.op_err("rte_eth_tx_queue_setup", rc));
+            }
+        }
+        // SAFETY: configured port.
+        let rc = unsafe { sys::rte_eth_dev_start(self.id) };
+        if rc != 0 {
+            return Err(self.op_err("rte_eth_dev_start", rc));
+        }
+        if cfg.promiscuous {
+            // Virtual devices may not support it; that is not an error for forwarding.
+            // SAFETY: started port.
+            let _ = unsafe { sys::rte_eth_promiscuous_enable(self.id) };
+        }
+        Ok(())
+    }
+
+    /// Stops and closes the port (net_pcap flushes and closes its files here).
+    pub fn stop(&self) -> Result<(), PortError> {
+        // SAFETY: valid port id; stopping a stopped port returns 0.
+        let rc = unsafe { sys::rte_eth_dev_stop(self.id) };
+        if rc != 0 {
+            return Err(self.op_err("rte_eth_dev_stop", rc));
+        }
+        // SAFETY: stopped port; after close the id is invalid and we never use it again
+        // through this handle's owner (callers drop the Port).
+        let rc = unsafe { sys::rte_eth_dev_close(self.id) };
+        if rc != 0 {
+            return Err(self.op_err("rte_eth_dev_close", rc));
+        }
+        Ok(())
+    }
+
+    /// Receives up to a burst from queue `q` into `burst` (emptied first). Returns the count.
+    #[inline]
+    pub fn rx_burst(&self, q: u16, burst: &mut Burst) -> usize {
+        let id = self.id;
+        // SAFETY: valid started port/queue; the shim writes at most `n` owned mbuf pointers.
+        burst.fill_raw(|ptr, n| unsafe { sys::aperture_rx_burst(id, q, ptr, n) })
+    }
+
+    /// Sends what `buf` holds on queue `q`; frees and reports what the queue refused.
+    #[inline]
+    pub fn tx_flush(&self, q: u16, buf: &mut TxBuffer) -> TxResult {
+        let id = self.id;
+        // SAFETY: valid started port/queue; the PMD takes ownership of the first `rc` mbufs.
+        buf.flush_raw(|ptr, n| unsafe { sys::aperture_tx_burst(id, q, ptr, n) })
+    }
+
+    pub fn stats(&self) -> Result<PortStats, PortError> {
+        let mut s = sys::rte_eth_stats::default();
+        // SAFETY: valid port and out-pointer.
+        let rc = unsafe { sys::rte_eth_stats_get(self.id, &mut s) };
+        if rc != 0 {
+            return Err(self.op_err("rte_eth_stats_get", rc));
+        }
+        Ok(PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        })
+    }
+}

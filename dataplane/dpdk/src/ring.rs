@@ -1,0 +1,47 @@
+//! A pair of ring-backed ports wired back to back (`rte_eth_from_rings`): what one transmits,
+//! the other receives. Used to run the worker pipeline from memory in benchmarks and tests.
+use crate::port::{Port, PortError};
+use crate::sys;
+use std::ffi::CString;
+
+/// Two ports `a` and `b`: a's tx ring is b's rx ring and the other way round.
+pub struct RingPair {
+    pub a: Port,
+    pub b: Port,
+}
+
+impl RingPair {
+    /// Creates rings `<name>_ab`/`<name>_ba` of `size` slots (power of two) and the ports
+    /// `<name>_a`/`<name>_b` on them, one queue each.
+    pub fn new(name: &str, size: u32) -> Result<RingPair, PortError> {
+        let mk_ring = |suffix: &str| -> Result<*mut sys::rte_ring, PortError> {
+            let n = format!("{name}_{suffix}");
+            let c = CString::new(n.clone()).map_err(|_| PortError::Name(n.clone()))?;
+            // SAFETY: valid name; flags 0 = multi-producer/consumer; NULL on failure.
+            let r = unsafe { sys::rte_ring_create(c.as_ptr(), size, 0, 0) };
+            if r.is_null() {
+                return Err(PortError::Mempool {
+                    name: n,
+                    size,
+                    reason: crate::last_error(),
+                });
+            }
+            Ok(r)
+        };
+        let ab = mk_ring("ab")?;
+        let ba = mk_ring("ba")?;
+        let mk_port = |pname: String, mut rx: *mut sys::rte_ring, mut tx: *mut sys::rte_ring| {
+            let c = CString::new(pname.clone()).map_err(|_| PortError::Name(pname.clone()))?;
+            // SAFETY: one rx and one tx ring, both live for the process; the PMD copies the
+            // pointer arrays it is given.
+            let id = unsafe { sys::rte_eth_from_rings(c.as_ptr(), &mut rx, 1, &mut tx, 1, 0) };
+            if id < 0 {
+                return Err(PortError::NotFound { name: pname });
+            }
+            Port::by_name(&format!("net_ring_{pname}")).or_else(|_| Port::by_name(&pname))
+        };
+        let a = mk_port(format!("{name}_a"), ba, ab)?;
+        let b = mk_port(format!("{name}_b"), ab, ba)?;
+        Ok(RingPair { a, b })
+    }
+}

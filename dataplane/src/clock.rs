@@ -1,0 +1,62 @@
+//! The worker clock. Live runs read the TSC once per burst and map it to wall time; capture
+//! replay uses each packet's capture timestamp, so timeouts and the flow log are the same on
+//! every replay of a capture, however fast or slow the machine.
+use aperture_dpdk::{Mbuf, RxTimestamp};
+
+pub enum Clock {
+    /// TSC-derived wall time: `wall0_ns + (tsc - tsc0) / hz`.
+    Tsc { hz: u64, tsc0: u64, wall0_ns: u64, now_ns: u64 },
+    /// Capture time from the PMD's rx timestamp (microseconds since the epoch for net_pcap).
+    /// `now_ns` only moves forward; packets without a timestamp keep the last time.
+    Capture { field: Option<RxTimestamp>, now_ns: u64 },
+}
+
+impl Clock {
+    pub fn tsc() -> Clock {
+        let wall0_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Clock::Tsc {
+            hz: aperture_dpdk::tsc_hz().max(1),
+            tsc0: aperture_dpdk::rdtsc(),
+            wall0_ns,
+            now_ns: wall0_ns,
+        }
+    }
+
+    pub fn capture(field: Option<RxTimestamp>) -> Clock {
+        Clock::Capture { field, now_ns: 0 }
+    }
+
+    /// Called once per burst.
+    #[inline]
+    pub fn burst(&mut self) {
+        if let Clock::Tsc { hz, tsc0, wall0_ns, now_ns } = self {
+            let d = aperture_dpdk::rdtsc().wrapping_sub(*tsc0) as u128;
+            *now_ns = *wall0_ns + (d * 1_000_000_000 / *hz as u128) as u64;
+        }
+    }
+
+    /// The time of packet `m`.
+    #[inline]
+    pub fn packet(&mut self, m: &Mbuf) -> u64 {
+        match self {
+            Clock::Tsc { now_ns, .. } => *now_ns,
+            Clock::Capture { field, now_ns } => {
+                if let Some(us) = field.as_ref().and_then(|f| m.rx_timestamp(f)) {
+                    *now_ns = (*now_ns).max(us.saturating_mul(1000));
+                }
+                *now_ns
+            }
+        }
+    }
+
+    /// Current time for timers.
+    #[inline]
+    pub fn now(&self) -> u64 {
+        match self {
+            Clock::Tsc { now_ns, .. } | Clock::Capture { now_ns, .. } => *now_ns,
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! `dataplane.yaml`: the static configuration (restart to change). Every field documents its
+//! unit and default. Unknown keys are rejected; errors name the file, line and column.
+//!
+//! The embedded default (`Config::embedded()`) needs no NIC and no hugepages: it replays a
+//! capture through DPDK's `net_pcap` virtual device in virtual-wire mode.
+use serde::Deserialize;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// The configuration the binary falls back to without `--config`.
+pub const EMBEDDED: &str = include_str!("../../../conf/dataplane.yaml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        file: String,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Schema version; must be 1.
+    pub version: u32,
+    pub eal: Eal,
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+    pub workers: Workers,
+    pub ports: Vec<PortConfig>,
+    pub forwarding: Forwarding,
+    #[serde(default)]
+    pub flow_table: FlowTableConfig,
+    #[serde(default)]
+    pub stats: StatsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Eal {
+    /// EAL arguments, e.g. `["-l", "0-1", "--no-huge", "-m", "512", "--no-pci"]`. The `--vdev`
+    /// arguments of the ports are appended.
+    pub args: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MempoolConfig {
+    /// Mbufs in the pool (default 16383; a power of two minus one is most efficient). Without
+    /// hugepages each mbuf takes a 4 KiB page of the EAL's `-m` memory.
+    pub mbufs: u32,
+    /// Per-lcore cache (default 256).
+    pub cache: u32,
+    /// Data room per mbuf in bytes, headroom excluded (default 2048).
+    pub data_room: u16,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig {
+            mbufs: 16383,
+            cache: 256,
+            data_room: 2048,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Workers {
+    /// The EAL lcores that run workers, one worker each; they must be enabled in `eal.args`
+    /// and must not be the main lcore. Worker i polls queue i of every port.
+    pub lcores: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PortConfig {
+    /// The name rules and forwarding refer to (e.g. `inside`, `outside`).
+    pub name: String,
+    /// DPDK device name: a PCI address (`0000:01:00.0`) or a virtual device (`net_pcap0`).
+    pub device: String,
+    /// Extra arguments making a virtual device, e.g. `iface=veth0` for `net_af_packet0`.
+    /// When set, `--vdev=<device>,<vdev-args>` is added to the EAL arguments.
+    #[serde(default)]
+    pub vdev_args: Option<String>,
+    /// Rx descriptors per queue (default 1024).
+    #[serde(default = "default_desc")]
+    pub rx_desc: u16,
+    /// Tx descriptors per queue (default 1024).
+    #[serde(default = "default_desc")]
+    pub tx_desc: u16,
+}
+
+fn default_desc() -> u16 {
+    1024
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", tag = "mode")]
+pub enum Forwarding {
+    /// Bump in the wire: whatever arrives on one port of a pair leaves on the other, unchanged.
+    VirtualWire { pairs: Vec<[String; 2]> },
+    /// IPv4 router: interfaces with addresses, ARP, connected and static routes.
+    Routed {
+        interfaces: Vec<Interface>,
+        #[serde(default)]
+        routes: Vec<Route>,
+        /// Neighbour (ARP) cache entries per worker (default 256).
+        #[serde(default = "default_neighbours")]
+        neighbours: usize,
+        /// Seconds a resolved neighbour stays valid (default 300).
+        #[serde(default = "default_neighbour_ttl")]
+        neighbour_ttl: u32,
+    },
+}
+
+fn default_neighbours() -> usize {
+    256
+}
+fn default_neighbour_ttl() -> u32 {
+    300
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Interface {
+    /// A port name from `ports`.
+    pub port: String,
+    /// Address and prefix length, e.g. `192.0.2.1/24`.
+    pub address: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Route {
+    /// Destination prefix, e.g. `0.0.0.0/0`.
+    pub prefix: String,
+    /// Next-hop address; it must be inside a connected prefix.
+    pub via: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FlowTableConfig {
+    /// Flows per worker (default 262144). When full, the oldest embryonic and then the oldest
+    /// idle flows are evicted to make room, and the evictions are counted.
+    pub capacity: usize,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+}
+
+impl Default for FlowTableConfig {
+    fn default() -> Self {
+        FlowTableConfig {
+            capacity: 262_144,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// Idle timeouts in seconds.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Timeouts {
+    /// TCP before the handshake completes (default 10).
+    pub tcp_embryonic: u32,
+    /// Established TCP (default 3600).
+    pub tcp_established: u32,
+    /// TCP after a FIN (default 120).
+    pub tcp_closing: u32,
+    /// TCP after a RST or after FINs both ways (default 10).
+    pub tcp_closed: u32,
+    /// UDP (default 60).
+    pub udp: u32,
+    /// ICMP and ICMPv6 (default 10).
+    pub icmp: u32,
+    /// Any other IP protocol (default 60).
+    pub other: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_embryonic: 10,
+            tcp_established: 3600,
+            tcp_closing: 120,
+            tcp_closed: 10,
+            udp: 60,
+            icmp: 10,
+            other: 60,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StatsConfig {
+    /// File of the shared-memory stats segment (default `/dev/shm/aperture-stats`).
+    pub segment: PathBuf,
+    /// Milliseconds between publications of worker counters to the segment (default 100).
+    pub publish_ms: u32,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            segment: PathBuf::from("/dev/shm/aperture-stats"),
+            publish_ms: 100,
+        }
+    }
+}
+
+/// An IPv4 prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prefix {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl Prefix {
+    pub fn mask(&self) -> u32 {
+        if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.len)
+        }
+    }
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        (u32::from(a) & self.mask()) == (u32::from(self.addr) & self.mask())
+    }
+}
+
+impl std::str::FromStr for Prefix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not an IPv4 prefix like 192.0.2.1/24"))?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+        let len: u8 = l
+            .parse()
+            .ok()
+            .filter(|l| *l <= 32)
+            .ok_or_else(|| format!("{l:?} is not a prefix length 0-32"))?;
+        Ok(Prefix { addr, len })
+    }
+}
+
+impl Config {
+    /// Parses YAML text; `file` names the source in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let message = e.to_string();
+            // saphyr's message repeats the location and may draw a snippet; keep its first line.
+            let message = message.lines().next().unwrap_or("").to_string();
+            ConfigError::Syntax {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            file: file.to_string(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    pub fn embedded() -> Config {
+        Config::parse(EMBEDDED, "conf/dataplane.yaml (embedded)")
+            .expect("the embedded conf/dataplane.yaml is checked by a unit test")
+    }
+
+    /// Index of a port by name.
+    pub fn port_index(&self, name: &str) -> Option<usize> {
+        self.ports.iter().position(|p| p.name == name)
+    }
+
+    /// EAL arguments: the configured ones plus one `--vdev` per virtual port.
+    pub fn eal_args(&self) -> Vec<String> {
+        let mut args = self.eal.args.clone();
+        for p in &self.ports {
+            if let Some(extra) = &p.vdev_args {
+                args.push(format!("--vdev={},{}", p.device, extra));
+            }
+        }
+        args
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.version != 1 {
+            return Err(format!("version: {} is not supported (expected 1)", self.version));
+        }
+        if self.workers.lcores.is_empty() {
+            return Err("workers.lcores: at least one worker lcore is needed".into());
+        }
+        if self.ports.is_empty() {
+            return Err("ports: at least one port is needed".into());
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            if self.ports[..i].iter().any(|q| q.name == p.name) {
+                return Err(format!("ports: the name {:?} is used twice", p.name));
+            }
+            if self.ports[..i].iter().any(|q| q.device == p.device) {
+                return Err(format!("ports: the device {:?} is used twice", p.device));
+            }
+        }
+        if self.flow_table.capacity < 16 {
+            return Err("flow-table.capacity: must be at least 16".into());
+        }
+        let known = |n: &str, what: &str| -> Result<usize, String> {
+            self.port_index(n)
+                .ok_or_else(|| format!("{what}: no port named {n:?} in ports"))
+        };
+        match &self.forwarding {
+            Forwarding::VirtualWire { pairs } => {
+                let mut used = vec![false; self.ports.len()];
+                for [a, b] in pairs {
+                    for n in [a, b] {
+                        let i = known(n, "forwarding.pairs")?;
+                        if used[i] {
+                            return Err(format!("forwarding.pairs: port {n:?} is in two pairs"));
+                        }
+                        used[i] = true;
+                    }
+                }
+            }
+            Forwarding::Routed {
+                interfaces,
+                routes,
+                neighbours,
+                ..
+            } => {
+                if *neighbours == 0 {
+                    return Err("forwarding.neighbours: must be at least 1".into());
+                }
+                let mut prefixes = Vec::new();
+                for i in interfaces {
+                    known(&i.port, "forwarding.interfaces")?;
+                    let p: Prefix = i
+                        .address
+                        .parse()
+                        .map_err(|e| format!("forwarding.interfaces ({}): {e}", i.port))?;
+                    prefixes.push(p);
+                }
+                for r in routes {
+                    r.prefix
+                        .parse::<Prefix>()
+                        .map_err(|e| format!("forwarding.routes: {e}"))?;
+                    let via: Ipv4Addr = r
+                        .via
+                        .parse()
+                        .map_err(|_| format!("forwarding.routes: via {:?} is not an IPv4 address", r.via))?;
+                    if !prefixes.iter().any(|p| p.contains(via)) {
+                        return Err(format!(
+                            "forwarding.routes: next hop {via} of {} is not in any interface's prefix",
+                            r.prefix
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = Config::embedded();
+        assert!(matches!(c.forwarding, Forwarding::VirtualWire { .. }));
+        assert!(c.eal_args().iter().any(|a| a == "--no-huge"));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let text = EMBEDDED.replace("flow-table:", "flow-table:\n  colour: blue");
+        let e = Config::parse(&text, "x.yaml").unwrap_err().to_string();
+        assert!(e.starts_with("x.yaml:"), "{e}");
+        let line = text.lines().position(|l| l.contains("colour")).unwrap() + 1;
+        assert!(e.contains(&format!(":{line}:")), "{e} should name line {line}");
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_are_named() {
+        let text = EMBEDDED.replace("version: 1", "version: 7");
+        let e = Config::parse(&text, "x.yaml").unwrap_err().to_string();
+        assert!(e.contains("version: 7 is not supported"), "{e}");
+    }
+
+    #[test]
+    fn routed_next_hop_must_be_connected() {
+        let text = r#"
+version: 1
+eal: { args: ["--no-pci"] }
+workers: { lcores: [1] }
+ports:
+  - { name: a, device: net_null0, vdev-args: "" }
+forwarding:
+  mode: routed
+  interfaces: [{ port: a, address: 192.0.2.1/24 }]
+  routes: [{ prefix: 0.0.0.0/0, via: 10.0.0.1 }]
+"#;
+        let e = Config::parse(text, "r.yaml").unwrap_err().to_string();
+        assert!(e.contains("not in any interface's prefix"), "{e}");
+    }
+
+    #[test]
+    fn prefix_parsing() {
+        let p: Prefix = "192.0.2.9/24".parse().unwrap();
+        assert!(p.contains("192.0.2.200".parse().unwrap()));
+        assert!(!p.contains("192.0.3.1".parse().unwrap()));
+        assert!("192.0.2.1/33".parse::<Prefix>().is_err());
+        let all: Prefix = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+    }
+}

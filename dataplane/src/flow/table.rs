@@ -1,0 +1,389 @@
+//! The per-worker flow table: a fixed slab of `Flow` entries, a hashbrown `HashTable` of slab
+//! indices keyed by a seeded hash of the `FlowKey`, and one LRU list per timeout class.
+//!
+//! Every list holds flows of one idle timeout ordered by last activity, so expiry pops from the
+//! heads and costs O(expired). When the slab is full, the oldest embryonic TCP flow is evicted,
+//! or failing that the least recently active flow of any class. All memory is reserved in
+//! `new`; nothing here allocates afterwards.
+use super::key::{Dir, FlowKey};
+use super::tcp::{TcpState, TcpTrack};
+use crate::config::Timeouts;
+use crate::packet::{proto, Headers};
+use hashbrown::HashTable;
+
+/// Index of a flow in the slab.
+pub type Slot = u32;
+const NIL: Slot = Slot::MAX;
+
+/// Which idle timeout applies to a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TimeoutClass {
+    TcpEmbryonic,
+    TcpEstablished,
+    TcpClosing,
+    TcpClosed,
+    Udp,
+    Icmp,
+    Other,
+}
+
+const CLASSES: usize = 7;
+
+impl TimeoutClass {
+    fn of(proto_: u8, tcp: TcpTrack) -> TimeoutClass {
+        match proto_ {
+            proto::TCP => match tcp.state {
+                TcpState::SynSent | TcpState::SynReceived => TimeoutClass::TcpEmbryonic,
+                TcpState::Established => TimeoutClass::TcpEstablished,
+                TcpState::Closing => TimeoutClass::TcpClosing,
+                TcpState::Closed | TcpState::Reset => TimeoutClass::TcpClosed,
+            },
+            proto::UDP => TimeoutClass::Udp,
+            proto::ICMP | proto::ICMPV6 => TimeoutClass::Icmp,
+            _ => TimeoutClass::Other,
+        }
+    }
+}
+
+/// Why a flow ended (the flow log's `end_reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EndReason {
+    /// Idle longer than its timeout.
+    AgedOut,
+    /// FINs both ways.
+    TcpFin,
+    TcpRstFromClient,
+    TcpRstFromServer,
+    /// Removed to make room in a full table.
+    Evicted,
+    /// Still live when the dataplane stopped.
+    Exit,
+}
+
+impl EndReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::AgedOut => "aged-out",
+            EndReason::TcpFin => "tcp-fin",
+            EndReason::TcpRstFromClient => "tcp-rst-from-client",
+            EndReason::TcpRstFromServer => "tcp-rst-from-server",
+            EndReason::Evicted => "evicted",
+            EndReason::Exit => "exit",
+        }
+    }
+}
+
+/// One flow: both directions. Kept at or under 128 bytes (two cache lines); see the size test.
+#[derive(Clone, Copy, Debug)]
+pub struct Flow {
+    pub key: FlowKey,
+    hash: u64,
+    prev: Slot,
+    next: Slot,
+    /// Packets and bytes, indexed by `Dir`.
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    /// Nanoseconds (clock of the worker: TSC-derived wall time, or capture time on replay).
+    pub start_ns: u64,
+    pub last_ns: u64,
+    /// Whether the originator is the key's `lo` endpoint.
+    pub orig_is_lo: bool,
+    class: TimeoutClass,
+    pub tcp: TcpTrack,
+}
+
+impl Flow {
+    pub fn class(&self) -> TimeoutClass {
+        self.class
+    }
+
+    /// The reason to log when this flow is removed for `cause` (a timeout, eviction, exit).
+    pub fn end_reason(&self, cause: EndReason) -> EndReason {
+        if self.key.proto == proto::TCP && cause != EndReason::Evicted {
+            match self.tcp.state {
+                TcpState::Closed => return EndReason::TcpFin,
+                TcpState::Reset if self.tcp.reset_from_orig() => return EndReason::TcpRstFromClient,
+                TcpState::Reset => return EndReason::TcpRstFromServer,
+                _ => {}
+            }
+        }
+        cause
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct List {
+    head: Slot,
+    tail: Slot,
+}
+
+/// What happened on `FlowTable::track`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tracked {
+    pub slot: Slot,
+    pub dir: Dir,
+    pub created: bool,
+}
+
+pub struct FlowTable {
+    index: HashTable<Slot>,
+    slots: Vec<Flow>,
+    free: Vec<Slot>,
+    lists: [List; CLASSES],
+    timeout_ns: [u64; CLASSES],
+    hasher: ahash::RandomState,
+    capacity: usize,
+    active: usize,
+}
+
+impl FlowTable {
+    /// A table of `capacity` flows. `seeds` key the hash (take them from a random source: the
+    /// table is keyed by attacker-controlled tuples).
+    pub fn new(capacity: usize, timeouts: &Timeouts, seeds: [u64; 4]) -> FlowTable {
+        let capacity = capacity.clamp(1, (NIL - 1) as usize);
+        let s = |x: u32| x as u64 * 1_000_000_000;
+        let t = timeouts;
+        let empty = Flow {
+            key: FlowKey {
+                lo_addr: Default::default(),
+                hi_addr: Default::default(),
+                lo_port: 0,
+                hi_port: 0,
+                vlan: 0,
+                proto: 0,
+            },
+            hash: 0,
+            prev: NIL,
+            next: NIL,
+            packets: [0; 2],
+            bytes: [0; 2],
+            start_ns: 0,
+            last_ns: 0,
+            orig_is_lo: true,
+            class: TimeoutClass::Other,
+            tcp: TcpTrack::default(),
+        };
+        FlowTable {
+            index: HashTable::with_capacity(capacity),
+            slots: vec![empty; capacity],
+            free: (0..capacity as Slot).rev().collect(),
+            lists: [List { head: NIL, tail: NIL }; CLASSES],
+            timeout_ns: [
+                s(t.tcp_embryonic),
+                s(t.tcp_established),
+                s(t.tcp_closing),
+                s(t.tcp_closed),
+                s(t.udp),
+                s(t.icmp),
+                s(t.other),
+            ],
+            hasher: ahash::RandomState::with_seeds(seeds[0], seeds[1], seeds[2], seeds[3]),
+            capacity,
+            active: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+    pub fn active(&self) -> usize {
+        self.active
+    }
+    pub fn get(&self, slot: Slot) -> &Flow {
+        &self.slots[slot as usize]
+    }
+
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Finds the flow of the packet with headers `h` (key already computed), creating it if
+    /// needed, and accounts the packet (`wire_len` bytes at `now_ns`). Flows that end to make
+    /// room (eviction) or because a closed TCP tuple is reused are handed to `ended`.
+    #[inline]
+    pub fn track(
+        &mut self,
+        h: &Headers,
+        key: &FlowKey,
+        src_is_lo: bool,
+        hash: u64,
+        wire_len: u32,
+        now_ns: u64,
+        ended: &mut impl FnMut(&Flow, EndReason),
+    ) -> Tracked {
+        let slots = &self.slots;
+        let found = self
+            .index
+            .find(hash, |&s| slots[s as usize].key == *key)
+            .copied();
+        let (slot, created) = match found {
+            Some(slot) => {
+                let f = &self.slots[slot as usize];
+                let bare_syn = h.proto == proto::TCP
+                    && h.tcp_flags & (crate::packet::tcp::SYN | crate::packet::tcp::ACK)
+                        == crate::packet::tcp::SYN;
+                if bare_syn && f.tcp.reusable() {
+                    // A new connection on a closed tuple: end the old flow, start a new one.
+                    self.remove(slot, EndReason::AgedOut, ended);
+                    (self.create(h, key, src_is_lo, hash, now_ns, ended), true)
+                } else {
+                    (slot, false)
+                }
+            }
+            None => (self.create(h, key, src_is_lo, hash, now_ns, ended), true),
+        };
+        let f = &mut self.slots[slot as usize];
+        let dir = if src_is_lo == f.orig_is_lo { Dir::Orig } else { Dir::Reply };
+        f.packets[dir as usize] += 1;
+        f.bytes[dir as usize] += wire_len as u64;
+        f.last_ns = f.last_ns.max(now_ns);
+        if h.proto == proto::TCP && !created {
+            f.tcp.update(dir, h.tcp_flags);
+        }
+        let class = TimeoutClass::of(f.key.proto, f.tcp);
+        self.unlink(slot);
+        self.slots[slot as usize].class = class;
+        self.push_tail(slot);
+        Tracked { slot, dir, created }
+    }
+
+    fn create(
+        &mut self,
+        h: &Headers,
+        key: &FlowKey,
+        src_is_lo: bool,
+        hash: u64,
+        now_ns: u64,
+        ended: &mut impl FnMut(&Flow, EndReason),
+    ) -> Slot {
+        if self.free.is_empty() {
+            let victim = self.eviction_victim();
+            self.remove(victim, EndReason::Evicted, ended);
+        }
+        let slot = self.free.pop().expect("eviction freed a slot");
+        let tcp = if h.proto == proto::TCP {
+            TcpTrack::first(h.tcp_flags)
+        } else {
+            TcpTrack::default()
+        };
+        let f = &mut self.slots[slot as usize];
+        *f = Flow {
+            key: *key,
+            hash,
+            prev: NIL,
+            next: NIL,
+            packets: [0; 2],
+            bytes: [0; 2],
+            start_ns: now_ns,
+            last_ns: now_ns,
+            orig_is_lo: src_is_lo,
+            class: TimeoutClass::of(key.proto, tcp),
+            tcp,
+        };
+        let slots = &self.slots;
+        // Capacity was reserved in `new` for `capacity` entries, so this never reallocates.
+        self.index
+            .insert_unique(hash, slot, |&s| slots[s as usize].hash);
+        self.push_tail(slot);
+        self.active += 1;
+        slot
+    }
+
+    /// Oldest embryonic TCP flow, else the least recently active flow of any class.
+    fn eviction_victim(&self) -> Slot {
+        let emb = self.lists[TimeoutClass::TcpEmbryonic as usize].head;
+        if emb != NIL {
+            return emb;
+        }
+        self.lists
+            .iter()
+            .map(|l| l.head)
+            .filter(|&h| h != NIL)
+            .min_by_key(|&h| self.slots[h as usize].last_ns)
+            .expect("a full table has flows")
+    }
+
+    /// Removes `slot`, reporting it to `ended` with the reason `cause` implies.
+    pub fn remove(&mut self, slot: Slot, cause: EndReason, ended: &mut impl FnMut(&Flow, EndReason)) {
+        let f = self.slots[slot as usize];
+        ended(&f, f.end_reason(cause));
+        self.unlink(slot);
+        if let Ok(e) = self.index.find_entry(f.hash, |&s| s == slot) {
+            e.remove();
+        }
+        self.free.push(slot);
+        self.active -= 1;
+    }
+
+    /// Ends flows idle past their timeout at `now_ns`, at most `budget` of them. Returns how
+    /// many ended.
+    pub fn expire(&mut self, now_ns: u64, budget: usize, ended: &mut impl FnMut(&Flow, EndReason)) -> usize {
+        let mut n = 0;
+        for c in 0..CLASSES {
+            let timeout = self.timeout_ns[c];
+            while n < budget {
+                let head = self.lists[c].head;
+                if head == NIL || self.slots[head as usize].last_ns.saturating_add(timeout) > now_ns {
+                    break;
+                }
+                self.remove(head, EndReason::AgedOut, ended);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Ends every flow (at exit), oldest first per class.
+    pub fn drain(&mut self, ended: &mut impl FnMut(&Flow, EndReason)) {
+        for c in 0..CLASSES {
+            while self.lists[c].head != NIL {
+                let head = self.lists[c].head;
+                self.remove(head, EndReason::Exit, ended);
+            }
+        }
+    }
+
+    fn unlink(&mut self, slot: Slot) {
+        let (prev, next, class) = {
+            let f = &self.slots[slot as usize];
+            (f.prev, f.next, f.class as usize)
+        };
+        if prev == NIL {
+            if self.lists[class].head == slot {
+                self.lists[class].head = next;
+            }
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            if self.lists[class].tail == slot {
+                self.lists[class].tail = prev;
+            }
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+        let f = &mut self.slots[slot as usize];
+        f.prev = NIL;
+        f.next = NIL;
+    }
+
+    fn push_tail(&mut self, slot: Slot) {
+        let class = self.slots[slot as usize].class as usize;
+        let tail = self.lists[class].tail;
+        self.slots[slot as usize].prev = tail;
+        self.slots[slot as usize].next = NIL;
+        if tail == NIL {
+            self.lists[class].head = slot;
+        } else {
+            self.slots[tail as usize].next = slot;
+        }
+        self.lists[class].tail = slot;
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,154 @@
+use super::*;
+use crate::packet::tcp::{ACK, FIN, SYN};
+use crate::packet::{Headers, IpAddr16, L3};
+
+fn hdr(src: u8, sport: u16, dst: u8, dport: u16, proto_: u8, flags: u8) -> Headers {
+    Headers {
+        dst_mac: Default::default(),
+        src_mac: Default::default(),
+        vlans: [0; 2],
+        l3: L3::Ipv4,
+        l3_offset: 14,
+        proto: proto_,
+        src: IpAddr16::from_v4([10, 0, 0, src]),
+        dst: IpAddr16::from_v4([10, 0, 0, dst]),
+        ttl: 64,
+        fragment: Default::default(),
+        l4_offset: 34,
+        src_port: sport,
+        dst_port: dport,
+        tcp_flags: flags,
+        icmp_type: 0,
+        payload_offset: 42,
+        payload_len: 0,
+        ip_len: 28,
+    }
+}
+
+const S: u64 = 1_000_000_000;
+
+fn feed(t: &mut FlowTable, h: &Headers, now: u64, log: &mut Vec<(FlowKey, EndReason, u64)>) -> Tracked {
+    let (key, lo) = FlowKey::from_headers(h);
+    let hash = t.hash(&key);
+    t.track(h, &key, lo, hash, 100, now, &mut |f: &Flow, r| {
+        log.push((f.key, r, f.packets[0] + f.packets[1]))
+    })
+}
+
+fn table(cap: usize) -> FlowTable {
+    FlowTable::new(cap, &crate::config::Timeouts::default(), [1, 2, 3, 4])
+}
+
+#[test]
+fn flow_entry_is_at_most_two_cache_lines() {
+    assert!(std::mem::size_of::<Flow>() <= 128, "{}", std::mem::size_of::<Flow>());
+}
+
+#[test]
+fn both_directions_share_one_flow() {
+    let mut t = table(16);
+    let mut log = vec![];
+    let a = feed(&mut t, &hdr(1, 5000, 2, 53, 17, 0), 0, &mut log);
+    let b = feed(&mut t, &hdr(2, 53, 1, 5000, 17, 0), 1, &mut log);
+    assert!(a.created && !b.created);
+    assert_eq!(a.slot, b.slot);
+    assert_eq!((a.dir, b.dir), (Dir::Orig, Dir::Reply));
+    let f = t.get(a.slot);
+    assert_eq!(f.packets, [1, 1]);
+    let (src, sport, dst, dport) = f.key.oriented(f.orig_is_lo);
+    assert_eq!((src.v4(), sport, dst.v4(), dport), (Some([10, 0, 0, 1]), 5000, Some([10, 0, 0, 2]), 53));
+    assert_eq!(t.active(), 1);
+}
+
+#[test]
+fn idle_flows_age_out_by_class() {
+    let mut t = table(16);
+    let mut log = vec![];
+    feed(&mut t, &hdr(1, 1, 2, 2, 17, 0), 0, &mut log); // udp: 60 s
+    feed(&mut t, &hdr(1, 1, 2, 2, 1, 0), 0, &mut log); // icmp: 10 s
+    assert_eq!(t.expire(9 * S, 100, &mut |_, _| {}), 0);
+    let mut ended = vec![];
+    assert_eq!(t.expire(10 * S, 100, &mut |f: &Flow, r| ended.push((f.key.proto, r))), 1);
+    assert_eq!(ended, vec![(1, EndReason::AgedOut)]);
+    assert_eq!(t.expire(61 * S, 100, &mut |f: &Flow, r| ended.push((f.key.proto, r))), 1);
+    assert_eq!(t.active(), 0);
+}
+
+#[test]
+fn activity_postpones_expiry() {
+    let mut t = table(16);
+    let mut log = vec![];
+    feed(&mut t, &hdr(1, 1, 2, 2, 17, 0), 0, &mut log);
+    feed(&mut t, &hdr(2, 2, 1, 1, 17, 0), 50 * S, &mut log);
+    assert_eq!(t.expire(100 * S, 100, &mut |_, _| {}), 0);
+    assert_eq!(t.expire(110 * S, 100, &mut |_, _| {}), 1);
+}
+
+#[test]
+fn tcp_close_is_logged_as_fin_and_tuple_reuse_starts_a_new_flow() {
+    let mut t = table(16);
+    let mut log = vec![];
+    let c = |f| hdr(1, 40000, 2, 80, 6, f);
+    let s = |f| hdr(2, 80, 1, 40000, 6, f);
+    feed(&mut t, &c(SYN), 0, &mut log);
+    feed(&mut t, &s(SYN | ACK), 1, &mut log);
+    feed(&mut t, &c(ACK), 2, &mut log);
+    feed(&mut t, &c(FIN | ACK), 3, &mut log);
+    feed(&mut t, &s(FIN | ACK), 4, &mut log);
+    let last = feed(&mut t, &c(ACK), 5, &mut log);
+    assert_eq!(t.get(last.slot).class(), TimeoutClass::TcpClosed);
+    let again = feed(&mut t, &c(SYN), 6, &mut log);
+    assert!(again.created);
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].1, log[0].2), (EndReason::TcpFin, 6));
+    assert_eq!(t.active(), 1);
+}
+
+#[test]
+fn full_table_evicts_embryonic_first_then_oldest() {
+    let mut t = table(4);
+    let mut log = vec![];
+    feed(&mut t, &hdr(1, 1, 2, 2, 17, 0), 0, &mut log); // udp, oldest
+    feed(&mut t, &hdr(1, 3, 2, 80, 6, SYN), 1, &mut log); // embryonic
+    feed(&mut t, &hdr(1, 4, 2, 4, 17, 0), 2, &mut log);
+    feed(&mut t, &hdr(1, 5, 2, 5, 17, 0), 3, &mut log);
+    feed(&mut t, &hdr(1, 6, 2, 6, 17, 0), 4, &mut log);
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].0.proto, log[0].1), (6, EndReason::Evicted));
+    feed(&mut t, &hdr(1, 7, 2, 7, 17, 0), 5, &mut log);
+    assert_eq!(log.len(), 2);
+    assert_eq!((log[1].0.lo_port, log[1].1), (1, EndReason::Evicted));
+    assert_eq!(t.active(), 4);
+}
+
+#[test]
+fn drain_reports_every_live_flow() {
+    let mut t = table(64);
+    let mut log = vec![];
+    for p in 0..40 {
+        feed(&mut t, &hdr(1, p, 2, 9, 17, 0), p as u64, &mut log);
+    }
+    let mut n = 0;
+    t.drain(&mut |_, r| {
+        assert_eq!(r, EndReason::Exit);
+        n += 1
+    });
+    assert_eq!((n, t.active()), (40, 0));
+}
+
+#[test]
+fn churn_never_exceeds_capacity_or_loses_flows() {
+    let mut t = table(100);
+    let mut ended = 0usize;
+    let mut created = 0usize;
+    for i in 0..10_000u32 {
+        let h = hdr((i % 7) as u8, (i % 997) as u16, 2, (i % 13) as u16, 17, 0);
+        let (key, lo) = FlowKey::from_headers(&h);
+        let hash = t.hash(&key);
+        let r = t.track(&h, &key, lo, hash, 60, i as u64 * S / 10, &mut |_, _| ended += 1);
+        created += r.created as usize;
+        ended += t.expire(i as u64 * S / 10, 8, &mut |_, _| {});
+        assert!(t.active() <= 100);
+    }
+    assert_eq!(created, ended + t.active());
+}

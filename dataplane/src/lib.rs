@@ -1,0 +1,13 @@
+//! Aperture's packet path. One folder per stage, in the order a packet meets them:
+//! `port` (DPDK I/O), `packet` (parsing), `flow` (flow tables), `forward` (virtual-wire and
+//! routed L3), `stats` (counters and the shared-memory segment); `worker` strings them together.
+#![forbid(unsafe_code)]
+
+pub mod packet;
+pub mod config;
+pub mod flow;
+pub mod stats;
+pub mod clock;
+pub mod flowlog;
+pub mod forward;
+pub mod worker;

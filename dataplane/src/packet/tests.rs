@@ -1,0 +1,247 @@
+use super::*;
+use proptest::prelude::*;
+
+fn eth(ethertype: u16) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f
+}
+
+fn ipv4(proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, proto, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2];
+    let total = (20 + payload.len()) as u16;
+    h[2..4].copy_from_slice(&total.to_be_bytes());
+    let c = checksum::checksum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+fn udp(sp: u16, dp: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&sp.to_be_bytes());
+    u.extend_from_slice(&dp.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    u
+}
+
+fn tcp(sp: u16, dp: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut t = vec![0u8; 20];
+    t[0..2].copy_from_slice(&sp.to_be_bytes());
+    t[2..4].copy_from_slice(&dp.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = flags;
+    t.extend_from_slice(payload);
+    t
+}
+
+fn frame(ethertype: u16, l3: Vec<u8>) -> Vec<u8> {
+    let mut f = eth(ethertype);
+    f.extend(l3);
+    f
+}
+
+#[test]
+fn udp_over_ipv4() {
+    let f = frame(0x0800, ipv4(17, &udp(5060, 5061, b"INVITE")));
+    let h = parse(&f, f.len()).unwrap();
+    assert_eq!(h.l3, L3::Ipv4);
+    assert_eq!((h.src_port, h.dst_port, h.proto), (5060, 5061, proto::UDP));
+    assert_eq!(h.src.v4(), Some([192, 0, 2, 1]));
+    assert_eq!(h.dst.v4(), Some([198, 51, 100, 2]));
+    assert_eq!(&f[h.payload_offset as usize..][..h.payload_len as usize], b"INVITE");
+}
+
+#[test]
+fn ethernet_padding_is_not_payload() {
+    let mut f = frame(0x0800, ipv4(6, &tcp(1, 2, tcp::SYN, b"")));
+    f.resize(60, 0);
+    let h = parse(&f, f.len()).unwrap();
+    assert_eq!(h.payload_len, 0);
+    assert_eq!(h.ip_len, 40);
+    assert_eq!(h.tcp_flags, tcp::SYN);
+}
+
+#[test]
+fn two_vlan_tags() {
+    let mut f = eth(0x88a8);
+    f.extend_from_slice(&[0x00, 0x64, 0x81, 0x00, 0x20, 0xc8, 0x08, 0x00]);
+    f.extend(ipv4(17, &udp(1, 2, b"x")));
+    let h = parse(&f, f.len()).unwrap();
+    assert_eq!(h.vlans, [100, 200]);
+    assert_eq!(h.l3_offset, 22);
+    assert_eq!(h.dst_port, 2);
+}
+
+#[test]
+fn three_vlan_tags_are_refused() {
+    let mut f = eth(0x8100);
+    f.extend_from_slice(&[0, 1, 0x81, 0, 0, 2, 0x81, 0, 0, 3, 0x08, 0]);
+    f.extend(ipv4(17, &udp(1, 2, b"x")));
+    assert_eq!(parse(&f, f.len()), Err(Malformed::TooManyVlanTags));
+}
+
+#[test]
+fn ipv4_errors() {
+    let good = frame(0x0800, ipv4(17, &udp(1, 2, b"abc")));
+    let mut f = good.clone();
+    f[14] = 0x43; // IHL 3
+    assert_eq!(parse(&f, f.len()), Err(Malformed::Ipv4BadHeaderLength));
+    let mut f = good.clone();
+    f[14] = 0x55;
+    assert_eq!(parse(&f, f.len()), Err(Malformed::Ipv4BadVersion));
+    let mut f = good.clone();
+    f[16..18].copy_from_slice(&500u16.to_be_bytes());
+    assert_eq!(parse(&f, f.len()), Err(Malformed::Ipv4BadTotalLength));
+    let f = &good[..14 + 10];
+    assert_eq!(parse(f, f.len()), Err(Malformed::Ipv4Truncated));
+    let mut f = good.clone();
+    f[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&4u16.to_be_bytes());
+    assert_eq!(parse(&f, f.len()), Err(Malformed::UdpBadLength));
+}
+
+#[test]
+fn tcp_errors() {
+    let good = frame(0x0800, ipv4(6, &tcp(1, 2, tcp::ACK, b"data")));
+    let mut f = good.clone();
+    f[14 + 20 + 12] = 4 << 4;
+    assert_eq!(parse(&f, f.len()), Err(Malformed::TcpBadDataOffset));
+    let mut f = good.clone();
+    f[14 + 20 + 12] = 15 << 4; // 60 bytes, more than the segment
+    assert_eq!(parse(&f, f.len()), Err(Malformed::TcpBadDataOffset));
+    let f = frame(0x0800, ipv4(6, &tcp(1, 2, 0, b"")[..10]));
+    assert_eq!(parse(&f, f.len()), Err(Malformed::TcpTruncated));
+}
+
+#[test]
+fn icmp_echo_ports_are_the_identifier() {
+    let mut icmp = vec![8, 0, 0, 0, 0x12, 0x34, 0, 1];
+    icmp.extend_from_slice(b"ping");
+    let f = frame(0x0800, ipv4(1, &icmp));
+    let h = parse(&f, f.len()).unwrap();
+    assert_eq!((h.src_port, h.dst_port, h.icmp_type), (0x1234, 0x1234, 8));
+}
+
+#[test]
+fn ipv6_with_extension_headers() {
+    let mut ip = vec![0x60, 0, 0, 0, 0, 0, 0 /* hop-by-hop */, 64];
+    ip.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    ip.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let mut ext = vec![60, 0, 0, 0, 0, 0, 0, 0]; // hop-by-hop -> dest opts
+    ext.extend_from_slice(&[17, 0, 0, 0, 0, 0, 0, 0]); // dest opts -> udp
+    ext.extend(udp(53, 40000, b"dns"));
+    ip[4..6].copy_from_slice(&(ext.len() as u16).to_be_bytes());
+    ip.extend(ext);
+    let f = frame(0x86dd, ip);
+    let h = parse(&f, f.len()).unwrap();
+    assert_eq!(h.l3, L3::Ipv6);
+    assert_eq!((h.proto, h.src_port, h.dst_port), (17, 53, 40000));
+    assert_eq!(h.l4_offset, 14 + 40 + 16);
+    assert!(!h.src.is_v4());
+}
+
+#[test]
+fn ipv4_fragments() {
+    let mut ip = ipv4(17, &udp(1, 2, b"abcdefgh"));
+    ip[6] = 0x20; // MF, offset 0
+    let f = frame(0x0800, ip.clone());
+    let h = parse(&f, f.len()).unwrap();
+    assert_eq!((h.fragment, h.dst_port), (Fragment::First, 2));
+    ip[6] = 0x00;
+    ip[7] = 0x10; // offset 16*8, no L4 header
+    let f = frame(0x0800, ip);
+    let h = parse(&f, f.len()).unwrap();
+    assert_eq!((h.fragment, h.src_port, h.dst_port), (Fragment::Later, 0, 0));
+}
+
+#[test]
+fn non_ip_is_passed_up_as_other() {
+    let mut f = vec![0x01, 0x80, 0xc2, 0, 0, 0, 2, 0, 0, 0, 0, 1, 0, 0x26];
+    f.extend_from_slice(&[0x42; 38]);
+    let h = parse(&f, f.len()).unwrap();
+    assert_eq!(h.l3, L3::Other(0x26));
+    assert!(!h.is_ip());
+}
+
+#[test]
+fn ttl_decrement_keeps_checksum_valid() {
+    let mut ip = ipv4(17, &udp(1, 2, b""));
+    for _ in 0..64 {
+        ipv4::decrement_ttl(&mut ip).unwrap();
+        assert_eq!(checksum::sum(&ip[..20], 0), 0xffff, "checksum must verify");
+    }
+    assert_eq!(ipv4::decrement_ttl(&mut ip), None);
+}
+
+#[test]
+fn arp_roundtrip() {
+    let a = arp::Arp {
+        oper: arp::REQUEST,
+        sender_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        sender_ip: [192, 0, 2, 2],
+        target_mac: MacAddr::default(),
+        target_ip: [192, 0, 2, 1],
+    };
+    let mut b = [0u8; 28];
+    assert!(arp::emit(&mut b, &a));
+    assert_eq!(arp::parse(&b), Some(a));
+    assert_eq!(arp::check(&b[..27]), Err(Malformed::ArpTruncated));
+}
+
+fn check_invariants(f: &[u8], h: &Headers) {
+    assert!(h.l3_offset as usize <= f.len());
+    if h.is_ip() && h.fragment != Fragment::Later {
+        assert!(h.l4_offset as usize <= f.len());
+        assert!(h.payload_offset >= h.l4_offset);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    #[test]
+    fn parse_is_total_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200), extra in 0usize..100) {
+        if let Ok(h) = parse(&bytes, bytes.len() + extra) {
+            check_invariants(&bytes, &h);
+        }
+    }
+
+    #[test]
+    fn parse_is_total_on_mutated_frames(
+        kind in 0usize..4,
+        flips in proptest::collection::vec((0usize..120, any::<u8>()), 0..8),
+        cut in 0usize..130,
+    ) {
+        let base = match kind {
+            0 => frame(0x0800, ipv4(17, &udp(5060, 5060, b"SIP/2.0 200 OK\r\n"))),
+            1 => frame(0x0800, ipv4(6, &tcp(443, 5000, tcp::ACK | tcp::PSH, b"\x16\x03\x01"))),
+            2 => frame(0x0800, ipv4(1, &[8, 0, 0, 0, 0, 1, 0, 1])),
+            _ => {
+                let mut ip = vec![0x60, 0, 0, 0, 0, 16, 44, 64];
+                ip.extend_from_slice(&[0u8; 32]);
+                ip.extend_from_slice(&[17, 0, 0, 1, 0, 0, 0, 1]);
+                ip.extend(udp(1, 2, b""));
+                frame(0x86dd, ip)
+            }
+        };
+        let mut f = base;
+        for (i, v) in flips {
+            if let Some(b) = f.get_mut(i) { *b = v; }
+        }
+        f.truncate(cut);
+        if let Ok(h) = parse(&f, f.len()) {
+            check_invariants(&f, &h);
+        }
+    }
+}
+
+#[test]
+fn icmp_shorter_than_its_header_by_ip_length_is_truncated() {
+    // Found by the property test: IP declared 4 bytes of ICMP while 8 were present.
+    let mut ip = ipv4(1, &[8, 0, 0, 0, 0, 1, 0, 1]);
+    ip[2..4].copy_from_slice(&24u16.to_be_bytes());
+    let f = frame(0x0800, ip);
+    assert_eq!(parse(&f, f.len()), Err(Malformed::IcmpTruncated));
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The demo: replays the dataplane's bundled sample capture through DPDK (net_pcap) with the
+# embedded default configuration and prints a summary. Extra arguments go to `replay`,
+# e.g. `bash scripts/demo.sh --pcap FILE`. Run as root on Debian 12.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+echo "demo: checking system packages"
+bash scripts/setup.sh
+
+if [[ -f "${HOME:-/root}/.cargo/env" ]]; then
+    # shellcheck source=/dev/null
+    . "${HOME:-/root}/.cargo/env"
+fi
+
+echo "demo: building and running aperture-dataplane replay $*"
+exec cargo run --release -p aperture-dataplane --bin aperture-dataplane -- replay "$@"

@@ -1,0 +1,1 @@
+//! Aperture: root package holding the cross-crate integration tests and benchmarks.
