@@ -4,6 +4,9 @@
 #![forbid(unsafe_code)]
 
 pub mod packet;
+pub mod port;
+pub mod replay;
+pub mod runtime;
 pub mod config;
 pub mod flow;
 pub mod stats;

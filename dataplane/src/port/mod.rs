@@ -1,1 +1,84 @@
+//! DPDK ports as the configuration names them: EAL start, the mbuf pool, and every port
+//! started with one rx and one tx queue per worker. The rte_* types stay behind the
+//! `aperture_dpdk` binding; this module only wires them to `dataplane.yaml`.
+use crate::config::Config;
+use crate::packet::MacAddr;
+pub use aperture_dpdk::{Burst, Eal, EthConfig, Mbuf, Mempool, Port, PortStats, RxTimestamp, TxBuffer};
+use std::sync::Arc;
 
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Eal(#[from] aperture_dpdk::EalError),
+    #[error(transparent)]
+    Port(#[from] aperture_dpdk::PortError),
+    #[error("workers.lcores: lcore {0} is not a worker lcore of the EAL arguments (check -l/--lcores; the first lcore is the main one)")]
+    Lcore(u32),
+}
+
+/// Started ports, in configuration order, and the pool their queues draw from.
+pub struct Ports {
+    pub ports: Vec<Port>,
+    pub macs: Vec<MacAddr>,
+    pub drivers: Vec<String>,
+    pub pool: Arc<Mempool>,
+}
+
+impl Ports {
+    /// Stops and closes every port (net_pcap writes out its files here).
+    pub fn stop(&self) {
+        for p in &self.ports {
+            if let Err(e) = p.stop() {
+                eprintln!("warning: {e}");
+            }
+        }
+    }
+}
+
+/// Initialises the EAL with the configuration's arguments plus `extra`.
+pub fn init_eal(cfg: &Config, extra: &[String]) -> Result<Eal, SetupError> {
+    let mut args = cfg.eal_args();
+    args.extend_from_slice(extra);
+    let eal = Eal::init(&args)?;
+    let workers = eal.worker_lcores();
+    if let Some(l) = cfg.workers.lcores.iter().find(|l| !workers.contains(l)) {
+        return Err(SetupError::Lcore(*l));
+    }
+    Ok(eal)
+}
+
+/// Creates the pool and starts every configured port with one queue pair per worker.
+pub fn start_ports(cfg: &Config) -> Result<Ports, SetupError> {
+    let pool = Arc::new(Mempool::new(
+        "aperture_mbufs",
+        cfg.mempool.mbufs,
+        cfg.mempool.cache,
+        cfg.mempool.data_room,
+        -1,
+    )?);
+    let queues = cfg.workers.lcores.len() as u16;
+    let mut ports = Vec::new();
+    let mut macs = Vec::new();
+    let mut drivers = Vec::new();
+    for pc in &cfg.ports {
+        let port = Port::by_name(&pc.device)?;
+        let ec = EthConfig {
+            rx_queues: queues,
+            tx_queues: queues,
+            rx_desc: pc.rx_desc,
+            tx_desc: pc.tx_desc,
+            promiscuous: true,
+        };
+        port.start(&ec, &pool)?;
+        let info = port.info()?;
+        macs.push(MacAddr(info.mac));
+        drivers.push(info.driver);
+        ports.push(port);
+    }
+    Ok(Ports {
+        ports,
+        macs,
+        drivers,
+        pool,
+    })
+}

@@ -1,0 +1,270 @@
+//! Reading captures of any supported link type and writing them as Ethernet pcap.
+use crate::flow::FlowKey;
+use crate::packet;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::{DataLink, TsResolution};
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot open capture {path}: {source}")]
+    Open { path: String, source: std::io::Error },
+    #[error("{path}: not a pcap or pcapng capture ({reason})")]
+    Format { path: String, reason: String },
+    #[error("{path}: packet {index}: link type {link:?} is not supported (Ethernet, Linux cooked v1/v2, raw IP and BSD loopback are)")]
+    LinkType { path: String, index: u64, link: DataLink },
+    #[error("cannot write {path}: {reason}")]
+    Write { path: String, reason: String },
+}
+
+/// A packet in Ethernet form with its capture time.
+pub struct Frame<'a> {
+    pub ts: Duration,
+    pub data: Cow<'a, [u8]>,
+    /// Length on the wire (may exceed `data` for truncated captures).
+    pub orig_len: u32,
+}
+
+const SYNTH_DST: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+const SYNTH_SRC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+
+fn with_ethernet(ethertype: u16, src: Option<&[u8]>, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + payload.len());
+    f.extend_from_slice(&SYNTH_DST);
+    match src {
+        Some(s) if s.len() == 6 => f.extend_from_slice(s),
+        _ => f.extend_from_slice(&SYNTH_SRC),
+    }
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn ip_ethertype(payload: &[u8]) -> Option<u16> {
+    match payload.first()? >> 4 {
+        4 => Some(0x0800),
+        6 => Some(0x86dd),
+        _ => None,
+    }
+}
+
+/// Converts one frame of link type `link` to Ethernet. `None`: the frame is not one we can
+/// express (e.g. a loopback frame of another family); it is then skipped and counted.
+pub fn to_ethernet(link: DataLink, data: &[u8]) -> Result<Option<Cow<'_, [u8]>>, ()> {
+    Ok(match link {
+        DataLink::ETHERNET => Some(Cow::Borrowed(data)),
+        DataLink::LINUX_SLL => {
+            // pkttype(2) hatype(2) halen(2) addr(8) protocol(2)
+            if data.len() < 16 {
+                return Ok(None);
+            }
+            let halen = u16::from_be_bytes([data[4], data[5]]) as usize;
+            let proto = u16::from_be_bytes([data[14], data[15]]);
+            let src = (halen == 6).then(|| &data[6..12]);
+            Some(Cow::Owned(with_ethernet(proto, src, &data[16..])))
+        }
+        DataLink::LINUX_SLL2 => {
+            // protocol(2) reserved(2) ifindex(4) hatype(2) pkttype(1) halen(1) addr(8)
+            if data.len() < 20 {
+                return Ok(None);
+            }
+            let proto = u16::from_be_bytes([data[0], data[1]]);
+            let src = (data[11] == 6).then(|| &data[12..18]);
+            Some(Cow::Owned(with_ethernet(proto, src, &data[20..])))
+        }
+        DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => {
+            ip_ethertype(data).map(|t| Cow::Owned(with_ethernet(t, None, data)))
+        }
+        DataLink::NULL | DataLink::LOOP => {
+            if data.len() < 4 {
+                return Ok(None);
+            }
+            // The family is in host order of the capturing machine (NULL) or big-endian (LOOP);
+            // the IP version nibble is the reliable answer either way.
+            ip_ethertype(&data[4..]).map(|t| Cow::Owned(with_ethernet(t, None, &data[4..])))
+        }
+        _ => return Err(()),
+    })
+}
+
+/// Calls `f` for every packet of the capture at `path` (pcap or pcapng), in Ethernet form.
+/// Returns the number of packets skipped because they could not be expressed as Ethernet.
+pub fn for_each_frame(path: &Path, mut f: impl FnMut(Frame<'_>) -> Result<(), CaptureError>) -> Result<u64, CaptureError> {
+    let p = path.display().to_string();
+    let open = |source| CaptureError::Open { path: p.clone(), source };
+    let mut file = BufReader::new(File::open(path).map_err(open)?);
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic).map_err(open)?;
+    let file = BufReader::new(File::open(path).map_err(open)?);
+    let fmt = |e: pcap_file::PcapError| CaptureError::Format { path: p.clone(), reason: e.to_string() };
+    let mut skipped = 0;
+    let mut index = 0u64;
+    if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
+        let mut r = PcapNgReader::new(file).map_err(fmt)?;
+        let mut links: Vec<DataLink> = Vec::new();
+        while let Some(block) = r.next_block() {
+            let block = block.map_err(fmt)?;
+            let (iface, ts, data, orig_len) = match block {
+                Block::SectionHeader(_) => {
+                    links.clear();
+                    continue;
+                }
+                Block::InterfaceDescription(d) => {
+                    links.push(d.linktype);
+                    continue;
+                }
+                Block::EnhancedPacket(e) => (e.interface_id as usize, e.timestamp, e.data, e.original_len),
+                Block::SimplePacket(s) => (0, Duration::ZERO, s.data, s.original_len),
+                _ => continue,
+            };
+            index += 1;
+            let link = *links.get(iface).ok_or_else(|| CaptureError::Format {
+                path: p.clone(),
+                reason: format!("packet {index} names interface {iface}, which is not described"),
+            })?;
+            match to_ethernet(link, &data) {
+                Ok(Some(d)) => {
+                    let extra = d.len() as i64 - data.len() as i64;
+                    f(Frame { ts, data: Cow::Owned(d.into_owned()), orig_len: (orig_len as i64 + extra).max(0) as u32 })?
+                }
+                Ok(None) => skipped += 1,
+                Err(()) => return Err(CaptureError::LinkType { path: p.clone(), index, link }),
+            }
+        }
+    } else {
+        let mut r = PcapReader::new(file).map_err(fmt)?;
+        let link = r.header().datalink;
+        while let Some(pkt) = r.next_packet() {
+            let pkt = pkt.map_err(fmt)?;
+            index += 1;
+            match to_ethernet(link, &pkt.data) {
+                Ok(Some(d)) => {
+                    let extra = d.len() as i64 - pkt.data.len() as i64;
+                    let orig_len = (pkt.orig_len as i64 + extra).max(0) as u32;
+                    f(Frame { ts: pkt.timestamp, data: Cow::Owned(d.into_owned()), orig_len })?
+                }
+                Ok(None) => skipped += 1,
+                Err(()) => return Err(CaptureError::LinkType { path: p.clone(), index, link }),
+            }
+        }
+    }
+    Ok(skipped)
+}
+
+/// The result of splitting a capture for the workers.
+pub struct Split {
+    pub files: Vec<PathBuf>,
+    /// Packets written to each file.
+    pub packets: Vec<u64>,
+    pub skipped: u64,
+}
+
+/// Which of `n` workers owns a frame: a symmetric hash of its flow key (non-IP: worker 0).
+pub fn worker_of(frame: &[u8], n: usize) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    match packet::parse(frame, frame.len()) {
+        Ok(h) if h.is_ip() => {
+            let (k, _) = FlowKey::from_headers(&h);
+            // A fixed, symmetric mix: the key is already canonical, so both directions agree.
+            let mut x = 0xcbf2_9ce4_8422_2325u64;
+            for b in k.lo_addr.0.iter().chain(k.hi_addr.0.iter()) {
+                x = (x ^ *b as u64).wrapping_mul(0x100_0000_01b3);
+            }
+            x ^= ((k.lo_port as u64) << 24) ^ ((k.hi_port as u64) << 8) ^ k.proto as u64;
+            x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            ((x >> 32) % n as u64) as usize
+        }
+        _ => 0,
+    }
+}
+
+/// Writes `input` as `n` Ethernet pcap files in `dir` (`in-<i>.pcap`), split by flow.
+pub fn split_for_workers(input: &Path, dir: &Path, n: usize) -> Result<Split, CaptureError> {
+    let files: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("in-{i}.pcap"))).collect();
+    let werr = |path: &Path, e: &dyn std::fmt::Display| CaptureError::Write {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ts_resolution: TsResolution::MicroSecond,
+        snaplen: 262_144,
+        ..Default::default()
+    };
+    let mut writers = Vec::new();
+    for f in &files {
+        let file = File::create(f).map_err(|e| werr(f, &e))?;
+        writers.push(PcapWriter::with_header(BufWriter::new(file), header).map_err(|e| werr(f, &e))?);
+    }
+    let mut packets = vec![0u64; n];
+    let skipped = for_each_frame(input, |fr| {
+        let w = worker_of(&fr.data, n);
+        let pkt = PcapPacket::new(fr.ts, fr.orig_len.max(fr.data.len() as u32), &fr.data);
+        writers[w].write_packet(&pkt).map_err(|e| werr(&files[w], &e))?;
+        packets[w] += 1;
+        Ok(())
+    })?;
+    for (w, f) in writers.into_iter().zip(&files) {
+        let mut inner = w.into_writer();
+        std::io::Write::flush(&mut inner).map_err(|e| werr(f, &e))?;
+    }
+    Ok(Split { files, packets, skipped })
+}
+
+/// Merges the per-worker output captures into one, ordered by their (send-time) timestamps.
+pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<u64, CaptureError> {
+    let werr = |e: &dyn std::fmt::Display| CaptureError::Write {
+        path: out.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut all: Vec<(Duration, u32, Vec<u8>)> = Vec::new();
+    for i in inputs {
+        for_each_frame(i, |fr| {
+            all.push((fr.ts, fr.orig_len, fr.data.into_owned()));
+            Ok(())
+        })?;
+    }
+    all.sort_by_key(|(ts, _, _)| *ts);
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ts_resolution: TsResolution::NanoSecond,
+        snaplen: 262_144,
+        ..Default::default()
+    };
+    let file = File::create(out).map_err(|e| werr(&e))?;
+    let mut w = PcapWriter::with_header(BufWriter::new(file), header).map_err(|e| werr(&e))?;
+    for (ts, orig, data) in &all {
+        w.write_packet(&PcapPacket::new(*ts, (*orig).max(data.len() as u32), data))
+            .map_err(|e| werr(&e))?;
+    }
+    Ok(all.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cooked_and_raw_frames_become_ethernet() {
+        let ip = [0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        let raw = to_ethernet(DataLink::RAW, &ip).unwrap().unwrap();
+        assert_eq!(&raw[12..14], &[0x08, 0x00]);
+        assert_eq!(&raw[14..], &ip);
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&ip);
+        let e = to_ethernet(DataLink::LINUX_SLL, &sll).unwrap().unwrap();
+        assert_eq!(&e[6..12], &[1, 2, 3, 4, 5, 6]);
+        assert_eq!(&e[14..], &ip);
+        let mut null = vec![2, 0, 0, 0];
+        null.extend_from_slice(&ip);
+        assert_eq!(&to_ethernet(DataLink::NULL, &null).unwrap().unwrap()[14..], &ip);
+        assert!(to_ethernet(DataLink::IEEE802_11, &ip).is_err());
+    }
+}

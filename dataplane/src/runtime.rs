@@ -1,0 +1,155 @@
+//! Starting and stopping the workers: one per worker lcore, each owning a queue on every port.
+//! The main lcore stays the service thread: it drains the flow log, watches for the end of a
+//! replay or a signal, and collects the final counters.
+use crate::clock::Clock;
+use crate::config::{Config, Forwarding};
+use crate::flow::FlowTable;
+use crate::flowlog::{FlowLogSink, FlowRecord};
+use crate::forward::{Router, VirtualWire};
+use crate::port::{Eal, Ports, RxTimestamp};
+use crate::stats::{read_snapshot, Counters, StatsError, StatsSegment};
+use crate::worker::{Mode, Worker};
+use crossbeam_queue::ArrayQueue;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Flow records in flight between workers and the writer, per worker.
+const LOG_QUEUE: usize = 16_384;
+
+pub struct Options {
+    /// Use capture timestamps as the clock (replay) instead of the TSC.
+    pub capture_clock: bool,
+    /// Never lose a flow record: workers wait for the writer when the queue is full.
+    pub lossless_log: bool,
+    pub stats_segment: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Stats(#[from] StatsError),
+    #[error(transparent)]
+    Eal(#[from] aperture_dpdk::EalError),
+    #[error("worker on lcore {lcore} exited with status {status}")]
+    Worker { lcore: u32, status: i32 },
+    #[error("flow log: {0}")]
+    Log(std::io::Error),
+}
+
+/// Workers running on their lcores.
+pub struct Running {
+    pub stop: Arc<AtomicBool>,
+    /// Workers that have returned from their loop.
+    done: Arc<AtomicUsize>,
+    logs: Vec<Arc<ArrayQueue<FlowRecord>>>,
+    pub stats: Arc<StatsSegment>,
+    lcores: Vec<u32>,
+    /// Flow records written so far.
+    pub records: u64,
+    /// Per IP protocol: (flows, packets, bytes) of the records written.
+    pub per_proto: Vec<(u64, u64, u64)>,
+}
+
+fn random_seeds() -> [u64; 4] {
+    let mut b = [0u8; 32];
+    // Without an OS random source the table would still work, only with a guessable hash.
+    let _ = getrandom::getrandom(&mut b);
+    let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    [w(0), w(1), w(2), w(3)]
+}
+
+/// Launches one worker per configured lcore.
+pub fn start(eal: &Eal, cfg: &Config, ports: &Ports, opts: &Options) -> Result<Running, RuntimeError> {
+    let stats = Arc::new(StatsSegment::create(&opts.stats_segment, cfg.workers.lcores.len())?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let ts_field = RxTimestamp::lookup();
+    let mut logs = Vec::new();
+    for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
+        let queue = Arc::new(ArrayQueue::new(LOG_QUEUE));
+        logs.push(queue.clone());
+        let mode = match &cfg.forwarding {
+            Forwarding::VirtualWire { pairs } => {
+                let idx: Vec<(usize, usize)> = pairs
+                    .iter()
+                    .map(|[a, b]| (cfg.port_index(a).unwrap_or(0), cfg.port_index(b).unwrap_or(0)))
+                    .collect();
+                Mode::Wire(VirtualWire::new(ports.ports.len(), &idx))
+            }
+            f @ Forwarding::Routed { .. } => Mode::Routed(
+                Router::new(f, |n| cfg.port_index(n).unwrap_or(0), &ports.macs).expect("routed config"),
+            ),
+        };
+        let capacity = cfg.flow_table.capacity;
+        let timeouts = cfg.flow_table.timeouts;
+        let port_list = ports.ports.clone();
+        let pool = ports.pool.clone();
+        let log = FlowLogSink {
+            queue,
+            lossless: opts.lossless_log,
+        };
+        let capture_clock = opts.capture_clock;
+        let stop = stop.clone();
+        let done = done.clone();
+        let stats = stats.clone();
+        let publish_ms = cfg.stats.publish_ms;
+        eal.launch(lcore, move || {
+            // Built on the worker's own lcore so its memory is first touched there.
+            let flows = FlowTable::new(capacity, &timeouts, random_seeds());
+            let clock = if capture_clock { Clock::capture(ts_field) } else { Clock::tsc() };
+            let mut w = Worker::new(i, i as u16, port_list, mode, flows, clock, log, pool);
+            w.run(&stop, &stats, publish_ms);
+            done.fetch_add(1, Ordering::SeqCst);
+            0
+        })?;
+    }
+    Ok(Running {
+        stop,
+        done,
+        logs,
+        stats,
+        lcores: cfg.workers.lcores.clone(),
+        records: 0,
+        per_proto: vec![(0, 0, 0); 256],
+    })
+}
+
+impl Running {
+    /// Writes every queued flow record to `out`.
+    pub fn drain_log(&mut self, out: &mut impl Write) -> Result<(), RuntimeError> {
+        for q in &self.logs {
+            while let Some(r) = q.pop() {
+                r.write_json(out).map_err(RuntimeError::Log)?;
+                self.records += 1;
+                let e = &mut self.per_proto[r.proto as usize];
+                e.0 += 1;
+                e.1 += r.packets[0] + r.packets[1];
+                e.2 += r.bytes[0] + r.bytes[1];
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the workers, waits for them, writes the last records; returns final counters.
+    pub fn finish(&mut self, eal: &Eal, out: &mut impl Write) -> Result<Vec<Counters>, RuntimeError> {
+        self.stop.store(true, Ordering::SeqCst);
+        // Keep draining while the workers end their flows: a lossless worker waits on a
+        // full queue, so waiting for it without draining could never finish.
+        while self.done.load(Ordering::SeqCst) < self.lcores.len() {
+            self.drain_log(out)?;
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        let mut status = Ok(());
+        for &l in &self.lcores {
+            let rc = eal.wait(l);
+            if rc != 0 && status.is_ok() {
+                status = Err(RuntimeError::Worker { lcore: l, status: rc });
+            }
+        }
+        self.drain_log(out)?;
+        status?;
+        Ok(read_snapshot(self.stats.path())?)
+    }
+}
