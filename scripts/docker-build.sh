@@ -102,7 +102,10 @@ mkdir -p "$CTX/conf" "$CTX/.cargo"
 if [[ -f "$ROOT/Cargo.lock" ]]; then cp "$ROOT/Cargo.lock" "$CTX/"; fi
 
 log "context: cargo vendor"
-(cd "$CTX" && cargo vendor --quiet vendor >"$WORK/vendor-config.toml")
+# (--quiet would also suppress the [source] snippet that cargo vendor prints on stdout)
+(cd "$CTX" && cargo vendor vendor >"$WORK/vendor-config.toml" 2>"$WORK/vendor.log") \
+    || { tail -20 "$WORK/vendor.log" >&2; die "cargo vendor failed"; }
+grep -q 'vendored-sources' "$WORK/vendor-config.toml" || die "cargo vendor printed no [source] config"
 if [[ -f "$CTX/.cargo/config.toml" ]] && grep -q '^\[source' "$CTX/.cargo/config.toml"; then
     die ".cargo/config.toml in the repository already has a [source] section"
 fi

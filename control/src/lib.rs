@@ -23,7 +23,9 @@ impl Snapshot {
                 let name = GENERAL
                     .get(i)
                     .map(|s| s.to_string())
-                    .or_else(|| drop_reason_name(i).map(|r| format!("drop_{}", r.replace('-', "_"))))
+                    .or_else(|| {
+                        drop_reason_name(i).map(|r| format!("drop_{}", r.replace('-', "_")))
+                    })
                     .unwrap_or_else(|| format!("counter_{i}"));
                 (name, self.workers.iter().map(|c| c.0[i]).collect())
             })

@@ -26,7 +26,10 @@ fn main() {
     println!("cargo:rustc-link-lib=dylib=rte_net_ring");
 
     let mut cc = cc::Build::new();
-    cc.file("csrc/shim.c").flag("-march=corei7").flag("-include").flag("rte_config.h");
+    cc.file("csrc/shim.c")
+        .flag("-march=corei7")
+        .flag("-include")
+        .flag("rte_config.h");
     cc.flag_if_supported("-Wno-deprecated-declarations");
     for p in &dpdk.include_paths {
         cc.include(p);
@@ -56,5 +59,7 @@ fn main() {
     }
     let bindings = builder.generate().expect("bindgen failed on csrc/shim.h");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("bindings.rs");
-    bindings.write_to_file(out).expect("cannot write bindings.rs");
+    bindings
+        .write_to_file(out)
+        .expect("cannot write bindings.rs");
 }

@@ -5,10 +5,18 @@ use aperture_dpdk::{Mbuf, RxTimestamp};
 
 pub enum Clock {
     /// TSC-derived wall time: `wall0_ns + (tsc - tsc0) / hz`.
-    Tsc { hz: u64, tsc0: u64, wall0_ns: u64, now_ns: u64 },
+    Tsc {
+        hz: u64,
+        tsc0: u64,
+        wall0_ns: u64,
+        now_ns: u64,
+    },
     /// Capture time from the PMD's rx timestamp (microseconds since the epoch for net_pcap).
     /// `now_ns` only moves forward; packets without a timestamp keep the last time.
-    Capture { field: Option<RxTimestamp>, now_ns: u64 },
+    Capture {
+        field: Option<RxTimestamp>,
+        now_ns: u64,
+    },
 }
 
 impl Clock {
@@ -32,7 +40,13 @@ impl Clock {
     /// Called once per burst.
     #[inline]
     pub fn burst(&mut self) {
-        if let Clock::Tsc { hz, tsc0, wall0_ns, now_ns } = self {
+        if let Clock::Tsc {
+            hz,
+            tsc0,
+            wall0_ns,
+            now_ns,
+        } = self
+        {
             let d = aperture_dpdk::rdtsc().wrapping_sub(*tsc0) as u128;
             *now_ns = *wall0_ns + (d * 1_000_000_000 / *hz as u128) as u64;
         }

@@ -3,14 +3,14 @@
 //! routed L3), `stats` (counters and the shared-memory segment); `worker` strings them together.
 #![forbid(unsafe_code)]
 
+pub mod clock;
+pub mod config;
+pub mod flow;
+pub mod flowlog;
+pub mod forward;
 pub mod packet;
 pub mod port;
 pub mod replay;
 pub mod runtime;
-pub mod config;
-pub mod flow;
 pub mod stats;
-pub mod clock;
-pub mod flowlog;
-pub mod forward;
 pub mod worker;

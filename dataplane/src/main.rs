@@ -13,7 +13,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "aperture-dataplane", version, about = "Aperture's application-aware firewall dataplane (DPDK)")]
+#[command(
+    name = "aperture-dataplane",
+    version,
+    about = "Aperture's application-aware firewall dataplane (DPDK)"
+)]
 struct Cli {
     /// dataplane.yaml; without it the embedded default (conf/dataplane.yaml) is used.
     #[arg(long, global = true)]
@@ -117,11 +121,16 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
     let ports = port::start_ports(&cfg)?;
     let term = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, term.clone()).map_err(|e| Error::Other(format!("cannot install signal handler: {e}")))?;
+        signal_hook::flag::register(sig, term.clone())
+            .map_err(|e| Error::Other(format!("cannot install signal handler: {e}")))?;
     }
     let mut log: Box<dyn Write> = match &flow_log {
         Some(p) => Box::new(BufWriter::new(
-            std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(io("cannot open flow log", p))?,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(io("cannot open flow log", p))?,
         )),
         None => Box::new(std::io::sink()),
     };
@@ -144,10 +153,12 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
         std::thread::sleep(Duration::from_millis(2));
     }
     let counters = running.finish(&eal, &mut log)?;
-    log.flush().map_err(|e| Error::Other(format!("flow log: {e}")))?;
+    log.flush()
+        .map_err(|e| Error::Other(format!("flow log: {e}")))?;
+    let pstats = ports_stats(&ports, &cfg);
     ports.stop();
     if stats {
-        print_stats(&counters, &ports_stats(&ports, &cfg));
+        print_stats(&counters, &pstats);
     }
     Ok(())
 }
@@ -183,7 +194,12 @@ fn replay(
         Some(p) => p,
         None => {
             let p = out_dir.join("sample.pcap");
-            aperture_traffic::sample::write_sample(&p, 1).map_err(|e| Error::Other(format!("cannot write the sample capture {}: {e}", p.display())))?;
+            aperture_traffic::sample::write_sample(&p, 1).map_err(|e| {
+                Error::Other(format!(
+                    "cannot write the sample capture {}: {e}",
+                    p.display()
+                ))
+            })?;
             println!("Generated the bundled sample capture {} (FaceTime-like calls and ordinary traffic)", p.display());
             p
         }
@@ -198,10 +214,21 @@ fn replay(
 
     // The capture pair replaces the configured ports: worker i reads in-<i>.pcap on queue i
     // of `capture-in` and sends on queue i of `capture-out`, which writes out-<i>.pcap.
-    let outs: Vec<PathBuf> = (0..workers).map(|i| work.join(format!("out-{i}.pcap"))).collect();
-    let rx: Vec<String> = split.files.iter().map(|f| format!("rx_pcap={}", f.display())).collect();
-    let tx: Vec<String> = outs.iter().map(|f| format!("tx_pcap={}", f.display())).collect();
-    let sink: Vec<String> = (0..workers).map(|_| "tx_pcap=/dev/null".to_string()).collect();
+    let outs: Vec<PathBuf> = (0..workers)
+        .map(|i| work.join(format!("out-{i}.pcap")))
+        .collect();
+    let rx: Vec<String> = split
+        .files
+        .iter()
+        .map(|f| format!("rx_pcap={}", f.display()))
+        .collect();
+    let tx: Vec<String> = outs
+        .iter()
+        .map(|f| format!("tx_pcap={}", f.display()))
+        .collect();
+    let sink: Vec<String> = (0..workers)
+        .map(|_| "tx_pcap=/dev/null".to_string())
+        .collect();
     cfg.ports = vec![
         PortConfig {
             name: "capture-in".into(),
@@ -223,17 +250,23 @@ fn replay(
     };
     let mut extra = Vec::new();
     if !cfg.eal.args.iter().any(|a| a.starts_with("--file-prefix")) {
-        extra.push(format!("--file-prefix=aperture-replay-{}", std::process::id()));
+        extra.push(format!(
+            "--file-prefix=aperture-replay-{}",
+            std::process::id()
+        ));
     }
     let eal = port::init_eal(&cfg, &extra)?;
     let ports = port::start_ports(&cfg)?;
-    let segment = std::env::temp_dir().join(format!("aperture-replay-stats-{}", std::process::id()));
+    let segment =
+        std::env::temp_dir().join(format!("aperture-replay-stats-{}", std::process::id()));
     let opts = Options {
         capture_clock: true,
         lossless_log: true,
         stats_segment: segment.clone(),
     };
-    let mut log = BufWriter::new(std::fs::File::create(&flow_log).map_err(io("cannot create flow log", &flow_log))?);
+    let mut log = BufWriter::new(
+        std::fs::File::create(&flow_log).map_err(io("cannot create flow log", &flow_log))?,
+    );
     let started = Instant::now();
     let mut running: Running = runtime::start(&eal, &cfg, &ports, &opts)?;
     // net_pcap signals no end of file: the capture is done when every packet has been
@@ -253,7 +286,8 @@ fn replay(
         std::thread::sleep(Duration::from_micros(500));
     }
     let counters = running.finish(&eal, &mut log)?;
-    log.flush().map_err(io("cannot write flow log", &flow_log))?;
+    log.flush()
+        .map_err(io("cannot write flow log", &flow_log))?;
     let elapsed = started.elapsed();
     let pstats = ports_stats(&ports, &cfg);
     ports.stop();
@@ -267,7 +301,17 @@ fn replay(
     }
     let _ = std::fs::remove_dir_all(&work);
     let _ = std::fs::remove_file(&segment);
-    print_summary(&input, &out, &flow_log, total, split.skipped, &counters, &running_proto(&running), running.records, elapsed);
+    print_summary(
+        &input,
+        &out,
+        &flow_log,
+        total,
+        split.skipped,
+        &counters,
+        &running_proto(&running),
+        running.records,
+        elapsed,
+    );
     if stats {
         print_stats(&counters, &pstats);
     }
@@ -311,18 +355,47 @@ fn print_summary(
     }
     use aperture_dataplane::stats::C;
     println!();
-    println!("Replayed {} through DPDK net_pcap, {} worker(s), virtual-wire, in {:.2} s", input.display(), workers.len(), elapsed.as_secs_f64());
-    println!("  packets in capture   {total:>10}{}", if skipped > 0 { format!("  ({skipped} frames of unsupported families skipped)") } else { String::new() });
-    println!("  packets received     {:>10}  ({} bytes)", c.get(C::RxPackets), c.get(C::RxBytes));
-    println!("  packets transmitted  {:>10}  ({} bytes)", c.get(C::TxPackets), c.get(C::TxBytes));
+    println!(
+        "Replayed {} through DPDK net_pcap, {} worker(s), virtual-wire, in {:.2} s",
+        input.display(),
+        workers.len(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  packets in capture   {total:>10}{}",
+        if skipped > 0 {
+            format!("  ({skipped} frames of unsupported families skipped)")
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "  packets received     {:>10}  ({} bytes)",
+        c.get(C::RxPackets),
+        c.get(C::RxBytes)
+    );
+    println!(
+        "  packets transmitted  {:>10}  ({} bytes)",
+        c.get(C::TxPackets),
+        c.get(C::TxBytes)
+    );
     println!("  packets dropped      {:>10}", c.get(C::DropPackets));
     for (reason, n) in c.drops_by_reason() {
         println!("    {reason:<28}{n:>8}");
     }
     println!("  non-IP frames passed {:>10}", c.get(C::NonIpPackets));
-    println!("  flows                {:>10}  (created {}, ended by timeout/close {}, evicted {})", flows, c.get(C::FlowsCreated), c.get(C::FlowsExpired), c.get(C::FlowsEvicted));
+    println!(
+        "  flows                {:>10}  (created {}, ended by timeout/close {}, evicted {})",
+        flows,
+        c.get(C::FlowsCreated),
+        c.get(C::FlowsExpired),
+        c.get(C::FlowsEvicted)
+    );
     println!();
-    println!("  {:<10} {:>8} {:>10} {:>12}", "protocol", "flows", "packets", "bytes");
+    println!(
+        "  {:<10} {:>8} {:>10} {:>12}",
+        "protocol", "flows", "packets", "bytes"
+    );
     for (p, f, pk, b) in per_proto {
         println!("  {:<10} {:>8} {:>10} {:>12}", proto_name(*p), f, pk, b);
     }
@@ -352,11 +425,30 @@ fn print_stats(workers: &[Counters], ports: &[(String, PortStats)]) {
         }
     }
     println!("Port statistics:");
-    println!("  {:<14} {:>10} {:>10} {:>12} {:>12} {:>8} {:>8} {:>8} {:>10}", "port", "ipackets", "opackets", "ibytes", "obytes", "imissed", "ierrors", "oerrors", "rx_nombuf");
+    println!(
+        "  {:<14} {:>10} {:>10} {:>12} {:>12} {:>8} {:>8} {:>8} {:>10}",
+        "port",
+        "ipackets",
+        "opackets",
+        "ibytes",
+        "obytes",
+        "imissed",
+        "ierrors",
+        "oerrors",
+        "rx_nombuf"
+    );
     for (n, s) in ports {
         println!(
             "  {:<14} {:>10} {:>10} {:>12} {:>12} {:>8} {:>8} {:>8} {:>10}",
-            n, s.ipackets, s.opackets, s.ibytes, s.obytes, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
+            n,
+            s.ipackets,
+            s.opackets,
+            s.ibytes,
+            s.obytes,
+            s.imissed,
+            s.ierrors,
+            s.oerrors,
+            s.rx_nombuf
         );
     }
 }

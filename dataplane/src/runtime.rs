@@ -61,8 +61,16 @@ fn random_seeds() -> [u64; 4] {
 }
 
 /// Launches one worker per configured lcore.
-pub fn start(eal: &Eal, cfg: &Config, ports: &Ports, opts: &Options) -> Result<Running, RuntimeError> {
-    let stats = Arc::new(StatsSegment::create(&opts.stats_segment, cfg.workers.lcores.len())?);
+pub fn start(
+    eal: &Eal,
+    cfg: &Config,
+    ports: &Ports,
+    opts: &Options,
+) -> Result<Running, RuntimeError> {
+    let stats = Arc::new(StatsSegment::create(
+        &opts.stats_segment,
+        cfg.workers.lcores.len(),
+    )?);
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
     let ts_field = RxTimestamp::lookup();
@@ -74,12 +82,18 @@ pub fn start(eal: &Eal, cfg: &Config, ports: &Ports, opts: &Options) -> Result<R
             Forwarding::VirtualWire { pairs } => {
                 let idx: Vec<(usize, usize)> = pairs
                     .iter()
-                    .map(|[a, b]| (cfg.port_index(a).unwrap_or(0), cfg.port_index(b).unwrap_or(0)))
+                    .map(|[a, b]| {
+                        (
+                            cfg.port_index(a).unwrap_or(0),
+                            cfg.port_index(b).unwrap_or(0),
+                        )
+                    })
                     .collect();
                 Mode::Wire(VirtualWire::new(ports.ports.len(), &idx))
             }
             f @ Forwarding::Routed { .. } => Mode::Routed(
-                Router::new(f, |n| cfg.port_index(n).unwrap_or(0), &ports.macs).expect("routed config"),
+                Router::new(f, |n| cfg.port_index(n).unwrap_or(0), &ports.macs)
+                    .expect("routed config"),
             ),
         };
         let capacity = cfg.flow_table.capacity;
@@ -98,7 +112,11 @@ pub fn start(eal: &Eal, cfg: &Config, ports: &Ports, opts: &Options) -> Result<R
         eal.launch(lcore, move || {
             // Built on the worker's own lcore so its memory is first touched there.
             let flows = FlowTable::new(capacity, &timeouts, random_seeds());
-            let clock = if capture_clock { Clock::capture(ts_field) } else { Clock::tsc() };
+            let clock = if capture_clock {
+                Clock::capture(ts_field)
+            } else {
+                Clock::tsc()
+            };
             let mut w = Worker::new(i, i as u16, port_list, mode, flows, clock, log, pool);
             w.run(&stop, &stats, publish_ms);
             done.fetch_add(1, Ordering::SeqCst);
@@ -133,7 +151,11 @@ impl Running {
     }
 
     /// Stops the workers, waits for them, writes the last records; returns final counters.
-    pub fn finish(&mut self, eal: &Eal, out: &mut impl Write) -> Result<Vec<Counters>, RuntimeError> {
+    pub fn finish(
+        &mut self,
+        eal: &Eal,
+        out: &mut impl Write,
+    ) -> Result<Vec<Counters>, RuntimeError> {
         self.stop.store(true, Ordering::SeqCst);
         // Keep draining while the workers end their flows: a lossless worker waits on a
         // full queue, so waiting for it without draining could never finish.
@@ -145,7 +167,10 @@ impl Running {
         for &l in &self.lcores {
             let rc = eal.wait(l);
             if rc != 0 && status.is_ok() {
-                status = Err(RuntimeError::Worker { lcore: l, status: rc });
+                status = Err(RuntimeError::Worker {
+                    lcore: l,
+                    status: rc,
+                });
             }
         }
         self.drain_log(out)?;

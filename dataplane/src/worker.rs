@@ -111,7 +111,11 @@ impl Worker {
     pub fn finish(&mut self) {
         self.flush_tx();
         let Worker {
-            flows, counters, log, id, ..
+            flows,
+            counters,
+            log,
+            id,
+            ..
         } = self;
         flows.drain(&mut |f, r| end_flow(*id, counters, log, f, r));
         counters.set(C::FlowsActive, 0);
@@ -151,7 +155,11 @@ impl Worker {
         let (key, src_is_lo) = FlowKey::from_headers(h);
         let hash = self.flows.hash(&key);
         let Worker {
-            flows, counters, log, id, ..
+            flows,
+            counters,
+            log,
+            id,
+            ..
         } = self;
         let t = flows.track(h, &key, src_is_lo, hash, len, now, &mut |f, r| {
             end_flow(*id, counters, log, f, r)
@@ -191,7 +199,11 @@ impl Worker {
         }
         self.track(h, m.pkt_len(), now);
         let l3 = h.l3_offset as usize;
-        if m.data_mut().get_mut(l3..).and_then(ipv4::decrement_ttl).is_none() {
+        if m.data_mut()
+            .get_mut(l3..)
+            .and_then(ipv4::decrement_ttl)
+            .is_none()
+        {
             return self.drop(DropReason::TtlExceeded, m);
         }
         self.to_neighbour(out, next_hop, m, now);
@@ -277,7 +289,13 @@ impl Worker {
         self.send(out, m);
     }
 
-    fn send_arp_request(&mut self, out: usize, src_mac: MacAddr, src_ip: Ipv4Addr, target: Ipv4Addr) {
+    fn send_arp_request(
+        &mut self,
+        out: usize,
+        src_mac: MacAddr,
+        src_ip: Ipv4Addr,
+        target: Ipv4Addr,
+    ) {
         let mut f = [0u8; 60];
         f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
         ethernet::set_macs(&mut f, MacAddr::BROADCAST, src_mac);
@@ -332,9 +350,15 @@ impl Worker {
     fn expire(&mut self) {
         let now = self.clock.now();
         let Worker {
-            flows, counters, log, id, ..
+            flows,
+            counters,
+            log,
+            id,
+            ..
         } = self;
-        flows.expire(now, EXPIRE_BUDGET, &mut |f, r| end_flow(*id, counters, log, f, r));
+        flows.expire(now, EXPIRE_BUDGET, &mut |f, r| {
+            end_flow(*id, counters, log, f, r)
+        });
         counters.set(C::FlowsActive, flows.active() as u64);
     }
 }

@@ -112,7 +112,11 @@ impl Mbuf {
     #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         let h = self.hdr();
-        let (addr, off, len) = (h.buf_addr as *mut u8, h.data_off as usize, h.data_len as usize);
+        let (addr, off, len) = (
+            h.buf_addr as *mut u8,
+            h.data_off as usize,
+            h.data_len as usize,
+        );
         // SAFETY: as in `data`, and `&mut self` gives exclusive access to the buffer.
         unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
     }
@@ -190,8 +194,14 @@ impl RxTimestamp {
         // SAFETY: lookups by NUL-terminated name; they return -1 when absent.
         let (off, bit) = unsafe {
             (
-                sys::rte_mbuf_dynfield_lookup(c"rte_dynfield_timestamp".as_ptr(), std::ptr::null_mut()),
-                sys::rte_mbuf_dynflag_lookup(c"rte_dynflag_rx_timestamp".as_ptr(), std::ptr::null_mut()),
+                sys::rte_mbuf_dynfield_lookup(
+                    c"rte_dynfield_timestamp".as_ptr(),
+                    std::ptr::null_mut(),
+                ),
+                sys::rte_mbuf_dynflag_lookup(
+                    c"rte_dynflag_rx_timestamp".as_ptr(),
+                    std::ptr::null_mut(),
+                ),
             )
         };
         if off < 0 || !(0..64).contains(&bit) {
@@ -256,7 +266,10 @@ impl Burst {
         // SAFETY: `Option<Mbuf>` is a transparent NonNull with the null niche, so the slot array
         // has the layout of `[*mut rte_mbuf; N]` with None == NULL; all slots are None now, and
         // the callee writes `n <= BURST_SIZE` valid owned pointers into the first n slots.
-        let n = f(self.slots.as_mut_ptr() as *mut *mut sys::rte_mbuf, BURST_SIZE as u16) as usize;
+        let n = f(
+            self.slots.as_mut_ptr() as *mut *mut sys::rte_mbuf,
+            BURST_SIZE as u16,
+        ) as usize;
         self.len = n.min(BURST_SIZE);
         self.len
     }
@@ -334,7 +347,10 @@ impl TxBuffer {
             *b = s.as_ref().map_or(0, |m| m.pkt_len());
         }
         // SAFETY: same layout argument as Burst::fill_raw; the first `len` slots are Some.
-        let sent = f(self.slots.as_mut_ptr() as *mut *mut sys::rte_mbuf, self.len as u16) as usize;
+        let sent = f(
+            self.slots.as_mut_ptr() as *mut *mut sys::rte_mbuf,
+            self.len as u16,
+        ) as usize;
         let sent = sent.min(self.len);
         for (s, b) in self.slots[..sent].iter_mut().zip(&bytes) {
             // The PMD owns the sent mbufs now: forget them without freeing.

@@ -7,10 +7,16 @@ use std::ffi::CString;
 pub enum PortError {
     #[error("name {0:?} contains a NUL byte")]
     Name(String),
-    #[error("no DPDK port named {name:?} (is the device in the EAL arguments, e.g. --vdev={name},...?)")]
+    #[error(
+        "no DPDK port named {name:?} (is the device in the EAL arguments, e.g. --vdev={name},...?)"
+    )]
     NotFound { name: String },
     #[error("cannot create mempool {name:?} of {size} mbufs: {reason}")]
-    Mempool { name: String, size: u32, reason: String },
+    Mempool {
+        name: String,
+        size: u32,
+        reason: String,
+    },
     #[error("port {port} ({name}): {op} failed: {reason}")]
     Op {
         port: u16,
@@ -168,7 +174,8 @@ impl Port {
         }
         let conf = sys::rte_eth_conf::default();
         // SAFETY: valid port and config struct (zeroed = no offloads, no RSS).
-        let rc = unsafe { sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
+        let rc =
+            unsafe { sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
         if rc != 0 {
             return Err(self.op_err("rte_eth_dev_configure", rc));
         }
@@ -176,7 +183,14 @@ impl Port {
         for q in 0..cfg.rx_queues {
             // SAFETY: NULL rx_conf = driver defaults; the pool outlives the port (process-wide).
             let rc = unsafe {
-                sys::rte_eth_rx_queue_setup(self.id, q, cfg.rx_desc, socket, std::ptr::null(), pool.as_ptr())
+                sys::rte_eth_rx_queue_setup(
+                    self.id,
+                    q,
+                    cfg.rx_desc,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
             };
             if rc != 0 {
                 return Err(self.op_err("rte_eth_rx_queue_setup", rc));
@@ -184,7 +198,9 @@ impl Port {
         }
         for q in 0..cfg.tx_queues {
             // SAFETY: NULL tx_conf = driver defaults.
-            let rc = unsafe { sys::rte_eth_tx_queue_setup(self.id, q, cfg.tx_desc, socket, std::ptr::null()) };
+            let rc = unsafe {
+                sys::rte_eth_tx_queue_setup(self.id, q, cfg.tx_desc, socket, std::ptr::null())
+            };
             if rc != 0 {
                 return Err(self.op_err("rte_eth_tx_queue_setup", rc));
             }

@@ -43,12 +43,22 @@ impl ShmSegment {
     fn map(file: File, path: &Path, words: usize, write: bool) -> io::Result<ShmSegment> {
         use std::os::fd::AsRawFd;
         if words == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is empty", path.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is empty", path.display()),
+            ));
         }
         let prot = libc::PROT_READ | if write { libc::PROT_WRITE } else { 0 };
         // SAFETY: mapping `words*8` bytes of a file we hold open, shared; checked for failure.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), words * 8, prot, libc::MAP_SHARED, file.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                words * 8,
+                prot,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());

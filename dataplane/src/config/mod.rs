@@ -247,7 +247,9 @@ impl std::str::FromStr for Prefix {
         let (a, l) = s
             .split_once('/')
             .ok_or_else(|| format!("{s:?} is not an IPv4 prefix like 192.0.2.1/24"))?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
         let len: u8 = l
             .parse()
             .ok()
@@ -313,7 +315,10 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         if self.version != 1 {
-            return Err(format!("version: {} is not supported (expected 1)", self.version));
+            return Err(format!(
+                "version: {} is not supported (expected 1)",
+                self.version
+            ));
         }
         if self.workers.lcores.is_empty() {
             return Err("workers.lcores: at least one worker lcore is needed".into());
@@ -371,10 +376,9 @@ impl Config {
                     r.prefix
                         .parse::<Prefix>()
                         .map_err(|e| format!("forwarding.routes: {e}"))?;
-                    let via: Ipv4Addr = r
-                        .via
-                        .parse()
-                        .map_err(|_| format!("forwarding.routes: via {:?} is not an IPv4 address", r.via))?;
+                    let via: Ipv4Addr = r.via.parse().map_err(|_| {
+                        format!("forwarding.routes: via {:?} is not an IPv4 address", r.via)
+                    })?;
                     if !prefixes.iter().any(|p| p.contains(via)) {
                         return Err(format!(
                             "forwarding.routes: next hop {via} of {} is not in any interface's prefix",
@@ -405,7 +409,10 @@ mod tests {
         let e = Config::parse(&text, "x.yaml").unwrap_err().to_string();
         assert!(e.starts_with("x.yaml:"), "{e}");
         let line = text.lines().position(|l| l.contains("colour")).unwrap() + 1;
-        assert!(e.contains(&format!(":{line}:")), "{e} should name line {line}");
+        assert!(
+            e.contains(&format!(":{line}:")),
+            "{e} should name line {line}"
+        );
         assert!(e.contains("colour"), "{e}");
     }
 

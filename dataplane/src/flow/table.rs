@@ -104,7 +104,9 @@ impl Flow {
         if self.key.proto == proto::TCP && cause != EndReason::Evicted {
             match self.tcp.state {
                 TcpState::Closed => return EndReason::TcpFin,
-                TcpState::Reset if self.tcp.reset_from_orig() => return EndReason::TcpRstFromClient,
+                TcpState::Reset if self.tcp.reset_from_orig() => {
+                    return EndReason::TcpRstFromClient
+                }
                 TcpState::Reset => return EndReason::TcpRstFromServer,
                 _ => {}
             }
@@ -169,7 +171,10 @@ impl FlowTable {
             index: HashTable::with_capacity(capacity),
             slots: vec![empty; capacity],
             free: (0..capacity as Slot).rev().collect(),
-            lists: [List { head: NIL, tail: NIL }; CLASSES],
+            lists: [List {
+                head: NIL,
+                tail: NIL,
+            }; CLASSES],
             timeout_ns: [
                 s(t.tcp_embryonic),
                 s(t.tcp_established),
@@ -236,7 +241,11 @@ impl FlowTable {
             None => (self.create(h, key, src_is_lo, hash, now_ns, ended), true),
         };
         let f = &mut self.slots[slot as usize];
-        let dir = if src_is_lo == f.orig_is_lo { Dir::Orig } else { Dir::Reply };
+        let dir = if src_is_lo == f.orig_is_lo {
+            Dir::Orig
+        } else {
+            Dir::Reply
+        };
         f.packets[dir as usize] += 1;
         f.bytes[dir as usize] += wire_len as u64;
         f.last_ns = f.last_ns.max(now_ns);
@@ -307,7 +316,12 @@ impl FlowTable {
     }
 
     /// Removes `slot`, reporting it to `ended` with the reason `cause` implies.
-    pub fn remove(&mut self, slot: Slot, cause: EndReason, ended: &mut impl FnMut(&Flow, EndReason)) {
+    pub fn remove(
+        &mut self,
+        slot: Slot,
+        cause: EndReason,
+        ended: &mut impl FnMut(&Flow, EndReason),
+    ) {
         let f = self.slots[slot as usize];
         ended(&f, f.end_reason(cause));
         self.unlink(slot);
@@ -320,13 +334,19 @@ impl FlowTable {
 
     /// Ends flows idle past their timeout at `now_ns`, at most `budget` of them. Returns how
     /// many ended.
-    pub fn expire(&mut self, now_ns: u64, budget: usize, ended: &mut impl FnMut(&Flow, EndReason)) -> usize {
+    pub fn expire(
+        &mut self,
+        now_ns: u64,
+        budget: usize,
+        ended: &mut impl FnMut(&Flow, EndReason),
+    ) -> usize {
         let mut n = 0;
         for c in 0..CLASSES {
             let timeout = self.timeout_ns[c];
             while n < budget {
                 let head = self.lists[c].head;
-                if head == NIL || self.slots[head as usize].last_ns.saturating_add(timeout) > now_ns {
+                if head == NIL || self.slots[head as usize].last_ns.saturating_add(timeout) > now_ns
+                {
                     break;
                 }
                 self.remove(head, EndReason::AgedOut, ended);

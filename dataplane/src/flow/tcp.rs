@@ -50,6 +50,12 @@ impl TcpTrack {
     /// Advances on a packet in direction `dir` with `flags`.
     pub fn update(&mut self, dir: Dir, flags: u8) {
         let side = dir as u8;
+        if self.state == TcpState::Reset && flags & (SYN | ACK | RST) == SYN {
+            // A connection attempt retried after a RST re-opens the same flow, as Linux
+            // conntrack does (CLOSE -> SYN_SENT); only a FIN-closed tuple starts a new one.
+            *self = TcpTrack::first(flags);
+            return;
+        }
         if flags & RST != 0 {
             self.marks |= 4 << side;
             self.state = TcpState::Reset;
@@ -78,9 +84,10 @@ impl TcpTrack {
         };
     }
 
-    /// Whether a bare SYN now starts a new connection on the same tuple (port reuse).
+    /// Whether a bare SYN now starts a new connection on the same tuple (port reuse after a
+    /// FIN close, like TIME_WAIT reuse).
     pub fn reusable(&self) -> bool {
-        matches!(self.state, TcpState::Closed | TcpState::Reset)
+        self.state == TcpState::Closed
     }
 
     pub fn reset_from_orig(&self) -> bool {
@@ -118,7 +125,17 @@ mod tests {
         t.update(Dir::Reply, RST | ACK);
         assert_eq!(t.state, TcpState::Reset);
         assert!(!t.reset_from_orig());
-        assert!(t.reusable());
+        assert!(!t.reusable());
+    }
+
+    #[test]
+    fn syn_retried_after_rst_reopens_the_flow() {
+        let mut t = TcpTrack::first(SYN);
+        t.update(Dir::Reply, RST | ACK);
+        t.update(Dir::Orig, SYN);
+        assert_eq!(t, TcpTrack::first(SYN));
+        t.update(Dir::Reply, SYN | ACK);
+        assert_eq!(t.state, TcpState::SynReceived);
     }
 
     #[test]

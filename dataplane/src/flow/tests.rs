@@ -27,7 +27,12 @@ fn hdr(src: u8, sport: u16, dst: u8, dport: u16, proto_: u8, flags: u8) -> Heade
 
 const S: u64 = 1_000_000_000;
 
-fn feed(t: &mut FlowTable, h: &Headers, now: u64, log: &mut Vec<(FlowKey, EndReason, u64)>) -> Tracked {
+fn feed(
+    t: &mut FlowTable,
+    h: &Headers,
+    now: u64,
+    log: &mut Vec<(FlowKey, EndReason, u64)>,
+) -> Tracked {
     let (key, lo) = FlowKey::from_headers(h);
     let hash = t.hash(&key);
     t.track(h, &key, lo, hash, 100, now, &mut |f: &Flow, r| {
@@ -41,7 +46,11 @@ fn table(cap: usize) -> FlowTable {
 
 #[test]
 fn flow_entry_is_at_most_two_cache_lines() {
-    assert!(std::mem::size_of::<Flow>() <= 128, "{}", std::mem::size_of::<Flow>());
+    assert!(
+        std::mem::size_of::<Flow>() <= 128,
+        "{}",
+        std::mem::size_of::<Flow>()
+    );
 }
 
 #[test]
@@ -56,7 +65,10 @@ fn both_directions_share_one_flow() {
     let f = t.get(a.slot);
     assert_eq!(f.packets, [1, 1]);
     let (src, sport, dst, dport) = f.key.oriented(f.orig_is_lo);
-    assert_eq!((src.v4(), sport, dst.v4(), dport), (Some([10, 0, 0, 1]), 5000, Some([10, 0, 0, 2]), 53));
+    assert_eq!(
+        (src.v4(), sport, dst.v4(), dport),
+        (Some([10, 0, 0, 1]), 5000, Some([10, 0, 0, 2]), 53)
+    );
     assert_eq!(t.active(), 1);
 }
 
@@ -68,9 +80,15 @@ fn idle_flows_age_out_by_class() {
     feed(&mut t, &hdr(1, 1, 2, 2, 1, 0), 0, &mut log); // icmp: 10 s
     assert_eq!(t.expire(9 * S, 100, &mut |_, _| {}), 0);
     let mut ended = vec![];
-    assert_eq!(t.expire(10 * S, 100, &mut |f: &Flow, r| ended.push((f.key.proto, r))), 1);
+    assert_eq!(
+        t.expire(10 * S, 100, &mut |f: &Flow, r| ended.push((f.key.proto, r))),
+        1
+    );
     assert_eq!(ended, vec![(1, EndReason::AgedOut)]);
-    assert_eq!(t.expire(61 * S, 100, &mut |f: &Flow, r| ended.push((f.key.proto, r))), 1);
+    assert_eq!(
+        t.expire(61 * S, 100, &mut |f: &Flow, r| ended.push((f.key.proto, r))),
+        1
+    );
     assert_eq!(t.active(), 0);
 }
 
@@ -145,7 +163,9 @@ fn churn_never_exceeds_capacity_or_loses_flows() {
         let h = hdr((i % 7) as u8, (i % 997) as u16, 2, (i % 13) as u16, 17, 0);
         let (key, lo) = FlowKey::from_headers(&h);
         let hash = t.hash(&key);
-        let r = t.track(&h, &key, lo, hash, 60, i as u64 * S / 10, &mut |_, _| ended += 1);
+        let r = t.track(&h, &key, lo, hash, 60, i as u64 * S / 10, &mut |_, _| {
+            ended += 1
+        });
         created += r.created as usize;
         ended += t.expire(i as u64 * S / 10, 8, &mut |_, _| {});
         assert!(t.active() <= 100);

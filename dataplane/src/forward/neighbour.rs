@@ -7,7 +7,10 @@ use std::net::Ipv4Addr;
 pub enum State {
     Resolved(MacAddr),
     /// ARP request sent at `asked_ns`; `held` is the newest packet waiting.
-    Incomplete { asked_ns: u64, held: Option<Mbuf> },
+    Incomplete {
+        asked_ns: u64,
+        held: Option<Mbuf>,
+    },
 }
 
 pub struct Neighbour {
@@ -58,7 +61,13 @@ impl NeighbourCache {
 
     /// Holds `m` until `ip` resolves. Returns (packet that it replaces, whether an ARP
     /// request should be sent now: first time, or a second since the last one).
-    pub fn hold(&mut self, ip: Ipv4Addr, port: usize, m: Mbuf, now_ns: u64) -> (Option<Mbuf>, bool) {
+    pub fn hold(
+        &mut self,
+        ip: Ipv4Addr,
+        port: usize,
+        m: Mbuf,
+        now_ns: u64,
+    ) -> (Option<Mbuf>, bool) {
         if let Some(n) = self.find(ip) {
             match &mut n.state {
                 State::Incomplete { asked_ns, held } => {
@@ -94,7 +103,13 @@ impl NeighbourCache {
 
     /// Records `ip` at `mac` (from an ARP packet addressed to us). Returns a held packet that
     /// can go now, with the port it waited for.
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: usize, now_ns: u64) -> Option<(Mbuf, usize)> {
+    pub fn learn(
+        &mut self,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        port: usize,
+        now_ns: u64,
+    ) -> Option<(Mbuf, usize)> {
         if let Some(n) = self.find(ip) {
             let old = std::mem::replace(&mut n.state, State::Resolved(mac));
             n.updated_ns = now_ns;

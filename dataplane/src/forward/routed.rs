@@ -26,7 +26,10 @@ struct RouteEntry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hop {
     /// Out of `port` to the neighbour `next_hop`.
-    Forward { port: usize, next_hop: Ipv4Addr },
+    Forward {
+        port: usize,
+        next_hop: Ipv4Addr,
+    },
     /// Addressed to one of our own addresses.
     Local,
     NoRoute,
@@ -41,7 +44,11 @@ pub struct Router {
 impl Router {
     /// Builds the router from config; `port_macs[i]` is the MAC of port i, `port_index` maps
     /// port names (validated by config) to indices.
-    pub fn new(fwd: &Forwarding, port_index: impl Fn(&str) -> usize, port_macs: &[MacAddr]) -> Option<Router> {
+    pub fn new(
+        fwd: &Forwarding,
+        port_index: impl Fn(&str) -> usize,
+        port_macs: &[MacAddr],
+    ) -> Option<Router> {
         let Forwarding::Routed {
             interfaces,
             routes,
@@ -94,7 +101,9 @@ impl Router {
 
     /// The interface on `port` that owns `addr`, if any.
     pub fn own(&self, port: usize, addr: Ipv4Addr) -> Option<&Iface> {
-        self.ifaces.iter().find(|i| i.port == port && i.addr == addr)
+        self.ifaces
+            .iter()
+            .find(|i| i.port == port && i.addr == addr)
     }
 
     /// The first interface on `port`.
@@ -124,27 +133,68 @@ mod tests {
     fn router() -> Router {
         let fwd = Forwarding::Routed {
             interfaces: vec![
-                Interface { port: "in".into(), address: "192.0.2.1/24".into() },
-                Interface { port: "out".into(), address: "198.51.100.1/24".into() },
+                Interface {
+                    port: "in".into(),
+                    address: "192.0.2.1/24".into(),
+                },
+                Interface {
+                    port: "out".into(),
+                    address: "198.51.100.1/24".into(),
+                },
             ],
             routes: vec![
-                Route { prefix: "0.0.0.0/0".into(), via: "198.51.100.254".into() },
-                Route { prefix: "203.0.113.0/24".into(), via: "192.0.2.9".into() },
+                Route {
+                    prefix: "0.0.0.0/0".into(),
+                    via: "198.51.100.254".into(),
+                },
+                Route {
+                    prefix: "203.0.113.0/24".into(),
+                    via: "192.0.2.9".into(),
+                },
             ],
             neighbours: 4,
             neighbour_ttl: 300,
         };
-        Router::new(&fwd, |n| if n == "in" { 0 } else { 1 }, &[MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])]).unwrap()
+        Router::new(
+            &fwd,
+            |n| if n == "in" { 0 } else { 1 },
+            &[MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])],
+        )
+        .unwrap()
     }
 
     #[test]
     fn longest_prefix_wins() {
         let r = router();
         let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
-        assert_eq!(r.route(ip("192.0.2.7")), Hop::Forward { port: 0, next_hop: ip("192.0.2.7") });
-        assert_eq!(r.route(ip("198.51.100.2")), Hop::Forward { port: 1, next_hop: ip("198.51.100.2") });
-        assert_eq!(r.route(ip("203.0.113.5")), Hop::Forward { port: 0, next_hop: ip("192.0.2.9") });
-        assert_eq!(r.route(ip("8.8.8.8")), Hop::Forward { port: 1, next_hop: ip("198.51.100.254") });
+        assert_eq!(
+            r.route(ip("192.0.2.7")),
+            Hop::Forward {
+                port: 0,
+                next_hop: ip("192.0.2.7")
+            }
+        );
+        assert_eq!(
+            r.route(ip("198.51.100.2")),
+            Hop::Forward {
+                port: 1,
+                next_hop: ip("198.51.100.2")
+            }
+        );
+        assert_eq!(
+            r.route(ip("203.0.113.5")),
+            Hop::Forward {
+                port: 0,
+                next_hop: ip("192.0.2.9")
+            }
+        );
+        assert_eq!(
+            r.route(ip("8.8.8.8")),
+            Hop::Forward {
+                port: 1,
+                next_hop: ip("198.51.100.254")
+            }
+        );
         assert_eq!(r.route(ip("192.0.2.1")), Hop::Local);
         assert_eq!(r.own(0, ip("192.0.2.1")).map(|i| i.port), Some(0));
         assert!(r.own(1, ip("192.0.2.1")).is_none());
@@ -153,7 +203,10 @@ mod tests {
     #[test]
     fn no_default_route_means_no_route() {
         let fwd = Forwarding::Routed {
-            interfaces: vec![Interface { port: "in".into(), address: "192.0.2.1/24".into() }],
+            interfaces: vec![Interface {
+                port: "in".into(),
+                address: "192.0.2.1/24".into(),
+            }],
             routes: vec![],
             neighbours: 4,
             neighbour_ttl: 300,

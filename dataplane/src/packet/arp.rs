@@ -37,7 +37,8 @@ pub fn check(b: &[u8]) -> Result<(), Malformed> {
 
 /// Parses Ethernet/IPv4 ARP; `None` for other hardware or protocol types or short input.
 pub fn parse(b: &[u8]) -> Option<Arp> {
-    if be16(b, HTYPE)? != 1 || be16(b, PTYPE)? != 0x0800 || b.get(HLEN)? != &6 || b.get(PLEN)? != &4 {
+    if be16(b, HTYPE)? != 1 || be16(b, PTYPE)? != 0x0800 || b.get(HLEN)? != &6 || b.get(PLEN)? != &4
+    {
         return None;
     }
     Some(Arp {

@@ -17,9 +17,17 @@ pub fn parse(b: &[u8], len: usize, v6: bool) -> Result<Icmp, Malformed> {
         return Err(t);
     }
     let ty = get(b, 0).ok_or(t)?;
-    let echo = if v6 { matches!(ty, 128 | 129) } else { matches!(ty, 0 | 8) };
+    let echo = if v6 {
+        matches!(ty, 128 | 129)
+    } else {
+        matches!(ty, 0 | 8)
+    };
     Ok(Icmp {
         icmp_type: ty,
-        echo_id: if echo { Some(be16(b, 4).ok_or(t)?) } else { None },
+        echo_id: if echo {
+            Some(be16(b, 4).ok_or(t)?)
+        } else {
+            None
+        },
     })
 }

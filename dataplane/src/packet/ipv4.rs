@@ -71,6 +71,7 @@ pub fn decrement_ttl(b: &mut [u8]) -> Option<u8> {
     let sum = be16(b, CHECKSUM)?;
     let sum = checksum::update16(sum, old_word, new_word);
     b[TTL] = new_ttl;
-    b.get_mut(CHECKSUM..CHECKSUM + 2)?.copy_from_slice(&sum.to_be_bytes());
+    b.get_mut(CHECKSUM..CHECKSUM + 2)?
+        .copy_from_slice(&sum.to_be_bytes());
     Some(new_ttl)
 }

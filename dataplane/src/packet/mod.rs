@@ -236,7 +236,13 @@ pub fn parse(frame: &[u8], wire_len: usize) -> Result<Headers, Malformed> {
             h.fragment = ip.fragment;
             h.ip_len = ip.total_len;
             let l4 = off + ip.header_len;
-            parse_l4(frame, &mut h, l4, ip.total_len as usize - ip.header_len, false)?;
+            parse_l4(
+                frame,
+                &mut h,
+                l4,
+                ip.total_len as usize - ip.header_len,
+                false,
+            )?;
             Ok(h)
         }
         EtherType::IPV6 => {
@@ -261,7 +267,13 @@ pub fn parse(frame: &[u8], wire_len: usize) -> Result<Headers, Malformed> {
 }
 
 /// Parses the transport header at `off` whose declared length (from the IP header) is `len`.
-fn parse_l4(frame: &[u8], h: &mut Headers, off: usize, len: usize, v6: bool) -> Result<(), Malformed> {
+fn parse_l4(
+    frame: &[u8],
+    h: &mut Headers,
+    off: usize,
+    len: usize,
+    v6: bool,
+) -> Result<(), Malformed> {
     h.l4_offset = off as u16;
     h.payload_offset = off as u16;
     h.payload_len = len as u16;

@@ -8,7 +8,9 @@ fn eth(ethertype: u16) -> Vec<u8> {
 }
 
 fn ipv4(proto: u8, payload: &[u8]) -> Vec<u8> {
-    let mut h = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, proto, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2];
+    let mut h = vec![
+        0x45, 0, 0, 0, 0, 1, 0, 0, 64, proto, 0, 0, 192, 0, 2, 1, 198, 51, 100, 2,
+    ];
     let total = (20 + payload.len()) as u16;
     h[2..4].copy_from_slice(&total.to_be_bytes());
     let c = checksum::checksum(&h);
@@ -51,7 +53,10 @@ fn udp_over_ipv4() {
     assert_eq!((h.src_port, h.dst_port, h.proto), (5060, 5061, proto::UDP));
     assert_eq!(h.src.v4(), Some([192, 0, 2, 1]));
     assert_eq!(h.dst.v4(), Some([198, 51, 100, 2]));
-    assert_eq!(&f[h.payload_offset as usize..][..h.payload_len as usize], b"INVITE");
+    assert_eq!(
+        &f[h.payload_offset as usize..][..h.payload_len as usize],
+        b"INVITE"
+    );
 }
 
 #[test]
@@ -153,7 +158,10 @@ fn ipv4_fragments() {
     ip[7] = 0x10; // offset 16*8, no L4 header
     let f = frame(0x0800, ip);
     let h = parse(&f, f.len()).unwrap();
-    assert_eq!((h.fragment, h.src_port, h.dst_port), (Fragment::Later, 0, 0));
+    assert_eq!(
+        (h.fragment, h.src_port, h.dst_port),
+        (Fragment::Later, 0, 0)
+    );
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! `aperture_dpdk` binding; this module only wires them to `dataplane.yaml`.
 use crate::config::Config;
 use crate::packet::MacAddr;
-pub use aperture_dpdk::{Burst, Eal, EthConfig, Mbuf, Mempool, Port, PortStats, RxTimestamp, TxBuffer};
+pub use aperture_dpdk::{
+    Burst, Eal, EthConfig, Mbuf, Mempool, Port, PortStats, RxTimestamp, TxBuffer,
+};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]

@@ -13,11 +13,18 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     #[error("cannot open capture {path}: {source}")]
-    Open { path: String, source: std::io::Error },
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a pcap or pcapng capture ({reason})")]
     Format { path: String, reason: String },
     #[error("{path}: packet {index}: link type {link:?} is not supported (Ethernet, Linux cooked v1/v2, raw IP and BSD loopback are)")]
-    LinkType { path: String, index: u64, link: DataLink },
+    LinkType {
+        path: String,
+        index: u64,
+        link: DataLink,
+    },
     #[error("cannot write {path}: {reason}")]
     Write { path: String, reason: String },
 }
@@ -94,14 +101,23 @@ pub fn to_ethernet(link: DataLink, data: &[u8]) -> Result<Option<Cow<'_, [u8]>>,
 
 /// Calls `f` for every packet of the capture at `path` (pcap or pcapng), in Ethernet form.
 /// Returns the number of packets skipped because they could not be expressed as Ethernet.
-pub fn for_each_frame(path: &Path, mut f: impl FnMut(Frame<'_>) -> Result<(), CaptureError>) -> Result<u64, CaptureError> {
+pub fn for_each_frame(
+    path: &Path,
+    mut f: impl FnMut(Frame<'_>) -> Result<(), CaptureError>,
+) -> Result<u64, CaptureError> {
     let p = path.display().to_string();
-    let open = |source| CaptureError::Open { path: p.clone(), source };
+    let open = |source| CaptureError::Open {
+        path: p.clone(),
+        source,
+    };
     let mut file = BufReader::new(File::open(path).map_err(open)?);
     let mut magic = [0u8; 4];
     file.read_exact(&mut magic).map_err(open)?;
     let file = BufReader::new(File::open(path).map_err(open)?);
-    let fmt = |e: pcap_file::PcapError| CaptureError::Format { path: p.clone(), reason: e.to_string() };
+    let fmt = |e: pcap_file::PcapError| CaptureError::Format {
+        path: p.clone(),
+        reason: e.to_string(),
+    };
     let mut skipped = 0;
     let mut index = 0u64;
     if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
@@ -118,7 +134,9 @@ pub fn for_each_frame(path: &Path, mut f: impl FnMut(Frame<'_>) -> Result<(), Ca
                     links.push(d.linktype);
                     continue;
                 }
-                Block::EnhancedPacket(e) => (e.interface_id as usize, e.timestamp, e.data, e.original_len),
+                Block::EnhancedPacket(e) => {
+                    (e.interface_id as usize, e.timestamp, e.data, e.original_len)
+                }
                 Block::SimplePacket(s) => (0, Duration::ZERO, s.data, s.original_len),
                 _ => continue,
             };
@@ -130,10 +148,20 @@ pub fn for_each_frame(path: &Path, mut f: impl FnMut(Frame<'_>) -> Result<(), Ca
             match to_ethernet(link, &data) {
                 Ok(Some(d)) => {
                     let extra = d.len() as i64 - data.len() as i64;
-                    f(Frame { ts, data: Cow::Owned(d.into_owned()), orig_len: (orig_len as i64 + extra).max(0) as u32 })?
+                    f(Frame {
+                        ts,
+                        data: Cow::Owned(d.into_owned()),
+                        orig_len: (orig_len as i64 + extra).max(0) as u32,
+                    })?
                 }
                 Ok(None) => skipped += 1,
-                Err(()) => return Err(CaptureError::LinkType { path: p.clone(), index, link }),
+                Err(()) => {
+                    return Err(CaptureError::LinkType {
+                        path: p.clone(),
+                        index,
+                        link,
+                    })
+                }
             }
         }
     } else {
@@ -146,10 +174,20 @@ pub fn for_each_frame(path: &Path, mut f: impl FnMut(Frame<'_>) -> Result<(), Ca
                 Ok(Some(d)) => {
                     let extra = d.len() as i64 - pkt.data.len() as i64;
                     let orig_len = (pkt.orig_len as i64 + extra).max(0) as u32;
-                    f(Frame { ts: pkt.timestamp, data: Cow::Owned(d.into_owned()), orig_len })?
+                    f(Frame {
+                        ts: pkt.timestamp,
+                        data: Cow::Owned(d.into_owned()),
+                        orig_len,
+                    })?
                 }
                 Ok(None) => skipped += 1,
-                Err(()) => return Err(CaptureError::LinkType { path: p.clone(), index, link }),
+                Err(()) => {
+                    return Err(CaptureError::LinkType {
+                        path: p.clone(),
+                        index,
+                        link,
+                    })
+                }
             }
         }
     }
@@ -201,13 +239,16 @@ pub fn split_for_workers(input: &Path, dir: &Path, n: usize) -> Result<Split, Ca
     let mut writers = Vec::new();
     for f in &files {
         let file = File::create(f).map_err(|e| werr(f, &e))?;
-        writers.push(PcapWriter::with_header(BufWriter::new(file), header).map_err(|e| werr(f, &e))?);
+        writers
+            .push(PcapWriter::with_header(BufWriter::new(file), header).map_err(|e| werr(f, &e))?);
     }
     let mut packets = vec![0u64; n];
     let skipped = for_each_frame(input, |fr| {
         let w = worker_of(&fr.data, n);
         let pkt = PcapPacket::new(fr.ts, fr.orig_len.max(fr.data.len() as u32), &fr.data);
-        writers[w].write_packet(&pkt).map_err(|e| werr(&files[w], &e))?;
+        writers[w]
+            .write_packet(&pkt)
+            .map_err(|e| werr(&files[w], &e))?;
         packets[w] += 1;
         Ok(())
     })?;
@@ -215,7 +256,11 @@ pub fn split_for_workers(input: &Path, dir: &Path, n: usize) -> Result<Split, Ca
         let mut inner = w.into_writer();
         std::io::Write::flush(&mut inner).map_err(|e| werr(f, &e))?;
     }
-    Ok(Split { files, packets, skipped })
+    Ok(Split {
+        files,
+        packets,
+        skipped,
+    })
 }
 
 /// Merges the per-worker output captures into one, ordered by their (send-time) timestamps.
@@ -253,7 +298,9 @@ mod tests {
 
     #[test]
     fn cooked_and_raw_frames_become_ethernet() {
-        let ip = [0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+        let ip = [
+            0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+        ];
         let raw = to_ethernet(DataLink::RAW, &ip).unwrap().unwrap();
         assert_eq!(&raw[12..14], &[0x08, 0x00]);
         assert_eq!(&raw[14..], &ip);
@@ -264,7 +311,10 @@ mod tests {
         assert_eq!(&e[14..], &ip);
         let mut null = vec![2, 0, 0, 0];
         null.extend_from_slice(&ip);
-        assert_eq!(&to_ethernet(DataLink::NULL, &null).unwrap().unwrap()[14..], &ip);
+        assert_eq!(
+            &to_ethernet(DataLink::NULL, &null).unwrap().unwrap()[14..],
+            &ip
+        );
         assert!(to_ethernet(DataLink::IEEE802_11, &ip).is_err());
     }
 }

@@ -124,10 +124,12 @@ pub fn drop_reason_name(i: usize) -> Option<&'static str> {
         return None;
     }
     let j = i - FIXED;
-    Malformed::ALL
-        .get(j)
-        .map(|m| m.name())
-        .or_else(|| OTHER_DROPS.get(j - Malformed::ALL.len().min(j)).map(|(_, n)| *n).filter(|_| j >= Malformed::ALL.len()))
+    Malformed::ALL.get(j).map(|m| m.name()).or_else(|| {
+        OTHER_DROPS
+            .get(j - Malformed::ALL.len().min(j))
+            .map(|(_, n)| *n)
+            .filter(|_| j >= Malformed::ALL.len())
+    })
 }
 
 /// A worker's counters, owned by it.
@@ -191,7 +193,10 @@ pub struct StatsSegment {
 #[derive(Debug, thiserror::Error)]
 pub enum StatsError {
     #[error("stats segment {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("stats segment {path} is not an Aperture segment of this version")]
     Layout { path: String },
     #[error("stats segment {path}: worker {worker} did not publish a consistent snapshot")]
@@ -310,7 +315,10 @@ mod tests {
             assert_eq!(drop_reason_name(r.index()), Some(n));
         }
         for m in Malformed::ALL {
-            assert_eq!(drop_reason_name(DropReason::Malformed(m).index()), Some(m.name()));
+            assert_eq!(
+                drop_reason_name(DropReason::Malformed(m).index()),
+                Some(m.name())
+            );
         }
     }
 
@@ -355,9 +363,13 @@ mod tests {
 
     #[test]
     fn a_foreign_file_is_refused() {
-        let path = std::env::temp_dir().join(format!("aperture-stats-foreign-{}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("aperture-stats-foreign-{}", std::process::id()));
         std::fs::write(&path, [7u8; 4096]).unwrap();
-        assert!(matches!(read_snapshot(&path), Err(StatsError::Layout { .. })));
+        assert!(matches!(
+            read_snapshot(&path),
+            Err(StatsError::Layout { .. })
+        ));
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -261,8 +261,20 @@ pub fn ip4(src_mac: Mac, dst_mac: Mac, h: &Ipv4Header, l4: &[u8]) -> Vec<u8> {
 }
 
 /// An Ethernet frame carrying an IPv6 packet with L4 bytes `l4` as given.
-pub fn ip6(src_mac: Mac, dst_mac: Mac, src: Ipv6Addr, dst: Ipv6Addr, next: u8, l4: &[u8]) -> Vec<u8> {
-    ethernet(src_mac, dst_mac, ETHERTYPE_IPV6, &ipv6_packet(src, dst, next, l4))
+pub fn ip6(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next: u8,
+    l4: &[u8],
+) -> Vec<u8> {
+    ethernet(
+        src_mac,
+        dst_mac,
+        ETHERTYPE_IPV6,
+        &ipv6_packet(src, dst, next, l4),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,7 +292,13 @@ fn udp_segment(src_port: u16, dst_port: u16, payload: &[u8], pseudo: u32) -> Vec
     s
 }
 
-fn tcp_segment(src_port: u16, dst_port: u16, h: &TcpHeader, payload: &[u8], pseudo: u32) -> Vec<u8> {
+fn tcp_segment(
+    src_port: u16,
+    dst_port: u16,
+    h: &TcpHeader,
+    payload: &[u8],
+    pseudo: u32,
+) -> Vec<u8> {
     let mut s = Vec::with_capacity(20 + payload.len());
     s.extend_from_slice(&src_port.to_be_bytes());
     s.extend_from_slice(&dst_port.to_be_bytes());
@@ -314,7 +332,12 @@ pub fn udp4_segment(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec
 }
 
 /// The TCP header and payload for IPv4 endpoints, checksum included.
-pub fn tcp4_segment(src: SocketAddrV4, dst: SocketAddrV4, h: &TcpHeader, payload: &[u8]) -> Vec<u8> {
+pub fn tcp4_segment(
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    h: &TcpHeader,
+    payload: &[u8],
+) -> Vec<u8> {
     let pseudo = pseudo_sum_v4(*src.ip(), *dst.ip(), IPPROTO_TCP, 20 + payload.len());
     tcp_segment(src.port(), dst.port(), h, payload, pseudo)
 }
@@ -323,13 +346,30 @@ pub fn tcp4_segment(src: SocketAddrV4, dst: SocketAddrV4, h: &TcpHeader, payload
 // Whole frames
 
 /// UDP over IPv4 over Ethernet.
-pub fn udp4(src_mac: Mac, dst_mac: Mac, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+pub fn udp4(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    payload: &[u8],
+) -> Vec<u8> {
     let seg = udp4_segment(src, dst, payload);
-    ip4(src_mac, dst_mac, &Ipv4Header::new(*src.ip(), *dst.ip(), IPPROTO_UDP, &seg), &seg)
+    ip4(
+        src_mac,
+        dst_mac,
+        &Ipv4Header::new(*src.ip(), *dst.ip(), IPPROTO_UDP, &seg),
+        &seg,
+    )
 }
 
 /// UDP over IPv6 over Ethernet.
-pub fn udp6(src_mac: Mac, dst_mac: Mac, src: SocketAddrV6, dst: SocketAddrV6, payload: &[u8]) -> Vec<u8> {
+pub fn udp6(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: SocketAddrV6,
+    dst: SocketAddrV6,
+    payload: &[u8],
+) -> Vec<u8> {
     let pseudo = pseudo_sum_v6(*src.ip(), *dst.ip(), IPPROTO_UDP, 8 + payload.len());
     let seg = udp_segment(src.port(), dst.port(), payload, pseudo);
     ip6(src_mac, dst_mac, *src.ip(), *dst.ip(), IPPROTO_UDP, &seg)
@@ -345,7 +385,12 @@ pub fn tcp4(
     payload: &[u8],
 ) -> Vec<u8> {
     let seg = tcp4_segment(src, dst, h, payload);
-    ip4(src_mac, dst_mac, &Ipv4Header::new(*src.ip(), *dst.ip(), IPPROTO_TCP, &seg), &seg)
+    ip4(
+        src_mac,
+        dst_mac,
+        &Ipv4Header::new(*src.ip(), *dst.ip(), IPPROTO_TCP, &seg),
+        &seg,
+    )
 }
 
 /// TCP over IPv6 over Ethernet.
@@ -363,13 +408,32 @@ pub fn tcp6(
 }
 
 /// ICMP echo request (type 8) or reply (type 0) over IPv4 over Ethernet.
-pub fn icmp4_echo(src_mac: Mac, dst_mac: Mac, src: Ipv4Addr, dst: Ipv4Addr, e: Echo, payload: &[u8]) -> Vec<u8> {
+pub fn icmp4_echo(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    e: Echo,
+    payload: &[u8],
+) -> Vec<u8> {
     let msg = echo_message(if e.reply { 0 } else { 8 }, e, payload, 0);
-    ip4(src_mac, dst_mac, &Ipv4Header::new(src, dst, IPPROTO_ICMP, &msg), &msg)
+    ip4(
+        src_mac,
+        dst_mac,
+        &Ipv4Header::new(src, dst, IPPROTO_ICMP, &msg),
+        &msg,
+    )
 }
 
 /// ICMPv6 echo request (type 128) or reply (type 129) over IPv6 over Ethernet.
-pub fn icmp6_echo(src_mac: Mac, dst_mac: Mac, src: Ipv6Addr, dst: Ipv6Addr, e: Echo, payload: &[u8]) -> Vec<u8> {
+pub fn icmp6_echo(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    e: Echo,
+    payload: &[u8],
+) -> Vec<u8> {
     let pseudo = pseudo_sum_v6(src, dst, IPPROTO_ICMPV6, 8 + payload.len());
     let msg = echo_message(if e.reply { 129 } else { 128 }, e, payload, pseudo);
     ip6(src_mac, dst_mac, src, dst, IPPROTO_ICMPV6, &msg)
@@ -387,7 +451,11 @@ mod tests {
         let mut i = 0;
         while i < bytes.len() {
             let hi = u32::from(bytes[i]) << 8;
-            let lo = if i + 1 < bytes.len() { u32::from(bytes[i + 1]) } else { 0 };
+            let lo = if i + 1 < bytes.len() {
+                u32::from(bytes[i + 1])
+            } else {
+                0
+            };
             sum += hi | lo;
             if sum > 0xffff {
                 sum = (sum & 0xffff) + 1;
@@ -522,31 +590,63 @@ mod tests {
     fn tcp_icmp_and_v6_checksums() {
         let c = SocketAddrV4::new(Ipv4Addr::new(10, 1, 2, 3), 51000);
         let s = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 80), 80);
-        let h = TcpHeader { seq: 0xdead_beef, ack: 7, flags: TcpFlags::PSH | TcpFlags::ACK, window: 502 };
+        let h = TcpHeader {
+            seq: 0xdead_beef,
+            ack: 7,
+            flags: TcpFlags::PSH | TcpFlags::ACK,
+            window: 502,
+        };
         let f = tcp4(A, B, c, s, &h, b"GET / HTTP/1.1\r\n\r\n");
         assert!(ipv4_header_ok(&f));
         let (stored, expected) = check_v4(&f);
         assert_eq!(stored, expected);
         assert_eq!(f[14 + 20 + 13], 0x18);
-        assert_eq!(u32::from_be_bytes(f[38..42].try_into().unwrap()), 0xdead_beef);
+        assert_eq!(
+            u32::from_be_bytes(f[38..42].try_into().unwrap()),
+            0xdead_beef
+        );
 
-        let e = Echo { id: 0x1234, seq: 3, reply: false };
+        let e = Echo {
+            id: 0x1234,
+            seq: 3,
+            reply: false,
+        };
         let f = icmp4_echo(A, B, *c.ip(), *s.ip(), e, &[0xab; 56]);
         assert!(ipv4_header_ok(&f));
         assert_eq!(f[34], 8);
         let (stored, expected) = check_v4(&f);
         assert_eq!(stored, expected);
-        let f = icmp4_echo(B, A, *s.ip(), *c.ip(), Echo { reply: true, ..e }, &[0xab; 56]);
+        let f = icmp4_echo(
+            B,
+            A,
+            *s.ip(),
+            *c.ip(),
+            Echo { reply: true, ..e },
+            &[0xab; 56],
+        );
         assert_eq!(f[34], 0);
         assert_eq!(check_v4(&f).0, check_v4(&f).1);
 
         let a6: Ipv6Addr = "2001:db8::1".parse().unwrap();
         let b6: Ipv6Addr = "2001:db8:1::53".parse().unwrap();
-        let f = udp6(A, B, SocketAddrV6::new(a6, 5353, 0, 0), SocketAddrV6::new(b6, 53, 0, 0), b"q");
+        let f = udp6(
+            A,
+            B,
+            SocketAddrV6::new(a6, 5353, 0, 0),
+            SocketAddrV6::new(b6, 53, 0, 0),
+            b"q",
+        );
         assert_eq!(be16(&f, 12), ETHERTYPE_IPV6);
         let (stored, expected) = check_v6(&f);
         assert_eq!(stored, expected);
-        let f = tcp6(A, B, SocketAddrV6::new(a6, 1, 0, 0), SocketAddrV6::new(b6, 2, 0, 0), &h, b"xyz");
+        let f = tcp6(
+            A,
+            B,
+            SocketAddrV6::new(a6, 1, 0, 0),
+            SocketAddrV6::new(b6, 2, 0, 0),
+            &h,
+            b"xyz",
+        );
         let (stored, expected) = check_v6(&f);
         assert_eq!(stored, expected);
         let f = icmp6_echo(A, B, a6, b6, e, b"ping6");
@@ -565,7 +665,12 @@ mod tests {
             let seg = udp4_segment(src, dst, &x.to_be_bytes());
             if be16(&seg, 6) == 0xffff {
                 found = true;
-                assert_eq!(internet_checksum(&[&[10, 0, 0, 1, 10, 0, 0, 2, 0, 17, 0, 10][..], &seg].concat()), 0);
+                assert_eq!(
+                    internet_checksum(
+                        &[&[10, 0, 0, 1, 10, 0, 0, 2, 0, 17, 0, 10][..], &seg].concat()
+                    ),
+                    0
+                );
             }
             assert_ne!(be16(&seg, 6), 0);
         }

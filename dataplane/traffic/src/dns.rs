@@ -7,7 +7,11 @@ pub const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
 
 fn put_name(out: &mut Vec<u8>, name: &str) {
-    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         out.push(label.len().min(63) as u8);
         out.extend_from_slice(&label.as_bytes()[..label.len().min(63)]);
     }
@@ -68,8 +72,8 @@ mod tests {
     fn query_wire_format() {
         let q = query(0xbeef, "example.com", TYPE_A);
         let expected: &[u8] = &[
-            0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 3, b'c',
-            b'o', b'm', 0, 0, 1, 0, 1,
+            0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 7, b'e', b'x', b'a', b'm', b'p', b'l',
+            b'e', 3, b'c', b'o', b'm', 0, 0, 1, 0, 1,
         ];
         assert_eq!(q, expected);
     }

@@ -23,7 +23,11 @@ pub const FACETIME_PORTS: std::ops::RangeInclusive<u16> = 16393..=16402;
 pub const PUSH_PORT: u16 = 5223;
 pub const PUSH_SNI: &str = "courier.push.apple.com";
 /// Names the identity-service connection on 443 may use.
-pub const ESS_SNIS: &[&str] = &["init.ess.apple.com", "facetime.apple.com", "query.ess.apple.com"];
+pub const ESS_SNIS: &[&str] = &[
+    "init.ess.apple.com",
+    "facetime.apple.com",
+    "query.ess.apple.com",
+];
 /// SOFTWARE attribute of the client's STUN and TURN requests (synthetic value).
 pub const STUN_SOFTWARE: &str = "Viceroy 1.4";
 
@@ -141,12 +145,18 @@ struct Wire {
 impl Wire {
     /// A UDP datagram from the client's side to the network.
     fn up(&mut self, t: u64, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) {
-        self.frames.push((t, build::udp4(self.client_mac, self.gateway_mac, src, dst, payload)));
+        self.frames.push((
+            t,
+            build::udp4(self.client_mac, self.gateway_mac, src, dst, payload),
+        ));
     }
 
     /// A UDP datagram from the network to the client.
     fn down(&mut self, t: u64, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) {
-        self.frames.push((t, build::udp4(self.gateway_mac, self.client_mac, src, dst, payload)));
+        self.frames.push((
+            t,
+            build::udp4(self.gateway_mac, self.client_mac, src, dst, payload),
+        ));
     }
 }
 
@@ -166,13 +176,26 @@ fn media_port(rng: &mut Rng, taken: &[u16]) -> u16 {
     }
 }
 
-fn dns_lookup(w: &mut Wire, rng: &mut Rng, t: u64, client_ip: Ipv4Addr, resolver: Ipv4Addr, name: &str, addr: Ipv4Addr) -> u64 {
+fn dns_lookup(
+    w: &mut Wire,
+    rng: &mut Rng,
+    t: u64,
+    client_ip: Ipv4Addr,
+    resolver: Ipv4Addr,
+    name: &str,
+    addr: Ipv4Addr,
+) -> u64 {
     let client = SocketAddrV4::new(client_ip, ephemeral(rng));
     let server = SocketAddrV4::new(resolver, 53);
     let id = rng.next_u16();
     w.up(t, client, server, &dns::query(id, name, dns::TYPE_A));
     let t2 = t + rng.range(5 * MS, 40 * MS);
-    w.down(t2, server, client, &dns::response(id, name, dns::TYPE_A, &[IpAddr::V4(addr)], 300));
+    w.down(
+        t2,
+        server,
+        client,
+        &dns::response(id, name, dns::TYPE_A, &[IpAddr::V4(addr)], 300),
+    );
     t2
 }
 
@@ -212,38 +235,76 @@ fn tls_connection(
 
 /// Generates one call starting at `base_ts_ns`. Returns what was negotiated and the frames,
 /// sorted by time.
-pub fn facetime_session(rng: &mut Rng, base_ts_ns: u64, p: &FacetimeParams) -> (FacetimeSession, Vec<TimedFrame>) {
-    let mut w = Wire { client_mac: p.client_mac, gateway_mac: p.gateway_mac, frames: Vec::new() };
+pub fn facetime_session(
+    rng: &mut Rng,
+    base_ts_ns: u64,
+    p: &FacetimeParams,
+) -> (FacetimeSession, Vec<TimedFrame>) {
+    let mut w = Wire {
+        client_mac: p.client_mac,
+        gateway_mac: p.gateway_mac,
+        frames: Vec::new(),
+    };
     let ip = p.client_ip;
     let mut t = base_ts_ns;
 
     // (a) Push connection to 5223, kept open: the incoming-call notification arrives on it.
     let push_server = SocketAddrV4::new(rng.ipv4_in(p.apple), PUSH_PORT);
     if let Some(resolver) = p.resolver {
-        t = dns_lookup(&mut w, rng, t, ip, resolver, PUSH_SNI, *push_server.ip()) + rng.range(MS, 5 * MS);
+        t = dns_lookup(&mut w, rng, t, ip, resolver, PUSH_SNI, *push_server.ip())
+            + rng.range(MS, 5 * MS);
     }
-    let push = TlsConnection { client: SocketAddrV4::new(ip, ephemeral(rng)), server: push_server, sni: PUSH_SNI.into() };
+    let push = TlsConnection {
+        client: SocketAddrV4::new(ip, ephemeral(rng)),
+        server: push_server,
+        sni: PUSH_SNI.into(),
+    };
     let exchanges = [
         (Direction::ToServer, rng.range(180, 420) as usize),
         (Direction::ToClient, rng.range(90, 300) as usize),
         (Direction::ToClient, rng.range(500, 1100) as usize),
         (Direction::ToServer, rng.range(60, 120) as usize),
     ];
-    t = tls_connection(&mut w, rng, t, push.client, push.server, PUSH_SNI, &["apns-security-v3"], &exchanges, false);
+    t = tls_connection(
+        &mut w,
+        rng,
+        t,
+        push.client,
+        push.server,
+        PUSH_SNI,
+        &["apns-security-v3"],
+        &exchanges,
+        false,
+    );
 
     // (b) Identity service on 443, closed once the lookup is done.
     t += rng.range(50 * MS, 300 * MS);
     let ess_sni = *rng.pick(ESS_SNIS);
     let ess_server = SocketAddrV4::new(rng.ipv4_in(p.apple), 443);
     if let Some(resolver) = p.resolver {
-        t = dns_lookup(&mut w, rng, t, ip, resolver, ess_sni, *ess_server.ip()) + rng.range(MS, 5 * MS);
+        t = dns_lookup(&mut w, rng, t, ip, resolver, ess_sni, *ess_server.ip())
+            + rng.range(MS, 5 * MS);
     }
-    let ess = TlsConnection { client: SocketAddrV4::new(ip, ephemeral(rng)), server: ess_server, sni: ess_sni.into() };
+    let ess = TlsConnection {
+        client: SocketAddrV4::new(ip, ephemeral(rng)),
+        server: ess_server,
+        sni: ess_sni.into(),
+    };
     let exchanges = [
         (Direction::ToServer, rng.range(400, 900) as usize),
         (Direction::ToClient, rng.range(1500, 4000) as usize),
     ];
-    tls_connection(&mut w, rng, t, ess.client, ess.server, ess_sni, &["h2", "http/1.1"], &exchanges, true);
+    tls_connection(
+        &mut w,
+        rng,
+        t,
+        ess.client,
+        ess.server,
+        ess_sni,
+        &["h2", "http/1.1"],
+        &exchanges,
+        true,
+    );
 
     // Ports: SIP, audio RTP/RTCP and video RTP/RTCP, all distinct, on both sides.
     let sip_port = rng.range_u16(*FACETIME_PORTS.start(), *FACETIME_PORTS.end());
@@ -269,9 +330,17 @@ pub fn facetime_session(rng: &mut Rng, base_ts_ns: u64, p: &FacetimeParams) -> (
     w.down(t, stun_server, stun_client, &mapped);
 
     // TURN allocations and channel bindings, one per stream, before the call is set up.
-    let mut streams = vec![("audio", audio_port, SocketAddrV4::new(peer_ip, peer_audio_port))];
+    let mut streams = vec![(
+        "audio",
+        audio_port,
+        SocketAddrV4::new(peer_ip, peer_audio_port),
+    )];
     if p.video {
-        streams.push(("video", video_port, SocketAddrV4::new(peer_ip, peer_video_port)));
+        streams.push((
+            "video",
+            video_port,
+            SocketAddrV4::new(peer_ip, peer_video_port),
+        ));
     }
     let mut relays: Vec<Option<(u16, SocketAddrV4)>> = vec![None; streams.len()];
     if p.turn {
@@ -280,7 +349,10 @@ pub fn facetime_session(rng: &mut Rng, base_ts_ns: u64, p: &FacetimeParams) -> (
             let local = SocketAddrV4::new(ip, *local_port);
             t += rng.range(2 * MS, 10 * MS);
             let alloc = StunMessage::request(rng, stun::ALLOCATE_REQUEST)
-                .attribute(stun::ATTR_REQUESTED_TRANSPORT, &[build::IPPROTO_UDP, 0, 0, 0])
+                .attribute(
+                    stun::ATTR_REQUESTED_TRANSPORT,
+                    &[build::IPPROTO_UDP, 0, 0, 0],
+                )
                 .software(STUN_SOFTWARE);
             w.up(t, local, stun_server, &alloc.encode(true));
             t += stun_rtt;
@@ -317,14 +389,32 @@ pub fn facetime_session(rng: &mut Rng, base_ts_ns: u64, p: &FacetimeParams) -> (
     let sip_peer = SocketAddrV4::new(peer_ip, peer_sip_port);
     let dialog = Dialog {
         call_id: format!("{}-{}-{}@{}", rng.hex(8), rng.hex(4), rng.hex(12), ip),
-        caller: Party { user: rng.hex(10), addr: sip_client, tag: rng.hex(10) },
-        callee: Party { user: rng.hex(10), addr: sip_peer, tag: rng.hex(10) },
+        caller: Party {
+            user: rng.hex(10),
+            addr: sip_client,
+            tag: rng.hex(10),
+        },
+        callee: Party {
+            user: rng.hex(10),
+            addr: sip_peer,
+            tag: rng.hex(10),
+        },
         user_agent: sip::FACETIME_USER_AGENT.into(),
     };
     let sdp_media = |ports: &[u16], audio: Vec<SdpFormat>| -> Vec<SdpMedia> {
-        let mut m = vec![SdpMedia { kind: "audio".into(), port: ports[0], formats: audio, rtcp_mux: p.turn }];
+        let mut m = vec![SdpMedia {
+            kind: "audio".into(),
+            port: ports[0],
+            formats: audio,
+            rtcp_mux: p.turn,
+        }];
         if p.video {
-            m.push(SdpMedia { kind: "video".into(), port: ports[1], formats: sip::video_formats(), rtcp_mux: p.turn });
+            m.push(SdpMedia {
+                kind: "video".into(),
+                port: ports[1],
+                formats: sip::video_formats(),
+                rtcp_mux: p.turn,
+            });
         }
         m
     };
@@ -336,8 +426,10 @@ pub fn facetime_session(rng: &mut Rng, base_ts_ns: u64, p: &FacetimeParams) -> (
         media: sdp_media(&[audio_port, video_port], sip::audio_formats()),
     };
     let audio_pt = *rng.pick(&[0u8, 8]);
-    let answer_audio: Vec<SdpFormat> =
-        sip::audio_formats().into_iter().filter(|f| f.payload_type == audio_pt || f.payload_type == 101).collect();
+    let answer_audio: Vec<SdpFormat> = sip::audio_formats()
+        .into_iter()
+        .filter(|f| f.payload_type == audio_pt || f.payload_type == 101)
+        .collect();
     let answer = Sdp {
         username: "GKVoiceChatService".into(),
         session_id: u64::from(rng.next_u32()),
@@ -351,11 +443,23 @@ pub fn facetime_session(rng: &mut Rng, base_ts_ns: u64, p: &FacetimeParams) -> (
     let invite = dialog.invite(&invite_branch, &offer);
     w.up(t, sip_client, sip_peer, &invite.encode());
     t += sip_rtt;
-    w.down(t, sip_peer, sip_client, &dialog.respond(&invite, 100, "Trying").encode());
+    w.down(
+        t,
+        sip_peer,
+        sip_client,
+        &dialog.respond(&invite, 100, "Trying").encode(),
+    );
     t += rng.range(20 * MS, 150 * MS);
-    w.down(t, sip_peer, sip_client, &dialog.respond(&invite, 180, "Ringing").encode());
+    w.down(
+        t,
+        sip_peer,
+        sip_client,
+        &dialog.respond(&invite, 180, "Ringing").encode(),
+    );
     t += rng.range(1_000 * MS, 4_000 * MS);
-    let ok = dialog.respond(&invite, 200, "OK").body("application/sdp", answer.encode());
+    let ok = dialog
+        .respond(&invite, 200, "OK")
+        .body("application/sdp", answer.encode());
     w.down(t, sip_peer, sip_client, &ok.encode());
     t += rng.range(MS, 3 * MS);
     let ack = dialog.in_dialog("ACK", true, 1, &format!("z9hG4bK{}", rng.hex(16)));
@@ -370,25 +474,60 @@ pub fn facetime_session(rng: &mut Rng, base_ts_ns: u64, p: &FacetimeParams) -> (
     for (i, (kind, local_port, peer)) in streams.iter().enumerate() {
         let video = *kind == "video";
         let pt = if video { 126 } else { audio_pt };
-        let (interval, step) = if video { (66 * MS, 5_940) } else { (20 * MS, 160) };
-        let mut client_src = rtp::RtpSource::new(pt, rng.next_u32(), rng.next_u16(), rng.next_u32(), step, cname.clone());
-        let mut peer_src = rtp::RtpSource::new(pt, rng.next_u32(), rng.next_u16(), rng.next_u32(), step, peer_cname.clone());
+        let (interval, step) = if video {
+            (66 * MS, 5_940)
+        } else {
+            (20 * MS, 160)
+        };
+        let mut client_src = rtp::RtpSource::new(
+            pt,
+            rng.next_u32(),
+            rng.next_u16(),
+            rng.next_u32(),
+            step,
+            cname.clone(),
+        );
+        let mut peer_src = rtp::RtpSource::new(
+            pt,
+            rng.next_u32(),
+            rng.next_u16(),
+            rng.next_u32(),
+            step,
+            peer_cname.clone(),
+        );
         let local = SocketAddrV4::new(ip, *local_port);
         let local_rtcp = SocketAddrV4::new(ip, local_port + 1);
         let peer_rtcp = SocketAddrV4::new(*peer.ip(), peer.port() + 1);
         let relay = relays[i];
         let mut rtcp_count = [0u32; 2];
         for from_client in [true, false] {
-            let src = if from_client { &mut client_src } else { &mut peer_src };
-            let mut nominal = media_start + if from_client { 0 } else { rng.range(0, 10 * MS) };
+            let src = if from_client {
+                &mut client_src
+            } else {
+                &mut peer_src
+            };
+            let mut nominal = media_start
+                + if from_client {
+                    0
+                } else {
+                    rng.range(0, 10 * MS)
+                };
             let mut next_rtcp = nominal + rng.range(500 * MS, 1_500 * MS);
             while nominal < media_end {
-                let jitter = if from_client { rng.range(0, 100_000) } else { rng.range(0, 3 * MS) };
+                let jitter = if from_client {
+                    rng.range(0, 100_000)
+                } else {
+                    rng.range(0, 3 * MS)
+                };
                 let at = nominal + jitter;
                 let payload = if video {
                     // One H.264 NAL unit per packet (RFC 6184 single NAL unit mode): an IDR
                     // slice every 30 frames, non-IDR slices otherwise.
-                    let nal = if src.packets_sent % 30 == 0 { 0x65 } else { 0x41 };
+                    let nal = if src.packets_sent % 30 == 0 {
+                        0x65
+                    } else {
+                        0x41
+                    };
                     let mut v = vec![nal];
                     let len = rng.range(400, 1100) as usize;
                     v.extend_from_slice(&rng.bytes(len));
@@ -404,15 +543,35 @@ pub fn facetime_session(rng: &mut Rng, base_ts_ns: u64, p: &FacetimeParams) -> (
                 }
                 match (relay, from_client) {
                     (Some((channel, _)), true) => {
-                        w.up(at, local, stun_server, &stun::channel_data(channel, &packet));
+                        w.up(
+                            at,
+                            local,
+                            stun_server,
+                            &stun::channel_data(channel, &packet),
+                        );
                         if let Some(sr) = sr {
-                            w.up(at + 5 * MS, local, stun_server, &stun::channel_data(channel, &sr));
+                            w.up(
+                                at + 5 * MS,
+                                local,
+                                stun_server,
+                                &stun::channel_data(channel, &sr),
+                            );
                         }
                     }
                     (Some((channel, _)), false) => {
-                        w.down(at, stun_server, local, &stun::channel_data(channel, &packet));
+                        w.down(
+                            at,
+                            stun_server,
+                            local,
+                            &stun::channel_data(channel, &packet),
+                        );
                         if let Some(sr) = sr {
-                            w.down(at + 5 * MS, stun_server, local, &stun::channel_data(channel, &sr));
+                            w.down(
+                                at + 5 * MS,
+                                stun_server,
+                                local,
+                                &stun::channel_data(channel, &sr),
+                            );
                         }
                     }
                     (None, true) => {
@@ -451,8 +610,14 @@ pub fn facetime_session(rng: &mut Rng, base_ts_ns: u64, p: &FacetimeParams) -> (
     // BYE from either side, and its 200 OK.
     let bye_from_peer = rng.chance(1, 2);
     let mut t = media_end + rng.range(5 * MS, 30 * MS);
-    let bye = dialog.in_dialog("BYE", !bye_from_peer, if bye_from_peer { 1 } else { 2 }, &format!("z9hG4bK{}", rng.hex(16)));
-    let bye_ok = SipMessage::response_to(&bye, 200, "OK").header("User-Agent", dialog.user_agent.clone());
+    let bye = dialog.in_dialog(
+        "BYE",
+        !bye_from_peer,
+        if bye_from_peer { 1 } else { 2 },
+        &format!("z9hG4bK{}", rng.hex(16)),
+    );
+    let bye_ok =
+        SipMessage::response_to(&bye, 200, "OK").header("User-Agent", dialog.user_agent.clone());
     if bye_from_peer {
         w.down(t, sip_peer, sip_client, &bye.encode());
         t += rng.range(MS, 3 * MS);
@@ -495,7 +660,11 @@ pub fn facetime_session(rng: &mut Rng, base_ts_ns: u64, p: &FacetimeParams) -> (
 
 /// `sessions` calls from distinct clients in 10.0.0.0/24 behind gateway 10.0.0.1, starting
 /// 0.5-3 s apart, all relayed through TURN when `turn`. Frames sorted by time.
-pub fn facetime_capture(seed: u64, sessions: usize, turn: bool) -> (Vec<FacetimeSession>, Vec<TimedFrame>) {
+pub fn facetime_capture(
+    seed: u64,
+    sessions: usize,
+    turn: bool,
+) -> (Vec<FacetimeSession>, Vec<TimedFrame>) {
     let mut rng = Rng::new(seed);
     let gateway_mac = rng.mac();
     let lan = Ipv4Prefix::new(Ipv4Addr::new(10, 0, 0, 0), 24);
@@ -534,7 +703,11 @@ mod tests {
     use std::net::SocketAddr;
 
     fn params(turn: bool, video: bool) -> FacetimeParams {
-        let mut p = FacetimeParams::new(Ipv4Addr::new(10, 0, 0, 20), [2, 0, 0, 0, 0, 20], [2, 0, 0, 0, 0, 1]);
+        let mut p = FacetimeParams::new(
+            Ipv4Addr::new(10, 0, 0, 20),
+            [2, 0, 0, 0, 0, 20],
+            [2, 0, 0, 0, 0, 1],
+        );
         p.turn = turn;
         p.video = video;
         p.resolver = Some(Ipv4Addr::new(192, 0, 2, 53));
@@ -543,11 +716,20 @@ mod tests {
     }
 
     fn generate(seed: u64, turn: bool, video: bool) -> (FacetimeSession, Vec<TimedFrame>) {
-        facetime_session(&mut Rng::new(seed), 1_700_000_000_000_000_000, &params(turn, video))
+        facetime_session(
+            &mut Rng::new(seed),
+            1_700_000_000_000_000_000,
+            &params(turn, video),
+        )
     }
 
     fn udp(p: &Parsed<'_>) -> Option<(SocketAddr, SocketAddr)> {
-        (p.proto == 17).then(|| (SocketAddr::new(p.src, p.sport), SocketAddr::new(p.dst, p.dport)))
+        (p.proto == 17).then(|| {
+            (
+                SocketAddr::new(p.src, p.sport),
+                SocketAddr::new(p.dst, p.dport),
+            )
+        })
     }
 
     fn v4(a: SocketAddrV4) -> SocketAddr {
@@ -588,16 +770,28 @@ mod tests {
     }
 
     fn header<'a>(msg: &'a str, name: &str) -> &'a str {
-        msg.split("\r\n").find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(": "))).unwrap()
+        msg.split("\r\n")
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(": ")))
+            .unwrap()
     }
 
     #[test]
     fn sip_dialog_is_complete_with_right_lengths_and_facetime_ports() {
         let (s, frames) = generate(11, false, true);
         let msgs = sip_messages(&s, &frames);
-        let firsts: Vec<&str> = msgs.iter().map(|m| m.split("\r\n").next().unwrap()).collect();
+        let firsts: Vec<&str> = msgs
+            .iter()
+            .map(|m| m.split("\r\n").next().unwrap())
+            .collect();
         assert!(firsts[0].starts_with("INVITE sip:"));
-        assert_eq!(&firsts[1..4], &["SIP/2.0 100 Trying", "SIP/2.0 180 Ringing", "SIP/2.0 200 OK"]);
+        assert_eq!(
+            &firsts[1..4],
+            &[
+                "SIP/2.0 100 Trying",
+                "SIP/2.0 180 Ringing",
+                "SIP/2.0 200 OK"
+            ]
+        );
         assert!(firsts[4].starts_with("ACK sip:"));
         assert!(firsts[5].starts_with("BYE sip:"));
         assert_eq!(firsts[6], "SIP/2.0 200 OK");
@@ -613,7 +807,12 @@ mod tests {
         assert!(header(&msgs[0], "From").ends_with(&format!(";tag={}", s.caller_tag)));
         assert!(header(&msgs[0], "Via").contains(&s.invite_branch));
         assert_eq!(header(&msgs[5], "CSeq").split(' ').nth(1), Some("BYE"));
-        for port in [s.sip_client.port(), s.sip_peer.port(), s.audio.client_port, s.audio.peer.port()] {
+        for port in [
+            s.sip_client.port(),
+            s.sip_peer.port(),
+            s.audio.client_port,
+            s.audio.peer.port(),
+        ] {
             assert!(FACETIME_PORTS.contains(&port), "{port}");
         }
         assert!(FACETIME_PORTS.contains(&(s.audio.client_port + 1)));
@@ -643,9 +842,11 @@ mod tests {
             }
             let sip_ends = [v4(s.sip_client), v4(s.sip_peer)];
             let mut seen = BTreeSet::new();
-            let mut rtp: BTreeMap<(SocketAddr, SocketAddr), Vec<(u64, Vec<u8>)>> = BTreeMap::new();
+            let mut rtp: BTreeMap<(SocketAddr, SocketAddr), Vec<TimedFrame>> = BTreeMap::new();
             for (t, f) in &frames {
-                let Some(p) = parse(f) else { panic!("unparsable frame") };
+                let Some(p) = parse(f) else {
+                    panic!("unparsable frame")
+                };
                 let Some((a, b)) = udp(&p) else { continue };
                 if a.port() == 53 || b.port() == 53 || a.port() == 3478 || b.port() == 3478 {
                     continue;
@@ -654,7 +855,9 @@ mod tests {
                     continue;
                 }
                 seen.insert((a, b));
-                rtp.entry((a, b)).or_default().push((*t, p.payload.to_vec()));
+                rtp.entry((a, b))
+                    .or_default()
+                    .push((*t, p.payload.to_vec()));
             }
             assert_eq!(seen, expected, "seed {seed}");
 
@@ -669,7 +872,10 @@ mod tests {
                     let (a, b) = (&w[0].1, &w[1].1);
                     assert_eq!(b[0] >> 6, 2);
                     assert_eq!(b[1] & 0x7f, s.audio.payload_type);
-                    assert_eq!(u16::from_be_bytes([b[2], b[3]]), u16::from_be_bytes([a[2], a[3]]).wrapping_add(1));
+                    assert_eq!(
+                        u16::from_be_bytes([b[2], b[3]]),
+                        u16::from_be_bytes([a[2], a[3]]).wrapping_add(1)
+                    );
                     let ts = |x: &[u8]| u32::from_be_bytes(x[4..8].try_into().unwrap());
                     assert_eq!(ts(b), ts(a).wrapping_add(160));
                     assert_eq!(u32::from_be_bytes(b[8..12].try_into().unwrap()), ssrc);
@@ -679,7 +885,10 @@ mod tests {
                 }
                 assert!(header(&msgs[3], "Content-Type") == "application/sdp");
             }
-            assert!(msgs[3].contains(&format!("m=audio {} RTP/AVP {} 101\r\n", answer_media[0].1, s.audio.payload_type)));
+            assert!(msgs[3].contains(&format!(
+                "m=audio {} RTP/AVP {} 101\r\n",
+                answer_media[0].1, s.audio.payload_type
+            )));
             assert_ne!(s.audio.client_ssrc, s.audio.peer_ssrc);
             // RTCP sender reports on port + 1 in both directions.
             let rc = SocketAddr::new(c.ip(), c.port() + 1);
@@ -715,7 +924,10 @@ mod tests {
                 // ChannelData: channel, length, data padded to four bytes.
                 let len = usize::from(u16::from_be_bytes([m[2], m[3]]));
                 assert_eq!(m.len(), (4 + len).next_multiple_of(4));
-                relayed.entry(u16::from_be_bytes([m[0], m[1]])).or_default().push(m[4..4 + len].to_vec());
+                relayed
+                    .entry(u16::from_be_bytes([m[0], m[1]]))
+                    .or_default()
+                    .push(m[4..4 + len].to_vec());
                 continue;
             }
             assert_eq!(&m[4..8], &stun::MAGIC_COOKIE.to_be_bytes());
@@ -731,7 +943,8 @@ mod tests {
                     }
                     if kind == stun::ATTR_XOR_PEER_ADDRESS {
                         let port = u16::from_be_bytes([v[2], v[3]]) ^ 0x2112;
-                        let ip = u32::from_be_bytes(v[4..8].try_into().unwrap()) ^ stun::MAGIC_COOKIE;
+                        let ip =
+                            u32::from_be_bytes(v[4..8].try_into().unwrap()) ^ stun::MAGIC_COOKIE;
                         peer = Some(SocketAddrV4::new(Ipv4Addr::from(ip), port));
                     }
                     at += 4 + len.next_multiple_of(4);
@@ -741,18 +954,37 @@ mod tests {
             }
         }
         // One channel per stream, bound to the address the answer gave for that stream.
-        let wanted: BTreeSet<SocketAddrV4> =
-            answer_media.iter().map(|(_, port)| SocketAddrV4::new(answer_addr, *port)).collect();
+        let wanted: BTreeSet<SocketAddrV4> = answer_media
+            .iter()
+            .map(|(_, port)| SocketAddrV4::new(answer_addr, *port))
+            .collect();
         assert_eq!(bound.values().copied().collect::<BTreeSet<_>>(), wanted);
-        assert_eq!(Some(s.audio.peer), bound.get(&s.audio.channel.unwrap()).copied());
+        assert_eq!(
+            Some(s.audio.peer),
+            bound.get(&s.audio.channel.unwrap()).copied()
+        );
         let audio = &relayed[&s.audio.channel.unwrap()];
-        let rtp: Vec<&Vec<u8>> = audio.iter().filter(|d| d[1] & 0x7f == s.audio.payload_type).collect();
-        assert_eq!(rtp.len() as u32, s.audio.client_packets + s.audio.peer_packets);
-        let ssrcs: BTreeSet<u32> = rtp.iter().map(|d| u32::from_be_bytes(d[8..12].try_into().unwrap())).collect();
-        assert_eq!(ssrcs, BTreeSet::from([s.audio.client_ssrc, s.audio.peer_ssrc]));
+        let rtp: Vec<&Vec<u8>> = audio
+            .iter()
+            .filter(|d| d[1] & 0x7f == s.audio.payload_type)
+            .collect();
+        assert_eq!(
+            rtp.len() as u32,
+            s.audio.client_packets + s.audio.peer_packets
+        );
+        let ssrcs: BTreeSet<u32> = rtp
+            .iter()
+            .map(|d| u32::from_be_bytes(d[8..12].try_into().unwrap()))
+            .collect();
+        assert_eq!(
+            ssrcs,
+            BTreeSet::from([s.audio.client_ssrc, s.audio.peer_ssrc])
+        );
         // RTCP is multiplexed into the same channel.
         assert!(audio.iter().any(|d| d[1] == 200));
-        assert!(relayed[&s.video.as_ref().unwrap().channel.unwrap()].iter().any(|d| d[1] & 0x7f == 126));
+        assert!(relayed[&s.video.as_ref().unwrap().channel.unwrap()]
+            .iter()
+            .any(|d| d[1] & 0x7f == 126));
     }
 
     #[test]
@@ -781,7 +1013,10 @@ mod tests {
                 mapped = Some(SocketAddrV4::new(Ipv4Addr::from(ip), port));
             }
         }
-        assert_eq!(snis, vec![(5223, PUSH_SNI.to_string()), (443, s.ess.sni.clone())]);
+        assert_eq!(
+            snis,
+            vec![(5223, PUSH_SNI.to_string()), (443, s.ess.sni.clone())]
+        );
         assert!(ESS_SNIS.contains(&s.ess.sni.as_str()));
         assert_eq!(mapped, Some(s.stun_client));
         assert_eq!(s.push.server.ip().octets()[0], 17);
@@ -800,7 +1035,13 @@ mod tests {
         assert!(fa.windows(2).all(|w| w[0].0 <= w[1].0));
         let (all, frames) = facetime_capture(4, 3, false);
         assert_eq!(all.len(), 3);
-        assert_eq!(all.iter().map(|s| s.client_ip).collect::<BTreeSet<_>>().len(), 3);
+        assert_eq!(
+            all.iter()
+                .map(|s| s.client_ip)
+                .collect::<BTreeSet<_>>()
+                .len(),
+            3
+        );
         assert!(frames.windows(2).all(|w| w[0].0 <= w[1].0));
     }
 }

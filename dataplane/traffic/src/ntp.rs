@@ -49,9 +49,17 @@ mod tests {
         let q = client_request(1_700_000_000_250_000_000);
         assert_eq!(q[0] & 0x07, 3);
         assert_eq!((q[0] >> 3) & 0x07, 4);
-        assert_eq!(&q[40..44], &((1_700_000_000 + NTP_UNIX_OFFSET) as u32).to_be_bytes());
+        assert_eq!(
+            &q[40..44],
+            &((1_700_000_000 + NTP_UNIX_OFFSET) as u32).to_be_bytes()
+        );
         assert_eq!(&q[44..48], &(1u32 << 30).to_be_bytes());
-        let r = server_reply(&q, 1_700_000_000_260_000_000, 1_700_000_000_260_100_000, [192, 0, 2, 1]);
+        let r = server_reply(
+            &q,
+            1_700_000_000_260_000_000,
+            1_700_000_000_260_100_000,
+            [192, 0, 2, 1],
+        );
         assert_eq!(r[0] & 0x07, 4);
         assert_eq!(&r[24..32], &q[40..48]);
         assert!(r[32..40] < r[40..48]);

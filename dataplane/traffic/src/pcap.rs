@@ -59,11 +59,12 @@ pub fn write_pcap<W: Write>(out: W, frames: &[TimedFrame]) -> Result<W, WriteErr
     let mut w = PcapWriter::with_header(out, header()).map_err(WriteError::Header)?;
     for (index, (ts_ns, data)) in frames.iter().enumerate() {
         let packet = PcapPacket::new(Duration::from_nanos(*ts_ns), data.len() as u32, data);
-        w.write_packet(&packet).map_err(|source| WriteError::Frame {
-            index,
-            total: frames.len(),
-            source,
-        })?;
+        w.write_packet(&packet)
+            .map_err(|source| WriteError::Frame {
+                index,
+                total: frames.len(),
+                source,
+            })?;
     }
     Ok(w.into_writer())
 }

@@ -215,7 +215,10 @@ mod tests {
             let d = r.ipv4_in(doc);
             assert!(doc.contains(d));
             assert!(d.octets()[3] != 0 && d.octets()[3] != 255, "{d}");
-            let v6 = r.ipv6_in(Ipv6Prefix::new(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32));
+            let v6 = r.ipv6_in(Ipv6Prefix::new(
+                Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
+                32,
+            ));
             assert_eq!(&v6.segments()[..2], &[0x2001, 0xdb8]);
         }
         let mac = r.mac();

@@ -18,8 +18,24 @@ pub struct RtpSource {
 }
 
 impl RtpSource {
-    pub fn new(payload_type: u8, ssrc: u32, seq: u16, timestamp: u32, timestamp_step: u32, cname: String) -> Self {
-        RtpSource { payload_type, ssrc, seq, timestamp, timestamp_step, packets_sent: 0, octets_sent: 0, cname }
+    pub fn new(
+        payload_type: u8,
+        ssrc: u32,
+        seq: u16,
+        timestamp: u32,
+        timestamp_step: u32,
+        cname: String,
+    ) -> Self {
+        RtpSource {
+            payload_type,
+            ssrc,
+            seq,
+            timestamp,
+            timestamp_step,
+            packets_sent: 0,
+            octets_sent: 0,
+            cname,
+        }
     }
 
     /// The next RTP packet carrying `payload`; the marker bit is set on the first packet.
@@ -98,11 +114,17 @@ mod tests {
         let sr_len = (usize::from(u16::from_be_bytes([r[2], r[3]])) + 1) * 4;
         assert_eq!(sr_len, 28);
         assert_eq!(r[1], 200);
-        assert_eq!(u32::from_be_bytes(r[8..12].try_into().unwrap()), (1_700_000_000 + NTP_UNIX_OFFSET) as u32);
+        assert_eq!(
+            u32::from_be_bytes(r[8..12].try_into().unwrap()),
+            (1_700_000_000 + NTP_UNIX_OFFSET) as u32
+        );
         assert_eq!(u32::from_be_bytes(r[12..16].try_into().unwrap()), 1 << 31);
         let sdes = &r[sr_len..];
         assert_eq!(sdes[1], 202);
-        assert_eq!((usize::from(u16::from_be_bytes([sdes[2], sdes[3]])) + 1) * 4, sdes.len());
+        assert_eq!(
+            (usize::from(u16::from_be_bytes([sdes[2], sdes[3]])) + 1) * 4,
+            sdes.len()
+        );
         assert_eq!(r.len() % 4, 0);
     }
 }

@@ -75,14 +75,41 @@ impl Capture {
         self.frames.extend(frames.into_iter().map(|f| (f, None)));
     }
 
-    /// A DNS exchange over IPv4 from `client` through the gateway; returns the answer's time.
-    fn dns4(&mut self, rng: &mut Rng, t: u64, host: &Host, server: Ipv4Addr, name: &str, qtype: u16, answers: &[IpAddr]) -> u64 {
+    /// A DNS exchange over IPv4 between `host` and the resolver through the gateway; returns
+    /// the answer's time.
+    fn dns4(
+        &mut self,
+        rng: &mut Rng,
+        t: u64,
+        host: &Host,
+        name: &str,
+        qtype: u16,
+        answers: &[IpAddr],
+    ) -> u64 {
         let c = SocketAddrV4::new(host.ip, rng.range_u16(49152, 65535));
-        let s = SocketAddrV4::new(server, 53);
+        let s = SocketAddrV4::new(RESOLVER_IP, 53);
         let id = rng.next_u16();
-        self.add(t, build::udp4(host.mac, self.gateway_mac, c, s, &dns::query(id, name, qtype)));
+        self.add(
+            t,
+            build::udp4(
+                host.mac,
+                self.gateway_mac,
+                c,
+                s,
+                &dns::query(id, name, qtype),
+            ),
+        );
         let t2 = t + rng.range(4 * MS, 60 * MS);
-        self.add(t2, build::udp4(self.gateway_mac, host.mac, s, c, &dns::response(id, name, qtype, answers, 300)));
+        self.add(
+            t2,
+            build::udp4(
+                self.gateway_mac,
+                host.mac,
+                s,
+                c,
+                &dns::response(id, name, qtype, answers, 300),
+            ),
+        );
         t2
     }
 }
@@ -106,16 +133,21 @@ fn lan_hosts(rng: &mut Rng, n: usize) -> Vec<Host> {
 }
 
 fn html_page(rng: &mut Rng, title: &str, paragraphs: usize) -> String {
-    const WORDS: &[&str] =
-        &["packet", "flow", "policy", "zone", "gateway", "latency", "route", "session", "tunnel", "frame", "queue", "window"];
-    let mut body = format!("<!DOCTYPE html>\n<html>\n<head><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n");
+    const WORDS: &[&str] = &[
+        "packet", "flow", "policy", "zone", "gateway", "latency", "route", "session", "tunnel",
+        "frame", "queue", "window",
+    ];
+    let mut body = format!(
+        "<!DOCTYPE html>\n<html>\n<head><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n"
+    );
     for _ in 0..paragraphs {
         body.push_str("<p>");
         for i in 0..rng.range(30, 80) {
             if i > 0 {
                 body.push(' ');
             }
-            body.push_str(*rng.pick(WORDS));
+            let word: &&str = rng.pick(WORDS);
+            body.push_str(word);
         }
         body.push_str(".</p>\n");
     }
@@ -125,11 +157,30 @@ fn html_page(rng: &mut Rng, title: &str, paragraphs: usize) -> String {
 
 /// An HTTP/1.1 GET over a fresh TCP connection with FIN close; returns the end time.
 #[allow(clippy::too_many_arguments)]
-fn http_get(cap: &mut Capture, rng: &mut Rng, t: u64, host: &Host, server: Ipv4Addr, name: &str, path: &str, body: &str, content_type: &str) -> u64 {
+fn http_get(
+    cap: &mut Capture,
+    rng: &mut Rng,
+    t: u64,
+    host: &Host,
+    server: Ipv4Addr,
+    name: &str,
+    path: &str,
+    body: &str,
+    content_type: &str,
+) -> u64 {
     let client = SocketAddrV4::new(host.ip, rng.range_u16(49152, 65535));
-    let mut s = TcpSession::v4(rng, t, host.mac, cap.gateway_mac, client, SocketAddrV4::new(server, 80));
+    let mut s = TcpSession::v4(
+        rng,
+        t,
+        host.mac,
+        cap.gateway_mac,
+        client,
+        SocketAddrV4::new(server, 80),
+    );
     s.handshake();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {name}\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {name}\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n"
+    );
     s.send(Direction::ToServer, req.as_bytes());
     let resp = format!(
         "HTTP/1.1 200 OK\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\nServer: nginx/1.22.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -147,7 +198,10 @@ fn http_get(cap: &mut Capture, rng: &mut Rng, t: u64, host: &Host, server: Ipv4A
 pub fn sample(seed: u64) -> Sample {
     let mut root = Rng::new(seed);
     let gateway_mac = root.mac();
-    let mut cap = Capture { gateway_mac, frames: Vec::new() };
+    let mut cap = Capture {
+        gateway_mac,
+        frames: Vec::new(),
+    };
     let hosts = lan_hosts(&mut root, 4);
     let (alice, bob, carol, dave) = (hosts[0], hosts[1], hosts[2], hosts[3]);
     let t0 = SAMPLE_EPOCH_S * S;
@@ -158,8 +212,14 @@ pub fn sample(seed: u64) -> Sample {
         let mut rng = root.fork();
         for (i, h) in hosts.iter().enumerate() {
             let t = t0 + i as u64 * 150 * MS + rng.range(0, 50 * MS);
-            cap.add(t, build::arp(ArpOp::Request, h.mac, h.ip, [0; 6], GATEWAY_IP));
-            cap.add(t + rng.range(100_000, 900_000), build::arp(ArpOp::Reply, gateway_mac, GATEWAY_IP, h.mac, h.ip));
+            cap.add(
+                t,
+                build::arp(ArpOp::Request, h.mac, h.ip, [0; 6], GATEWAY_IP),
+            );
+            cap.add(
+                t + rng.range(100_000, 900_000),
+                build::arp(ArpOp::Reply, gateway_mac, GATEWAY_IP, h.mac, h.ip),
+            );
         }
     }
 
@@ -182,16 +242,50 @@ pub fn sample(seed: u64) -> Sample {
     {
         let mut rng = root.fork();
         let www = rng.ipv4_in(WEB);
-        let www6 = rng.ipv6_in(Ipv6Prefix::new(Ipv6Addr::new(0x2001, 0xdb8, 0x80, 0, 0, 0, 0, 0), 64));
+        let www6 = rng.ipv6_in(Ipv6Prefix::new(
+            Ipv6Addr::new(0x2001, 0xdb8, 0x80, 0, 0, 0, 0, 0),
+            64,
+        ));
         let t = t0 + S + rng.range(0, 300 * MS);
-        let t = cap.dns4(&mut rng, t, &alice, RESOLVER_IP, "www.example.com", dns::TYPE_A, &[IpAddr::V4(www)]);
-        cap.dns4(&mut rng, t + MS, &alice, RESOLVER_IP, "www.example.com", dns::TYPE_AAAA, &[IpAddr::V6(www6)]);
+        let t = cap.dns4(
+            &mut rng,
+            t,
+            &alice,
+            "www.example.com",
+            dns::TYPE_A,
+            &[IpAddr::V4(www)],
+        );
+        cap.dns4(
+            &mut rng,
+            t + MS,
+            &alice,
+            "www.example.com",
+            dns::TYPE_AAAA,
+            &[IpAddr::V6(www6)],
+        );
         let page = html_page(&mut rng, "Aperture demo", 12);
-        http_get(&mut cap, &mut rng, t + 3 * MS, &alice, www, "www.example.com", "/index.html", &page, "text/html");
+        http_get(
+            &mut cap,
+            &mut rng,
+            t + 3 * MS,
+            &alice,
+            www,
+            "www.example.com",
+            "/index.html",
+            &page,
+            "text/html",
+        );
 
         let api = rng.ipv4_in(WEB);
         let t = t0 + 20 * S + rng.range(0, 2 * S);
-        let t = cap.dns4(&mut rng, t, &dave, RESOLVER_IP, "api.example.org", dns::TYPE_A, &[IpAddr::V4(api)]);
+        let t = cap.dns4(
+            &mut rng,
+            t,
+            &dave,
+            "api.example.org",
+            dns::TYPE_A,
+            &[IpAddr::V4(api)],
+        );
         let mut json = String::from("{\"items\":[");
         for i in 0..rng.range(20, 60) {
             if i > 0 {
@@ -200,7 +294,17 @@ pub fn sample(seed: u64) -> Sample {
             json.push_str(&format!("{{\"id\":{i},\"token\":\"{}\"}}", rng.hex(24)));
         }
         json.push_str("]}");
-        http_get(&mut cap, &mut rng, t + 2 * MS, &dave, api, "api.example.org", "/v1/items", &json, "application/json");
+        http_get(
+            &mut cap,
+            &mut rng,
+            t + 2 * MS,
+            &dave,
+            api,
+            "api.example.org",
+            "/v1/items",
+            &json,
+            "application/json",
+        );
     }
 
     // Ping: four echo requests a second apart, each answered.
@@ -214,10 +318,20 @@ pub fn sample(seed: u64) -> Sample {
             // Linux ping: 8-byte timestamp then the bytes 0x10.. 0x37.
             let mut payload = (t / S).to_le_bytes().to_vec();
             payload.extend(0x10u8..0x38);
-            let e = Echo { id, seq, reply: false };
-            cap.add(t, build::icmp4_echo(bob.mac, gateway_mac, bob.ip, target, e, &payload));
+            let e = Echo {
+                id,
+                seq,
+                reply: false,
+            };
+            cap.add(
+                t,
+                build::icmp4_echo(bob.mac, gateway_mac, bob.ip, target, e, &payload),
+            );
             let e = Echo { reply: true, ..e };
-            cap.add(t + rng.range(8 * MS, 40 * MS), build::icmp4_echo(gateway_mac, bob.mac, target, bob.ip, e, &payload));
+            cap.add(
+                t + rng.range(8 * MS, 40 * MS),
+                build::icmp4_echo(gateway_mac, bob.mac, target, bob.ip, e, &payload),
+            );
         }
     }
 
@@ -252,19 +366,44 @@ pub fn sample(seed: u64) -> Sample {
         let server = SocketAddrV6::new(RESOLVER6, 53, 0, 0);
         let mut t = t0 + 12 * S + rng.range(0, S);
         for name in ["www.example.com", "mirror.example.net", "ntp.example.org"] {
-            let addr = rng.ipv6_in(Ipv6Prefix::new(Ipv6Addr::new(0x2001, 0xdb8, 0x80, 0, 0, 0, 0, 0), 64));
+            let addr = rng.ipv6_in(Ipv6Prefix::new(
+                Ipv6Addr::new(0x2001, 0xdb8, 0x80, 0, 0, 0, 0, 0),
+                64,
+            ));
             let id = rng.next_u16();
-            cap.add(t, build::udp6(carol.mac, gateway_mac, client, server, &dns::query(id, name, dns::TYPE_AAAA)));
+            cap.add(
+                t,
+                build::udp6(
+                    carol.mac,
+                    gateway_mac,
+                    client,
+                    server,
+                    &dns::query(id, name, dns::TYPE_AAAA),
+                ),
+            );
             let t2 = t + rng.range(5 * MS, 50 * MS);
             let answer = dns::response(id, name, dns::TYPE_AAAA, &[IpAddr::V6(addr)], 3600);
-            cap.add(t2, build::udp6(gateway_mac, carol.mac, server, client, &answer));
+            cap.add(
+                t2,
+                build::udp6(gateway_mac, carol.mac, server, client, &answer),
+            );
             t = t2 + rng.range(100 * MS, 700 * MS);
         }
-        let e = Echo { id: rng.next_u16(), seq: 1, reply: false };
+        let e = Echo {
+            id: rng.next_u16(),
+            seq: 1,
+            reply: false,
+        };
         let payload = rng.bytes(56);
-        cap.add(t, build::icmp6_echo(carol.mac, gateway_mac, host6, RESOLVER6, e, &payload));
+        cap.add(
+            t,
+            build::icmp6_echo(carol.mac, gateway_mac, host6, RESOLVER6, e, &payload),
+        );
         let e = Echo { reply: true, ..e };
-        cap.add(t + rng.range(5 * MS, 30 * MS), build::icmp6_echo(gateway_mac, carol.mac, RESOLVER6, host6, e, &payload));
+        cap.add(
+            t + rng.range(5 * MS, 30 * MS),
+            build::icmp6_echo(gateway_mac, carol.mac, RESOLVER6, host6, e, &payload),
+        );
     }
 
     // VLAN 100: a host on the tagged segment asks the segment's resolver three names from one
@@ -277,10 +416,20 @@ pub fn sample(seed: u64) -> Sample {
         let client = SocketAddrV4::new(host_ip, rng.range_u16(49152, 65535));
         let server = SocketAddrV4::new(dns_ip, 53);
         let mut t = t0 + 15 * S + rng.range(0, S);
-        for name in ["printer.corp.example", "wiki.corp.example", "git.corp.example"] {
+        for name in [
+            "printer.corp.example",
+            "wiki.corp.example",
+            "git.corp.example",
+        ] {
             let addr = rng.ipv4_in(segment);
             let id = rng.next_u16();
-            let q = build::udp4(host_mac, dns_mac, client, server, &dns::query(id, name, dns::TYPE_A));
+            let q = build::udp4(
+                host_mac,
+                dns_mac,
+                client,
+                server,
+                &dns::query(id, name, dns::TYPE_A),
+            );
             cap.add(t, build::with_vlan(&q, VLAN_ID));
             let t2 = t + rng.range(300_000, 2 * MS);
             let answer = dns::response(id, name, dns::TYPE_A, &[IpAddr::V4(addr)], 600);
@@ -298,7 +447,10 @@ pub fn sample(seed: u64) -> Sample {
         let start = t0 + 28 * S + rng.range(0, S);
         let mut s = TcpSession::v4(&mut rng, start, dave.mac, gateway_mac, client, server);
         s.handshake();
-        s.send(Direction::ToClient, b"220 mail.example.net ESMTP Postfix\r\n");
+        s.send(
+            Direction::ToClient,
+            b"220 mail.example.net ESMTP Postfix\r\n",
+        );
         s.send(Direction::ToServer, b"EHLO client.example.com\r\n");
         s.idle(rng.range(100 * MS, 400 * MS));
         s.reset(Direction::ToClient);
@@ -313,18 +465,35 @@ pub fn sample(seed: u64) -> Sample {
         let mut f = build::udp4(carol.mac, gateway_mac, src, dst, b"discard me");
         f[14] = 0x43; // IHL 3: a 12-byte IPv4 header, below the minimum
         let t = t0 + 25 * S + rng.range(0, S);
-        let m = Malformed { index: 0, defect: Defect::Ipv4HeaderLength3, src, dst, protocol: build::IPPROTO_UDP };
+        let m = Malformed {
+            index: 0,
+            defect: Defect::Ipv4HeaderLength3,
+            src,
+            dst,
+            protocol: build::IPPROTO_UDP,
+        };
         cap.frames.push(((t, f), Some(m)));
 
         let src = SocketAddrV4::new(dave.ip, rng.range_u16(49152, 65535));
         let dst = SocketAddrV4::new(rng.ipv4_in(WEB), 80);
-        let h = TcpHeader { seq: rng.next_u32(), ack: 0, flags: TcpFlags::SYN, window: 64_240 };
+        let h = TcpHeader {
+            seq: rng.next_u32(),
+            ack: 0,
+            flags: TcpFlags::SYN,
+            window: 64_240,
+        };
         let seg = build::tcp4_segment(src, dst, &h, &[]);
         let cut = &seg[..12]; // ports, sequence and acknowledgement numbers only
         let ip = Ipv4Header::new(*src.ip(), *dst.ip(), build::IPPROTO_TCP, cut);
         let f = build::ip4(dave.mac, gateway_mac, &ip, cut);
         let t = t0 + 40 * S + rng.range(0, S);
-        let m = Malformed { index: 0, defect: Defect::TruncatedTcpHeader, src, dst, protocol: build::IPPROTO_TCP };
+        let m = Malformed {
+            index: 0,
+            defect: Defect::TruncatedTcpHeader,
+            src,
+            dst,
+            protocol: build::IPPROTO_TCP,
+        };
         cap.frames.push(((t, f), Some(m)));
     }
     cap.frames.sort_by_key(|((t, _), _)| *t);
@@ -337,7 +506,11 @@ pub fn sample(seed: u64) -> Sample {
         }
         frames.push(frame);
     }
-    Sample { frames, facetime, malformed }
+    Sample {
+        frames,
+        facetime,
+        malformed,
+    }
 }
 
 /// The frames of the demo capture for `seed`, sorted by time.
@@ -348,4 +521,155 @@ pub fn sample_capture(seed: u64) -> Vec<TimedFrame> {
 /// Writes the demo capture for `seed` to a pcap file at `path`.
 pub fn write_sample(path: &Path, seed: u64) -> Result<(), WriteError> {
     write_pcap_file(path, &sample(seed).frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pcap::write_pcap;
+    use crate::wire::parse;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn allowed_v4(ip: Ipv4Addr) -> bool {
+        let o = ip.octets();
+        o[0] == 10
+            || o[0] == 17
+            || o[..3] == [192, 0, 2]
+            || o[..3] == [198, 51, 100]
+            || o[..3] == [203, 0, 113]
+    }
+
+    #[test]
+    fn same_seed_gives_identical_bytes_and_another_seed_differs() {
+        let a = write_pcap(Vec::new(), &sample_capture(7)).unwrap();
+        let b = write_pcap(Vec::new(), &sample_capture(7)).unwrap();
+        let c = write_pcap(Vec::new(), &sample_capture(8)).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn write_sample_writes_the_same_bytes() {
+        let path =
+            std::env::temp_dir().join(format!("aperture-sample-{}.pcap", std::process::id()));
+        write_sample(&path, 3).unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(on_disk, write_pcap(Vec::new(), &sample_capture(3)).unwrap());
+        let err = write_sample(Path::new("/nonexistent-dir/x.pcap"), 3).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent-dir/x.pcap"), "{err}");
+    }
+
+    #[test]
+    fn sample_has_every_kind_of_traffic_within_documentation_ranges() {
+        for seed in [1, 2, 3] {
+            let s = sample(seed);
+            let n = s.frames.len();
+            assert!((300..=2500).contains(&n), "{n} frames");
+            let span = s.frames[n - 1].0 - s.frames[0].0;
+            assert!((30 * S..=120 * S).contains(&span), "span {span}");
+            assert!(s.frames.windows(2).all(|w| w[0].0 <= w[1].0));
+
+            let mut arp = 0;
+            let mut vlan = 0;
+            let mut v6 = 0;
+            let mut icmp = 0;
+            let mut ntp = 0;
+            let mut dns_names = BTreeSet::new();
+            let mut tcp_flows: BTreeMap<(u16, u16), Vec<u8>> = BTreeMap::new();
+            for (i, (_, f)) in s.frames.iter().enumerate() {
+                if u16::from_be_bytes([f[12], f[13]]) == build::ETHERTYPE_ARP {
+                    arp += 1;
+                    continue;
+                }
+                let deliberate = s.malformed.iter().any(|m| m.index == i);
+                let Some(p) = parse(f) else {
+                    assert!(deliberate, "frame {i} does not parse");
+                    continue;
+                };
+                assert!(!deliberate, "frame {i} should be malformed");
+                match (p.src, p.dst) {
+                    (IpAddr::V4(a), IpAddr::V4(b)) => {
+                        assert!(allowed_v4(a) && allowed_v4(b), "{a} {b}")
+                    }
+                    (IpAddr::V6(a), IpAddr::V6(b)) => {
+                        v6 += 1;
+                        assert!(
+                            a.segments()[..2] == [0x2001, 0xdb8]
+                                && b.segments()[..2] == [0x2001, 0xdb8]
+                        );
+                    }
+                    _ => panic!("mixed families"),
+                }
+                vlan += usize::from(p.vlan == Some(VLAN_ID));
+                icmp += usize::from(p.proto == build::IPPROTO_ICMP);
+                ntp += usize::from(p.proto == 17 && p.sport == 123 && p.dport == 123);
+                if p.proto == 17 && p.dport == 53 {
+                    // Question name: labels from offset 12.
+                    let q = p.payload;
+                    let mut at = 12;
+                    let mut name = Vec::new();
+                    while q[at] != 0 {
+                        let l = usize::from(q[at]);
+                        name.push(String::from_utf8(q[at + 1..at + 1 + l].to_vec()).unwrap());
+                        at += 1 + l;
+                    }
+                    dns_names.insert(name.join("."));
+                }
+                if p.proto == 6 {
+                    let key = if p.sport < p.dport {
+                        (p.sport, p.dport)
+                    } else {
+                        (p.dport, p.sport)
+                    };
+                    tcp_flows.entry(key).or_default().push(p.tcp_flags);
+                }
+            }
+            assert_eq!(arp, 8);
+            assert_eq!(vlan, 6);
+            assert_eq!(v6, 8);
+            assert_eq!(icmp, 8);
+            assert_eq!(ntp, 4);
+            for name in [
+                "www.example.com",
+                "courier.push.apple.com",
+                "printer.corp.example",
+            ] {
+                assert!(dns_names.contains(name), "{name} in {dns_names:?}");
+            }
+            // TCP: 2 HTTP + 1 SMTP + 2 push + 2 identity-service connections, each opened by
+            // a SYN; the HTTP and identity ones closed by two FINs, SMTP by a reset.
+            assert_eq!(tcp_flows.len(), 7);
+            let by_port = |port: u16| -> Vec<&Vec<u8>> {
+                tcp_flows
+                    .iter()
+                    .filter(|(k, _)| k.0 == port)
+                    .map(|(_, v)| v)
+                    .collect()
+            };
+            for flags in by_port(80).into_iter().chain(by_port(443)) {
+                assert_eq!(flags[0], 0x02);
+                assert_eq!(flags.iter().filter(|f| *f & 0x01 != 0).count(), 2);
+            }
+            assert_eq!(by_port(80).len(), 2);
+            let smtp = by_port(25);
+            assert_eq!(smtp.len(), 1);
+            assert_eq!(*smtp[0].last().unwrap(), 0x14);
+            assert_eq!(by_port(5223).len(), 2);
+
+            assert_eq!(s.facetime.len(), 2);
+            assert_eq!(s.facetime.iter().filter(|f| f.turn).count(), 1);
+            assert_eq!(s.malformed.len(), 2);
+            let defects: Vec<Defect> = s.malformed.iter().map(|m| m.defect).collect();
+            assert_eq!(
+                defects,
+                vec![Defect::Ipv4HeaderLength3, Defect::TruncatedTcpHeader]
+            );
+            let m = &s.frames[s.malformed[0].index].1;
+            assert_eq!(m[14], 0x43);
+            let m = &s.frames[s.malformed[1].index].1;
+            assert_eq!(u16::from_be_bytes([m[16], m[17]]), 32);
+            assert_eq!(m[23], build::IPPROTO_TCP);
+        }
+    }
 }

@@ -18,7 +18,11 @@ pub struct SipMessage {
 
 impl SipMessage {
     pub fn request(method: &str, uri: &str) -> Self {
-        SipMessage { start_line: format!("{method} {uri} SIP/2.0"), headers: Vec::new(), body: String::new() }
+        SipMessage {
+            start_line: format!("{method} {uri} SIP/2.0"),
+            headers: Vec::new(),
+            body: String::new(),
+        }
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -35,13 +39,18 @@ impl SipMessage {
 
     /// The first value of header `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The method of a request, or the method in CSeq for a response.
     pub fn method(&self) -> &str {
         if self.start_line.starts_with("SIP/2.0") {
-            self.get("CSeq").and_then(|c| c.split_whitespace().nth(1)).unwrap_or("")
+            self.get("CSeq")
+                .and_then(|c| c.split_whitespace().nth(1))
+                .unwrap_or("")
         } else {
             self.start_line.split(' ').next().unwrap_or("")
         }
@@ -50,11 +59,19 @@ impl SipMessage {
     /// A response to `req` with status `code`: Via, From, To, Call-ID and CSeq copied, and
     /// `rport` filled in with the port the request came from (RFC 3581; no NAT in between).
     pub fn response_to(req: &SipMessage, code: u16, reason: &str) -> Self {
-        let mut m = SipMessage { start_line: format!("SIP/2.0 {code} {reason}"), headers: Vec::new(), body: String::new() };
+        let mut m = SipMessage {
+            start_line: format!("SIP/2.0 {code} {reason}"),
+            headers: Vec::new(),
+            body: String::new(),
+        };
         for (name, value) in &req.headers {
             let copied = ["Via", "From", "To", "Call-ID", "CSeq"];
             if copied.iter().any(|c| c.eq_ignore_ascii_case(name)) {
-                let value = if name.eq_ignore_ascii_case("Via") { fill_rport(value) } else { value.clone() };
+                let value = if name.eq_ignore_ascii_case("Via") {
+                    fill_rport(value)
+                } else {
+                    value.clone()
+                };
                 m.headers.push((name.clone(), value));
             }
         }
@@ -63,7 +80,11 @@ impl SipMessage {
 
     /// Adds `;tag=` to the To header when it has none (the UAS's tag on its responses).
     pub fn to_tag(mut self, tag: &str) -> Self {
-        if let Some((_, to)) = self.headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case("To")) {
+        if let Some((_, to)) = self
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case("To"))
+        {
             if !to.contains(";tag=") {
                 to.push_str(";tag=");
                 to.push_str(tag);
@@ -95,7 +116,13 @@ fn fill_rport(via: &str) -> String {
     match sent_by_port {
         Some(port) => via
             .split(';')
-            .map(|p| if p == "rport" { format!("rport={port}") } else { p.to_string() })
+            .map(|p| {
+                if p == "rport" {
+                    format!("rport={port}")
+                } else {
+                    p.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join(";"),
         None => via.to_string(),
@@ -136,12 +163,20 @@ impl Sdp {
     pub fn encode(&self) -> String {
         let mut s = String::with_capacity(512);
         let _ = write!(s, "v=0\r\n");
-        let _ = write!(s, "o={} {} {} IN IP4 {}\r\n", self.username, self.session_id, self.version, self.address);
+        let _ = write!(
+            s,
+            "o={} {} {} IN IP4 {}\r\n",
+            self.username, self.session_id, self.version, self.address
+        );
         let _ = write!(s, "s=-\r\n");
         let _ = write!(s, "c=IN IP4 {}\r\n", self.address);
         let _ = write!(s, "t=0 0\r\n");
         for m in &self.media {
-            let pts: Vec<String> = m.formats.iter().map(|f| f.payload_type.to_string()).collect();
+            let pts: Vec<String> = m
+                .formats
+                .iter()
+                .map(|f| f.payload_type.to_string())
+                .collect();
             let _ = write!(s, "m={} {} RTP/AVP {}\r\n", m.kind, m.port, pts.join(" "));
             for f in &m.formats {
                 let _ = write!(s, "a=rtpmap:{} {}\r\n", f.payload_type, f.rtpmap);
@@ -163,9 +198,21 @@ impl Sdp {
 /// PCMU, PCMA and telephone-event, the audio formats of the offer.
 pub fn audio_formats() -> Vec<SdpFormat> {
     vec![
-        SdpFormat { payload_type: 0, rtpmap: "PCMU/8000".into(), fmtp: None },
-        SdpFormat { payload_type: 8, rtpmap: "PCMA/8000".into(), fmtp: None },
-        SdpFormat { payload_type: 101, rtpmap: "telephone-event/8000".into(), fmtp: Some("0-15".into()) },
+        SdpFormat {
+            payload_type: 0,
+            rtpmap: "PCMU/8000".into(),
+            fmtp: None,
+        },
+        SdpFormat {
+            payload_type: 8,
+            rtpmap: "PCMA/8000".into(),
+            fmtp: None,
+        },
+        SdpFormat {
+            payload_type: 101,
+            rtpmap: "telephone-event/8000".into(),
+            fmtp: Some("0-15".into()),
+        },
     ]
 }
 
@@ -213,7 +260,11 @@ pub struct Dialog {
 
 impl Dialog {
     fn via(from: &Party, branch: &str) -> String {
-        format!("SIP/2.0/UDP {}:{};branch={branch};rport", from.addr.ip(), from.addr.port())
+        format!(
+            "SIP/2.0/UDP {}:{};branch={branch};rport",
+            from.addr.ip(),
+            from.addr.port()
+        )
     }
 
     /// The INVITE carrying `offer`.
@@ -221,7 +272,10 @@ impl Dialog {
         SipMessage::request("INVITE", &self.callee.uri())
             .header("Via", Self::via(&self.caller, branch))
             .header("Max-Forwards", "70")
-            .header("From", format!("{};tag={}", self.caller.name_addr(), self.caller.tag))
+            .header(
+                "From",
+                format!("{};tag={}", self.caller.name_addr(), self.caller.tag),
+            )
             .header("To", self.callee.name_addr())
             .header("Call-ID", self.call_id.clone())
             .header("CSeq", "1 INVITE")
@@ -244,8 +298,18 @@ impl Dialog {
     }
 
     /// A request inside the established dialog (ACK, BYE) from the caller or the callee.
-    pub fn in_dialog(&self, method: &str, from_caller: bool, cseq: u32, branch: &str) -> SipMessage {
-        let (from, to) = if from_caller { (&self.caller, &self.callee) } else { (&self.callee, &self.caller) };
+    pub fn in_dialog(
+        &self,
+        method: &str,
+        from_caller: bool,
+        cseq: u32,
+        branch: &str,
+    ) -> SipMessage {
+        let (from, to) = if from_caller {
+            (&self.caller, &self.callee)
+        } else {
+            (&self.callee, &self.caller)
+        };
         SipMessage::request(method, &to.uri())
             .header("Via", Self::via(from, branch))
             .header("Max-Forwards", "70")
@@ -265,7 +329,10 @@ pub fn checked_body(msg: &[u8]) -> Option<&[u8]> {
     let (head, body) = (&text[..split], &text[split + 4..]);
     let declared: usize = head
         .split("\r\n")
-        .find_map(|l| l.strip_prefix("Content-Length:").or_else(|| l.strip_prefix("l:")))?
+        .find_map(|l| {
+            l.strip_prefix("Content-Length:")
+                .or_else(|| l.strip_prefix("l:"))
+        })?
         .trim()
         .parse()
         .ok()?;
@@ -279,8 +346,16 @@ mod tests {
     fn dialog() -> Dialog {
         Dialog {
             call_id: "abc123@10.0.0.2".into(),
-            caller: Party { user: "u1".into(), addr: "10.0.0.2:16393".parse().unwrap(), tag: "t1".into() },
-            callee: Party { user: "u2".into(), addr: "198.51.100.9:16402".parse().unwrap(), tag: "t2".into() },
+            caller: Party {
+                user: "u1".into(),
+                addr: "10.0.0.2:16393".parse().unwrap(),
+                tag: "t1".into(),
+            },
+            callee: Party {
+                user: "u2".into(),
+                addr: "198.51.100.9:16402".parse().unwrap(),
+                tag: "t2".into(),
+            },
             user_agent: FACETIME_USER_AGENT.into(),
         }
     }
@@ -291,7 +366,12 @@ mod tests {
             session_id: 7,
             version: 0,
             address: Ipv4Addr::new(10, 0, 0, 2),
-            media: vec![SdpMedia { kind: "audio".into(), port: 16395, formats: audio_formats(), rtcp_mux: false }],
+            media: vec![SdpMedia {
+                kind: "audio".into(),
+                port: 16395,
+                formats: audio_formats(),
+                rtcp_mux: false,
+            }],
         }
     }
 
@@ -317,7 +397,10 @@ mod tests {
         let inv = d.invite("z9hG4bKa1", &offer());
         let trying = d.respond(&inv, 100, "Trying");
         assert_eq!(trying.get("To"), Some("<sip:u2@198.51.100.9>"));
-        assert_eq!(trying.get("Via"), Some("SIP/2.0/UDP 10.0.0.2:16393;branch=z9hG4bKa1;rport=16393"));
+        assert_eq!(
+            trying.get("Via"),
+            Some("SIP/2.0/UDP 10.0.0.2:16393;branch=z9hG4bKa1;rport=16393")
+        );
         let ok = d.respond(&inv, 200, "OK");
         assert_eq!(ok.get("To"), Some("<sip:u2@198.51.100.9>;tag=t2"));
         assert_eq!(ok.get("CSeq"), Some("1 INVITE"));

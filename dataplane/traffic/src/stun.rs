@@ -40,7 +40,11 @@ pub struct StunMessage {
 
 impl StunMessage {
     pub fn new(msg_type: u16, transaction_id: TransactionId) -> Self {
-        StunMessage { msg_type, transaction_id, attributes: Vec::new() }
+        StunMessage {
+            msg_type,
+            transaction_id,
+            attributes: Vec::new(),
+        }
     }
 
     /// A request of `msg_type` with a fresh transaction id from `rng`.
@@ -138,13 +142,19 @@ mod tests {
     fn rfc5769_sample_response_encodes_identically() {
         // RFC 5769 section 2.2 (IPv4 response), without MESSAGE-INTEGRITY: the header,
         // SOFTWARE and XOR-MAPPED-ADDRESS bytes must match the published vector.
-        let txid = [0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae];
+        let txid = [
+            0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae,
+        ];
         let m = StunMessage::new(BINDING_SUCCESS, txid)
             .software("test vector")
-            .xor_address(ATTR_XOR_MAPPED_ADDRESS, SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 32853))
+            .xor_address(
+                ATTR_XOR_MAPPED_ADDRESS,
+                SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 32853),
+            )
             .encode(false);
         let expected_attrs: &[u8] = &[
-            0x80, 0x22, 0x00, 0x0b, 0x74, 0x65, 0x73, 0x74, 0x20, 0x76, 0x65, 0x63, 0x74, 0x6f, 0x72,
+            0x80, 0x22, 0x00, 0x0b, 0x74, 0x65, 0x73, 0x74, 0x20, 0x76, 0x65, 0x63, 0x74, 0x6f,
+            0x72,
             0x20, // "test vector" padded (RFC uses a space as padding; we pad with zero)
             0x00, 0x20, 0x00, 0x08, 0x00, 0x01, 0xa1, 0x47, 0xe1, 0x12, 0xa6, 0x43,
         ];
@@ -160,7 +170,9 @@ mod tests {
     #[test]
     fn fingerprint_covers_the_message_before_it() {
         let mut rng = Rng::new(1);
-        let m = StunMessage::request(&mut rng, BINDING_REQUEST).software("x").encode(true);
+        let m = StunMessage::request(&mut rng, BINDING_REQUEST)
+            .software("x")
+            .encode(true);
         let n = m.len();
         assert_eq!(&m[n - 8..n - 4], &[0x80, 0x28, 0x00, 0x04]);
         let stored = u32::from_be_bytes(m[n - 4..].try_into().unwrap());

@@ -30,8 +30,14 @@ impl Direction {
 /// The two ends of a session, of one address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoints {
-    V4 { client: SocketAddrV4, server: SocketAddrV4 },
-    V6 { client: SocketAddrV6, server: SocketAddrV6 },
+    V4 {
+        client: SocketAddrV4,
+        server: SocketAddrV4,
+    },
+    V6 {
+        client: SocketAddrV6,
+        server: SocketAddrV6,
+    },
 }
 
 /// Per-side state: the next sequence number it sends and the window it advertises.
@@ -71,7 +77,13 @@ impl TcpSession {
         client: SocketAddrV4,
         server: SocketAddrV4,
     ) -> Self {
-        Self::new(rng, start_ns, client_mac, server_mac, Endpoints::V4 { client, server })
+        Self::new(
+            rng,
+            start_ns,
+            client_mac,
+            server_mac,
+            Endpoints::V4 { client, server },
+        )
     }
 
     /// A session over IPv6 starting at `start_ns`, with initial sequence numbers from `rng`.
@@ -83,14 +95,34 @@ impl TcpSession {
         client: SocketAddrV6,
         server: SocketAddrV6,
     ) -> Self {
-        Self::new(rng, start_ns, client_mac, server_mac, Endpoints::V6 { client, server })
+        Self::new(
+            rng,
+            start_ns,
+            client_mac,
+            server_mac,
+            Endpoints::V6 { client, server },
+        )
     }
 
-    fn new(rng: &mut Rng, start_ns: u64, client_mac: Mac, server_mac: Mac, ends: Endpoints) -> Self {
+    fn new(
+        rng: &mut Rng,
+        start_ns: u64,
+        client_mac: Mac,
+        server_mac: Mac,
+        ends: Endpoints,
+    ) -> Self {
         TcpSession {
             ends,
-            client: Side { mac: client_mac, next_seq: rng.next_u32(), window: 64_240 },
-            server: Side { mac: server_mac, next_seq: rng.next_u32(), window: 65_160 },
+            client: Side {
+                mac: client_mac,
+                next_seq: rng.next_u32(),
+                window: 64_240,
+            },
+            server: Side {
+                mac: server_mac,
+                next_seq: rng.next_u32(),
+                window: 65_160,
+            },
             vlan: None,
             mss: 1448,
             rtt_ns: 20_000_000 + rng.range(0, 30_000_000),
@@ -162,7 +194,11 @@ impl TcpSession {
         let (from, to) = (*self.side(dir), *self.side(dir.reverse()));
         let h = TcpHeader {
             seq: from.next_seq,
-            ack: if flags.contains(TcpFlags::ACK) { to.next_seq } else { 0 },
+            ack: if flags.contains(TcpFlags::ACK) {
+                to.next_seq
+            } else {
+                0
+            },
             flags,
             window: from.window,
         };
@@ -212,7 +248,11 @@ impl TcpSession {
         let n = payload.len().div_ceil(self.mss.max(1));
         for (i, chunk) in payload.chunks(self.mss.max(1)).enumerate() {
             let last = i + 1 == n;
-            let flags = if last { TcpFlags::PSH | TcpFlags::ACK } else { TcpFlags::ACK };
+            let flags = if last {
+                TcpFlags::PSH | TcpFlags::ACK
+            } else {
+                TcpFlags::ACK
+            };
             self.emit(t, dir, flags, chunk);
             if i % 2 == 1 || last {
                 t += self.answer_delay(dir);
@@ -308,14 +348,20 @@ mod tests {
     fn conversation_with_fin_close_has_consistent_seq_and_ack() {
         let mut s = session();
         s.handshake();
-        s.send(Direction::ToServer, b"GET / HTTP/1.1\r\nHost: example\r\n\r\n");
+        s.send(
+            Direction::ToServer,
+            b"GET / HTTP/1.1\r\nHost: example\r\n\r\n",
+        );
         s.send(Direction::ToClient, &vec![b'x'; 5000]);
         s.close(Direction::ToServer);
         let segs = parse(s.frames(), 50000);
         check_sequence_space(&segs);
         // 5000 bytes at MSS 1448 is 4 segments, the last with PSH.
         let data: Vec<&Seg> = segs.iter().filter(|x| !x.to_server && x.len > 0).collect();
-        assert_eq!(data.iter().map(|x| x.len).collect::<Vec<_>>(), vec![1448, 1448, 1448, 656]);
+        assert_eq!(
+            data.iter().map(|x| x.len).collect::<Vec<_>>(),
+            vec![1448, 1448, 1448, 656]
+        );
         assert_eq!(data[3].flags, 0x18);
         let fins = segs.iter().filter(|x| x.flags & 0x01 != 0).count();
         assert_eq!(fins, 2);

@@ -128,12 +128,20 @@ pub fn client_hello(rng: &mut Rng, sni: &str, alpn: &[&str]) -> Vec<u8> {
     ks.extend_from_slice(&rng.array::<32>());
     extension(&mut ext, EXT_KEY_SHARE, &ks);
     extension(&mut ext, EXT_PSK_KEY_EXCHANGE_MODES, &[1, 1]);
-    extension(&mut ext, EXT_SUPPORTED_VERSIONS, &[4, 0x03, 0x04, 0x03, 0x03]);
+    extension(
+        &mut ext,
+        EXT_SUPPORTED_VERSIONS,
+        &[4, 0x03, 0x04, 0x03, 0x03],
+    );
     extension(&mut ext, EXT_SESSION_TICKET, &[]);
 
     put_u16(&mut b, ext.len() as u16);
     b.extend_from_slice(&ext);
-    record(CONTENT_HANDSHAKE, 0x0301, &handshake(HANDSHAKE_CLIENT_HELLO, &b))
+    record(
+        CONTENT_HANDSHAKE,
+        0x0301,
+        &handshake(HANDSHAKE_CLIENT_HELLO, &b),
+    )
 }
 
 /// The session id a ClientHello record carries, if `client_hello` is one.
@@ -164,7 +172,11 @@ pub fn server_hello(rng: &mut Rng, client_hello: &[u8]) -> Vec<u8> {
     extension(&mut ext, EXT_KEY_SHARE, &ks);
     put_u16(&mut b, ext.len() as u16);
     b.extend_from_slice(&ext);
-    record(CONTENT_HANDSHAKE, 0x0303, &handshake(HANDSHAKE_SERVER_HELLO, &b))
+    record(
+        CONTENT_HANDSHAKE,
+        0x0303,
+        &handshake(HANDSHAKE_SERVER_HELLO, &b),
+    )
 }
 
 /// The middlebox-compatibility ChangeCipherSpec record TLS 1.3 peers send.
@@ -254,7 +266,10 @@ mod tests {
                 }
                 EXT_SUPPORTED_VERSIONS => {
                     assert_eq!(usize::from(d[0]), d.len() - 1);
-                    versions = d[1..].chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+                    versions = d[1..]
+                        .chunks(2)
+                        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                        .collect();
                 }
                 EXT_KEY_SHARE => {
                     assert_eq!(be(d, 0), d.len() - 2);
@@ -293,11 +308,16 @@ mod tests {
         let ch = client_hello(&mut rng, "facetime.apple.com", &["h2", "http/1.1"]);
         let sh = server_hello(&mut rng, &ch);
         assert_eq!(sh[0], CONTENT_HANDSHAKE);
-        assert_eq!(usize::from(u16::from_be_bytes([sh[3], sh[4]])), sh.len() - 5);
+        assert_eq!(
+            usize::from(u16::from_be_bytes([sh[3], sh[4]])),
+            sh.len() - 5
+        );
         assert_eq!(sh[5], HANDSHAKE_SERVER_HELLO);
         assert_eq!(client_session_id(&sh), client_session_id(&ch));
         // supported_versions selecting 0x0304 is present.
-        assert!(sh.windows(6).any(|w| w == [0x00, 0x2b, 0x00, 0x02, 0x03, 0x04]));
+        assert!(sh
+            .windows(6)
+            .any(|w| w == [0x00, 0x2b, 0x00, 0x02, 0x03, 0x04]));
         let flight = server_flight(&mut rng, &ch);
         // The flight is a clean sequence of records.
         let mut at = 0;

@@ -50,11 +50,26 @@ pub fn parse(frame: &[u8]) -> Option<Parsed<'_>> {
             let plen = usize::from(be16(ip, 4)?);
             let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
             let dst: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
-            (IpAddr::V6(Ipv6Addr::from(src)), IpAddr::V6(Ipv6Addr::from(dst)), ip[6], ip.get(40..40 + plen)?)
+            (
+                IpAddr::V6(Ipv6Addr::from(src)),
+                IpAddr::V6(Ipv6Addr::from(dst)),
+                ip[6],
+                ip.get(40..40 + plen)?,
+            )
         }
         _ => return None,
     };
-    let mut p = Parsed { vlan, src, dst, proto, sport: 0, dport: 0, tcp_flags: 0, tcp_seq: 0, payload: l4 };
+    let mut p = Parsed {
+        vlan,
+        src,
+        dst,
+        proto,
+        sport: 0,
+        dport: 0,
+        tcp_flags: 0,
+        tcp_seq: 0,
+        payload: l4,
+    };
     match proto {
         6 => {
             let off = usize::from(*l4.get(12)? >> 4) * 4;

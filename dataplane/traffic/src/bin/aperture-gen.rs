@@ -8,7 +8,11 @@ use aperture_traffic::{write_pcap_file, write_sample};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "aperture-gen", version, about = "Deterministic synthetic traffic for Aperture")]
+#[command(
+    name = "aperture-gen",
+    version,
+    about = "Deterministic synthetic traffic for Aperture"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,7 +50,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Sample { out, seed } => write_sample(out, *seed).map(|()| out),
-        Command::Facetime { sessions, out, seed, turn } => {
+        Command::Facetime {
+            sessions,
+            out,
+            seed,
+            turn,
+        } => {
             let (_, frames) = facetime_capture(*seed, *sessions, *turn);
             write_pcap_file(out, &frames).map(|()| out)
         }
