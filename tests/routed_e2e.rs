@@ -1,0 +1,251 @@
+//! Routed mode end to end: a client namespace pings and talks UDP and TCP to a server
+//! namespace through `aperture-dataplane`, attached with net_af_packet to the appliance
+//! namespace's veths (scripts/testbed.sh). Needs root; tears everything down even on failure.
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The testbed and the dataplane inside it; dropping it stops both.
+struct Testbed {
+    prefix: String,
+    dataplane: Option<Child>,
+    dir: TempDir,
+}
+
+impl Testbed {
+    fn up() -> Testbed {
+        assert!(
+            Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false),
+            "the end-to-end tests create network namespaces and must run as root"
+        );
+        let prefix = format!("ap{}-", std::process::id() % 100_000);
+        let t = Testbed {
+            prefix,
+            dataplane: None,
+            dir: TempDir::new("routed"),
+        };
+        let o = t.testbed("up");
+        assert!(o.status.success(), "testbed up failed: {}", String::from_utf8_lossy(&o.stderr));
+        t
+    }
+
+    fn testbed(&self, verb: &str) -> std::process::Output {
+        Command::new("bash")
+            .arg(root().join("scripts/testbed.sh"))
+            .arg(verb)
+            .arg("--prefix")
+            .arg(&self.prefix)
+            .output()
+            .expect("run scripts/testbed.sh")
+    }
+
+    fn ns(&self, which: &str) -> String {
+        format!("{}{which}", self.prefix)
+    }
+
+    fn flow_log(&self) -> PathBuf {
+        self.dir.path().join("flows.jsonl")
+    }
+
+    fn start_dataplane(&mut self) {
+        let cfg = self.dir.path().join("routed.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"version: 1
+eal:
+  args: ["-l", "0-1", "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry",
+         "--file-prefix={prefix}dp", "--log-level=lib.eal:error"]
+mempool: {{ mbufs: 4095, cache: 128, data-room: 2048 }}
+workers: {{ lcores: [1] }}
+ports:
+  - {{ name: inside, device: net_af_packet0, vdev-args: "iface=a0,qpairs=1" }}
+  - {{ name: outside, device: net_af_packet1, vdev-args: "iface=a1,qpairs=1" }}
+forwarding:
+  mode: routed
+  interfaces:
+    - {{ port: inside, address: 192.0.2.1/24 }}
+    - {{ port: outside, address: 198.51.100.1/24 }}
+stats: {{ segment: {dir}/stats, publish-ms: 20 }}
+"#,
+                prefix = self.prefix,
+                dir = self.dir.path().display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(self.dir.path().join("dataplane.log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns("appl")])
+            .arg(bin("aperture-dataplane"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--stats")
+            .arg("run")
+            .arg("--flow-log")
+            .arg(self.flow_log())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start aperture-dataplane");
+        self.dataplane = Some(child);
+        // Ready when the stats segment exists (workers are launched right after).
+        let seg = self.dir.path().join("stats");
+        let t = Instant::now();
+        while !seg.exists() {
+            assert!(t.elapsed() < Duration::from_secs(20), "dataplane did not start: {}", self.log());
+            if let Some(s) = self.dataplane.as_mut().unwrap().try_wait().unwrap() {
+                panic!("dataplane exited ({s}): {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dataplane.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait (bounded); returns the dataplane's output.
+    fn stop_dataplane(&mut self) -> String {
+        if let Some(mut c) = self.dataplane.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let t = Instant::now();
+            loop {
+                if let Some(s) = c.try_wait().unwrap() {
+                    assert!(s.success(), "dataplane exited with {s}: {}", self.log());
+                    break;
+                }
+                if t.elapsed() > Duration::from_secs(15) {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    panic!("dataplane did not stop on SIGTERM: {}", self.log());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.log()
+    }
+
+    fn exec(&self, ns: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("timeout");
+        c.arg("20").args(["ip", "netns", "exec", &self.ns(ns)]).args(args);
+        c
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.dataplane.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = self.testbed("down");
+    }
+}
+
+const UDP_ECHO: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.51.100.2", 7000)); s.settimeout(10)
+print("ready", flush=True)
+for _ in range(int(sys.argv[1])):
+    data, peer = s.recvfrom(2048); s.sendto(data.upper(), peer)
+"#;
+
+const UDP_CLIENT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.bind(("192.0.2.2", 40000))
+ok = 0
+for i in range(int(sys.argv[1])):
+    s.sendto(b"hello %d" % i, ("198.51.100.2", 7000))
+    data, _ = s.recvfrom(2048)
+    ok += data == (b"HELLO %d" % i)
+print(ok)
+"#;
+
+const TCP_ECHO: &str = r#"
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.51.100.2", 8080)); s.listen(1); s.settimeout(10)
+print("ready", flush=True)
+c, _ = s.accept(); c.settimeout(5)
+buf = b""
+while True:
+    d = c.recv(65536)
+    if not d: break
+    buf += d
+c.sendall(buf[::-1]); c.close()
+"#;
+
+const TCP_CLIENT: &str = r#"
+import socket
+c = socket.create_connection(("198.51.100.2", 8080), timeout=5)
+payload = bytes(range(256)) * 400
+c.sendall(payload); c.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = c.recv(65536)
+    if not d: break
+    got += d
+print("ok" if got == payload[::-1] else "bad %d" % len(got))
+"#;
+
+fn spawn_ready(mut cmd: Command) -> Child {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn peer");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "peer did not start");
+    child
+}
+
+#[test]
+fn client_reaches_server_through_the_routed_dataplane() {
+    let mut tb = Testbed::up();
+
+    // Nothing forwards before the dataplane runs: the appliance kernel must stay silent.
+    let o = tb.exec("client", &["ping", "-c", "1", "-W", "1", "198.51.100.2"]).output().unwrap();
+    assert!(!o.status.success(), "ping succeeded without the dataplane: the testbed leaks");
+
+    tb.start_dataplane();
+
+    let o = tb.exec("client", &["ping", "-c", "5", "-i", "0.2", "-W", "2", "198.51.100.2"]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "ping failed: {text}\n{}", tb.log());
+    assert!(text.contains("5 received"), "{text}");
+    assert!(text.contains("ttl=63"), "the appliance decrements TTL: {text}");
+
+    let server = spawn_ready({
+        let mut c = tb.exec("server", &["python3", "-c", UDP_ECHO, "10"]);
+        c.stderr(Stdio::inherit());
+        c
+    });
+    let o = tb.exec("client", &["python3", "-c", UDP_CLIENT, "10"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "10", "UDP echoes: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(server.wait_with_output().unwrap().status.success());
+
+    let server = spawn_ready(tb.exec("server", &["python3", "-c", TCP_ECHO]));
+    let o = tb.exec("client", &["python3", "-c", TCP_CLIENT]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok", "TCP echo: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(server.wait_with_output().unwrap().status.success());
+
+    let out = tb.stop_dataplane();
+    let flows = read_flows(&tb.flow_log());
+    let find = |proto: &str, dport: u64| {
+        flows
+            .iter()
+            .find(|f| f["proto"] == proto && f["dst_port"] == dport && f["src_ip"] == "192.0.2.2" && f["dst_ip"] == "198.51.100.2")
+            .unwrap_or_else(|| panic!("no {proto} flow to port {dport} in {flows:?}"))
+    };
+    let udp = find("udp", 7000);
+    assert_eq!((udp["c2s_packets"].as_u64(), udp["s2c_packets"].as_u64()), (Some(10), Some(10)));
+    let tcp = find("tcp", 8080);
+    assert_eq!(tcp["end_reason"], "tcp-fin", "{tcp}");
+    assert!(tcp["c2s_bytes"].as_u64().unwrap() > 102_400, "{tcp}");
+    let icmp: u64 = flows.iter().filter(|f| f["proto"] == "icmp").map(|f| f["packets"].as_u64().unwrap()).sum();
+    assert!(icmp >= 10, "pings in the flow log: {flows:?}");
+    assert!(out.contains("arp_replies_sent"), "--stats printed at exit: {out}");
+}
