@@ -1,1 +1,209 @@
-fn main() {}
+//! The worker pipeline on one core, fed from memory through DPDK's net_ring PMD, in packets per
+//! second. `benches/pipeline.sh` runs it together with `dpdk-testpmd` io-forwarding on net_null
+//! (the per-core ceiling) and reports the ratios.
+//!
+//! - `io-forward`: rx_burst then tx_burst on a ring port looped onto itself, nothing else: the
+//!   cost of the rings, measured in the same run.
+//! - `worker/1k-flows`: 1024 packets of 1024 established UDP flows circulate through the looped
+//!   port and the full worker (parse, flow lookup, accounting, timers, forward).
+//! - `worker/1m-flows`: 1,048,576 established flows. The in-flight packets cannot hold a
+//!   million distinct tuples, so a generator on the same core rewrites each packet's source
+//!   address and port to the next flow before handing it back (ports a <-> b of a ring pair).
+//!   `generator+io-forward` measures that generator with no worker, for reference.
+use aperture_dataplane::clock::Clock;
+use aperture_dataplane::config::Timeouts;
+use aperture_dataplane::flow::FlowTable;
+use aperture_dataplane::flowlog::FlowLogSink;
+use aperture_dataplane::forward::VirtualWire;
+use aperture_dataplane::worker::{Mode, Worker};
+use aperture_dpdk::{Burst, Eal, Mbuf, Mempool, Port, RingPair, TxBuffer, BURST_SIZE};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const IN_FLIGHT: u32 = 1024;
+const FLOWS_1M: u32 = 1 << 20;
+
+/// A 64-byte UDP/IPv4 frame of flow `i` (source 10.x.y.z:port, destination fixed).
+fn frame(i: u32) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[16..20].copy_from_slice(&[198, 51, 100, 7]);
+    set_flow(&mut f, i);
+    let udp = &mut f[34..42];
+    udp[2..4].copy_from_slice(&5004u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&26u16.to_be_bytes());
+    f
+}
+
+/// Writes flow `i`'s source address and port into a frame made by `frame`.
+#[inline]
+fn set_flow(f: &mut [u8], i: u32) {
+    f[26..30].copy_from_slice(&[10, (i >> 16) as u8 & 0x3f, (i >> 8) as u8, i as u8]);
+    f[34..36].copy_from_slice(&(1024 + (i >> 22) as u16).to_be_bytes());
+}
+
+fn worker(port: Port, pool: &Arc<Mempool>, capacity: usize) -> Worker {
+    let mut seeds = [0u64; 4];
+    for (i, s) in seeds.iter_mut().enumerate() {
+        *s = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1);
+    }
+    let log = FlowLogSink {
+        queue: Arc::new(crossbeam_queue::ArrayQueue::new(1024)),
+        lossless: false,
+    };
+    Worker::new(
+        0,
+        0,
+        vec![port],
+        Mode::Wire(VirtualWire::new(1, &[(0, 0)])),
+        FlowTable::new(capacity, &Timeouts::default(), seeds),
+        Clock::tsc(),
+        log,
+        pool.clone(),
+    )
+}
+
+/// Puts `n` packets (flows 0..n) into the ring behind `port`'s receive side via `feeder`.
+fn fill(feeder: &Port, pool: &Mempool, n: u32) {
+    let mut tx = TxBuffer::default();
+    for i in 0..n {
+        let m = Mbuf::from_bytes(pool, &frame(i)).expect("mbuf pool big enough");
+        if tx.is_full() {
+            assert_eq!(feeder.tx_flush(0, &mut tx).dropped, 0);
+        }
+        let _ = tx.push(m);
+    }
+    assert_eq!(feeder.tx_flush(0, &mut tx).dropped, 0, "ring holds the in-flight packets");
+}
+
+/// One io-forward step: a burst in, the same burst out.
+#[inline]
+fn io_forward(port: &Port, rx: &mut Burst, tx: &mut TxBuffer) -> usize {
+    let n = port.rx_burst(0, rx);
+    for i in 0..n {
+        if let Some(m) = rx.take(i) {
+            let _ = tx.push(m);
+        }
+    }
+    port.tx_flush(0, tx);
+    n
+}
+
+/// The generator: takes what the worker sent, points each packet at the next flow, returns it.
+struct Generator {
+    next: u32,
+    flows: u32,
+    rx: Burst,
+    tx: TxBuffer,
+}
+
+impl Generator {
+    #[inline]
+    fn step(&mut self, port: &Port) {
+        let n = port.rx_burst(0, &mut self.rx);
+        for i in 0..n {
+            if let Some(mut m) = self.rx.take(i) {
+                set_flow(m.data_mut(), self.next);
+                self.next = (self.next + 1) % self.flows;
+                let _ = self.tx.push(m);
+            }
+        }
+        port.tx_flush(0, &mut self.tx);
+    }
+}
+
+fn timed(iters: u64, mut f: impl FnMut() -> usize) -> Duration {
+    let t = Instant::now();
+    let mut n = 0usize;
+    for _ in 0..iters {
+        n += f();
+    }
+    assert_eq!(n as u64, iters * BURST_SIZE as u64, "every step moves a full burst");
+    t.elapsed()
+}
+
+fn benches(c: &mut Criterion) {
+    let args = [
+        "-l".to_string(),
+        "0".into(),
+        "--no-huge".into(),
+        "-m".into(),
+        "512".into(),
+        "--no-pci".into(),
+        "--no-shconf".into(),
+        "--no-telemetry".into(),
+        format!("--file-prefix=apbench{}", std::process::id()),
+        "--log-level=lib.eal:error".into(),
+    ];
+    let _eal = Eal::init(&args).expect("EAL init");
+    let pool = Arc::new(Mempool::new("bench_pool", 8191, 256, 2048, -1).expect("pool"));
+
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(BURST_SIZE as u64));
+
+    let looped = RingPair::looped("io", 4096).expect("ring port");
+    looped.start(&Default::default(), &pool).expect("start");
+    fill(&looped, &pool, IN_FLIGHT);
+    let (mut rx, mut tx) = (Burst::default(), TxBuffer::default());
+    g.bench_function("io-forward", |b| {
+        b.iter_custom(|iters| timed(iters, || io_forward(&looped, &mut rx, &mut tx)))
+    });
+
+    let looped = RingPair::looped("w1k", 4096).expect("ring port");
+    looped.start(&Default::default(), &pool).expect("start");
+    fill(&looped, &pool, IN_FLIGHT);
+    let mut w = worker(looped, &pool, 4096);
+    g.bench_function("worker/1k-flows", |b| b.iter_custom(|iters| timed(iters, || w.poll_once())));
+    assert_eq!(w.flows.active(), IN_FLIGHT as usize, "1k established flows");
+    drop(w);
+
+    let pair = RingPair::new("gen", 4096).expect("ring pair");
+    pair.a.start(&Default::default(), &pool).expect("start");
+    pair.b.start(&Default::default(), &pool).expect("start");
+    fill(&pair.b, &pool, IN_FLIGHT);
+    let mut gen = Generator {
+        next: IN_FLIGHT,
+        flows: FLOWS_1M,
+        rx: Burst::default(),
+        tx: TxBuffer::default(),
+    };
+    let (mut rx, mut tx) = (Burst::default(), TxBuffer::default());
+    g.bench_function("generator+io-forward", |b| {
+        b.iter_custom(|iters| {
+            timed(iters, || {
+                let n = io_forward(&pair.a, &mut rx, &mut tx);
+                gen.step(&pair.b);
+                n
+            })
+        })
+    });
+
+    let mut w = worker(pair.a.clone(), &pool, FLOWS_1M as usize + (FLOWS_1M as usize >> 2));
+    // Establish all 1M flows before measuring.
+    while w.flows.active() < FLOWS_1M as usize {
+        w.poll_once();
+        gen.step(&pair.b);
+    }
+    g.bench_function("worker/1m-flows", |b| {
+        b.iter_custom(|iters| {
+            timed(iters, || {
+                let n = w.poll_once();
+                gen.step(&pair.b);
+                n
+            })
+        })
+    });
+    assert_eq!(w.flows.active(), FLOWS_1M as usize, "1M established flows, none evicted");
+    g.finish();
+}
+
+criterion_group!(pipeline, benches);
+criterion_main!(pipeline);

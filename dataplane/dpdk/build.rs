@@ -49,7 +49,7 @@ fn main() {
         .allowlist_function("rte_mbuf_dyn(field|flag)_lookup")
         .allowlist_function("rte_ring_(create|free)")
         .allowlist_var("RTE_(MAX_LCORE|MAX_ETHPORTS|PKTMBUF_HEADROOM|MBUF_DEFAULT_BUF_SIZE|ETH_MQ_RX_NONE|RING_F_SP_ENQ|RING_F_SC_DEQ)")
-        .allowlist_var("RTE_ETH_RX_OFFLOAD_.*|RTE_ETH_TX_OFFLOAD_.*")
+        .allowlist_var("RTE_ETH_RX_OFFLOAD_.*|RTE_ETH_TX_OFFLOAD_.*|RING_F_SP_ENQ|RING_F_SC_DEQ")
         .allowlist_type("rte_mbuf|rte_eth_conf|rte_eth_stats|rte_eth_dev_info|rte_eth_link|rte_ether_addr")
         .derive_default(true)
         .layout_tests(false)

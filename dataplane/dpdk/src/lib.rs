@@ -60,6 +60,12 @@ pub fn rdtsc() -> u64 {
     unsafe { sys::aperture_rdtsc() }
 }
 
+/// Asks the CPU to start loading the cache line holding `r` (a hint; never faults).
+#[inline]
+pub fn prefetch<T>(r: &T) {
+    mbuf::prefetch(r as *const T as *const u8)
+}
+
 /// TSC frequency in Hz as measured by the EAL (0 before EAL init).
 pub fn tsc_hz() -> u64 {
     // SAFETY: plain getter of a value set at EAL init.

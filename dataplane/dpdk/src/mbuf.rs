@@ -121,6 +121,13 @@ impl Mbuf {
         unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
     }
 
+    /// Asks the CPU to start loading the first cache line of packet data (the headers).
+    #[inline]
+    pub fn prefetch_data(&self) {
+        let h = self.hdr();
+        prefetch((h.buf_addr as *const u8).wrapping_add(h.data_off as usize));
+    }
+
     /// Total packet length over all segments.
     #[inline]
     pub fn pkt_len(&self) -> u32 {
@@ -177,6 +184,16 @@ impl Drop for Mbuf {
     fn drop(&mut self) {
         // SAFETY: we own the mbuf; rte_pktmbuf_free frees the whole chain exactly once.
         unsafe { sys::aperture_pktmbuf_free(self.raw.as_ptr()) }
+    }
+}
+
+#[inline]
+pub(crate) fn prefetch(p: *const u8) {
+    // SAFETY: a prefetch is a hint: it never faults and has no effect on program semantics,
+    // whatever the address.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
     }
 }
 
@@ -245,6 +262,14 @@ impl Burst {
     pub fn get(&self, i: usize) -> Option<&Mbuf> {
         self.slots.get(i).and_then(|s| s.as_ref())
     }
+    /// Starts loading the mbuf headers of the whole burst (the PMD may not have touched them).
+    #[inline]
+    pub fn prefetch_headers(&self) {
+        for m in self.slots[..self.len].iter().flatten() {
+            prefetch(m.raw.as_ptr() as *const u8);
+        }
+    }
+
     /// Takes the mbuf out of slot `i`.
     #[inline]
     pub fn take(&mut self, i: usize) -> Option<Mbuf> {

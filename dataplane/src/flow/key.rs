@@ -12,7 +12,7 @@ pub enum Dir {
 }
 
 /// Endpoints in canonical order: (`lo_addr`, `lo_port`) <= (`hi_addr`, `hi_port`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
     pub lo_addr: IpAddr16,
     pub hi_addr: IpAddr16,
@@ -26,7 +26,10 @@ impl FlowKey {
     /// The key of a packet and whether its source is the `lo` endpoint.
     #[inline]
     pub fn from_headers(h: &Headers) -> (FlowKey, bool) {
-        let src_is_lo = (h.src, h.src_port) <= (h.dst, h.dst_port);
+        // Compare as integers: one 128-bit compare instead of a byte-wise memcmp.
+        let s = u128::from_ne_bytes(h.src.0);
+        let d = u128::from_ne_bytes(h.dst.0);
+        let src_is_lo = s < d || (s == d && h.src_port <= h.dst_port);
         let (lo, hi) = if src_is_lo {
             ((h.src, h.src_port), (h.dst, h.dst_port))
         } else {
@@ -52,5 +55,17 @@ impl FlowKey {
         } else {
             (self.hi_addr, self.hi_port, self.lo_addr, self.lo_port)
         }
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    /// Three word-sized writes instead of a byte-slice walk: this runs once per packet.
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(u128::from_ne_bytes(self.lo_addr.0));
+        state.write_u128(u128::from_ne_bytes(self.hi_addr.0));
+        state.write_u64(
+            (self.lo_port as u64) | (self.hi_port as u64) << 16 | (self.vlan as u64) << 32 | (self.proto as u64) << 48,
+        );
     }
 }

@@ -9,4 +9,4 @@ pub mod table;
 pub mod tcp;
 
 pub use key::{Dir, FlowKey};
-pub use table::{EndReason, Flow, FlowTable, Slot, TimeoutClass};
+pub use table::{EndReason, Flow, FlowRef, FlowTable, Slot, TimeoutClass, Tracked};

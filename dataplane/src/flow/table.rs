@@ -1,8 +1,11 @@
 //! The per-worker flow table: a fixed slab of `Flow` entries, a hashbrown `HashTable` of slab
 //! indices keyed by a seeded hash of the `FlowKey`, and one LRU list per timeout class.
 //!
-//! Every list holds flows of one idle timeout ordered by last activity, so expiry pops from the
-//! heads and costs O(expired). When the slab is full, the oldest embryonic TCP flow is evicted,
+//! Every list holds flows of one idle timeout ordered by the time they were last queued. A packet
+//! re-queues its flow at the tail only when the flow was queued more than `REQUEUE_NS` ago, so
+//! the list order is last activity to within that granularity while most packets touch no other
+//! flow's cache lines. Expiry pops from the heads and costs O(expired); a flow ends at most
+//! `REQUEUE_NS` after its exact idle timeout. When the slab is full, the oldest embryonic TCP flow is evicted,
 //! or failing that the least recently active flow of any class. All memory is reserved in
 //! `new`; nothing here allocates afterwards.
 use super::key::{Dir, FlowKey};
@@ -14,6 +17,8 @@ use hashbrown::HashTable;
 /// Index of a flow in the slab.
 pub type Slot = u32;
 const NIL: Slot = Slot::MAX;
+/// Granularity of the idle timers: how stale a flow's place in its list may become.
+pub const REQUEUE_NS: u64 = 1_000_000_000;
 
 /// Which idle timeout applies to a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,8 +93,12 @@ pub struct Flow {
     /// Nanoseconds (clock of the worker: TSC-derived wall time, or capture time on replay).
     pub start_ns: u64,
     pub last_ns: u64,
+    /// When the flow was last put at the tail of its list.
+    queued_ns: u64,
     /// Whether the originator is the key's `lo` endpoint.
     pub orig_is_lo: bool,
+    /// False once removed: a slot found before a removal in the same burst is then stale.
+    live: bool,
     class: TimeoutClass,
     pub tcp: TcpTrack,
 }
@@ -119,6 +128,16 @@ impl Flow {
 struct List {
     head: Slot,
     tail: Slot,
+}
+
+/// A packet's flow key, its hash, and the slot a lookup found for it (a hint: `track`
+/// validates it, since flows may be created or removed between lookup and accounting).
+#[derive(Clone, Copy, Debug)]
+pub struct FlowRef {
+    pub key: FlowKey,
+    pub src_is_lo: bool,
+    pub hash: u64,
+    pub hint: Option<Slot>,
 }
 
 /// What happened on `FlowTable::track`.
@@ -163,7 +182,9 @@ impl FlowTable {
             bytes: [0; 2],
             start_ns: 0,
             last_ns: 0,
+            queued_ns: 0,
             orig_is_lo: true,
+            live: false,
             class: TimeoutClass::Other,
             tcp: TcpTrack::default(),
         };
@@ -205,6 +226,34 @@ impl FlowTable {
         self.hasher.hash_one(key)
     }
 
+    /// The key and hash of a packet's flow, not looked up yet.
+    #[inline]
+    pub fn flow_ref(&self, h: &Headers) -> FlowRef {
+        let (key, src_is_lo) = FlowKey::from_headers(h);
+        FlowRef {
+            key,
+            src_is_lo,
+            hash: self.hash(&key),
+            hint: None,
+        }
+    }
+
+    #[inline]
+    fn find(&self, key: &FlowKey, hash: u64) -> Option<Slot> {
+        let slots = &self.slots;
+        self.index.find(hash, |&s| slots[s as usize].key == *key).copied()
+    }
+
+    /// Looks `r` up and starts loading the flow it found. Done for a whole burst before the
+    /// packets are accounted, so the lookups' memory accesses overlap.
+    #[inline]
+    pub fn lookup(&self, r: &mut FlowRef) {
+        r.hint = self.find(&r.key, r.hash);
+        if let Some(s) = r.hint {
+            aperture_dpdk::prefetch(&self.slots[s as usize]);
+        }
+    }
+
     /// Finds the flow of the packet with headers `h` (key already computed), creating it if
     /// needed, and accounts the packet (`wire_len` bytes at `now_ns`). Flows that end to make
     /// room (eviction) or because a closed TCP tuple is reused are handed to `ended`.
@@ -212,18 +261,16 @@ impl FlowTable {
     pub fn track(
         &mut self,
         h: &Headers,
-        key: &FlowKey,
-        src_is_lo: bool,
-        hash: u64,
+        r: &FlowRef,
         wire_len: u32,
         now_ns: u64,
         ended: &mut impl FnMut(&Flow, EndReason),
     ) -> Tracked {
-        let slots = &self.slots;
-        let found = self
-            .index
-            .find(hash, |&s| slots[s as usize].key == *key)
-            .copied();
+        let (key, src_is_lo, hash) = (&r.key, r.src_is_lo, r.hash);
+        let found = match r.hint {
+            Some(s) if self.slots[s as usize].live && self.slots[s as usize].key == *key => Some(s),
+            _ => self.find(key, hash),
+        };
         let (slot, created) = match found {
             Some(slot) => {
                 let f = &self.slots[slot as usize];
@@ -249,13 +296,21 @@ impl FlowTable {
         f.packets[dir as usize] += 1;
         f.bytes[dir as usize] += wire_len as u64;
         f.last_ns = f.last_ns.max(now_ns);
-        if h.proto == proto::TCP && !created {
-            f.tcp.update(dir, h.tcp_flags);
+        let class = if h.proto == proto::TCP {
+            if !created {
+                f.tcp.update(dir, h.tcp_flags);
+            }
+            TimeoutClass::of(proto::TCP, f.tcp)
+        } else {
+            f.class
+        };
+        if class != f.class || f.last_ns.saturating_sub(f.queued_ns) >= REQUEUE_NS {
+            self.unlink(slot);
+            let f = &mut self.slots[slot as usize];
+            f.class = class;
+            f.queued_ns = f.last_ns;
+            self.push_tail(slot);
         }
-        let class = TimeoutClass::of(f.key.proto, f.tcp);
-        self.unlink(slot);
-        self.slots[slot as usize].class = class;
-        self.push_tail(slot);
         Tracked { slot, dir, created }
     }
 
@@ -288,7 +343,9 @@ impl FlowTable {
             bytes: [0; 2],
             start_ns: now_ns,
             last_ns: now_ns,
+            queued_ns: now_ns,
             orig_is_lo: src_is_lo,
+            live: true,
             class: TimeoutClass::of(key.proto, tcp),
             tcp,
         };
@@ -322,6 +379,7 @@ impl FlowTable {
         cause: EndReason,
         ended: &mut impl FnMut(&Flow, EndReason),
     ) {
+        self.slots[slot as usize].live = false;
         let f = self.slots[slot as usize];
         ended(&f, f.end_reason(cause));
         self.unlink(slot);

@@ -49,6 +49,7 @@ pub struct Ethernet {
     pub payload_offset: usize,
 }
 
+#[inline]
 pub fn parse(f: &[u8]) -> Result<Ethernet, Malformed> {
     let t = Malformed::EthernetTruncated;
     let dst = MacAddr(array(f, DST).ok_or(t)?);

@@ -11,6 +11,7 @@ pub struct Icmp {
 }
 
 /// `b` starts at the ICMP header; `len` is what the IP header declares for it.
+#[inline]
 pub fn parse(b: &[u8], len: usize, v6: bool) -> Result<Icmp, Malformed> {
     let t = Malformed::IcmpTruncated;
     if b.len() < HEADER_LEN || len < HEADER_LEN {

@@ -24,6 +24,7 @@ pub struct Ipv4 {
 }
 
 /// `b` starts at the IPv4 header; `avail` is how many bytes of packet follow (all segments).
+#[inline]
 pub fn parse(b: &[u8], avail: usize) -> Result<Ipv4, Malformed> {
     let t = Malformed::Ipv4Truncated;
     let vi = get(b, VER_IHL).ok_or(t)?;

@@ -29,6 +29,7 @@ pub struct Ipv6 {
     pub fragment: Fragment,
 }
 
+#[inline]
 pub fn parse(b: &[u8], avail: usize) -> Result<Ipv6, Malformed> {
     let t = Malformed::Ipv6Truncated;
     if b.len() < HEADER_LEN {

@@ -22,6 +22,7 @@ pub struct Tcp {
 }
 
 /// `b` starts at the TCP header; `len` is the segment length the IP header declares.
+#[inline]
 pub fn parse(b: &[u8], len: usize) -> Result<Tcp, Malformed> {
     let t = Malformed::TcpTruncated;
     if len < MIN_HEADER_LEN || b.len() < MIN_HEADER_LEN {

@@ -15,6 +15,7 @@ pub struct Udp {
 
 /// `b` starts at the UDP header; `len` is what the IP header declares for it. In a first
 /// fragment the UDP length covers the whole datagram, so it may exceed `len`.
+#[inline]
 pub fn parse(b: &[u8], len: usize, first_fragment: bool) -> Result<Udp, Malformed> {
     let t = Malformed::UdpTruncated;
     if len < HEADER_LEN || b.len() < HEADER_LEN {
