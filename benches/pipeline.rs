@@ -81,7 +81,11 @@ fn fill(feeder: &Port, pool: &Mempool, n: u32) {
         }
         let _ = tx.push(m);
     }
-    assert_eq!(feeder.tx_flush(0, &mut tx).dropped, 0, "ring holds the in-flight packets");
+    assert_eq!(
+        feeder.tx_flush(0, &mut tx).dropped,
+        0,
+        "ring holds the in-flight packets"
+    );
 }
 
 /// One io-forward step: a burst in, the same burst out.
@@ -126,23 +130,29 @@ fn timed(iters: u64, mut f: impl FnMut() -> usize) -> Duration {
     for _ in 0..iters {
         n += f();
     }
-    assert_eq!(n as u64, iters * BURST_SIZE as u64, "every step moves a full burst");
+    assert_eq!(
+        n as u64,
+        iters * BURST_SIZE as u64,
+        "every step moves a full burst"
+    );
     t.elapsed()
 }
 
 fn benches(c: &mut Criterion) {
-    let args = [
-        "-l".to_string(),
-        "0".into(),
-        "--no-huge".into(),
-        "-m".into(),
-        "512".into(),
+    // APERTURE_BENCH_HUGE=1 (set by benches/pipeline.sh when hugepages are reserved) runs on
+    // hugepages, like testpmd in the same run; otherwise without, as in CI.
+    let huge = std::env::var("APERTURE_BENCH_HUGE").is_ok_and(|v| v == "1");
+    let mut args = vec!["-l".to_string(), "0".into(), "-m".into(), "512".into()];
+    if !huge {
+        args.push("--no-huge".into());
+    }
+    args.extend([
         "--no-pci".into(),
-        "--no-shconf".into(),
+        "--no-shconf".to_string(),
         "--no-telemetry".into(),
         format!("--file-prefix=apbench{}", std::process::id()),
         "--log-level=lib.eal:error".into(),
-    ];
+    ]);
     let _eal = Eal::init(&args).expect("EAL init");
     let pool = Arc::new(Mempool::new("bench_pool", 8191, 256, 2048, -1).expect("pool"));
 
@@ -161,7 +171,9 @@ fn benches(c: &mut Criterion) {
     looped.start(&Default::default(), &pool).expect("start");
     fill(&looped, &pool, IN_FLIGHT);
     let mut w = worker(looped, &pool, 4096);
-    g.bench_function("worker/1k-flows", |b| b.iter_custom(|iters| timed(iters, || w.poll_once())));
+    g.bench_function("worker/1k-flows", |b| {
+        b.iter_custom(|iters| timed(iters, || w.poll_once()))
+    });
     assert_eq!(w.flows.active(), IN_FLIGHT as usize, "1k established flows");
     drop(w);
 
@@ -186,7 +198,11 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    let mut w = worker(pair.a.clone(), &pool, FLOWS_1M as usize + (FLOWS_1M as usize >> 2));
+    let mut w = worker(
+        pair.a.clone(),
+        &pool,
+        FLOWS_1M as usize + (FLOWS_1M as usize >> 2),
+    );
     // Establish all 1M flows before measuring.
     while w.flows.active() < FLOWS_1M as usize {
         w.poll_once();
@@ -201,7 +217,11 @@ fn benches(c: &mut Criterion) {
             })
         })
     });
-    assert_eq!(w.flows.active(), FLOWS_1M as usize, "1M established flows, none evicted");
+    assert_eq!(
+        w.flows.active(),
+        FLOWS_1M as usize,
+        "1M established flows, none evicted"
+    );
     g.finish();
 }
 

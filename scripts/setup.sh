@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-    dpdk libdpdk-dev pkg-config clang libclang-dev libpcap-dev build-essential
+    dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev libpcap-dev build-essential
     tshark sip-tester libndpi-bin prometheus
     iproute2 iputils-ping nftables ethtool
     python3 python3-scapy tcpreplay

@@ -312,6 +312,7 @@ fn replay(
         running.records,
         elapsed,
     );
+    print_top(&running.top);
     if stats {
         print_stats(&counters, &pstats);
     }
@@ -402,6 +403,32 @@ fn print_summary(
     println!();
     println!("  output capture: {}", out.display());
     println!("  flow log:       {}", flow_log.display());
+}
+
+fn print_top(top: &[aperture_dataplane::flowlog::FlowRecord]) {
+    if top.is_empty() {
+        return;
+    }
+    println!();
+    println!("  Largest flows:");
+    println!(
+        "  {:<10} {:<44} {:>8} {:>10}  {}",
+        "protocol", "client -> server", "packets", "bytes", "end"
+    );
+    for f in top {
+        let ep = |a: aperture_dataplane::packet::IpAddr16, p: u16| match a.to_std() {
+            std::net::IpAddr::V4(v) => format!("{v}:{p}"),
+            std::net::IpAddr::V6(v) => format!("[{v}]:{p}"),
+        };
+        println!(
+            "  {:<10} {:<44} {:>8} {:>10}  {}",
+            proto_name(f.proto),
+            format!("{} -> {}", ep(f.src, f.src_port), ep(f.dst, f.dst_port)),
+            f.packets[0] + f.packets[1],
+            f.bytes[0] + f.bytes[1],
+            f.end_reason.name()
+        );
+    }
 }
 
 fn print_stats(workers: &[Counters], ports: &[(String, PortStats)]) {

@@ -50,7 +50,12 @@ pub struct Running {
     pub records: u64,
     /// Per IP protocol: (flows, packets, bytes) of the records written.
     pub per_proto: Vec<(u64, u64, u64)>,
+    /// The largest flows by bytes seen in the log, largest first (at most `TOP_FLOWS`).
+    pub top: Vec<FlowRecord>,
 }
+
+/// How many of the largest flows `Running::top` keeps.
+pub const TOP_FLOWS: usize = 10;
 
 fn random_seeds() -> [u64; 4] {
     let mut b = [0u8; 32];
@@ -131,6 +136,7 @@ pub fn start(
         lcores: cfg.workers.lcores.clone(),
         records: 0,
         per_proto: vec![(0, 0, 0); 256],
+        top: Vec::with_capacity(TOP_FLOWS + 1),
     })
 }
 
@@ -145,6 +151,12 @@ impl Running {
                 e.0 += 1;
                 e.1 += r.packets[0] + r.packets[1];
                 e.2 += r.bytes[0] + r.bytes[1];
+                let total = |f: &FlowRecord| f.bytes[0] + f.bytes[1];
+                let at = self.top.partition_point(|t| total(t) >= total(&r));
+                if at < TOP_FLOWS {
+                    self.top.insert(at, r);
+                    self.top.truncate(TOP_FLOWS);
+                }
             }
         }
         Ok(())

@@ -50,7 +50,9 @@ pub struct Worker {
     log: FlowLogSink,
     pool: Arc<Mempool>,
     burst: Burst,
-    meta: Box<[Meta; BURST_SIZE]>,
+    /// Per-packet results of the first two passes; taken out of the worker during pass 3 so
+    /// packets can borrow their entry while the worker is mutated (moving a Box is free).
+    meta: Option<Box<[Meta; BURST_SIZE]>>,
 }
 
 impl Worker {
@@ -78,13 +80,13 @@ impl Worker {
             log,
             pool,
             burst: Burst::default(),
-            meta: Box::new(
+            meta: Some(Box::new(
                 [Meta {
                     parsed: Err(Malformed::EthernetTruncated),
                     flow: None,
                     now: 0,
                 }; BURST_SIZE],
-            ),
+            )),
         }
     }
 
@@ -142,6 +144,9 @@ impl Worker {
     /// each packet in order.
     #[inline]
     fn burst_stages(&mut self, port: usize, n: usize) {
+        let Some(mut metas) = self.meta.take() else {
+            return;
+        };
         // Pass 1: parse. Every mbuf header is prefetched now, each packet's data a few
         // packets ahead.
         self.burst.prefetch_headers();
@@ -155,11 +160,11 @@ impl Worker {
                 m.prefetch_data();
             }
             let Some(m) = self.burst.get(i) else {
-                self.meta[i].parsed = Err(Malformed::EthernetTruncated);
+                metas[i].parsed = Err(Malformed::EthernetTruncated);
                 continue;
             };
             let parsed = packet::parse(m.data(), m.pkt_len() as usize);
-            let meta = &mut self.meta[i];
+            let meta = &mut metas[i];
             meta.now = self.clock.packet(m);
             if let Ok(h) = &parsed {
                 if h.is_ip() {
@@ -171,7 +176,7 @@ impl Worker {
             meta.parsed = parsed;
         }
         // Pass 2: flow lookups.
-        for meta in &mut self.meta[..n] {
+        for meta in &mut metas[..n] {
             if let Some(r) = &mut meta.flow {
                 self.flows.lookup(r);
             }
@@ -179,19 +184,19 @@ impl Worker {
         // Pass 3: account, decide, send.
         for i in 0..n {
             if let Some(m) = self.burst.take(i) {
-                let meta = self.meta[i];
-                self.packet(port, m, &meta);
+                self.packet(port, m, &metas[i]);
             }
         }
+        self.meta = Some(metas);
     }
 
     fn packet(&mut self, port: usize, m: Mbuf, meta: &Meta) {
         let len = m.pkt_len();
         self.counters.add(C::RxPackets, 1);
         self.counters.add(C::RxBytes, len as u64);
-        let h = match meta.parsed {
+        let h = match &meta.parsed {
             Ok(h) => h,
-            Err(e) => return self.drop(DropReason::Malformed(e), m),
+            Err(e) => return self.drop(DropReason::Malformed(*e), m),
         };
         match self.mode {
             Mode::Wire(ref w) => {
@@ -199,12 +204,12 @@ impl Worker {
                     return self.drop(DropReason::NoEgress, m);
                 };
                 match &meta.flow {
-                    Some(r) => self.track(&h, r, len, meta.now),
+                    Some(r) => self.track(h, r, len, meta.now),
                     None => self.counters.add(C::NonIpPackets, 1),
                 }
                 self.send(out, m);
             }
-            Mode::Routed(_) => self.route(port, m, &h, meta),
+            Mode::Routed(_) => self.route(port, m, h, meta),
         }
     }
 
@@ -215,9 +220,15 @@ impl Worker {
             self.counters.add(C::Fragments, 1);
         }
         let Worker {
-            flows, counters, log, id, ..
+            flows,
+            counters,
+            log,
+            id,
+            ..
         } = self;
-        let t = flows.track(h, r, len, now, &mut |f, reason| end_flow(*id, counters, log, f, reason));
+        let t = flows.track(h, r, len, now, &mut |f, reason| {
+            end_flow(*id, counters, log, f, reason)
+        });
         if t.created {
             counters.add(C::FlowsCreated, 1);
         }

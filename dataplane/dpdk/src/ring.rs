@@ -43,7 +43,9 @@ impl RingPair {
         let n = format!("{name}_loop");
         let c = CString::new(n.clone()).map_err(|_| PortError::Name(n.clone()))?;
         // SAFETY: valid name; single-producer/single-consumer ring; NULL on failure.
-        let r = unsafe { sys::rte_ring_create(c.as_ptr(), size, 0, sys::RING_F_SP_ENQ | sys::RING_F_SC_DEQ) };
+        let r = unsafe {
+            sys::rte_ring_create(c.as_ptr(), size, 0, sys::RING_F_SP_ENQ | sys::RING_F_SC_DEQ)
+        };
         if r.is_null() {
             return Err(PortError::Mempool {
                 name: n,
@@ -55,7 +57,11 @@ impl RingPair {
     }
 }
 
-fn ring_port(pname: String, mut rx: *mut sys::rte_ring, mut tx: *mut sys::rte_ring) -> Result<Port, PortError> {
+fn ring_port(
+    pname: String,
+    mut rx: *mut sys::rte_ring,
+    mut tx: *mut sys::rte_ring,
+) -> Result<Port, PortError> {
     let c = CString::new(pname.clone()).map_err(|_| PortError::Name(pname.clone()))?;
     // SAFETY: one rx and one tx ring, both live for the process; the PMD copies the pointer
     // arrays it is given.

@@ -65,7 +65,10 @@ impl std::hash::Hash for FlowKey {
         state.write_u128(u128::from_ne_bytes(self.lo_addr.0));
         state.write_u128(u128::from_ne_bytes(self.hi_addr.0));
         state.write_u64(
-            (self.lo_port as u64) | (self.hi_port as u64) << 16 | (self.vlan as u64) << 32 | (self.proto as u64) << 48,
+            (self.lo_port as u64)
+                | (self.hi_port as u64) << 16
+                | (self.vlan as u64) << 32
+                | (self.proto as u64) << 48,
         );
     }
 }

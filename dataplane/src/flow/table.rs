@@ -241,7 +241,9 @@ impl FlowTable {
     #[inline]
     fn find(&self, key: &FlowKey, hash: u64) -> Option<Slot> {
         let slots = &self.slots;
-        self.index.find(hash, |&s| slots[s as usize].key == *key).copied()
+        self.index
+            .find(hash, |&s| slots[s as usize].key == *key)
+            .copied()
     }
 
     /// Looks `r` up and starts loading the flow it found. Done for a whole burst before the

@@ -210,7 +210,10 @@ fn a_stale_hint_is_not_trusted() {
     feed(&mut t, &hdr(1, 3, 2, 2, 17, 0), 2, &mut log);
     assert_eq!(log.len(), 1);
     let tr = t.track(&a, &ra, 100, 3, &mut |f: &Flow, r| log.push((f.key, r, 0)));
-    assert!(tr.created, "A is created again, not accounted to the flow in its old slot");
+    assert!(
+        tr.created,
+        "A is created again, not accounted to the flow in its old slot"
+    );
     let f = t.get(tr.slot);
     assert_eq!((f.key, f.packets[0]), (ra.key, 1));
 }

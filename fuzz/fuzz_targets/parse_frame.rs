@@ -1,0 +1,24 @@
+//! Arbitrary bytes into the L2-L4 parser and the flow key: never a panic, and a parsed frame's
+//! offsets stay inside the frame.
+#![no_main]
+use aperture_dataplane::flow::FlowKey;
+use aperture_dataplane::packet::{self, Fragment};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    // The first byte picks how much longer the "wire" packet claims to be (mbuf chains).
+    let (extra, frame) = match data.split_first() {
+        Some((e, rest)) => (*e as usize, rest),
+        None => (0, data),
+    };
+    if let Ok(h) = packet::parse(frame, frame.len() + extra) {
+        assert!(h.l3_offset as usize <= frame.len());
+        if h.is_ip() && h.fragment != Fragment::Later {
+            assert!(h.l4_offset as usize <= frame.len());
+            assert!(h.payload_offset >= h.l4_offset);
+            let (k, lo) = FlowKey::from_headers(&h);
+            let (src, sport, dst, dport) = k.oriented(lo);
+            assert_eq!((src, sport, dst, dport), (h.src, h.src_port, h.dst, h.dst_port));
+        }
+    }
+});
