@@ -412,8 +412,8 @@ fn print_top(top: &[aperture_dataplane::flowlog::FlowRecord]) {
     println!();
     println!("  Largest flows:");
     println!(
-        "  {:<10} {:<44} {:>8} {:>10}  {}",
-        "protocol", "client -> server", "packets", "bytes", "end"
+        "  {:<10} {:<44} {:>8} {:>10}  end",
+        "protocol", "client -> server", "packets", "bytes"
     );
     for f in top {
         let ep = |a: aperture_dataplane::packet::IpAddr16, p: u16| match a.to_std() {

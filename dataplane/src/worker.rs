@@ -274,11 +274,11 @@ impl Worker {
         {
             return self.drop(DropReason::TtlExceeded, m);
         }
-        self.to_neighbour(out, next_hop, m, now);
+        self.send_to_neighbour(out, next_hop, m, now);
     }
 
     /// Sends a routed packet to `next_hop` on `out`, resolving its MAC first if needed.
-    fn to_neighbour(&mut self, out: usize, next_hop: Ipv4Addr, mut m: Mbuf, now: u64) {
+    fn send_to_neighbour(&mut self, out: usize, next_hop: Ipv4Addr, mut m: Mbuf, now: u64) {
         let Mode::Routed(ref mut router) = self.mode else {
             return;
         };

@@ -59,13 +59,13 @@ impl RingPair {
 
 fn ring_port(
     pname: String,
-    mut rx: *mut sys::rte_ring,
-    mut tx: *mut sys::rte_ring,
+    rx: *mut sys::rte_ring,
+    tx: *mut sys::rte_ring,
 ) -> Result<Port, PortError> {
     let c = CString::new(pname.clone()).map_err(|_| PortError::Name(pname.clone()))?;
     // SAFETY: one rx and one tx ring, both live for the process; the PMD copies the pointer
     // arrays it is given.
-    let id = unsafe { sys::rte_eth_from_rings(c.as_ptr(), &mut rx, 1, &mut tx, 1, 0) };
+    let id = unsafe { sys::rte_eth_from_rings(c.as_ptr(), &rx, 1, &tx, 1, 0) };
     if id < 0 {
         return Err(PortError::NotFound { name: pname });
     }

@@ -91,7 +91,7 @@ impl Router {
             }
         }
         // Longest prefix first; a stable sort keeps connected routes ahead of equal statics.
-        table.sort_by(|a, b| b.prefix.len.cmp(&a.prefix.len));
+        table.sort_by_key(|r| std::cmp::Reverse(r.prefix.len));
         Some(Router {
             ifaces,
             routes: table,

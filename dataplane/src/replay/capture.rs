@@ -60,9 +60,13 @@ fn ip_ethertype(payload: &[u8]) -> Option<u16> {
     }
 }
 
+/// A link type `to_ethernet` cannot convert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsupportedLink(pub DataLink);
+
 /// Converts one frame of link type `link` to Ethernet. `None`: the frame is not one we can
 /// express (e.g. a loopback frame of another family); it is then skipped and counted.
-pub fn to_ethernet(link: DataLink, data: &[u8]) -> Result<Option<Cow<'_, [u8]>>, ()> {
+pub fn to_ethernet(link: DataLink, data: &[u8]) -> Result<Option<Cow<'_, [u8]>>, UnsupportedLink> {
     Ok(match link {
         DataLink::ETHERNET => Some(Cow::Borrowed(data)),
         DataLink::LINUX_SLL => {
@@ -95,7 +99,7 @@ pub fn to_ethernet(link: DataLink, data: &[u8]) -> Result<Option<Cow<'_, [u8]>>,
             // the IP version nibble is the reliable answer either way.
             ip_ethertype(&data[4..]).map(|t| Cow::Owned(with_ethernet(t, None, &data[4..])))
         }
-        _ => return Err(()),
+        other => return Err(UnsupportedLink(other)),
     })
 }
 
@@ -155,7 +159,7 @@ pub fn for_each_frame(
                     })?
                 }
                 Ok(None) => skipped += 1,
-                Err(()) => {
+                Err(_) => {
                     return Err(CaptureError::LinkType {
                         path: p.clone(),
                         index,
@@ -181,7 +185,7 @@ pub fn for_each_frame(
                     })?
                 }
                 Ok(None) => skipped += 1,
-                Err(()) => {
+                Err(_) => {
                     return Err(CaptureError::LinkType {
                         path: p.clone(),
                         index,

@@ -2,7 +2,7 @@
 //! sample claims to carry, read the TLS server names and the SIP dialogs, validate every
 //! checksum, and report as malformed only the two frames that are malformed on purpose.
 //!
-//! Skipped (with a note on stderr) when tshark is not on PATH.
+//! tshark must be on PATH (scripts/setup.sh installs it); the tests fail without it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -83,10 +83,7 @@ fn temp(name: &str) -> TempFile {
 
 #[test]
 fn tshark_dissects_the_sample_and_flags_only_the_deliberate_defects() {
-    let Some(tshark) = tshark() else {
-        eprintln!("tshark is not on PATH: skipping the dissection check");
-        return;
-    };
+    let tshark = tshark().expect("tshark is not on PATH: run scripts/setup.sh (it installs it)");
     for seed in [1, 2] {
         let s = sample(seed);
         let file = temp(&format!("sample{seed}"));
@@ -224,10 +221,7 @@ fn tshark_dissects_the_sample_and_flags_only_the_deliberate_defects() {
 
 #[test]
 fn tshark_reports_a_corrupted_checksum_so_the_clean_result_means_something() {
-    let Some(tshark) = tshark() else {
-        eprintln!("tshark is not on PATH: skipping the dissection check");
-        return;
-    };
+    let tshark = tshark().expect("tshark is not on PATH: run scripts/setup.sh (it installs it)");
     let mut s = sample(1);
     // Corrupt the UDP checksum of the first DNS query and the TCP checksum of the first SYN.
     let mut corrupted = BTreeSet::new();
