@@ -5,8 +5,10 @@ use aperture_dpdk::{Mbuf, RxTimestamp};
 
 pub enum Clock {
     /// TSC-derived wall time: `wall0_ns + (tsc - tsc0) / hz`.
+    /// (`ns_per_tick` is `1e9 / hz` in 32.32 fixed point: a burst costs a multiply, not a
+    /// division.)
     Tsc {
-        hz: u64,
+        ns_per_tick: u64,
         tsc0: u64,
         wall0_ns: u64,
         now_ns: u64,
@@ -25,8 +27,9 @@ impl Clock {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
+        let hz = aperture_dpdk::tsc_hz().max(1) as u128;
         Clock::Tsc {
-            hz: aperture_dpdk::tsc_hz().max(1),
+            ns_per_tick: ((1_000_000_000u128 << 32) / hz) as u64,
             tsc0: aperture_dpdk::rdtsc(),
             wall0_ns,
             now_ns: wall0_ns,
@@ -41,14 +44,14 @@ impl Clock {
     #[inline]
     pub fn burst(&mut self) {
         if let Clock::Tsc {
-            hz,
+            ns_per_tick,
             tsc0,
             wall0_ns,
             now_ns,
         } = self
         {
             let d = aperture_dpdk::rdtsc().wrapping_sub(*tsc0) as u128;
-            *now_ns = *wall0_ns + (d * 1_000_000_000 / *hz as u128) as u64;
+            *now_ns = *wall0_ns + ((d * *ns_per_tick as u128) >> 32) as u64;
         }
     }
 

@@ -26,7 +26,9 @@ const EXPIRE_BUDGET: usize = 64;
 /// What the first pass over a burst learnt about one packet.
 #[derive(Clone, Copy)]
 struct Meta {
-    parsed: Result<Headers, Malformed>,
+    h: Headers,
+    /// Whether `h` is valid, or why the frame is malformed.
+    parsed: Result<(), Malformed>,
     /// The flow of an IP packet, looked up in the second pass.
     flow: Option<FlowRef>,
     now: u64,
@@ -82,6 +84,7 @@ impl Worker {
             burst: Burst::default(),
             meta: Some(Box::new(
                 [Meta {
+                    h: Headers::empty(MacAddr::default(), MacAddr::default()),
                     parsed: Err(Malformed::EthernetTruncated),
                     flow: None,
                     now: 0,
@@ -163,17 +166,14 @@ impl Worker {
                 metas[i].parsed = Err(Malformed::EthernetTruncated);
                 continue;
             };
-            let parsed = packet::parse(m.data(), m.pkt_len() as usize);
             let meta = &mut metas[i];
+            meta.parsed = packet::parse_into(m.data(), m.pkt_len() as usize, &mut meta.h);
             meta.now = self.clock.packet(m);
-            if let Ok(h) = &parsed {
-                if h.is_ip() {
-                    meta.flow = Some(self.flows.flow_ref(h));
-                } else {
-                    meta.flow = None;
-                }
-            }
-            meta.parsed = parsed;
+            meta.flow = if meta.parsed.is_ok() && meta.h.is_ip() {
+                Some(self.flows.flow_ref(&meta.h))
+            } else {
+                None
+            };
         }
         // Pass 2: flow lookups.
         for meta in &mut metas[..n] {
@@ -194,10 +194,10 @@ impl Worker {
         let len = m.pkt_len();
         self.counters.add(C::RxPackets, 1);
         self.counters.add(C::RxBytes, len as u64);
-        let h = match &meta.parsed {
-            Ok(h) => h,
-            Err(e) => return self.drop(DropReason::Malformed(*e), m),
-        };
+        if let Err(e) = meta.parsed {
+            return self.drop(DropReason::Malformed(e), m);
+        }
+        let h = &meta.h;
         match self.mode {
             Mode::Wire(ref w) => {
                 let Some(out) = w.peer[port] else {

@@ -316,6 +316,8 @@ impl Burst {
 pub struct TxBuffer {
     slots: [Option<Mbuf>; TX_CAP],
     len: usize,
+    /// Bytes of the queued packets, summed as they are pushed.
+    bytes: u64,
 }
 
 const TX_CAP: usize = 2 * BURST_SIZE;
@@ -325,6 +327,7 @@ impl Default for TxBuffer {
         TxBuffer {
             slots: [const { None }; TX_CAP],
             len: 0,
+            bytes: 0,
         }
     }
 }
@@ -354,6 +357,7 @@ impl TxBuffer {
         if self.len == TX_CAP {
             return Err(m);
         }
+        self.bytes += m.pkt_len() as u64;
         self.slots[self.len] = Some(m);
         self.len += 1;
         Ok(())
@@ -367,29 +371,27 @@ impl TxBuffer {
         if self.len == 0 {
             return r;
         }
-        let mut bytes = [0u32; TX_CAP];
-        for (b, s) in bytes.iter_mut().zip(&self.slots[..self.len]) {
-            *b = s.as_ref().map_or(0, |m| m.pkt_len());
-        }
         // SAFETY: same layout argument as Burst::fill_raw; the first `len` slots are Some.
         let sent = f(
             self.slots.as_mut_ptr() as *mut *mut sys::rte_mbuf,
             self.len as u16,
         ) as usize;
         let sent = sent.min(self.len);
-        for (s, b) in self.slots[..sent].iter_mut().zip(&bytes) {
+        for s in &mut self.slots[..sent] {
             // The PMD owns the sent mbufs now: forget them without freeing.
             if let Some(m) = s.take() {
                 let _ = m.into_raw();
             }
-            r.sent += 1;
-            r.sent_bytes += *b as u64;
         }
-        for (s, b) in self.slots[sent..self.len].iter_mut().zip(&bytes[sent..]) {
-            *s = None; // frees
-            r.dropped += 1;
-            r.dropped_bytes += *b as u64;
+        for s in &mut self.slots[sent..self.len] {
+            if let Some(m) = s.take() {
+                r.dropped += 1;
+                r.dropped_bytes += m.pkt_len() as u64;
+            } // dropping `m` frees it
         }
+        r.sent = sent as u32;
+        r.sent_bytes = self.bytes - r.dropped_bytes;
+        self.bytes = 0;
         self.len = 0;
         r
     }

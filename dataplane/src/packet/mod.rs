@@ -182,7 +182,7 @@ pub struct Headers {
 }
 
 impl Headers {
-    fn empty(dst_mac: MacAddr, src_mac: MacAddr) -> Headers {
+    pub fn empty(dst_mac: MacAddr, src_mac: MacAddr) -> Headers {
         Headers {
             dst_mac,
             src_mac,
@@ -214,8 +214,17 @@ impl Headers {
 /// whole packet length, which may be longer when the mbuf is a chain.
 #[inline]
 pub fn parse(frame: &[u8], wire_len: usize) -> Result<Headers, Malformed> {
+    let mut h = Headers::empty(MacAddr::default(), MacAddr::default());
+    parse_into(frame, wire_len, &mut h)?;
+    Ok(h)
+}
+
+/// `parse` writing into `h` in place (the worker's per-burst array), which saves copying the
+/// headers on the packet path. On error `h` holds what was parsed before the error.
+#[inline]
+pub fn parse_into(frame: &[u8], wire_len: usize, h: &mut Headers) -> Result<(), Malformed> {
     let eth = ethernet::parse(frame)?;
-    let mut h = Headers::empty(eth.dst, eth.src);
+    *h = Headers::empty(eth.dst, eth.src);
     h.vlans = eth.vlans;
     let off = eth.payload_offset;
     h.l3_offset = off as u16;
@@ -224,7 +233,7 @@ pub fn parse(frame: &[u8], wire_len: usize) -> Result<Headers, Malformed> {
         EtherType::ARP => {
             arp::check(frame.get(off..).unwrap_or_default())?;
             h.l3 = L3::Arp;
-            Ok(h)
+            Ok(())
         }
         EtherType::IPV4 => {
             h.l3 = L3::Ipv4;
@@ -236,14 +245,7 @@ pub fn parse(frame: &[u8], wire_len: usize) -> Result<Headers, Malformed> {
             h.fragment = ip.fragment;
             h.ip_len = ip.total_len;
             let l4 = off + ip.header_len;
-            parse_l4(
-                frame,
-                &mut h,
-                l4,
-                ip.total_len as usize - ip.header_len,
-                false,
-            )?;
-            Ok(h)
+            parse_l4(frame, h, l4, ip.total_len as usize - ip.header_len, false)
         }
         EtherType::IPV6 => {
             h.l3 = L3::Ipv6;
@@ -256,12 +258,11 @@ pub fn parse(frame: &[u8], wire_len: usize) -> Result<Headers, Malformed> {
             h.ip_len = (ipv6::HEADER_LEN + ip.payload_len as usize) as u16;
             let l4 = off + ip.l4_offset;
             let l4_len = (ipv6::HEADER_LEN + ip.payload_len as usize).saturating_sub(ip.l4_offset);
-            parse_l4(frame, &mut h, l4, l4_len, true)?;
-            Ok(h)
+            parse_l4(frame, h, l4, l4_len, true)
         }
         other => {
             h.l3 = L3::Other(other.0);
-            Ok(h)
+            Ok(())
         }
     }
 }
