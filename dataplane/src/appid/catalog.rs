@@ -1,0 +1,1 @@
+//! The application catalog (filled in next).

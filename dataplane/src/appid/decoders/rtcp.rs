@@ -1,0 +1,25 @@
+//! RTCP (compound packets). (Placeholder: recognises nothing yet.)
+use crate::appid::{Decoder, Evidence, FlowCtx, Probe, Scratch, Transport};
+
+pub struct Rtcp;
+
+impl Decoder for Rtcp {
+    fn name(&self) -> &'static str {
+        "rtcp"
+    }
+    fn transports(&self) -> &'static [Transport] {
+        &[Transport::Tcp, Transport::Udp]
+    }
+    fn hint_ports(&self) -> &'static [u16] {
+        &[]
+    }
+    fn probe(
+        &self,
+        _data: &[u8],
+        _ctx: &FlowCtx,
+        _scratch: &mut Scratch,
+        _ev: &mut Evidence,
+    ) -> Probe {
+        Probe::NotMe
+    }
+}

@@ -1,0 +1,25 @@
+//! RTP, confirmed over several packets. (Placeholder: recognises nothing yet.)
+use crate::appid::{Decoder, Evidence, FlowCtx, Probe, Scratch, Transport};
+
+pub struct Rtp;
+
+impl Decoder for Rtp {
+    fn name(&self) -> &'static str {
+        "rtp"
+    }
+    fn transports(&self) -> &'static [Transport] {
+        &[Transport::Tcp, Transport::Udp]
+    }
+    fn hint_ports(&self) -> &'static [u16] {
+        &[]
+    }
+    fn probe(
+        &self,
+        _data: &[u8],
+        _ctx: &FlowCtx,
+        _scratch: &mut Scratch,
+        _ev: &mut Evidence,
+    ) -> Probe {
+        Probe::NotMe
+    }
+}

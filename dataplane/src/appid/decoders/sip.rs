@@ -1,0 +1,25 @@
+//! SIP over UDP and TCP (and inside TURN ChannelData). (Placeholder: recognises nothing yet.)
+use crate::appid::{Decoder, Evidence, FlowCtx, Probe, Scratch, Transport};
+
+pub struct Sip;
+
+impl Decoder for Sip {
+    fn name(&self) -> &'static str {
+        "sip"
+    }
+    fn transports(&self) -> &'static [Transport] {
+        &[Transport::Tcp, Transport::Udp]
+    }
+    fn hint_ports(&self) -> &'static [u16] {
+        &[]
+    }
+    fn probe(
+        &self,
+        _data: &[u8],
+        _ctx: &FlowCtx,
+        _scratch: &mut Scratch,
+        _ev: &mut Evidence,
+    ) -> Probe {
+        Probe::NotMe
+    }
+}

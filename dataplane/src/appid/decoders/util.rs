@@ -1,0 +1,79 @@
+//! Small byte helpers shared by decoders. All bounds-checked; none allocates.
+
+/// Big-endian u16 at `off`, if in bounds.
+#[inline]
+pub fn be16(b: &[u8], off: usize) -> Option<u16> {
+    crate::packet::bytes::be16(b, off)
+}
+
+/// Big-endian u32 at `off`, if in bounds.
+#[inline]
+pub fn be32(b: &[u8], off: usize) -> Option<u32> {
+    crate::packet::bytes::be32(b, off)
+}
+
+/// Whether `hay` starts with `prefix`, ASCII case-insensitively.
+#[inline]
+pub fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {
+    hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// The lines of a text header block (up to the first empty line or the end of `data`), each
+/// without its CR LF. Stops at `max` lines.
+pub fn header_lines(data: &[u8], max: usize) -> impl Iterator<Item = &[u8]> {
+    data.split(|&c| c == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .take_while(|l| !l.is_empty())
+        .take(max)
+}
+
+/// The value of header `name` (case-insensitive, `Name: value`) in a header block, trimmed.
+/// `compact` is the single-letter SIP form, if any.
+pub fn header_value<'a>(data: &'a [u8], name: &[u8], compact: Option<u8>) -> Option<&'a [u8]> {
+    for line in header_lines(data, 64).skip(1) {
+        let Some(colon) = line.iter().position(|&c| c == b':') else {
+            continue;
+        };
+        let key = trim(&line[..colon]);
+        let hit = key.eq_ignore_ascii_case(name)
+            || compact.is_some_and(|c| key.len() == 1 && key[0].eq_ignore_ascii_case(&c));
+        if hit {
+            return Some(trim(&line[colon + 1..]));
+        }
+    }
+    None
+}
+
+/// `b` without leading and trailing ASCII whitespace.
+pub fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lookup() {
+        let m = b"INVITE sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP x\r\nUser-Agent:  Viceroy 1.4 \r\n\r\nbody: no";
+        assert_eq!(
+            header_value(m, b"user-agent", None),
+            Some(&b"Viceroy 1.4"[..])
+        );
+        assert_eq!(
+            header_value(m, b"via", Some(b'v')),
+            Some(&b"SIP/2.0/UDP x"[..])
+        );
+        assert_eq!(header_value(m, b"body", None), None);
+        assert_eq!(trim(b"  "), b"");
+        assert!(starts_with_ci(b"GET / HTTP/1.1", b"get "));
+    }
+}

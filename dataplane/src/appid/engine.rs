@@ -1,0 +1,1 @@
+//! The classification engine (filled in next).
