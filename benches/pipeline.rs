@@ -10,7 +10,10 @@
 //!   million distinct tuples, so a generator on the same core rewrites each packet's source
 //!   address and port to the next flow before handing it back (ports a <-> b of a ring pair).
 //!   `generator+io-forward` measures that generator with no worker, for reference.
+use aperture_dataplane::appid::catalog::Catalog;
+use aperture_dataplane::appid::engine::Engine;
 use aperture_dataplane::clock::Clock;
+use aperture_dataplane::config::AppIdConfig;
 use aperture_dataplane::config::Timeouts;
 use aperture_dataplane::flow::FlowTable;
 use aperture_dataplane::flowlog::FlowLogSink;
@@ -65,6 +68,11 @@ fn worker(port: Port, pool: &Arc<Mempool>, capacity: usize) -> Worker {
         vec![port],
         Mode::Wire(VirtualWire::new(1, &[(0, 0)])),
         FlowTable::new(capacity, &Timeouts::default(), seeds),
+        Engine::new(
+            Arc::new(Catalog::embedded()),
+            capacity,
+            AppIdConfig::default().limits(),
+        ),
         Clock::tsc(),
         log,
         pool.clone(),

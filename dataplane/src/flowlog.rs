@@ -1,6 +1,8 @@
 //! Flow records: what a worker reports when a flow ends, and the JSON Lines writer that runs
 //! on the service thread. Workers push fixed-size records into a bounded lock-free queue;
 //! formatting and I/O happen off the packet path.
+use crate::appid::catalog::{AppId, Catalog};
+use crate::appid::engine::{AppInfo, MAX_PATH};
 use crate::flow::{EndReason, Flow};
 use crate::packet::{proto, IpAddr16};
 use crossbeam_queue::ArrayQueue;
@@ -22,10 +24,14 @@ pub struct FlowRecord {
     pub start_ns: u64,
     pub end_ns: u64,
     pub end_reason: EndReason,
+    pub app: AppId,
+    pub app_path: [AppId; MAX_PATH],
+    pub app_path_len: u8,
+    pub app_decided_after: u32,
 }
 
 impl FlowRecord {
-    pub fn new(worker: u16, f: &Flow, reason: EndReason) -> FlowRecord {
+    pub fn new(worker: u16, f: &Flow, reason: EndReason, app: &AppInfo) -> FlowRecord {
         let (src, src_port, dst, dst_port) = f.key.oriented(f.orig_is_lo);
         FlowRecord {
             worker,
@@ -40,11 +46,20 @@ impl FlowRecord {
             start_ns: f.start_ns,
             end_ns: f.last_ns,
             end_reason: reason,
+            app: app.app,
+            app_path: app.path,
+            app_path_len: app.path_len,
+            app_decided_after: app.decided_after,
         }
     }
 
-    /// Writes the record as one JSON object and a newline.
-    pub fn write_json(&self, out: &mut impl Write) -> std::io::Result<()> {
+    /// The application path (protocol first).
+    pub fn path(&self) -> &[AppId] {
+        &self.app_path[..(self.app_path_len as usize).min(MAX_PATH)]
+    }
+
+    /// Writes the record as one JSON object and a newline; application names from `catalog`.
+    pub fn write_json(&self, out: &mut impl Write, catalog: &Catalog) -> std::io::Result<()> {
         let proto_name = match self.proto {
             proto::TCP => "tcp".to_string(),
             proto::UDP => "udp".to_string(),
@@ -57,7 +72,8 @@ impl FlowRecord {
             out,
             "{{\"proto\":\"{}\",\"src_ip\":\"{}\",\"src_port\":{},\"dst_ip\":\"{}\",\"dst_port\":{},\
              \"packets\":{},\"bytes\":{},\"c2s_packets\":{},\"s2c_packets\":{},\"c2s_bytes\":{},\"s2c_bytes\":{},\
-             \"start_ts\":{},\"end_ts\":{},\"end_reason\":\"{}\",\"vlan\":{},\"worker\":{}}}",
+             \"start_ts\":{},\"end_ts\":{},\"end_reason\":\"{}\",\"app\":\"{}\",\"app_path\":[{}],\
+             \"app_decided_after\":{},\"vlan\":{},\"worker\":{}}}",
             proto_name,
             self.src.to_std(),
             self.src_port,
@@ -72,6 +88,13 @@ impl FlowRecord {
             ts(self.start_ns),
             ts(self.end_ns),
             self.end_reason.name(),
+            catalog.name(self.app),
+            self.path()
+                .iter()
+                .map(|a| format!("\"{}\"", catalog.name(*a)))
+                .collect::<Vec<_>>()
+                .join(","),
+            self.app_decided_after,
             self.vlan,
             self.worker,
         )
@@ -122,9 +145,20 @@ mod tests {
             start_ns: 1_105_725_482_965_944_000,
             end_ns: 1_105_725_483_000_001_000,
             end_reason: EndReason::AgedOut,
+            app: AppId(1),
+            app_path: [AppId(0), AppId(1), AppId::NONE],
+            app_path_len: 2,
+            app_decided_after: 1,
+        };
+        let c = Catalog::embedded();
+        let (sip, facetime) = (c.by_name("sip").unwrap(), c.by_name("facetime").unwrap());
+        let r = FlowRecord {
+            app: facetime,
+            app_path: [sip, facetime, AppId::NONE],
+            ..r
         };
         let mut out = Vec::new();
-        r.write_json(&mut out).unwrap();
+        r.write_json(&mut out, &c).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["proto"], "udp");
         assert_eq!(v["src_ip"], "192.0.2.1");
@@ -132,6 +166,9 @@ mod tests {
         assert_eq!(v["packets"], 5);
         assert_eq!(v["bytes"], 500);
         assert_eq!(v["end_reason"], "aged-out");
+        assert_eq!(v["app"], "facetime");
+        assert_eq!(v["app_path"], serde_json::json!(["sip", "facetime"]));
+        assert_eq!(v["app_decided_after"], 1);
         assert_eq!(v["start_ts"].as_f64().unwrap(), 1105725482.965944);
         assert!(out.ends_with(b"}\n"));
     }

@@ -37,6 +37,9 @@ enum Cmd {
         #[arg(long)]
         flow_log: Option<PathBuf>,
     },
+    /// List the application catalog: each application, what it is identified on, and what it
+    /// depends on (what a policy must also allow for it to work).
+    Apps,
     /// Replay a capture through the workers (net_pcap, virtual-wire) and write what they send.
     Replay {
         /// Capture to replay (pcap or pcapng; Ethernet, Linux cooked, raw IP, BSD loopback).
@@ -106,6 +109,10 @@ fn real_main(cli: Cli) -> Result<(), Error> {
     };
     match cli.cmd.unwrap_or(Cmd::Run { flow_log: None }) {
         Cmd::Run { flow_log } => run_live(cfg, flow_log, cli.stats),
+        Cmd::Apps => {
+            list_apps(&cfg.app_id.load_catalog()?);
+            Ok(())
+        }
         Cmd::Replay {
             pcap,
             out,
@@ -161,6 +168,30 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
         print_stats(&counters, &pstats);
     }
     Ok(())
+}
+
+fn list_apps(c: &aperture_dataplane::appid::catalog::Catalog) {
+    let names = |v: &[aperture_dataplane::appid::catalog::AppId]| -> String {
+        let n: Vec<&str> = v.iter().map(|a| c.name(*a)).collect();
+        if n.is_empty() {
+            "-".into()
+        } else {
+            n.join(", ")
+        }
+    };
+    println!(
+        "{:<26} {:<22} {:<34} {}",
+        "application", "identified on", "depends on", "description"
+    );
+    for a in &c.apps {
+        println!(
+            "{:<26} {:<22} {:<34} {}",
+            a.name,
+            names(&a.parent),
+            names(&a.depends_on),
+            a.description
+        );
+    }
 }
 
 fn mode_name(cfg: &Config) -> &'static str {
@@ -312,7 +343,8 @@ fn replay(
         running.records,
         elapsed,
     );
-    print_top(&running.top);
+    print_apps(&running);
+    print_top(&running.top, &running.catalog);
     if stats {
         print_stats(&counters, &pstats);
     }
@@ -405,27 +437,53 @@ fn print_summary(
     println!("  flow log:       {}", flow_log.display());
 }
 
-fn print_top(top: &[aperture_dataplane::flowlog::FlowRecord]) {
+fn print_apps(r: &Running) {
+    let mut rows: Vec<(usize, &(u64, u64, u64))> = r
+        .per_app
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.0 > 0)
+        .collect();
+    rows.sort_by(|a, b| b.1 .2.cmp(&a.1 .2));
+    println!();
+    println!(
+        "  {:<26} {:>8} {:>10} {:>12}",
+        "application", "flows", "packets", "bytes"
+    );
+    for (a, (f, p, b)) in rows {
+        let name = r
+            .catalog
+            .name(aperture_dataplane::appid::catalog::AppId(a as u16));
+        println!("  {name:<26} {f:>8} {p:>10} {b:>12}");
+    }
+}
+
+fn print_top(
+    top: &[aperture_dataplane::flowlog::FlowRecord],
+    catalog: &aperture_dataplane::appid::catalog::Catalog,
+) {
     if top.is_empty() {
         return;
     }
     println!();
     println!("  Largest flows:");
     println!(
-        "  {:<10} {:<44} {:>8} {:>10}  end",
-        "protocol", "client -> server", "packets", "bytes"
+        "  {:<10} {:<44} {:>8} {:>10}  {:<26} end",
+        "protocol", "client -> server", "packets", "bytes", "application"
     );
     for f in top {
         let ep = |a: aperture_dataplane::packet::IpAddr16, p: u16| match a.to_std() {
             std::net::IpAddr::V4(v) => format!("{v}:{p}"),
             std::net::IpAddr::V6(v) => format!("[{v}]:{p}"),
         };
+        let path: Vec<&str> = f.path().iter().map(|a| catalog.name(*a)).collect();
         println!(
-            "  {:<10} {:<44} {:>8} {:>10}  {}",
+            "  {:<10} {:<44} {:>8} {:>10}  {:<26} {}",
             proto_name(f.proto),
             format!("{} -> {}", ep(f.src, f.src_port), ep(f.dst, f.dst_port)),
             f.packets[0] + f.packets[1],
             f.bytes[0] + f.bytes[1],
+            path.join(" > "),
             f.end_reason.name()
         );
     }

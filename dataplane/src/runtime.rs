@@ -1,6 +1,8 @@
 //! Starting and stopping the workers: one per worker lcore, each owning a queue on every port.
 //! The main lcore stays the service thread: it drains the flow log, watches for the end of a
 //! replay or a signal, and collects the final counters.
+use crate::appid::catalog::Catalog;
+use crate::appid::engine::Engine;
 use crate::clock::Clock;
 use crate::config::{Config, Forwarding};
 use crate::flow::FlowTable;
@@ -36,6 +38,8 @@ pub enum RuntimeError {
     Worker { lcore: u32, status: i32 },
     #[error("flow log: {0}")]
     Log(std::io::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// Workers running on their lcores.
@@ -50,6 +54,9 @@ pub struct Running {
     pub records: u64,
     /// Per IP protocol: (flows, packets, bytes) of the records written.
     pub per_proto: Vec<(u64, u64, u64)>,
+    /// Per application: (flows, packets, bytes), indexed by `AppId`.
+    pub per_app: Vec<(u64, u64, u64)>,
+    pub catalog: Arc<Catalog>,
     /// The largest flows by bytes seen in the log, largest first (at most `TOP_FLOWS`).
     pub top: Vec<FlowRecord>,
 }
@@ -72,6 +79,7 @@ pub fn start(
     ports: &Ports,
     opts: &Options,
 ) -> Result<Running, RuntimeError> {
+    let catalog = Arc::new(cfg.app_id.load_catalog()?);
     let stats = Arc::new(StatsSegment::create(
         &opts.stats_segment,
         cfg.workers.lcores.len(),
@@ -102,6 +110,8 @@ pub fn start(
             ),
         };
         let capacity = cfg.flow_table.capacity;
+        let limits = cfg.app_id.limits();
+        let cat = catalog.clone();
         let timeouts = cfg.flow_table.timeouts;
         let port_list = ports.ports.clone();
         let pool = ports.pool.clone();
@@ -117,12 +127,13 @@ pub fn start(
         eal.launch(lcore, move || {
             // Built on the worker's own lcore so its memory is first touched there.
             let flows = FlowTable::new(capacity, &timeouts, random_seeds());
+            let appid = Engine::new(cat, flows.capacity(), limits);
             let clock = if capture_clock {
                 Clock::capture(ts_field)
             } else {
                 Clock::tsc()
             };
-            let mut w = Worker::new(i, i as u16, port_list, mode, flows, clock, log, pool);
+            let mut w = Worker::new(i, i as u16, port_list, mode, flows, appid, clock, log, pool);
             w.run(&stop, &stats, publish_ms);
             done.fetch_add(1, Ordering::SeqCst);
             0
@@ -136,6 +147,8 @@ pub fn start(
         lcores: cfg.workers.lcores.clone(),
         records: 0,
         per_proto: vec![(0, 0, 0); 256],
+        per_app: vec![(0, 0, 0); catalog.apps.len()],
+        catalog,
         top: Vec::with_capacity(TOP_FLOWS + 1),
     })
 }
@@ -145,7 +158,12 @@ impl Running {
     pub fn drain_log(&mut self, out: &mut impl Write) -> Result<(), RuntimeError> {
         for q in &self.logs {
             while let Some(r) = q.pop() {
-                r.write_json(out).map_err(RuntimeError::Log)?;
+                r.write_json(out, &self.catalog).map_err(RuntimeError::Log)?;
+                if let Some(e) = self.per_app.get_mut(r.app.0 as usize) {
+                    e.0 += 1;
+                    e.1 += r.packets[0] + r.packets[1];
+                    e.2 += r.bytes[0] + r.bytes[1];
+                }
                 self.records += 1;
                 let e = &mut self.per_proto[r.proto as usize];
                 e.0 += 1;

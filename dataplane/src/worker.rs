@@ -4,8 +4,9 @@
 //! A worker owns its flow table, counters, neighbour cache and tx buffers; it shares nothing
 //! mutable with other threads except the lock-free flow-log queue and its own block of the
 //! stats segment. Per packet it never allocates, locks, or makes a system call.
+use crate::appid::engine::Engine;
 use crate::clock::Clock;
-use crate::flow::{EndReason, Flow, FlowRef, FlowTable};
+use crate::flow::{EndReason, Flow, FlowRef, FlowTable, Slot, Tracked};
 use crate::flowlog::{FlowLogSink, FlowRecord};
 use crate::forward::neighbour::Lookup;
 use crate::forward::routed::Hop;
@@ -47,6 +48,7 @@ pub struct Worker {
     tx: Vec<TxBuffer>,
     mode: Mode,
     pub flows: FlowTable,
+    pub appid: Engine,
     pub counters: Counters,
     clock: Clock,
     log: FlowLogSink,
@@ -65,6 +67,7 @@ impl Worker {
         ports: Vec<Port>,
         mode: Mode,
         flows: FlowTable,
+        appid: Engine,
         clock: Clock,
         log: FlowLogSink,
         pool: Arc<Mempool>,
@@ -77,6 +80,7 @@ impl Worker {
             tx,
             mode,
             flows,
+            appid,
             counters: Counters::default(),
             clock,
             log,
@@ -136,9 +140,10 @@ impl Worker {
             counters,
             log,
             id,
+            appid,
             ..
         } = self;
-        flows.drain(&mut |f, r| end_flow(*id, counters, log, f, r));
+        flows.drain(&mut |s, f, r| end_flow(*id, counters, log, appid, s, f, r));
         counters.set(C::FlowsActive, 0);
     }
 
@@ -204,7 +209,7 @@ impl Worker {
                     return self.drop(DropReason::NoEgress, m);
                 };
                 match &meta.flow {
-                    Some(r) => self.track(h, r, len, meta.now),
+                    Some(r) => self.track(h, r, len, meta.now, payload(&m, h)),
                     None => self.counters.add(C::NonIpPackets, 1),
                 }
                 self.send(out, m);
@@ -213,9 +218,10 @@ impl Worker {
         }
     }
 
-    /// Finds or creates the packet's flow and accounts it.
+    /// Finds or creates the packet's flow, accounts it, and runs App-ID while the flow's
+    /// application is undecided.
     #[inline]
-    fn track(&mut self, h: &Headers, r: &FlowRef, len: u32, now: u64) {
+    fn track(&mut self, h: &Headers, r: &FlowRef, len: u32, now: u64, payload: &[u8]) {
         if h.fragment != Fragment::No {
             self.counters.add(C::Fragments, 1);
         }
@@ -224,10 +230,11 @@ impl Worker {
             counters,
             log,
             id,
+            appid,
             ..
         } = self;
-        let t = flows.track(h, r, len, now, &mut |f, reason| {
-            end_flow(*id, counters, log, f, reason)
+        let t = track_and_classify(flows, appid, h, r, len, now, payload, &mut |a, s, f, reason| {
+            end_flow(*id, counters, log, a, s, f, reason)
         });
         if t.created {
             counters.add(C::FlowsCreated, 1);
@@ -264,7 +271,7 @@ impl Worker {
             return self.drop(DropReason::TtlExceeded, m);
         }
         if let Some(r) = &meta.flow {
-            self.track(h, r, m.pkt_len(), now);
+            self.track(h, r, m.pkt_len(), now, payload(&m, h));
         }
         let l3 = h.l3_offset as usize;
         if m.data_mut()
@@ -422,23 +429,73 @@ impl Worker {
             counters,
             log,
             id,
+            appid,
             ..
         } = self;
-        flows.expire(now, EXPIRE_BUDGET, &mut |f, r| {
-            end_flow(*id, counters, log, f, r)
+        flows.expire(now, EXPIRE_BUDGET, &mut |s, f, r| {
+            end_flow(*id, counters, log, appid, s, f, r)
         });
         counters.set(C::FlowsActive, flows.active() as u64);
     }
 }
 
+/// The flow stage of one packet, shared by the workers and the offline classifier: find or
+/// create the flow, account the packet, and run App-ID while the application is undecided.
+/// `ended` receives every flow that ends on the way (eviction, tuple reuse) with the engine.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn track_and_classify(
+    flows: &mut FlowTable,
+    appid: &mut Engine,
+    h: &Headers,
+    r: &FlowRef,
+    len: u32,
+    now: u64,
+    payload: &[u8],
+    ended: &mut impl FnMut(&mut Engine, Slot, &Flow, EndReason),
+) -> Tracked {
+    let t = flows.track(h, r, len, now, &mut |s, f, reason| ended(appid, s, f, reason));
+    let f = flows.get_mut(t.slot);
+    if t.created {
+        appid.created(t.slot, f);
+    }
+    if !f.app_done {
+        appid.packet(t.slot, f, t.dir, h, payload);
+    }
+    t
+}
+
+/// The L4 payload of a packet as far as its first segment holds it.
+#[inline]
+fn payload<'a>(m: &'a Mbuf, h: &Headers) -> &'a [u8] {
+    payload_of(m.data(), h)
+}
+
+/// The L4 payload within `d` (the frame's contiguous bytes).
+#[inline]
+pub fn payload_of<'a>(d: &'a [u8], h: &Headers) -> &'a [u8] {
+    let start = (h.payload_offset as usize).min(d.len());
+    let end = (start + h.payload_len as usize).min(d.len());
+    &d[start..end]
+}
+
 /// Accounts an ended flow and hands its record to the flow log.
-fn end_flow(worker: usize, counters: &mut Counters, log: &FlowLogSink, f: &Flow, r: EndReason) {
+fn end_flow(
+    worker: usize,
+    counters: &mut Counters,
+    log: &FlowLogSink,
+    appid: &mut Engine,
+    slot: Slot,
+    f: &Flow,
+    r: EndReason,
+) {
+    let app = appid.ended(slot, f);
     match r {
         EndReason::Evicted => counters.add(C::FlowsEvicted, 1),
         EndReason::Exit => {}
         _ => counters.add(C::FlowsExpired, 1),
     }
-    if !log.push(FlowRecord::new(worker as u16, f, r)) {
+    if !log.push(FlowRecord::new(worker as u16, f, r, &app)) {
         counters.add(C::FlowLogLost, 1);
     }
 }

@@ -1,1 +1,382 @@
-//! The application catalog (filled in next).
+//! The application catalog: `conf/apps.yaml` loaded through the same YAML stack as the rest of
+//! the configuration, validated, and compiled to a flat table the workers read.
+use super::{Evidence, Proto};
+use crate::config::{ConfigError, Prefix};
+use serde::Deserialize;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+/// The catalog the binary uses without `app-id.catalog` in dataplane.yaml.
+pub const EMBEDDED: &str = include_str!("../../../conf/apps.yaml");
+
+/// Index of an application in the catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct AppId(pub u16);
+
+impl AppId {
+    /// Not decided yet.
+    pub const NONE: AppId = AppId(u16::MAX);
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct File {
+    version: u32,
+    applications: Vec<AppSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct AppSpec {
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// The decoder protocol this application is (base protocols only).
+    #[serde(default)]
+    decoder: Option<String>,
+    /// The IP protocol number this application is (non-TCP/UDP protocols only).
+    #[serde(default)]
+    ip_protocol: Option<u8>,
+    #[serde(default)]
+    parent: Vec<String>,
+    #[serde(default)]
+    default_ports: Vec<String>,
+    #[serde(default)]
+    signatures: Vec<SigSpec>,
+    #[serde(default)]
+    depends_on: Vec<String>,
+    #[serde(default)]
+    implicit_uses: Vec<String>,
+    #[serde(default)]
+    timeouts: Option<TimeoutSpec>,
+    #[serde(default)]
+    alg: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SigSpec {
+    on: String,
+    #[serde(default)]
+    host: Vec<String>,
+    #[serde(default)]
+    user_agent: Vec<String>,
+    #[serde(default)]
+    stun_software: Vec<String>,
+    #[serde(default)]
+    server: Vec<String>,
+    #[serde(default)]
+    port: Vec<PortSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum PortSpec {
+    One(u16),
+    Range(String),
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TimeoutSpec {
+    /// Idle timeouts in seconds for this application's flows (unset: the flow table's).
+    #[serde(default)]
+    pub tcp: Option<u32>,
+    #[serde(default)]
+    pub udp: Option<u32>,
+}
+
+/// A compiled signature.
+#[derive(Debug, Clone)]
+pub struct Signature {
+    pub on: AppId,
+    pub host: Vec<String>,
+    pub user_agent: Vec<String>,
+    pub stun_software: Vec<String>,
+    pub server: Vec<Prefix>,
+    pub ports: Vec<(u16, u16)>,
+    pub app: AppId,
+}
+
+/// One application.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    pub description: String,
+    pub parent: Vec<AppId>,
+    pub default_ports: Vec<String>,
+    pub depends_on: Vec<AppId>,
+    pub implicit_uses: Vec<AppId>,
+    pub timeouts: TimeoutSpec,
+    pub alg: Option<String>,
+}
+
+/// The compiled catalog.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub apps: Vec<App>,
+    /// App of each decoder protocol, indexed by `Proto as usize`.
+    by_proto: Vec<AppId>,
+    signatures: Vec<Signature>,
+    by_ip_proto: Vec<AppId>,
+    pub unknown_tcp: AppId,
+    pub unknown_udp: AppId,
+    pub incomplete: AppId,
+    pub insufficient_data: AppId,
+    pub unknown_ip: AppId,
+}
+
+/// What a signature is matched against.
+pub struct Subject<'a> {
+    pub ev: &'a Evidence,
+    pub server: Option<Ipv4Addr>,
+    pub server_port: u16,
+}
+
+/// Case-insensitive glob with `*` (any run of characters, including none).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != b'*' && p[pi].eq_ignore_ascii_case(&t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+fn err(file: &str, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_string(),
+        message,
+    }
+}
+
+impl Catalog {
+    pub fn embedded() -> Catalog {
+        Catalog::parse(EMBEDDED, "conf/apps.yaml (embedded)")
+            .expect("the embedded catalog is checked by a unit test")
+    }
+
+    pub fn load(path: &Path) -> Result<Catalog, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Catalog::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Catalog, ConfigError> {
+        let f: File = crate::config::from_yaml(text, file)?;
+        if f.version != 1 {
+            return Err(err(file, format!("version: {} is not supported (expected 1)", f.version)));
+        }
+        let names: Vec<&str> = f.applications.iter().map(|a| a.name.as_str()).collect();
+        for (i, n) in names.iter().enumerate() {
+            if names[..i].contains(n) {
+                return Err(err(file, format!("applications: {n:?} is defined twice")));
+            }
+        }
+        if names.len() >= u16::MAX as usize {
+            return Err(err(file, "applications: too many".into()));
+        }
+        let id = |n: &str, what: &str, app: &str| -> Result<AppId, ConfigError> {
+            names
+                .iter()
+                .position(|x| *x == n)
+                .map(|i| AppId(i as u16))
+                .ok_or_else(|| err(file, format!("application {app:?}: {what} names {n:?}, which is not in the catalog")))
+        };
+        let mut by_proto = vec![AppId::NONE; Proto::ALL.len()];
+        let mut by_ip_proto = vec![AppId::NONE; 256];
+        let mut apps = Vec::new();
+        let mut signatures = Vec::new();
+        for (i, a) in f.applications.iter().enumerate() {
+            if let Some(d) = &a.decoder {
+                let p = Proto::ALL
+                    .iter()
+                    .find(|p| p.name() == d)
+                    .ok_or_else(|| err(file, format!("application {:?}: no decoder {d:?}", a.name)))?;
+                by_proto[*p as usize] = AppId(i as u16);
+            }
+            if let Some(n) = a.ip_protocol {
+                by_ip_proto[n as usize] = AppId(i as u16);
+            }
+            let list = |v: &[String], what: &str| -> Result<Vec<AppId>, ConfigError> {
+                v.iter().map(|n| id(n, what, &a.name)).collect()
+            };
+            for s in &a.signatures {
+                let server = s
+                    .server
+                    .iter()
+                    .map(|p| p.parse::<Prefix>().map_err(|e| err(file, format!("application {:?}: server: {e}", a.name))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let ports = s
+                    .port
+                    .iter()
+                    .map(|p| match p {
+                        PortSpec::One(n) => Ok((*n, *n)),
+                        PortSpec::Range(r) => r
+                            .split_once('-')
+                            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+                            .filter(|(a, b): &(u16, u16)| a <= b)
+                            .ok_or_else(|| err(file, format!("application {:?}: port {r:?} is not N or N-M", a.name))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                signatures.push(Signature {
+                    on: id(&s.on, "a signature's `on`", &a.name)?,
+                    host: s.host.clone(),
+                    user_agent: s.user_agent.clone(),
+                    stun_software: s.stun_software.clone(),
+                    server,
+                    ports,
+                    app: AppId(i as u16),
+                });
+            }
+            apps.push(App {
+                name: a.name.clone(),
+                description: a.description.clone(),
+                parent: list(&a.parent, "parent")?,
+                default_ports: a.default_ports.clone(),
+                depends_on: list(&a.depends_on, "depends-on")?,
+                implicit_uses: list(&a.implicit_uses, "implicit-uses")?,
+                timeouts: a.timeouts.unwrap_or_default(),
+                alg: a.alg.clone(),
+            });
+        }
+        if let Some(p) = Proto::ALL.iter().find(|p| by_proto[**p as usize] == AppId::NONE) {
+            return Err(err(file, format!("applications: no application has `decoder: {}`", p.name())));
+        }
+        let need = |n: &str| id(n, "App-ID's verdicts", "(catalog)");
+        Ok(Catalog {
+            unknown_tcp: need("unknown-tcp")?,
+            unknown_udp: need("unknown-udp")?,
+            incomplete: need("incomplete")?,
+            insufficient_data: need("insufficient-data")?,
+            unknown_ip: need("unknown-ip")?,
+            by_ip_proto,
+            apps,
+            by_proto,
+            signatures,
+        })
+    }
+
+    pub fn name(&self, a: AppId) -> &str {
+        self.apps.get(a.0 as usize).map_or("none", |x| x.name.as_str())
+    }
+
+    pub fn by_name(&self, n: &str) -> Option<AppId> {
+        self.apps.iter().position(|a| a.name == n).map(|i| AppId(i as u16))
+    }
+
+    pub fn app(&self, a: AppId) -> Option<&App> {
+        self.apps.get(a.0 as usize)
+    }
+
+    /// The application a decoder protocol is.
+    pub fn of_proto(&self, p: Proto) -> AppId {
+        self.by_proto[p as usize]
+    }
+
+    /// The application of a flow of IP protocol `p` (other than TCP and UDP).
+    pub fn of_ip_proto(&self, p: u8) -> AppId {
+        match self.by_ip_proto[p as usize] {
+            AppId::NONE => self.unknown_ip,
+            a => a,
+        }
+    }
+
+    /// The first signature on `base` that matches, i.e. the application the flow shifts to.
+    pub fn shift(&self, base: AppId, s: &Subject<'_>) -> Option<AppId> {
+        self.signatures.iter().find(|sig| sig.on == base && sig.matches(s)).map(|sig| sig.app)
+    }
+}
+
+impl Signature {
+    fn matches(&self, s: &Subject<'_>) -> bool {
+        let any = |pats: &[String], text: &str| pats.is_empty() || (!text.is_empty() && pats.iter().any(|p| glob(p, text)));
+        any(&self.host, s.ev.host.as_str())
+            && any(&self.user_agent, s.ev.user_agent.as_str())
+            && any(&self.stun_software, s.ev.stun_software.as_str())
+            && (self.server.is_empty() || s.server.is_some_and(|ip| self.server.iter().any(|p| p.contains(ip))))
+            && (self.ports.is_empty() || self.ports.iter().any(|(a, b)| (*a..=*b).contains(&s.server_port)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_catalog_has_what_the_product_needs() {
+        let c = Catalog::embedded();
+        for n in [
+            "sip", "stun", "rtp", "rtcp", "ssl", "dtls", "jabber", "web-browsing", "http-proxy", "dns",
+            "apple-push-notifications", "icloud", "ichat-av", "facetime", "unknown-tcp", "unknown-udp",
+            "incomplete", "insufficient-data",
+        ] {
+            assert!(c.by_name(n).is_some(), "{n} missing");
+        }
+        let ft = c.app(c.by_name("facetime").unwrap()).unwrap();
+        let deps: Vec<&str> = ft.depends_on.iter().map(|a| c.name(*a)).collect();
+        assert_eq!(deps, ["sip", "stun", "ssl", "jabber", "ichat-av"]);
+    }
+
+    #[test]
+    fn shifts() {
+        let c = Catalog::embedded();
+        let mut ev = Evidence::default();
+        let sip = c.of_proto(Proto::Sip);
+        let ssl = c.of_proto(Proto::Ssl);
+        ev.user_agent.set(b"Viceroy 1.4");
+        fn s<'a>(ev: &'a Evidence, ip: &str, port: u16) -> Subject<'a> {
+            Subject { ev, server: ip.parse().ok(), server_port: port }
+        }
+        assert_eq!(c.shift(sip, &s(&ev, "198.51.100.1", 16402)).map(|a| c.name(a)), Some("facetime"));
+        ev.user_agent.set(b"Linphone/3.6");
+        assert_eq!(c.shift(sip, &s(&ev, "198.51.100.1", 5060)), None);
+        let mut ev = Evidence::default();
+        ev.host.set(b"courier.push.apple.com");
+        assert_eq!(c.shift(ssl, &s(&ev, "17.1.2.3", 5223)).map(|a| c.name(a)), Some("apple-push-notifications"));
+        let ev = Evidence::default();
+        assert_eq!(c.shift(ssl, &s(&ev, "17.1.2.3", 5223)).map(|a| c.name(a)), Some("apple-push-notifications"));
+        assert_eq!(c.shift(ssl, &s(&ev, "8.8.8.8", 5223)), None);
+        let mut ev = Evidence::default();
+        ev.host.set(b"p26-keyvalueservice.icloud.com");
+        assert_eq!(c.shift(ssl, &s(&ev, "17.248.185.87", 443)).map(|a| c.name(a)), Some("icloud"));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("*.apple.com", "init.ess.APPLE.com"));
+        assert!(!glob("*.apple.com", "apple.com"));
+        assert!(!glob("*.apple.com", "evilapple.com"));
+        assert!(glob("Viceroy*", "Viceroy 1.4"));
+        assert!(glob("*", ""));
+        assert!(glob("a*b*c", "aXXbYYc"));
+        assert!(!glob("a*b*c", "aXXbYY"));
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let bad = EMBEDDED.replace("depends-on: [sip, stun, ssl, jabber, ichat-av]", "depends-on: [sip, skype]");
+        let e = Catalog::parse(&bad, "apps.yaml").unwrap_err().to_string();
+        assert!(e.contains("\"facetime\"") && e.contains("\"skype\""), "{e}");
+        let bad = EMBEDDED.replace("  - name: ntp\n", "  - name: ntp\n    colour: red\n");
+        let e = Catalog::parse(&bad, "apps.yaml").unwrap_err().to_string();
+        let line = bad.lines().position(|l| l.contains("colour")).unwrap() + 1;
+        assert!(e.starts_with(&format!("apps.yaml:{line}:")), "{e}");
+    }
+}

@@ -1,1 +1,433 @@
-//! The classification engine (filled in next).
+//! The classification engine: per-flow classifier contexts from a bounded pool, the probe loop
+//! over candidate decoders (port-hinted first), the packet budget, and the final verdicts.
+//!
+//! Owned by one worker, like its flow table; indexed by the same flow slots. Memory is reserved
+//! in `new`; classifying a packet never allocates. A flow uses a context only while undecided.
+use super::catalog::{AppId, Catalog, Subject};
+use super::decoders::DECODERS;
+use super::{Confidence, Evidence, FlowCtx, Probe, Proto, Scratch, Transport};
+use crate::flow::{Dir, Flow, Slot};
+use crate::packet::{proto, Headers};
+use std::sync::Arc;
+
+/// Bytes of each TCP direction kept for decoders (a ClientHello, an XMPP stream header...).
+pub const STREAM_BYTES: usize = 2048;
+const MAX_DECODERS: usize = 24;
+const NO_CTX: u32 = u32::MAX;
+/// Longest application path recorded (e.g. ssl -> facetime, stun -> dtls).
+pub const MAX_PATH: usize = 3;
+
+/// A protocol whose flows keep being classified after it matched, because another protocol
+/// may follow on the same flow and is the better name for it (a STUN exchange that sets up a
+/// DTLS session is a DTLS flow).
+const UPGRADES: [(Proto, Proto); 1] = [(Proto::Stun, Proto::Dtls)];
+
+/// App-ID limits (dataplane.yaml `app-id`).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Classifier contexts per worker: flows being classified at the same time.
+    pub contexts: usize,
+    /// Payload packets per direction before a TCP flow is declared unknown.
+    pub tcp_packets: u8,
+    /// The same for UDP.
+    pub udp_packets: u8,
+}
+
+/// What App-ID knows about one flow; what the flow log reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppInfo {
+    /// The application (`AppId::NONE` while undecided).
+    pub app: AppId,
+    /// How it was reached: the protocol first, then the applications it shifted to.
+    pub path: [AppId; MAX_PATH],
+    pub path_len: u8,
+    /// Packets of the flow (both directions) when the application was decided.
+    pub decided_after: u32,
+    /// Payload packets seen per direction while classifying.
+    payload_packets: [u8; 2],
+    ctx: u32,
+    /// Decided, but an upgrade (see `UPGRADES`) may still replace the protocol.
+    provisional: bool,
+}
+
+impl AppInfo {
+    const NEW: AppInfo = AppInfo {
+        app: AppId::NONE,
+        path: [AppId::NONE; MAX_PATH],
+        path_len: 0,
+        decided_after: 0,
+        payload_packets: [0; 2],
+        ctx: NO_CTX,
+        provisional: false,
+    };
+
+    pub fn path(&self) -> &[AppId] {
+        &self.path[..self.path_len as usize]
+    }
+}
+
+/// Per-flow classifier state while a flow is undecided.
+struct Context {
+    candidates: u32,
+    hinted: u32,
+    scratch: [Scratch; MAX_DECODERS],
+    ev: Evidence,
+    /// Best weak answer so far, used if nothing certain turns up.
+    likely: Option<Proto>,
+    stream: [[u8; STREAM_BYTES]; 2],
+    stream_len: [u16; 2],
+    next_seq: [u32; 2],
+    seq_known: [bool; 2],
+}
+
+impl Context {
+    fn empty() -> Context {
+        Context {
+            candidates: 0,
+            hinted: 0,
+            scratch: [[0; 16]; MAX_DECODERS],
+            ev: Evidence::default(),
+            likely: None,
+            stream: [[0; STREAM_BYTES]; 2],
+            stream_len: [0; 2],
+            next_seq: [0; 2],
+            seq_known: [false; 2],
+        }
+    }
+
+    fn reset(&mut self, transport: Transport, client_port: u16, server_port: u16) {
+        self.candidates = 0;
+        self.hinted = 0;
+        for (i, d) in DECODERS.iter().enumerate().take(MAX_DECODERS) {
+            if d.transports().contains(&transport) {
+                self.candidates |= 1 << i;
+                let hints = d.hint_ports();
+                if hints.contains(&client_port) || hints.contains(&server_port) {
+                    self.hinted |= 1 << i;
+                }
+            }
+        }
+        self.scratch = [[0; 16]; MAX_DECODERS];
+        self.ev = Evidence::default();
+        self.likely = None;
+        self.stream_len = [0; 2];
+        self.seq_known = [false; 2];
+    }
+
+    /// Appends a TCP segment at `seq` to direction `d`'s stream; false if nothing new arrived
+    /// (retransmission, a segment after a gap, or the buffer is full).
+    fn append(&mut self, d: usize, seq: u32, payload: &[u8]) -> bool {
+        if !self.seq_known[d] {
+            self.seq_known[d] = true;
+            self.next_seq[d] = seq;
+        }
+        let ahead = seq.wrapping_sub(self.next_seq[d]);
+        let skip = if ahead == 0 {
+            0
+        } else if ahead > u32::MAX / 2 {
+            // Starts before what we have: an overlap or retransmission.
+            (self.next_seq[d].wrapping_sub(seq)) as usize
+        } else {
+            return false; // a gap: wait for the missing bytes (they may never come)
+        };
+        let Some(new) = payload.get(skip..).filter(|n| !n.is_empty()) else {
+            return false;
+        };
+        let len = self.stream_len[d] as usize;
+        let room = STREAM_BYTES - len;
+        if room == 0 {
+            return false;
+        }
+        let n = new.len().min(room);
+        self.stream[d][len..len + n].copy_from_slice(&new[..n]);
+        self.stream_len[d] = (len + n) as u16;
+        self.next_seq[d] = self.next_seq[d].wrapping_add(new.len() as u32);
+        true
+    }
+}
+
+/// Counters of the engine (per worker).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EngineCounters {
+    pub decided: u64,
+    pub probes: u64,
+    pub no_context: u64,
+}
+
+pub struct Engine {
+    pub catalog: Arc<Catalog>,
+    info: Vec<AppInfo>,
+    contexts: Vec<Context>,
+    free: Vec<u32>,
+    limits: Limits,
+    pub counters: EngineCounters,
+}
+
+impl Engine {
+    /// An engine for a flow table of `flows` slots.
+    pub fn new(catalog: Arc<Catalog>, flows: usize, limits: Limits) -> Engine {
+        assert!(DECODERS.len() <= MAX_DECODERS, "raise MAX_DECODERS");
+        let n = limits.contexts.max(1);
+        Engine {
+            catalog,
+            info: vec![AppInfo::NEW; flows],
+            contexts: (0..n).map(|_| Context::empty()).collect(),
+            free: (0..n as u32).rev().collect(),
+            limits,
+            counters: EngineCounters::default(),
+        }
+    }
+
+    pub fn info(&self, slot: Slot) -> &AppInfo {
+        &self.info[slot as usize]
+    }
+
+    /// A new flow took `slot`. Flows of other IP protocols than TCP and UDP are named by
+    /// their protocol number at once.
+    #[inline]
+    pub fn created(&mut self, slot: Slot, f: &mut Flow) {
+        let info = &mut self.info[slot as usize];
+        *info = AppInfo::NEW;
+        f.app_done = false;
+        if !matches!(f.key.proto, proto::TCP | proto::UDP) {
+            let app = self.catalog.of_ip_proto(f.key.proto);
+            Self::push_path(info, app);
+            info.decided_after = 1;
+            Self::finish(info, app, None, f);
+        }
+    }
+
+    /// Classifies one packet of an undecided flow (`f.app_done` false). `payload` is the L4
+    /// payload in the packet's first segment.
+    pub fn packet(&mut self, slot: Slot, f: &mut Flow, dir: Dir, h: &Headers, payload: &[u8]) {
+        let transport = if f.key.proto == proto::TCP { Transport::Tcp } else { Transport::Udp };
+        let (client, client_port, server, server_port) = f.key.oriented(f.orig_is_lo);
+        let info = &mut self.info[slot as usize];
+        if payload.is_empty() {
+            return;
+        }
+        let d = dir as usize;
+        info.payload_packets[d] = info.payload_packets[d].saturating_add(1);
+        if info.ctx == NO_CTX {
+            match self.free.pop() {
+                Some(c) => {
+                    info.ctx = c;
+                    self.contexts[c as usize].reset(transport, client_port, server_port);
+                }
+                None => {
+                    self.counters.no_context += 1;
+                    let unknown = self.unknown(transport);
+                    Self::finish(&mut self.info[slot as usize], unknown, None, f);
+                    return;
+                }
+            }
+        }
+        let ctx = &mut self.contexts[info.ctx as usize];
+        let data: &[u8] = match transport {
+            Transport::Udp => payload,
+            Transport::Tcp => {
+                if !ctx.append(d, h.tcp_seq, payload) {
+                    return self.budget_check(slot, f, transport);
+                }
+                &ctx.stream[d][..ctx.stream_len[d] as usize]
+            }
+        };
+        let fctx = FlowCtx {
+            transport,
+            dir,
+            client: (client, client_port),
+            server: (server, server_port),
+            packets: info.payload_packets,
+        };
+        // Port-hinted candidates first, then the rest, each in registry order.
+        let mut found = None;
+        for pass in [ctx.hinted, !ctx.hinted] {
+            let mut bits = ctx.candidates & pass;
+            while bits != 0 && found.is_none() {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                self.counters.probes += 1;
+                match DECODERS[i].probe(data, &fctx, &mut ctx.scratch[i], &mut ctx.ev) {
+                    Probe::Match(p, Confidence::Certain) => found = Some(p),
+                    Probe::Match(p, Confidence::Likely) => {
+                        ctx.likely.get_or_insert(p);
+                    }
+                    Probe::NotYet => {}
+                    Probe::NotMe => ctx.candidates &= !(1 << i),
+                }
+            }
+        }
+        match found {
+            Some(p) => self.decide(slot, f, p),
+            None if ctx.candidates == 0 => {
+                let fallback = ctx.likely;
+                match fallback {
+                    Some(p) => self.decide(slot, f, p),
+                    None => {
+                        let unknown = self.unknown(transport);
+                        self.settle(slot, f, unknown);
+                    }
+                }
+            }
+            None => self.budget_check(slot, f, transport),
+        }
+    }
+
+    fn unknown(&self, t: Transport) -> AppId {
+        match t {
+            Transport::Tcp => self.catalog.unknown_tcp,
+            Transport::Udp => self.catalog.unknown_udp,
+        }
+    }
+
+    /// Past the packet budget in either direction: settle on the best answer so far.
+    fn budget_check(&mut self, slot: Slot, f: &mut Flow, t: Transport) {
+        let info = &self.info[slot as usize];
+        let budget = match t {
+            Transport::Tcp => self.limits.tcp_packets,
+            Transport::Udp => self.limits.udp_packets,
+        };
+        if info.payload_packets.iter().all(|&n| n < budget) {
+            return;
+        }
+        if info.provisional {
+            let app = info.app;
+            return self.settle(slot, f, app);
+        }
+        let likely = self.contexts.get(info.ctx as usize).and_then(|c| c.likely);
+        match likely {
+            Some(p) => self.decide(slot, f, p),
+            None => {
+                let unknown = self.unknown(t);
+                self.settle(slot, f, unknown);
+            }
+        }
+    }
+
+    /// A decoder identified protocol `p`: shift to a more specific application if a signature
+    /// says so, and stop classifying (unless `p` may still be upgraded).
+    fn decide(&mut self, slot: Slot, f: &mut Flow, p: Proto) {
+        let info = &mut self.info[slot as usize];
+        let base = self.catalog.of_proto(p);
+        let ctx = &mut self.contexts[info.ctx as usize];
+        let (_, _, server, server_port) = f.key.oriented(f.orig_is_lo);
+        let subject = Subject {
+            ev: &ctx.ev,
+            server: server.v4().map(Into::into),
+            server_port,
+        };
+        let app = self.catalog.shift(base, &subject).unwrap_or(base);
+        let upgrade: Option<Proto> = UPGRADES.iter().find(|(from, _)| *from == p).map(|(_, to)| *to);
+        if info.provisional {
+            // The upgrade arrived: stun -> dtls.
+            Self::push_path(info, app);
+            info.provisional = false;
+            return Self::finish(info, app, Some(&mut self.free), f);
+        }
+        info.path_len = 0;
+        Self::push_path(info, base);
+        if app != base {
+            Self::push_path(info, app);
+        }
+        info.decided_after = (f.packets[0] + f.packets[1]).min(u32::MAX as u64) as u32;
+        self.counters.decided += 1;
+        match upgrade.and_then(|to| DECODERS.iter().position(|d| d.name() == decoder_name(to))) {
+            Some(i) => {
+                info.app = app;
+                info.provisional = true;
+                ctx.candidates = 1 << i;
+                ctx.hinted = 0;
+            }
+            None => Self::finish(info, app, Some(&mut self.free), f),
+        }
+    }
+
+    /// Ends classification with `app` without a protocol match (unknown, or a provisional
+    /// answer that stands).
+    fn settle(&mut self, slot: Slot, f: &mut Flow, app: AppId) {
+        let info = &mut self.info[slot as usize];
+        if !info.provisional {
+            info.path_len = 0;
+            Self::push_path(info, app);
+            info.decided_after = (f.packets[0] + f.packets[1]).min(u32::MAX as u64) as u32;
+        }
+        info.provisional = false;
+        Self::finish(info, app, Some(&mut self.free), f);
+    }
+
+    fn push_path(info: &mut AppInfo, app: AppId) {
+        if (info.path_len as usize) < MAX_PATH && info.path().last() != Some(&app) {
+            info.path[info.path_len as usize] = app;
+            info.path_len += 1;
+        }
+    }
+
+    fn finish(info: &mut AppInfo, app: AppId, free: Option<&mut Vec<u32>>, f: &mut Flow) {
+        info.app = app;
+        if info.path_len == 0 {
+            Self::push_path(info, app);
+        }
+        if let Some(free) = free {
+            if info.ctx != NO_CTX {
+                free.push(info.ctx);
+            }
+        }
+        info.ctx = NO_CTX;
+        f.app_done = true;
+    }
+
+    /// The flow in `slot` ends: its final application. Undecided flows become `incomplete`
+    /// (TCP that never carried data), `insufficient-data` (data, but not enough to decide), or
+    /// keep a provisional answer.
+    pub fn ended(&mut self, slot: Slot, f: &Flow) -> AppInfo {
+        let info = &mut self.info[slot as usize];
+        if info.app == AppId::NONE || info.provisional || info.ctx != NO_CTX {
+            let ctx_likely = self.contexts.get(info.ctx as usize).and_then(|c| c.likely);
+            let app = if info.provisional {
+                info.app
+            } else if let Some(p) = ctx_likely {
+                let a = self.catalog.of_proto(p);
+                info.path_len = 0;
+                Self::push_path(info, a);
+                a
+            } else if info.payload_packets == [0, 0] {
+                match f.key.proto {
+                    proto::TCP => self.catalog.incomplete,
+                    _ => self.catalog.insufficient_data,
+                }
+            } else {
+                self.catalog.insufficient_data
+            };
+            if info.path_len == 0 || (!info.provisional && ctx_likely.is_none()) {
+                info.path_len = 0;
+                Self::push_path(info, app);
+            }
+            info.app = app;
+            info.provisional = false;
+            if info.decided_after == 0 {
+                info.decided_after = (f.packets[0] + f.packets[1]).min(u32::MAX as u64) as u32;
+            }
+            if info.ctx != NO_CTX {
+                self.free.push(info.ctx);
+                info.ctx = NO_CTX;
+            }
+        }
+        *info
+    }
+
+    /// Contexts in use (flows being classified).
+    pub fn contexts_in_use(&self) -> usize {
+        self.contexts.len() - self.free.len()
+    }
+}
+
+fn decoder_name(p: Proto) -> &'static str {
+    match p {
+        Proto::Dtls => "dtls",
+        Proto::Stun => "stun",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -43,6 +43,51 @@ pub struct Config {
     pub flow_table: FlowTableConfig,
     #[serde(default)]
     pub stats: StatsConfig,
+    #[serde(default)]
+    pub app_id: AppIdConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct AppIdConfig {
+    /// The application catalog (default: the embedded conf/apps.yaml).
+    pub catalog: Option<PathBuf>,
+    /// Flows each worker classifies at the same time (default 8192; about 4.5 KiB each).
+    /// When all are busy, new flows are declared unknown and counted.
+    pub contexts: usize,
+    /// Payload packets per direction before a TCP flow is declared unknown (default 12).
+    pub tcp_packets: u8,
+    /// The same for UDP (default 8).
+    pub udp_packets: u8,
+}
+
+impl Default for AppIdConfig {
+    fn default() -> Self {
+        AppIdConfig {
+            catalog: None,
+            contexts: 8192,
+            tcp_packets: 12,
+            udp_packets: 8,
+        }
+    }
+}
+
+impl AppIdConfig {
+    pub fn limits(&self) -> crate::appid::engine::Limits {
+        crate::appid::engine::Limits {
+            contexts: self.contexts,
+            tcp_packets: self.tcp_packets.max(1),
+            udp_packets: self.udp_packets.max(1),
+        }
+    }
+
+    /// Loads the configured catalog (or the embedded one).
+    pub fn load_catalog(&self) -> Result<crate::appid::catalog::Catalog, ConfigError> {
+        match &self.catalog {
+            Some(p) => crate::appid::catalog::Catalog::load(p),
+            None => Ok(crate::appid::catalog::Catalog::embedded()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -259,24 +304,30 @@ impl std::str::FromStr for Prefix {
     }
 }
 
+/// Deserialises YAML with errors that name `file`, line and column (shared by every YAML file
+/// Aperture reads: dataplane.yaml, apps.yaml, and the policy next).
+pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
+    serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        let message = e.to_string();
+        // saphyr's message repeats the location and may draw a snippet; keep its first line.
+        let message = message.lines().next().unwrap_or("").to_string();
+        ConfigError::Syntax {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+        }
+    })
+}
+
 impl Config {
     /// Parses YAML text; `file` names the source in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
-            let message = e.to_string();
-            // saphyr's message repeats the location and may draw a snippet; keep its first line.
-            let message = message.lines().next().unwrap_or("").to_string();
-            ConfigError::Syntax {
-                file: file.to_string(),
-                line,
-                column,
-                message,
-            }
-        })?;
+        let cfg: Config = from_yaml(text, file)?;
         cfg.validate().map_err(|message| ConfigError::Invalid {
             file: file.to_string(),
             message,

@@ -99,6 +99,8 @@ pub struct Flow {
     pub orig_is_lo: bool,
     /// False once removed: a slot found before a removal in the same burst is then stale.
     live: bool,
+    /// App-ID has decided this flow's application: later packets skip App-ID.
+    pub app_done: bool,
     class: TimeoutClass,
     pub tcp: TcpTrack,
 }
@@ -185,6 +187,7 @@ impl FlowTable {
             queued_ns: 0,
             orig_is_lo: true,
             live: false,
+            app_done: false,
             class: TimeoutClass::Other,
             tcp: TcpTrack::default(),
         };
@@ -219,6 +222,10 @@ impl FlowTable {
     }
     pub fn get(&self, slot: Slot) -> &Flow {
         &self.slots[slot as usize]
+    }
+
+    pub fn get_mut(&mut self, slot: Slot) -> &mut Flow {
+        &mut self.slots[slot as usize]
     }
 
     #[inline]
@@ -266,7 +273,7 @@ impl FlowTable {
         r: &FlowRef,
         wire_len: u32,
         now_ns: u64,
-        ended: &mut impl FnMut(&Flow, EndReason),
+        ended: &mut impl FnMut(Slot, &Flow, EndReason),
     ) -> Tracked {
         let (key, src_is_lo, hash) = (&r.key, r.src_is_lo, r.hash);
         let found = match r.hint {
@@ -323,7 +330,7 @@ impl FlowTable {
         src_is_lo: bool,
         hash: u64,
         now_ns: u64,
-        ended: &mut impl FnMut(&Flow, EndReason),
+        ended: &mut impl FnMut(Slot, &Flow, EndReason),
     ) -> Slot {
         if self.free.is_empty() {
             let victim = self.eviction_victim();
@@ -348,6 +355,7 @@ impl FlowTable {
             queued_ns: now_ns,
             orig_is_lo: src_is_lo,
             live: true,
+            app_done: false,
             class: TimeoutClass::of(key.proto, tcp),
             tcp,
         };
@@ -379,11 +387,11 @@ impl FlowTable {
         &mut self,
         slot: Slot,
         cause: EndReason,
-        ended: &mut impl FnMut(&Flow, EndReason),
+        ended: &mut impl FnMut(Slot, &Flow, EndReason),
     ) {
         self.slots[slot as usize].live = false;
         let f = self.slots[slot as usize];
-        ended(&f, f.end_reason(cause));
+        ended(slot, &f, f.end_reason(cause));
         self.unlink(slot);
         if let Ok(e) = self.index.find_entry(f.hash, |&s| s == slot) {
             e.remove();
@@ -398,7 +406,7 @@ impl FlowTable {
         &mut self,
         now_ns: u64,
         budget: usize,
-        ended: &mut impl FnMut(&Flow, EndReason),
+        ended: &mut impl FnMut(Slot, &Flow, EndReason),
     ) -> usize {
         let mut n = 0;
         for c in 0..CLASSES {
@@ -417,7 +425,7 @@ impl FlowTable {
     }
 
     /// Ends every flow (at exit), oldest first per class.
-    pub fn drain(&mut self, ended: &mut impl FnMut(&Flow, EndReason)) {
+    pub fn drain(&mut self, ended: &mut impl FnMut(Slot, &Flow, EndReason)) {
         for c in 0..CLASSES {
             while self.lists[c].head != NIL {
                 let head = self.lists[c].head;

@@ -18,6 +18,7 @@ fn hdr(src: u8, sport: u16, dst: u8, dport: u16, proto_: u8, flags: u8) -> Heade
         src_port: sport,
         dst_port: dport,
         tcp_flags: flags,
+        tcp_seq: 0,
         icmp_type: 0,
         payload_offset: 42,
         payload_len: 0,
@@ -35,7 +36,7 @@ fn feed(
 ) -> Tracked {
     let mut r = t.flow_ref(h);
     t.lookup(&mut r);
-    t.track(h, &r, 100, now, &mut |f: &Flow, r| {
+    t.track(h, &r, 100, now, &mut |_, f: &Flow, r| {
         log.push((f.key, r, f.packets[0] + f.packets[1]))
     })
 }
@@ -78,15 +79,15 @@ fn idle_flows_age_out_by_class() {
     let mut log = vec![];
     feed(&mut t, &hdr(1, 1, 2, 2, 17, 0), 0, &mut log); // udp: 60 s
     feed(&mut t, &hdr(1, 1, 2, 2, 1, 0), 0, &mut log); // icmp: 10 s
-    assert_eq!(t.expire(9 * S, 100, &mut |_, _| {}), 0);
+    assert_eq!(t.expire(9 * S, 100, &mut |_, _, _| {}), 0);
     let mut ended = vec![];
     assert_eq!(
-        t.expire(10 * S, 100, &mut |f: &Flow, r| ended.push((f.key.proto, r))),
+        t.expire(10 * S, 100, &mut |_, f: &Flow, r| ended.push((f.key.proto, r))),
         1
     );
     assert_eq!(ended, vec![(1, EndReason::AgedOut)]);
     assert_eq!(
-        t.expire(61 * S, 100, &mut |f: &Flow, r| ended.push((f.key.proto, r))),
+        t.expire(61 * S, 100, &mut |_, f: &Flow, r| ended.push((f.key.proto, r))),
         1
     );
     assert_eq!(t.active(), 0);
@@ -98,8 +99,8 @@ fn activity_postpones_expiry() {
     let mut log = vec![];
     feed(&mut t, &hdr(1, 1, 2, 2, 17, 0), 0, &mut log);
     feed(&mut t, &hdr(2, 2, 1, 1, 17, 0), 50 * S, &mut log);
-    assert_eq!(t.expire(100 * S, 100, &mut |_, _| {}), 0);
-    assert_eq!(t.expire(110 * S, 100, &mut |_, _| {}), 1);
+    assert_eq!(t.expire(100 * S, 100, &mut |_, _, _| {}), 0);
+    assert_eq!(t.expire(110 * S, 100, &mut |_, _, _| {}), 1);
 }
 
 #[test]
@@ -147,7 +148,7 @@ fn drain_reports_every_live_flow() {
         feed(&mut t, &hdr(1, p, 2, 9, 17, 0), p as u64, &mut log);
     }
     let mut n = 0;
-    t.drain(&mut |_, r| {
+    t.drain(&mut |_, _, r| {
         assert_eq!(r, EndReason::Exit);
         n += 1
     });
@@ -166,9 +167,9 @@ fn churn_never_exceeds_capacity_or_loses_flows() {
         if i % 2 == 0 {
             t.lookup(&mut fr);
         }
-        let r = t.track(&h, &fr, 60, i as u64 * S / 10, &mut |_, _| ended += 1);
+        let r = t.track(&h, &fr, 60, i as u64 * S / 10, &mut |_, _, _| ended += 1);
         created += r.created as usize;
-        ended += t.expire(i as u64 * S / 10, 8, &mut |_, _| {});
+        ended += t.expire(i as u64 * S / 10, 8, &mut |_, _, _| {});
         assert!(t.active() <= 100);
     }
     assert_eq!(created, ended + t.active());
@@ -185,7 +186,7 @@ fn lazy_requeue_delays_expiry_by_less_than_the_granularity() {
     let mut at = 60 * S;
     while ended.is_empty() {
         at += S / 100;
-        t.expire(at, 100, &mut |f: &Flow, _| ended.push(f.key.lo_port));
+        t.expire(at, 100, &mut |_, f: &Flow, _| ended.push(f.key.lo_port));
     }
     // A (due at 60.5 s) is at the head, so B (due at 60.1 s) waits behind it and both end
     // together: B late by 0.4 s, less than REQUEUE_NS.
@@ -209,7 +210,7 @@ fn a_stale_hint_is_not_trusted() {
     // A third flow evicts the oldest (A) and takes its slot.
     feed(&mut t, &hdr(1, 3, 2, 2, 17, 0), 2, &mut log);
     assert_eq!(log.len(), 1);
-    let tr = t.track(&a, &ra, 100, 3, &mut |f: &Flow, r| log.push((f.key, r, 0)));
+    let tr = t.track(&a, &ra, 100, 3, &mut |_, f: &Flow, r| log.push((f.key, r, 0)));
     assert!(
         tr.created,
         "A is created again, not accounted to the flow in its old slot"

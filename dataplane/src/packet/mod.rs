@@ -173,6 +173,8 @@ pub struct Headers {
     pub src_port: u16,
     pub dst_port: u16,
     pub tcp_flags: u8,
+    /// TCP sequence number (0 for other protocols).
+    pub tcp_seq: u32,
     pub icmp_type: u8,
     pub payload_offset: u16,
     /// L4 payload length as the IP header declares it (may run past the first mbuf segment).
@@ -198,6 +200,7 @@ impl Headers {
             src_port: 0,
             dst_port: 0,
             tcp_flags: 0,
+            tcp_seq: 0,
             icmp_type: 0,
             payload_offset: 0,
             payload_len: 0,
@@ -289,6 +292,7 @@ fn parse_l4(
             h.src_port = t.src_port;
             h.dst_port = t.dst_port;
             h.tcp_flags = t.flags;
+            h.tcp_seq = t.seq;
             h.payload_offset = (off + t.header_len) as u16;
             h.payload_len = (len - t.header_len) as u16;
         }

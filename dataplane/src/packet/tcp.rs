@@ -1,10 +1,11 @@
 //! TCP header (RFC 9293): ports, flags, data offset.
-use super::bytes::{be16, get};
+use super::bytes::{be16, be32, get};
 use super::Malformed;
 
 pub const MIN_HEADER_LEN: usize = 20;
 const SRC_PORT: usize = 0;
 const DST_PORT: usize = 2;
+const SEQ: usize = 4;
 const DATA_OFF: usize = 12;
 const FLAGS: usize = 13;
 
@@ -18,6 +19,7 @@ pub struct Tcp {
     pub src_port: u16,
     pub dst_port: u16,
     pub flags: u8,
+    pub seq: u32,
     pub header_len: usize,
 }
 
@@ -39,6 +41,7 @@ pub fn parse(b: &[u8], len: usize) -> Result<Tcp, Malformed> {
         src_port: be16(b, SRC_PORT).ok_or(t)?,
         dst_port: be16(b, DST_PORT).ok_or(t)?,
         flags: get(b, FLAGS).ok_or(t)?,
+        seq: be32(b, SEQ).ok_or(t)?,
         header_len,
     })
 }

@@ -1,0 +1,76 @@
+//! App-ID without DPDK: frames from memory through the same parser, flow table and engine the
+//! workers use. For benchmarks that must not be limited by an I/O device, and for tools.
+use super::catalog::Catalog;
+use super::engine::{Engine, Limits};
+use crate::config::Timeouts;
+use crate::flow::FlowTable;
+use crate::flowlog::FlowRecord;
+use crate::packet::{self, Headers, MacAddr};
+use crate::worker::{payload_of, track_and_classify};
+use std::sync::Arc;
+
+pub struct Offline {
+    flows: FlowTable,
+    engine: Engine,
+    h: Headers,
+    /// Ended flows, in the order they ended.
+    pub records: Vec<FlowRecord>,
+    /// Frames that did not parse.
+    pub malformed: u64,
+}
+
+impl Offline {
+    pub fn new(catalog: Arc<Catalog>, capacity: usize, timeouts: &Timeouts, limits: Limits) -> Offline {
+        let flows = FlowTable::new(capacity, timeouts, [0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344]);
+        let engine = Engine::new(catalog, flows.capacity(), limits);
+        Offline {
+            flows,
+            engine,
+            h: Headers::empty(MacAddr::default(), MacAddr::default()),
+            records: Vec::new(),
+            malformed: 0,
+        }
+    }
+
+    /// One Ethernet frame captured at `ts_ns`.
+    #[inline]
+    pub fn packet(&mut self, ts_ns: u64, frame: &[u8], wire_len: usize) {
+        if packet::parse_into(frame, wire_len, &mut self.h).is_err() {
+            self.malformed += 1;
+            return;
+        }
+        if !self.h.is_ip() {
+            return;
+        }
+        let mut r = self.flows.flow_ref(&self.h);
+        self.flows.lookup(&mut r);
+        let records = &mut self.records;
+        track_and_classify(
+            &mut self.flows,
+            &mut self.engine,
+            &self.h,
+            &r,
+            wire_len as u32,
+            ts_ns,
+            payload_of(frame, &self.h),
+            &mut |e, s, f, reason| records.push(FlowRecord::new(0, f, reason, &e.ended(s, f))),
+        );
+        let records = &mut self.records;
+        let engine = &mut self.engine;
+        self.flows.expire(ts_ns, 64, &mut |s, f, reason| {
+            records.push(FlowRecord::new(0, f, reason, &engine.ended(s, f)))
+        });
+    }
+
+    /// Ends every live flow and returns all records.
+    pub fn finish(mut self) -> Vec<FlowRecord> {
+        let records = &mut self.records;
+        let engine = &mut self.engine;
+        self.flows.drain(&mut |s, f, reason| records.push(FlowRecord::new(0, f, reason, &engine.ended(s, f))));
+        self.records
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
