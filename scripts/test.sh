@@ -3,7 +3,7 @@
 #   bash scripts/test.sh        (CI runs it through .ci/run)
 # Steps: system packages (scripts/setup.sh), script syntax, cargo build, cargo test
 # (one test thread: network tests share namespaces), fuzz smoke (if fuzz/ exists).
-# Exits non-zero if any step fails. Environment: FUZZ_SECONDS (default 20) per fuzz target.
+# Exits non-zero if any step fails. Environment: FUZZ_SECONDS (default 10) per fuzz target.
 # shellcheck disable=SC2317  # the step functions below are called indirectly, through step()
 set -euo pipefail
 
@@ -79,11 +79,11 @@ cargo_test() {
 }
 
 # ---------------------------------------------------------------------------------------
-# Fuzz smoke: every cargo-fuzz target for FUZZ_SECONDS (default 20) each.
+# Fuzz smoke: every cargo-fuzz target for FUZZ_SECONDS (default 10) each.
 # The stable toolchain has no nightly: RUSTC_BOOTSTRAP=1 lets cargo-fuzz's -Z flags work.
 # ---------------------------------------------------------------------------------------
 run_fuzz_smoke() {
-    local secs=${FUZZ_SECONDS:-20} targets t rc=0
+    local secs=${FUZZ_SECONDS:-10} targets t rc=0
     export PATH="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin:$PATH"
     if ! cargo fuzz --version >/dev/null 2>&1; then
         echo "installing cargo-fuzz"

@@ -158,7 +158,8 @@ impl Running {
     pub fn drain_log(&mut self, out: &mut impl Write) -> Result<(), RuntimeError> {
         for q in &self.logs {
             while let Some(r) = q.pop() {
-                r.write_json(out, &self.catalog).map_err(RuntimeError::Log)?;
+                r.write_json(out, &self.catalog)
+                    .map_err(RuntimeError::Log)?;
                 if let Some(e) = self.per_app.get_mut(r.app.0 as usize) {
                     e.0 += 1;
                     e.1 += r.packets[0] + r.packets[1];

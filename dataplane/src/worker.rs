@@ -233,9 +233,16 @@ impl Worker {
             appid,
             ..
         } = self;
-        let t = track_and_classify(flows, appid, h, r, len, now, payload, &mut |a, s, f, reason| {
-            end_flow(*id, counters, log, a, s, f, reason)
-        });
+        let t = track_and_classify(
+            flows,
+            appid,
+            h,
+            r,
+            len,
+            now,
+            payload,
+            &mut |a, s, f, reason| end_flow(*id, counters, log, a, s, f, reason),
+        );
         if t.created {
             counters.add(C::FlowsCreated, 1);
         }
@@ -454,7 +461,9 @@ pub fn track_and_classify(
     payload: &[u8],
     ended: &mut impl FnMut(&mut Engine, Slot, &Flow, EndReason),
 ) -> Tracked {
-    let t = flows.track(h, r, len, now, &mut |s, f, reason| ended(appid, s, f, reason));
+    let t = flows.track(h, r, len, now, &mut |s, f, reason| {
+        ended(appid, s, f, reason)
+    });
     let f = flows.get_mut(t.slot);
     if t.created {
         appid.created(t.slot, f);

@@ -181,7 +181,10 @@ impl Catalog {
     pub fn parse(text: &str, file: &str) -> Result<Catalog, ConfigError> {
         let f: File = crate::config::from_yaml(text, file)?;
         if f.version != 1 {
-            return Err(err(file, format!("version: {} is not supported (expected 1)", f.version)));
+            return Err(err(
+                file,
+                format!("version: {} is not supported (expected 1)", f.version),
+            ));
         }
         let names: Vec<&str> = f.applications.iter().map(|a| a.name.as_str()).collect();
         for (i, n) in names.iter().enumerate() {
@@ -197,7 +200,14 @@ impl Catalog {
                 .iter()
                 .position(|x| *x == n)
                 .map(|i| AppId(i as u16))
-                .ok_or_else(|| err(file, format!("application {app:?}: {what} names {n:?}, which is not in the catalog")))
+                .ok_or_else(|| {
+                    err(
+                        file,
+                        format!(
+                            "application {app:?}: {what} names {n:?}, which is not in the catalog"
+                        ),
+                    )
+                })
         };
         let mut by_proto = vec![AppId::NONE; Proto::ALL.len()];
         let mut by_ip_proto = vec![AppId::NONE; 256];
@@ -205,10 +215,9 @@ impl Catalog {
         let mut signatures = Vec::new();
         for (i, a) in f.applications.iter().enumerate() {
             if let Some(d) = &a.decoder {
-                let p = Proto::ALL
-                    .iter()
-                    .find(|p| p.name() == d)
-                    .ok_or_else(|| err(file, format!("application {:?}: no decoder {d:?}", a.name)))?;
+                let p = Proto::ALL.iter().find(|p| p.name() == d).ok_or_else(|| {
+                    err(file, format!("application {:?}: no decoder {d:?}", a.name))
+                })?;
                 by_proto[*p as usize] = AppId(i as u16);
             }
             if let Some(n) = a.ip_protocol {
@@ -221,7 +230,11 @@ impl Catalog {
                 let server = s
                     .server
                     .iter()
-                    .map(|p| p.parse::<Prefix>().map_err(|e| err(file, format!("application {:?}: server: {e}", a.name))))
+                    .map(|p| {
+                        p.parse::<Prefix>().map_err(|e| {
+                            err(file, format!("application {:?}: server: {e}", a.name))
+                        })
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let ports = s
                     .port
@@ -230,9 +243,16 @@ impl Catalog {
                         PortSpec::One(n) => Ok((*n, *n)),
                         PortSpec::Range(r) => r
                             .split_once('-')
-                            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+                            .and_then(|(a, b)| {
+                                Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+                            })
                             .filter(|(a, b): &(u16, u16)| a <= b)
-                            .ok_or_else(|| err(file, format!("application {:?}: port {r:?} is not N or N-M", a.name))),
+                            .ok_or_else(|| {
+                                err(
+                                    file,
+                                    format!("application {:?}: port {r:?} is not N or N-M", a.name),
+                                )
+                            }),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 signatures.push(Signature {
@@ -256,8 +276,14 @@ impl Catalog {
                 alg: a.alg.clone(),
             });
         }
-        if let Some(p) = Proto::ALL.iter().find(|p| by_proto[**p as usize] == AppId::NONE) {
-            return Err(err(file, format!("applications: no application has `decoder: {}`", p.name())));
+        if let Some(p) = Proto::ALL
+            .iter()
+            .find(|p| by_proto[**p as usize] == AppId::NONE)
+        {
+            return Err(err(
+                file,
+                format!("applications: no application has `decoder: {}`", p.name()),
+            ));
         }
         let need = |n: &str| id(n, "App-ID's verdicts", "(catalog)");
         Ok(Catalog {
@@ -274,11 +300,16 @@ impl Catalog {
     }
 
     pub fn name(&self, a: AppId) -> &str {
-        self.apps.get(a.0 as usize).map_or("none", |x| x.name.as_str())
+        self.apps
+            .get(a.0 as usize)
+            .map_or("none", |x| x.name.as_str())
     }
 
     pub fn by_name(&self, n: &str) -> Option<AppId> {
-        self.apps.iter().position(|a| a.name == n).map(|i| AppId(i as u16))
+        self.apps
+            .iter()
+            .position(|a| a.name == n)
+            .map(|i| AppId(i as u16))
     }
 
     pub fn app(&self, a: AppId) -> Option<&App> {
@@ -300,18 +331,29 @@ impl Catalog {
 
     /// The first signature on `base` that matches, i.e. the application the flow shifts to.
     pub fn shift(&self, base: AppId, s: &Subject<'_>) -> Option<AppId> {
-        self.signatures.iter().find(|sig| sig.on == base && sig.matches(s)).map(|sig| sig.app)
+        self.signatures
+            .iter()
+            .find(|sig| sig.on == base && sig.matches(s))
+            .map(|sig| sig.app)
     }
 }
 
 impl Signature {
     fn matches(&self, s: &Subject<'_>) -> bool {
-        let any = |pats: &[String], text: &str| pats.is_empty() || (!text.is_empty() && pats.iter().any(|p| glob(p, text)));
+        let any = |pats: &[String], text: &str| {
+            pats.is_empty() || (!text.is_empty() && pats.iter().any(|p| glob(p, text)))
+        };
         any(&self.host, s.ev.host.as_str())
             && any(&self.user_agent, s.ev.user_agent.as_str())
             && any(&self.stun_software, s.ev.stun_software.as_str())
-            && (self.server.is_empty() || s.server.is_some_and(|ip| self.server.iter().any(|p| p.contains(ip))))
-            && (self.ports.is_empty() || self.ports.iter().any(|(a, b)| (*a..=*b).contains(&s.server_port)))
+            && (self.server.is_empty()
+                || s.server
+                    .is_some_and(|ip| self.server.iter().any(|p| p.contains(ip))))
+            && (self.ports.is_empty()
+                || self
+                    .ports
+                    .iter()
+                    .any(|(a, b)| (*a..=*b).contains(&s.server_port)))
     }
 }
 
@@ -323,9 +365,24 @@ mod tests {
     fn embedded_catalog_has_what_the_product_needs() {
         let c = Catalog::embedded();
         for n in [
-            "sip", "stun", "rtp", "rtcp", "ssl", "dtls", "jabber", "web-browsing", "http-proxy", "dns",
-            "apple-push-notifications", "icloud", "ichat-av", "facetime", "unknown-tcp", "unknown-udp",
-            "incomplete", "insufficient-data",
+            "sip",
+            "stun",
+            "rtp",
+            "rtcp",
+            "ssl",
+            "dtls",
+            "jabber",
+            "web-browsing",
+            "http-proxy",
+            "dns",
+            "apple-push-notifications",
+            "icloud",
+            "ichat-av",
+            "facetime",
+            "unknown-tcp",
+            "unknown-udp",
+            "incomplete",
+            "insufficient-data",
         ] {
             assert!(c.by_name(n).is_some(), "{n} missing");
         }
@@ -342,20 +399,38 @@ mod tests {
         let ssl = c.of_proto(Proto::Ssl);
         ev.user_agent.set(b"Viceroy 1.4");
         fn s<'a>(ev: &'a Evidence, ip: &str, port: u16) -> Subject<'a> {
-            Subject { ev, server: ip.parse().ok(), server_port: port }
+            Subject {
+                ev,
+                server: ip.parse().ok(),
+                server_port: port,
+            }
         }
-        assert_eq!(c.shift(sip, &s(&ev, "198.51.100.1", 16402)).map(|a| c.name(a)), Some("facetime"));
+        assert_eq!(
+            c.shift(sip, &s(&ev, "198.51.100.1", 16402))
+                .map(|a| c.name(a)),
+            Some("facetime")
+        );
         ev.user_agent.set(b"Linphone/3.6");
         assert_eq!(c.shift(sip, &s(&ev, "198.51.100.1", 5060)), None);
         let mut ev = Evidence::default();
         ev.host.set(b"courier.push.apple.com");
-        assert_eq!(c.shift(ssl, &s(&ev, "17.1.2.3", 5223)).map(|a| c.name(a)), Some("apple-push-notifications"));
+        assert_eq!(
+            c.shift(ssl, &s(&ev, "17.1.2.3", 5223)).map(|a| c.name(a)),
+            Some("apple-push-notifications")
+        );
         let ev = Evidence::default();
-        assert_eq!(c.shift(ssl, &s(&ev, "17.1.2.3", 5223)).map(|a| c.name(a)), Some("apple-push-notifications"));
+        assert_eq!(
+            c.shift(ssl, &s(&ev, "17.1.2.3", 5223)).map(|a| c.name(a)),
+            Some("apple-push-notifications")
+        );
         assert_eq!(c.shift(ssl, &s(&ev, "8.8.8.8", 5223)), None);
         let mut ev = Evidence::default();
         ev.host.set(b"p26-keyvalueservice.icloud.com");
-        assert_eq!(c.shift(ssl, &s(&ev, "17.248.185.87", 443)).map(|a| c.name(a)), Some("icloud"));
+        assert_eq!(
+            c.shift(ssl, &s(&ev, "17.248.185.87", 443))
+                .map(|a| c.name(a)),
+            Some("icloud")
+        );
     }
 
     #[test]
@@ -371,7 +446,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        let bad = EMBEDDED.replace("depends-on: [sip, stun, ssl, jabber, ichat-av]", "depends-on: [sip, skype]");
+        let bad = EMBEDDED.replace(
+            "depends-on: [sip, stun, ssl, jabber, ichat-av]",
+            "depends-on: [sip, skype]",
+        );
         let e = Catalog::parse(&bad, "apps.yaml").unwrap_err().to_string();
         assert!(e.contains("\"facetime\"") && e.contains("\"skype\""), "{e}");
         let bad = EMBEDDED.replace("  - name: ntp\n", "  - name: ntp\n    colour: red\n");

@@ -200,7 +200,11 @@ impl Engine {
     /// Classifies one packet of an undecided flow (`f.app_done` false). `payload` is the L4
     /// payload in the packet's first segment.
     pub fn packet(&mut self, slot: Slot, f: &mut Flow, dir: Dir, h: &Headers, payload: &[u8]) {
-        let transport = if f.key.proto == proto::TCP { Transport::Tcp } else { Transport::Udp };
+        let transport = if f.key.proto == proto::TCP {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
         let (client, client_port, server, server_port) = f.key.oriented(f.orig_is_lo);
         let info = &mut self.info[slot as usize];
         if payload.is_empty() {
@@ -317,7 +321,10 @@ impl Engine {
             server_port,
         };
         let app = self.catalog.shift(base, &subject).unwrap_or(base);
-        let upgrade: Option<Proto> = UPGRADES.iter().find(|(from, _)| *from == p).map(|(_, to)| *to);
+        let upgrade: Option<Proto> = UPGRADES
+            .iter()
+            .find(|(from, _)| *from == p)
+            .map(|(_, to)| *to);
         if info.provisional {
             // The upgrade arrived: stun -> dtls.
             Self::push_path(info, app);
@@ -430,4 +437,5 @@ fn decoder_name(p: Proto) -> &'static str {
 }
 
 #[cfg(test)]
+#[path = "engine_tests.rs"]
 mod tests;

@@ -20,8 +20,17 @@ pub struct Offline {
 }
 
 impl Offline {
-    pub fn new(catalog: Arc<Catalog>, capacity: usize, timeouts: &Timeouts, limits: Limits) -> Offline {
-        let flows = FlowTable::new(capacity, timeouts, [0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344]);
+    pub fn new(
+        catalog: Arc<Catalog>,
+        capacity: usize,
+        timeouts: &Timeouts,
+        limits: Limits,
+    ) -> Offline {
+        let flows = FlowTable::new(
+            capacity,
+            timeouts,
+            [0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344],
+        );
         let engine = Engine::new(catalog, flows.capacity(), limits);
         Offline {
             flows,
@@ -66,7 +75,9 @@ impl Offline {
     pub fn finish(mut self) -> Vec<FlowRecord> {
         let records = &mut self.records;
         let engine = &mut self.engine;
-        self.flows.drain(&mut |s, f, reason| records.push(FlowRecord::new(0, f, reason, &engine.ended(s, f))));
+        self.flows.drain(&mut |s, f, reason| {
+            records.push(FlowRecord::new(0, f, reason, &engine.ended(s, f)))
+        });
         self.records
     }
 

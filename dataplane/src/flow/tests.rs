@@ -82,12 +82,14 @@ fn idle_flows_age_out_by_class() {
     assert_eq!(t.expire(9 * S, 100, &mut |_, _, _| {}), 0);
     let mut ended = vec![];
     assert_eq!(
-        t.expire(10 * S, 100, &mut |_, f: &Flow, r| ended.push((f.key.proto, r))),
+        t.expire(10 * S, 100, &mut |_, f: &Flow, r| ended
+            .push((f.key.proto, r))),
         1
     );
     assert_eq!(ended, vec![(1, EndReason::AgedOut)]);
     assert_eq!(
-        t.expire(61 * S, 100, &mut |_, f: &Flow, r| ended.push((f.key.proto, r))),
+        t.expire(61 * S, 100, &mut |_, f: &Flow, r| ended
+            .push((f.key.proto, r))),
         1
     );
     assert_eq!(t.active(), 0);
@@ -210,7 +212,9 @@ fn a_stale_hint_is_not_trusted() {
     // A third flow evicts the oldest (A) and takes its slot.
     feed(&mut t, &hdr(1, 3, 2, 2, 17, 0), 2, &mut log);
     assert_eq!(log.len(), 1);
-    let tr = t.track(&a, &ra, 100, 3, &mut |_, f: &Flow, r| log.push((f.key, r, 0)));
+    let tr = t.track(&a, &ra, 100, 3, &mut |_, f: &Flow, r| {
+        log.push((f.key, r, 0))
+    });
     assert!(
         tr.created,
         "A is created again, not accounted to the flow in its old slot"

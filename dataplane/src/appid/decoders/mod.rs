@@ -44,6 +44,48 @@ pub fn by_name(name: &str) -> Option<&'static dyn Decoder> {
     DECODERS.iter().copied().find(|d| d.name() == name)
 }
 
+/// Drives decoder `name` with arbitrary bytes the way the engine would: the first bytes choose
+/// the transport, direction and ports; the rest is cut into successive datagrams (UDP) or a
+/// growing stream prefix (TCP) fed with one scratch state. For fuzz targets and property tests:
+/// it panics only if the decoder does (or the name is unknown).
+pub fn exercise(name: &str, data: &[u8]) {
+    use super::{FlowCtx, Transport};
+    use crate::flow::Dir;
+    use crate::packet::IpAddr16;
+    let d = by_name(name).unwrap_or_else(|| panic!("no decoder {name:?}"));
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let transport = if sel & 1 == 0 {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
+    let port = |i: usize| rest.get(i).map_or(0, |b| *b as u16) * 64 + (sel >> 2) as u16;
+    let (client_port, server_port) = (port(0), port(1));
+    let mut scratch = [0u8; 16];
+    let mut ev = super::Evidence::default();
+    let mut packets = [0u8; 2];
+    let chunk = 1 + (sel >> 4) as usize * 16;
+    let mut end = 0;
+    let mut i = 0;
+    while end < rest.len() && i < 64 {
+        let start = if transport == Transport::Tcp { 0 } else { end };
+        end = (end + chunk).min(rest.len());
+        let dir = if i % 3 == 2 { Dir::Reply } else { Dir::Orig };
+        packets[dir as usize] = packets[dir as usize].saturating_add(1);
+        let ctx = FlowCtx {
+            transport,
+            dir,
+            client: (IpAddr16::from_v4([10, 0, 0, 1]), client_port),
+            server: (IpAddr16::from_v4([17, 0, 0, 1]), server_port),
+            packets,
+        };
+        let _ = d.probe(&rest[start..end], &ctx, &mut scratch, &mut ev);
+        i += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +97,16 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), DECODERS.len());
         assert!(DECODERS.len() <= 32, "the engine keeps candidates in a u32");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// Every registered decoder, driven like the engine drives it, never panics.
+        #[test]
+        fn no_decoder_panics_on_arbitrary_flows(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            for d in DECODERS {
+                exercise(d.name(), &data);
+            }
+        }
     }
 }

@@ -1,0 +1,213 @@
+//! The engine end to end on synthetic flows (real decoders, frames from the traffic generator).
+use crate::appid::catalog::Catalog;
+use crate::appid::engine::Limits;
+use crate::appid::offline::Offline;
+use crate::config::Timeouts;
+use crate::flowlog::FlowRecord;
+use aperture_traffic::build::{tcp4, udp4, TcpFlags, TcpHeader};
+use aperture_traffic::rng::Rng;
+use aperture_traffic::{sip::SipMessage, stun::StunMessage, tls};
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+
+const C: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const S: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+fn run(frames: &[Vec<u8>], limits: Limits) -> (Catalog, Vec<FlowRecord>) {
+    let cat = Catalog::embedded();
+    let mut o = Offline::new(Arc::new(cat.clone()), 64, &Timeouts::default(), limits);
+    for (i, f) in frames.iter().enumerate() {
+        o.packet(1_000_000_000 + i as u64 * 1000, f, f.len());
+    }
+    (cat, o.finish())
+}
+
+fn limits() -> Limits {
+    Limits {
+        contexts: 16,
+        tcp_packets: 12,
+        udp_packets: 8,
+    }
+}
+
+fn names(c: &Catalog, r: &FlowRecord) -> (String, Vec<String>) {
+    (
+        c.name(r.app).to_string(),
+        r.path().iter().map(|a| c.name(*a).to_string()).collect(),
+    )
+}
+
+fn addr(s: &str) -> SocketAddrV4 {
+    s.parse().unwrap()
+}
+
+fn seg(src: &str, dst: &str, seq: u32, flags: TcpFlags, payload: &[u8]) -> Vec<u8> {
+    let h = TcpHeader {
+        seq,
+        ack: 1,
+        flags,
+        window: 65535,
+    };
+    tcp4(C, S, addr(src), addr(dst), &h, payload)
+}
+
+#[test]
+fn tls_client_hello_split_across_segments_shifts_to_facetime_by_sni() {
+    let mut rng = Rng::new(7);
+    let hello = tls::client_hello(&mut rng, "facetime.apple.com", &["h2"]);
+    let (a, b) = hello.split_at(hello.len() / 3);
+    let (c, s) = ("10.0.0.5:50000", "17.1.2.3:443");
+    let frames = vec![
+        seg(c, s, 100, TcpFlags::SYN, b""),
+        seg(s, c, 500, TcpFlags::SYN | TcpFlags::ACK, b""),
+        seg(c, s, 101, TcpFlags::ACK, b""),
+        seg(c, s, 101, TcpFlags::ACK | TcpFlags::PSH, a),
+        seg(c, s, 101, TcpFlags::ACK | TcpFlags::PSH, a), // retransmission: ignored
+        seg(c, s, 101 + a.len() as u32, TcpFlags::ACK | TcpFlags::PSH, b),
+    ];
+    let (cat, recs) = run(&frames, limits());
+    assert_eq!(recs.len(), 1);
+    assert_eq!(
+        names(&cat, &recs[0]),
+        ("facetime".into(), vec!["ssl".into(), "facetime".into()])
+    );
+    assert_eq!(recs[0].app_decided_after, 6);
+}
+
+#[test]
+fn viceroy_invite_is_facetime_and_other_sip_stays_sip() {
+    let invite = |ua: &str| {
+        SipMessage::request("INVITE", "sip:bob@198.51.100.7:16402")
+            .header("Via", "SIP/2.0/UDP 10.0.0.5:16393;branch=z9hG4bK1")
+            .header("From", "<sip:alice@10.0.0.5>;tag=1")
+            .header("To", "<sip:bob@198.51.100.7>")
+            .header("Call-ID", "abc@10.0.0.5")
+            .header("CSeq", "1 INVITE")
+            .header("User-Agent", ua)
+            .encode()
+    };
+    let frames = vec![
+        udp4(
+            C,
+            S,
+            addr("10.0.0.5:16393"),
+            addr("198.51.100.7:16402"),
+            &invite("Viceroy 1.4"),
+        ),
+        udp4(
+            C,
+            S,
+            addr("10.0.0.6:5060"),
+            addr("198.51.100.8:5060"),
+            &invite("Linphone/3.6"),
+        ),
+    ];
+    let (cat, mut recs) = run(&frames, limits());
+    recs.sort_by_key(|r| r.src_port);
+    assert_eq!(names(&cat, &recs[0]).0, "sip");
+    assert_eq!(
+        names(&cat, &recs[1]),
+        ("facetime".into(), vec!["sip".into(), "facetime".into()])
+    );
+}
+
+#[test]
+fn stun_then_dtls_is_dtls_and_stun_alone_stays_stun() {
+    let mut rng = Rng::new(3);
+    let req = StunMessage::request(&mut rng, 0x0001)
+        .software("test")
+        .encode(true);
+    let (c, s) = (addr("10.0.0.5:40000"), addr("198.51.100.9:3478"));
+    let dtls_hello = {
+        // DTLS 1.2 ClientHello record: type 22, version fefd, epoch 0, seq 0, then a handshake.
+        let mut hs = vec![1u8, 0, 0, 40, 0, 0, 0, 0, 0, 0, 0, 0, 40, 0xfe, 0xfd];
+        hs.extend_from_slice(&[0u8; 32]); // random
+        hs.extend_from_slice(&[0, 0, 0, 2, 0xc0, 0x2b, 1, 0]); // session id, cookie, suites, compression
+        let mut r = vec![22u8, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0];
+        r.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+        r.extend(hs);
+        r
+    };
+    let frames = vec![
+        udp4(C, S, c, s, &req),
+        udp4(S, C, s, c, &req),
+        udp4(C, S, c, s, &dtls_hello),
+        udp4(C, S, addr("10.0.0.5:40001"), s, &req),
+    ];
+    let (cat, mut recs) = run(&frames, limits());
+    recs.sort_by_key(|r| r.src_port);
+    assert_eq!(
+        names(&cat, &recs[0]),
+        ("dtls".into(), vec!["stun".into(), "dtls".into()])
+    );
+    assert_eq!(names(&cat, &recs[1]), ("stun".into(), vec!["stun".into()]));
+}
+
+#[test]
+fn verdicts_for_flows_without_a_match() {
+    let (c, s) = ("10.0.0.5:50001", "198.51.100.2:9999");
+    let mut frames = vec![
+        // A handshake that never completes: incomplete.
+        seg(c, s, 1, TcpFlags::SYN, b""),
+        // A TLS record header alone (could still be a ClientHello): insufficient-data.
+        seg(
+            "10.0.0.5:50002",
+            "198.51.100.2:443",
+            1,
+            TcpFlags::ACK | TcpFlags::PSH,
+            &[22, 3, 1, 2, 0],
+        ),
+    ];
+    // Random bytes over UDP in both directions, past the budget: unknown-udp.
+    let mut rng = Rng::new(9);
+    for i in 0..20 {
+        let (a, b) = if i % 2 == 0 {
+            ("10.0.0.5:7777", "198.51.100.3:8888")
+        } else {
+            ("198.51.100.3:8888", "10.0.0.5:7777")
+        };
+        let mut junk = rng.bytes(120);
+        junk[0] = 0xff; // not RTP/RTCP/STUN/DTLS-shaped
+        frames.push(udp4(C, S, addr(a), addr(b), &junk));
+    }
+    let (cat, mut recs) = run(&frames, limits());
+    recs.sort_by_key(|r| r.src_port);
+    let got: Vec<String> = recs.iter().map(|r| names(&cat, r).0).collect();
+    assert_eq!(got, ["unknown-udp", "incomplete", "insufficient-data"]);
+}
+
+#[test]
+fn a_full_context_pool_gives_unknown_and_is_counted() {
+    let frames: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            seg(
+                &format!("10.0.0.5:{}", 50010 + i),
+                "198.51.100.2:443",
+                1,
+                TcpFlags::ACK | TcpFlags::PSH,
+                &[22, 3, 1, 2, 0],
+            )
+        })
+        .collect();
+    let cat = Arc::new(Catalog::embedded());
+    let mut o = Offline::new(
+        cat.clone(),
+        64,
+        &Timeouts::default(),
+        Limits {
+            contexts: 2,
+            ..limits()
+        },
+    );
+    for f in &frames {
+        o.packet(1, f, f.len());
+    }
+    assert_eq!(o.engine().counters.no_context, 1);
+    assert_eq!(o.engine().contexts_in_use(), 2);
+    let recs = o.finish();
+    let unknown = recs
+        .iter()
+        .filter(|r| cat.name(r.app) == "unknown-tcp")
+        .count();
+    assert_eq!(unknown, 1);
+}
