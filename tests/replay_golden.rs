@@ -255,3 +255,37 @@ fn replay_is_deterministic() {
     assert_eq!(norm(&ra.flows), norm(&rb.flows));
     assert!(ra.flows.len() > 100);
 }
+
+#[test]
+fn the_bundled_sample_replays_with_its_malformed_frames_counted_as_drops() {
+    let dir = TempDir::new("sample");
+    let o = std::process::Command::new(bin("aperture-dataplane"))
+        .args(["replay", "--out-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let sample = frames(&dir.path().join("sample.pcap"));
+    let sent = frames(&dir.path().join("out.pcap"));
+    // The generator puts exactly two malformed frames in the sample (IHL 3, TCP header cut).
+    assert_eq!(sent.len() + 2, sample.len(), "{out}");
+    let line = |reason: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(reason))
+            .map(|l| l.split_whitespace().last().unwrap().to_string())
+    };
+    assert_eq!(
+        line("ipv4-bad-header-length").as_deref(),
+        Some("1"),
+        "{out}"
+    );
+    assert_eq!(line("tcp-truncated").as_deref(), Some("1"), "{out}");
+    let flows = read_flows(&dir.path().join("flows.jsonl"));
+    assert!(flows.len() >= 20, "{out}");
+    assert!(out.contains("Largest flows"), "{out}");
+}

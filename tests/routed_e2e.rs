@@ -292,6 +292,30 @@ fn client_reaches_server_through_the_routed_dataplane() {
     );
     assert!(server.wait_with_output().unwrap().status.success());
 
+    // The control plane reads the live counters from the shared-memory stats segment.
+    let o = Command::new(bin("aperture-control"))
+        .arg("stats")
+        .arg("--segment")
+        .arg(tb.dir.path().join("stats"))
+        .output()
+        .unwrap();
+    let stats = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "aperture-control stats: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rx: u64 = stats
+        .lines()
+        .find(|l| l.starts_with("rx_packets "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rx_packets in {stats}"));
+    assert!(
+        rx >= 40,
+        "at least the pings, UDP and TCP packets were counted live: {stats}"
+    );
+
     let out = tb.stop_dataplane();
     let flows = read_flows(&tb.flow_log());
     let find = |proto: &str, dport: u64| {

@@ -222,3 +222,9 @@ fn a_stale_hint_is_not_trusted() {
     let f = t.get(tr.slot);
     assert_eq!((f.key, f.packets[0]), (ra.key, 1));
 }
+
+#[test]
+fn flow_entry_size_is_what_the_notes_say() {
+    // Reported in the issue notes: keep this in step when fields change.
+    assert_eq!(std::mem::size_of::<Flow>(), 120);
+}

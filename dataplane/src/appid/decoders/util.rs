@@ -105,6 +105,15 @@ pub(crate) mod corpus {
         0x02, 0xc0, 0x2f, 0x01, 0x00, 0x00, 0x00,
     ];
 
+    /// Bytes from a hex string (as tshark prints payloads); whitespace is ignored.
+    pub fn hex(s: &str) -> Vec<u8> {
+        let digits: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+        digits
+            .chunks(2)
+            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+            .collect()
+    }
+
     /// A context for a flow between two IPv4 hosts, asked about the client's first packet.
     pub fn ctx(transport: Transport, client_port: u16, server_port: u16) -> FlowCtx {
         ctx_dir(transport, client_port, server_port, Dir::Orig)
