@@ -120,7 +120,7 @@ fn stun_then_dtls_is_dtls_and_stun_alone_stays_stun() {
     let (c, s) = (addr("10.0.0.5:40000"), addr("198.51.100.9:3478"));
     let dtls_hello = {
         // DTLS 1.2 ClientHello record: type 22, version fefd, epoch 0, seq 0, then a handshake.
-        let mut hs = vec![1u8, 0, 0, 40, 0, 0, 0, 0, 0, 0, 0, 0, 40, 0xfe, 0xfd];
+        let mut hs = vec![1u8, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, 42, 0xfe, 0xfd];
         hs.extend_from_slice(&[0u8; 32]); // random
         hs.extend_from_slice(&[0, 0, 0, 2, 0xc0, 0x2b, 1, 0]); // session id, cookie, suites, compression
         let mut r = vec![22u8, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0];

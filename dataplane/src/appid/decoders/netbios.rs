@@ -123,7 +123,7 @@ impl Decoder for Netbios {
             return Probe::NotMe;
         }
         let found = if ctx.has_port(NS_PORT) {
-            name_service(data).map(|n| (Proto::NetbiosNs, n))
+            name_service(data).map(|n| (Proto::NetbiosNs, Some(n)))
         } else if ctx.has_port(DGM_PORT) {
             datagram(data).map(|n| (Proto::NetbiosDgm, n))
         } else {
@@ -154,8 +154,9 @@ fn ns_type_ok(t: u16) -> bool {
 
 const CLASS_IN: u16 = 1;
 
-/// A name service message; `Some(name)` when valid (the name may be absent only in theory).
-fn name_service(msg: &[u8]) -> Option<Option<NetbiosName>> {
+/// A name service message: its (first) name when valid. Bytes after the records walked are
+/// tolerated (responses' authority and additional records are not walked).
+fn name_service(msg: &[u8]) -> Option<NetbiosName> {
     if msg.len() < NS_HEADER_LEN {
         return None;
     }
@@ -185,7 +186,7 @@ fn name_service(msg: &[u8]) -> Option<Option<NetbiosName>> {
     }
     pos += 4;
     if response {
-        pos = record_tail(msg, pos)?;
+        record_tail(msg, pos)?;
     } else if ar == 1 {
         // The additional record names the question by pointer, or repeats the name.
         pos = match msg.get(pos) {
@@ -202,9 +203,9 @@ fn name_service(msg: &[u8]) -> Option<Option<NetbiosName>> {
         if !ns_type_ok(t) || c != CLASS_IN {
             return None;
         }
-        pos = record_tail(msg, pos + 4)?;
+        record_tail(msg, pos + 4)?;
     }
-    (pos <= msg.len()).then_some(Some(name))
+    Some(name)
 }
 
 /// TTL and RDATA of a record whose name, type and class end at `pos`: the offset after it.
@@ -267,8 +268,9 @@ mod tests {
     use proptest::prelude::*;
 
     /// NBNS name query for "GFILE<20>", broadcast (1kxun.pcap, 192.168.5.45:59461 -> :137).
-    const NS_QUERY: &str = "0017011000010000000000002045484547454a454d45464341434143414341434143\
-                            414341434143414341434143410000200001";
+    const NS_QUERY: &str =
+        "0017011000010000000000002045484547454a454d454643414341434143414341434143414341434143\
+        4143410000200001";
 
     /// Browser announcement in a direct-group datagram (1kxun.pcap, 192.168.5.45:138 -> :138).
     const DGM_ANNOUNCEMENT: &str = "110245eec0a8052d000000a0000020454e45424544454345504550454c4542\
@@ -452,6 +454,13 @@ mod tests {
             .expect("the NBNS flow from port 59789");
         let out = corpus::replay(&Netbios, f);
         assert_eq!(out.ev.host.as_str(), "sanji-lifebook-");
+    }
+
+    #[test]
+    fn nothing_in_the_other_captures_matches() {
+        // SIP calls with RTP, SNMP, MGCP, H.225; FaceTime media; TRex's DNS, HTTP, mail,
+        // Exchange (DCE-RPC), Oracle, Citrix and video-call mixes.
+        assert_eq!(corpus::matches_elsewhere(&Netbios), Vec::<String>::new());
     }
 
     proptest! {

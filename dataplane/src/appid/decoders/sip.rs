@@ -66,7 +66,13 @@ impl Decoder for Sip {
             5060, 5061, 16393, 16394, 16395, 16396, 16397, 16398, 16399, 16400, 16401, 16402,
         ]
     }
-    fn probe(&self, data: &[u8], ctx: &FlowCtx, _scratch: &mut Scratch, ev: &mut Evidence) -> Probe {
+    fn probe(
+        &self,
+        data: &[u8],
+        ctx: &FlowCtx,
+        _scratch: &mut Scratch,
+        ev: &mut Evidence,
+    ) -> Probe {
         let whole = ctx.transport == Transport::Udp;
         let open_ok = ctx.packets[ctx.dir as usize] >= MANY_SEGMENTS;
         match messages(data, whole, open_ok, ev) {
@@ -130,6 +136,7 @@ fn messages(b: &[u8], whole: bool, open_ok: bool, ev: &mut Evidence) -> Probe {
         let m = match message(rest, whole) {
             Parse::No if likely => break,
             Parse::No => return Probe::NotMe,
+            Parse::Partial if likely => return Probe::Match(Proto::Sip, Confidence::Likely),
             Parse::Partial => return Probe::NotYet,
             Parse::Message(m) => m,
         };
@@ -148,7 +155,12 @@ fn messages(b: &[u8], whole: bool, open_ok: bool, ev: &mut Evidence) -> Probe {
             };
         }
         if !m.headers_done {
-            return if whole || likely { Probe::Match(Proto::Sip, Confidence::Likely) } else { Probe::NotYet };
+            let settled = whole || likely || open_ok || rest.len() >= LONG_HEADER_BLOCK;
+            return if settled {
+                Probe::Match(Proto::Sip, Confidence::Likely)
+            } else {
+                Probe::NotYet
+            };
         }
         likely = true;
         if whole {
@@ -191,7 +203,7 @@ fn message(b: &[u8], whole: bool) -> Parse<'_> {
         Some(n) => (strip_cr(&b[..n]), n + 1),
         None if whole || b.len() > MAX_START_LINE => return Parse::No,
         None => {
-            return match start_line(b, false) {
+            return match start_line(strip_cr(b), false) {
                 Line::No => Parse::No,
                 _ => Parse::Partial,
             }
@@ -317,7 +329,9 @@ fn status_line(line: &[u8], complete: bool) -> Line {
         return Line::No;
     }
     let code = rest.get(..3).unwrap_or(rest);
-    if !code.iter().all(u8::is_ascii_digit) || code.first().is_some_and(|c| !(b'1'..=b'6').contains(c)) {
+    if !code.iter().all(u8::is_ascii_digit)
+        || code.first().is_some_and(|c| !(b'1'..=b'6').contains(c))
+    {
         return Line::No;
     }
     if code.len() < 3 {
@@ -325,8 +339,10 @@ fn status_line(line: &[u8], complete: bool) -> Line {
     }
     let reason = &rest[3..];
     // The reason phrase is text (UTF-8 allowed); some stacks send none.
-    let text = reason.first().map_or(true, |&c| c == b' ')
-        && reason.iter().all(|&c| c >= 0x20 && c != 0x7f || c == b'\t');
+    let text = reason.first().is_none_or(|&c| c == b' ')
+        && reason
+            .iter()
+            .all(|&c| (c >= 0x20 && c != 0x7f) || c == b'\t');
     match (text, complete) {
         (false, _) => Line::No,
         (true, true) => Line::Response,
@@ -350,10 +366,18 @@ fn request_line(line: &[u8], complete: bool) -> Line {
         return Line::No;
     }
     let uri_chars = uri.iter().all(|&c| c > 0x20 && c != 0x7f);
-    let scheme_ok = SCHEMES.iter().any(|s| uri.len() > s.len() && starts_with_ci(uri, s));
+    let scheme_ok = SCHEMES
+        .iter()
+        .any(|s| uri.len() > s.len() && starts_with_ci(uri, s));
     let Some(version) = parts.next() else {
-        let may_become = SCHEMES.iter().any(|s| begins_ci(s, uri) || starts_with_ci(uri, s));
-        return if uri_chars && may_become { partial } else { Line::No };
+        let may_become = SCHEMES
+            .iter()
+            .any(|s| begins_ci(s, uri) || starts_with_ci(uri, s));
+        return if uri_chars && may_become {
+            partial
+        } else {
+            Line::No
+        };
     };
     if !uri_chars || !scheme_ok {
         return Line::No;
@@ -392,7 +416,7 @@ pub(crate) mod tests {
         const UDP_BUDGET: u8 = 8;
 
         pub fn hex(s: &str) -> Vec<u8> {
-            assert!(s.len() % 2 == 0, "odd hex");
+            assert!(s.len().is_multiple_of(2), "odd hex");
             (0..s.len())
                 .step_by(2)
                 .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
@@ -466,7 +490,11 @@ pub(crate) mod tests {
                     });
                     flows.len() - 1
                 });
-                let dir = if flows[i].client == src { Dir::Orig } else { Dir::Reply };
+                let dir = if flows[i].client == src {
+                    Dir::Orig
+                } else {
+                    Dir::Reply
+                };
                 if !payload.is_empty() {
                     flows[i].packets.push((dir, h.tcp_seq, payload));
                 }
@@ -607,7 +635,10 @@ User-Agent: Nero SIPPS IP Phone Version 2.0.51.16\r\n\
     fn request_over_udp_fills_the_user_agent() {
         let (p, ev) = probe_as(REGISTER, Transport::Udp);
         assert_eq!(p, CERTAIN);
-        assert_eq!(ev.user_agent.as_str(), "Nero SIPPS IP Phone Version 2.0.51.16");
+        assert_eq!(
+            ev.user_agent.as_str(),
+            "Nero SIPPS IP Phone Version 2.0.51.16"
+        );
     }
 
     #[test]
@@ -621,7 +652,11 @@ User-Agent: Nero SIPPS IP Phone Version 2.0.51.16\r\n\
     #[test]
     fn tel_and_sips_uris_and_every_method() {
         for method in METHODS {
-            for uri in ["sip:bob@example.com", "sips:bob@example.com", "tel:+15551234"] {
+            for uri in [
+                "sip:bob@example.com",
+                "sips:bob@example.com",
+                "tel:+15551234",
+            ] {
                 let mut m = method.to_vec();
                 m.extend_from_slice(format!(" {uri} SIP/2.0\r\nCSeq: 1 X\r\n\r\n").as_bytes());
                 assert_eq!(probe_as(&m, Transport::Udp).0, CERTAIN, "{m:?}");
@@ -656,7 +691,14 @@ User-Agent: Nero SIPPS IP Phone Version 2.0.51.16\r\n\
 
     #[test]
     fn keepalives_are_not_yet() {
-        for k in [&b"\r\n\r\n"[..], b"\r\n", b"     ", b"hello", b"\0\0\0\0", b"jaK\n"] {
+        for k in [
+            &b"\r\n\r\n"[..],
+            b"\r\n",
+            b"     ",
+            b"hello",
+            b"\0\0\0\0",
+            b"jaK\n",
+        ] {
             assert_eq!(probe_as(k, Transport::Udp).0, Probe::NotYet, "{k:?}");
             if k.iter().all(|&c| is_blank(c)) {
                 assert_eq!(probe_as(k, Transport::Tcp).0, Probe::NotYet, "{k:?}");
@@ -692,7 +734,12 @@ User-Agent: Nero SIPPS IP Phone Version 2.0.51.16\r\n\
             b"<stream:stream to='x'>",
         ] {
             for t in [Transport::Udp, Transport::Tcp] {
-                assert_eq!(probe_as(m, t).0, Probe::NotMe, "{t:?} {:?}", String::from_utf8_lossy(m));
+                assert_eq!(
+                    probe_as(m, t).0,
+                    Probe::NotMe,
+                    "{t:?} {:?}",
+                    String::from_utf8_lossy(m)
+                );
             }
         }
     }
@@ -700,7 +747,12 @@ User-Agent: Nero SIPPS IP Phone Version 2.0.51.16\r\n\
     #[test]
     fn other_protocols_are_not_sip() {
         for (p, t) in corpus::foreign_payloads() {
-            assert_eq!(probe_as(&p, t).0, Probe::NotMe, "{t:?} {:02x?}", &p[..p.len().min(16)]);
+            assert_eq!(
+                probe_as(&p, t).0,
+                Probe::NotMe,
+                "{t:?} {:02x?}",
+                &p[..p.len().min(16)]
+            );
         }
     }
 
@@ -709,7 +761,11 @@ User-Agent: Nero SIPPS IP Phone Version 2.0.51.16\r\n\
         for file in ["ndpi/sip.pcap", "ndpi/sip_hello.pcapng"] {
             for f in corpus::flows(file) {
                 let o = corpus::classify(&Sip, &f);
-                let expect = if f.has_port(5060) { CERTAIN } else { Probe::NotMe };
+                let expect = if f.has_port(5060) {
+                    CERTAIN
+                } else {
+                    Probe::NotMe
+                };
                 assert_eq!(o.answer, expect, "{file} {:?}", f.client);
             }
         }

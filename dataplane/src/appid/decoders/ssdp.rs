@@ -45,7 +45,13 @@ impl Decoder for Ssdp {
     fn hint_ports(&self) -> &'static [u16] {
         &[SSDP_PORT]
     }
-    fn probe(&self, data: &[u8], ctx: &FlowCtx, _scratch: &mut Scratch, ev: &mut Evidence) -> Probe {
+    fn probe(
+        &self,
+        data: &[u8],
+        ctx: &FlowCtx,
+        _scratch: &mut Scratch,
+        ev: &mut Evidence,
+    ) -> Probe {
         if ctx.transport != Transport::Udp {
             return Probe::NotMe;
         }
@@ -100,7 +106,8 @@ mod tests {
         assert_eq!(p, Probe::Match(Proto::Ssdp, Confidence::Certain));
         assert_eq!(
             ev.user_agent.as_str(),
-            "Microsoft-Windows/10.0 UPnP/1.0 UPnP-Device-Host/1.0"
+            // Evidence keeps the first 48 bytes.
+            "Microsoft-Windows/10.0 UPnP/1.0 UPnP-Device-Host"
         );
         // The response comes from 1900 to the searcher's port.
         let (p, ev) = probe_once(
@@ -148,7 +155,12 @@ mod tests {
     #[test]
     fn other_protocols_are_not_ssdp() {
         let c = ctx(Transport::Udp, 40000, 1900);
-        for m in [corpus::HTTP_GET, corpus::SIP_INVITE, corpus::TLS_HELLO, &[][..]] {
+        for m in [
+            corpus::HTTP_GET,
+            corpus::SIP_INVITE,
+            corpus::TLS_HELLO,
+            &[][..],
+        ] {
             assert_eq!(probe_once(&Ssdp, m, &c).0, Probe::NotMe);
         }
     }
@@ -159,6 +171,13 @@ mod tests {
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         // iphone.pcap 2, 1kxun.pcap 13.
         assert_eq!(matched.get(&Proto::Ssdp), Some(&15));
+    }
+
+    #[test]
+    fn nothing_in_the_other_captures_matches() {
+        // SIP calls with RTP, SNMP, MGCP, H.225; FaceTime media; TRex's DNS, HTTP, mail,
+        // Exchange (DCE-RPC), Oracle, Citrix and video-call mixes.
+        assert_eq!(corpus::matches_elsewhere(&Ssdp), Vec::<String>::new());
     }
 
     proptest! {

@@ -4,9 +4,10 @@
 //!
 //! Owns the recognition of STUN messages and fills `Evidence::stun_software` from the SOFTWARE
 //! attribute. It never allocates and never panics: every read of the input is bounds-checked.
-//! Messages with the magic cookie are recognised by header, length and a clean attribute walk;
-//! classic (cookie-less) messages only for the RFC 3489 types and attributes, because without
-//! the cookie the header alone proves little.
+//! Messages with the magic cookie (any method: Binding, the TURN ones, vendor extensions) are
+//! recognised by header, length and a clean attribute walk; classic (cookie-less) messages
+//! only for the RFC 3489 types and attributes, because without the cookie the header alone
+//! proves little. Scratch byte 0 remembers that the flow showed STUN (for ChannelData).
 use super::util::{be16, be32};
 use crate::appid::{Confidence, Decoder, Evidence, FlowCtx, Probe, Proto, Scratch, Transport};
 
@@ -25,9 +26,9 @@ const CLASSIC_TYPES: [u16; 6] = [0x0001, 0x0101, 0x0111, 0x0002, 0x0102, 0x0112]
 /// Attribute types a classic message may carry: RFC 3489's, and the few that RFC 3489bis
 /// stacks added before the magic cookie existed (REALM, NONCE, XOR-MAPPED-ADDRESS, SERVER,
 /// ALTERNATE-SERVER, FINGERPRINT).
-const CLASSIC_ATTRS: [u16; 17] = [
+const CLASSIC_ATTRS: [u16; 18] = [
     0x0001, 0x0002, 0x0003, 0x0004, 0x0005, 0x0006, 0x0007, 0x0008, 0x0009, 0x000a, 0x000b, 0x0014,
-    0x0015, 0x0020, 0x8020, 0x8022, 0x8023,
+    0x0015, 0x0020, 0x8020, 0x8022, 0x8023, 0x8028,
 ];
 
 /// Scratch byte 0: this flow already carried a valid STUN message.
@@ -85,7 +86,7 @@ fn message(b: &[u8]) -> Msg<'_> {
         return Msg::Partial;
     };
     let len = len as usize;
-    if len % 4 != 0 {
+    if !len.is_multiple_of(4) {
         return Msg::Invalid;
     }
     // Compare as much of the cookie as has arrived.
@@ -267,7 +268,7 @@ fn stream(b: &[u8], ev: &mut Evidence) -> Probe {
             };
             (2 + frame, msg)
         } else if (0x40..0x80).contains(&rest[0]) && valid > 0 {
-            // ChannelData over TCP is padded to a multiple of 4.
+            // ChannelData (channels 0x4000-0x7FFF, RFC 5766) is padded to 4 bytes on TCP.
             let Some(len) = be16(rest, 2) else { break };
             off += 4 + (len as usize).div_ceil(4) * 4;
             continue;
@@ -359,9 +360,12 @@ mod tests {
         // is fine.
         assert_eq!(probe(&one[..10], Transport::Tcp).0, Probe::NotYet);
         assert_eq!(probe(&three[..40], Transport::Tcp).0, CERTAIN);
-        // A broken second message is not STUN.
+        // A broken second message (here a TLS record) is not STUN.
         let mut bad = one.clone();
-        bad.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+        bad.extend_from_slice(&[
+            0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0xfc, 0x03, 0x03,
+        ]);
+        bad.extend_from_slice(&[0; 32]);
         assert_eq!(probe(&bad, Transport::Tcp).0, Probe::NotMe);
     }
 
@@ -457,20 +461,25 @@ mod tests {
                 .collect();
             assert_eq!(hits.len(), expect, "{file}");
         }
-        // The Teams flow's SOFTWARE-less messages and the Coturn server's SOFTWARE.
-        let flows = corpus::flows("ndpi/stun.pcap");
-        let sw: Vec<String> = flows
-            .iter()
-            .map(|f| {
-                corpus::classify(&Stun, f)
-                    .ev
-                    .stun_software
-                    .as_str()
-                    .to_string()
-            })
-            .filter(|s| !s.is_empty())
-            .collect();
-        assert!(sw.iter().any(|s| s.starts_with("Coturn")), "{sw:?}");
+        // The TURN server of the TCP flow on 3478 names itself in its responses.
+        let mut server_side = corpus::flows("ndpi/stun.pcap")
+            .into_iter()
+            .find(|f| f.transport == Transport::Tcp && f.has_port(3478))
+            .expect("the TCP TURN flow");
+        // (The capture starts with the server's SYN-ACK, so the server may be either side.)
+        let server_dir = if server_side.client.1 == 3478 {
+            crate::flow::Dir::Orig
+        } else {
+            crate::flow::Dir::Reply
+        };
+        server_side.packets.retain(|(d, _, _)| *d == server_dir);
+        let o = corpus::classify(&Stun, &server_side);
+        assert_eq!(o.answer, stun);
+        assert!(
+            o.ev.stun_software.as_str().starts_with("Coturn-4.5"),
+            "{:?}",
+            o.ev
+        );
     }
 
     proptest! {

@@ -137,10 +137,15 @@ pub(crate) mod corpus {
         (p, ev)
     }
 
-    pub fn ndpi_dir() -> PathBuf {
-        let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/ndpi");
+    /// ../shared/corpus beside the checkout.
+    pub fn corpus_dir() -> PathBuf {
+        let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
         assert!(d.is_dir(), "the test corpus is expected at {}", d.display());
         d
+    }
+
+    pub fn ndpi_dir() -> PathBuf {
+        corpus_dir().join("ndpi")
     }
 
     pub struct Flow {
@@ -172,12 +177,17 @@ pub(crate) mod corpus {
 
     /// Every UDP and TCP flow with payload in `capture` (a file name in the nDPI corpus).
     pub fn flows(capture: &str) -> Vec<Flow> {
+        flows_in(&ndpi_dir().join(capture))
+    }
+
+    /// Every UDP and TCP flow with payload in the capture at `path`.
+    pub fn flows_in(path: &std::path::Path) -> Vec<Flow> {
         let mut flows: Vec<Flow> = Vec::new();
-        let mut index: HashMap<(u8, (IpAddr16, u16), (IpAddr16, u16)), usize> = HashMap::new();
+        type Endpoint = (IpAddr16, u16);
+        let mut index: HashMap<(u8, Endpoint, Endpoint), usize> = HashMap::new();
         // Next expected TCP sequence number per (flow, direction): retransmissions are skipped.
         let mut next_seq: HashMap<(usize, u8), u32> = HashMap::new();
-        let path = ndpi_dir().join(capture);
-        crate::replay::capture::for_each_frame(&path, |f| {
+        crate::replay::capture::for_each_frame(path, |f| {
             let Ok(h) = packet::parse(&f.data, f.orig_len as usize) else {
                 return Ok(());
             };
@@ -377,5 +387,31 @@ pub(crate) mod corpus {
             }
         }
         (bad, matched)
+    }
+
+    /// The flows `d` matches in the captures outside the nDPI set (corpus/mix, its trex_sfr
+    /// folder, corpus/sip-calls), as "capture client <-> server: protocol", sorted.
+    pub fn matches_elsewhere(d: &dyn Decoder) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["mix", "mix/trex_sfr", "sip-calls"] {
+            let dir = corpus_dir().join(sub);
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter_map(|e| Some(e.ok()?.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+                .collect();
+            files.sort();
+            for path in files {
+                for f in flows_in(&path) {
+                    if let Some((p, _)) = replay(d, &f).answer {
+                        let name = path.file_name().unwrap().to_string_lossy();
+                        let (a, b) = (endpoint(f.client), endpoint(f.server));
+                        out.push(format!("{name} {a} <-> {b}: {p:?}"));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
     }
 }

@@ -1,0 +1,106 @@
+//! App-ID against nDPI's ground truth: every capture of ../shared/corpus/ndpi that has nDPI's
+//! expected output (`<name>.out`) is replayed through the real DPDK path and each of nDPI's
+//! flows is compared with ours by 5-tuple (either orientation), nDPI's labels mapped to the
+//! catalog's names by the table in `common/ndpi.rs`. Flows whose label the catalog has no
+//! application for are listed, not scored. nDPI's own mistakes are excused one by one there
+//! (`NDPI_MISTAKES`, each verified with tshark). Run with `--nocapture` for the tables.
+mod common;
+#[path = "common/ndpi.rs"]
+mod ndpi;
+
+use common::*;
+use ndpi::*;
+
+/// The share of covered flows on which we must agree with nDPI (or be right where it is not).
+const REQUIRED: f64 = 0.98;
+
+#[test]
+fn appid_agrees_with_ndpi_on_its_own_captures() {
+    let dir = corpus().join("ndpi");
+    let mut captures: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name.ends_with(".pcap") || name.ends_with(".pcapng"))
+                && dir.join(format!("{name}.out")).exists()
+        })
+        .collect();
+    captures.sort();
+    assert!(
+        captures.len() >= 16,
+        "{} captures with nDPI results in {}",
+        captures.len(),
+        dir.display()
+    );
+
+    let mut verdicts = Vec::new();
+    for pcap in &captures {
+        let name = pcap.file_name().unwrap().to_string_lossy().into_owned();
+        let expected =
+            parse_out(&std::fs::read_to_string(dir.join(format!("{name}.out"))).unwrap());
+        assert!(!expected.is_empty(), "{name}.out lists no flows");
+        let tmp = TempDir::new("ndpi");
+        let r = replay(pcap, tmp.path(), None);
+        let ours: Vec<OurFlow> = r.flows.iter().map(OurFlow::from_json).collect();
+        verdicts.extend(score(&name, &expected, &ours));
+    }
+    let text = report(&verdicts);
+    println!("{text}");
+
+    // Every excuse still applies: the flow exists, nDPI still says otherwise, and our answer is
+    // the verified truth.
+    for m in NDPI_MISTAKES {
+        let tuple = Tuple::parse(m.flow).unwrap_or_else(|| panic!("bad flow {:?}", m.flow));
+        let v = verdicts
+            .iter()
+            .find(|v| v.file == m.file && v.ndpi.tuple == tuple)
+            .unwrap_or_else(|| {
+                panic!(
+                    "NDPI_MISTAKES: {} {} is not in nDPI's results",
+                    m.file, m.flow
+                )
+            });
+        assert!(
+            matches!(v.outcome, Outcome::Excused(_)),
+            "NDPI_MISTAKES: {} {}: nDPI says {}, we say {}, the verified truth is {}",
+            m.file,
+            m.flow,
+            v.ndpi.label,
+            v.ours(),
+            m.truth
+        );
+    }
+
+    let t = Totals::of(&verdicts);
+    assert!(t.covered >= 250, "only {} covered flows", t.covered);
+    assert!(
+        t.accuracy() >= REQUIRED,
+        "App-ID agrees with nDPI on {:.2}% of {} covered flows (required {:.0}%): {} disagree, \
+         {} missing; see the lists above",
+        100.0 * t.accuracy(),
+        t.covered,
+        100.0 * REQUIRED,
+        t.disagree,
+        t.missing
+    );
+}
+
+#[test]
+fn parses_ndpi_lines() {
+    let text = "\t1\tUDP 192.168.1.2:5060 <-> 212.242.33.35:5060 [proto: 100/SIP][IP: 0/Unknown]\n\
+                \t2\tTCP [2001:db8::1]:443 -> [2001:db8::2]:5555 [proto: 91.143/TLS.AppleiCloud][x]\n\
+                \t1\t 192.168.5.16             \t 2      \n";
+    let f = parse_out(text);
+    assert_eq!(f.len(), 2);
+    assert_eq!(f[0].label, "SIP");
+    assert_eq!(f[1].label, "TLS.AppleiCloud");
+    assert_eq!(
+        f[1].tuple.to_string(),
+        "tcp [2001:db8::1]:443 <-> [2001:db8::2]:5555"
+    );
+    assert_eq!(
+        Tuple::parse("UDP 212.242.33.35:5060 -> 192.168.1.2:5060"),
+        Some(f[0].tuple.clone())
+    );
+}
