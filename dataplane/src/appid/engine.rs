@@ -263,16 +263,7 @@ impl Engine {
         }
         match found {
             Some(p) => self.decide(slot, f, p),
-            None if ctx.candidates == 0 => {
-                let fallback = ctx.likely;
-                match fallback {
-                    Some(p) => self.decide(slot, f, p),
-                    None => {
-                        let unknown = self.unknown(transport);
-                        self.settle(slot, f, unknown);
-                    }
-                }
-            }
+            None if ctx.candidates == 0 => self.give_up(slot, f, transport),
             None => self.budget_check(slot, f, transport),
         }
     }
@@ -286,14 +277,19 @@ impl Engine {
 
     /// Past the packet budget in either direction: settle on the best answer so far.
     fn budget_check(&mut self, slot: Slot, f: &mut Flow, t: Transport) {
-        let info = &self.info[slot as usize];
         let budget = match t {
             Transport::Tcp => self.limits.tcp_packets,
             Transport::Udp => self.limits.udp_packets,
         };
-        if info.payload_packets.iter().all(|&n| n < budget) {
-            return;
+        if self.info[slot as usize].payload_packets.iter().any(|&n| n >= budget) {
+            self.give_up(slot, f, t);
         }
+    }
+
+    /// No decoder can say more: a provisional answer stands, else the best weak one, else
+    /// the flow is unknown.
+    fn give_up(&mut self, slot: Slot, f: &mut Flow, t: Transport) {
+        let info = &self.info[slot as usize];
         if info.provisional {
             let app = info.app;
             return self.settle(slot, f, app);

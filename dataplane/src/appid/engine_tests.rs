@@ -128,12 +128,17 @@ fn stun_then_dtls_is_dtls_and_stun_alone_stays_stun() {
         r.extend(hs);
         r
     };
-    let frames = vec![
+    let relay = addr("10.0.0.5:40001");
+    let mut frames = vec![
         udp4(C, S, c, s, &req),
         udp4(S, C, s, c, &req),
         udp4(C, S, c, s, &dtls_hello),
-        udp4(C, S, addr("10.0.0.5:40001"), s, &req),
+        udp4(C, S, relay, s, &req),
     ];
+    // TURN ChannelData after the STUN exchange: nothing else, the flow stays stun.
+    for _ in 0..3 {
+        frames.push(udp4(C, S, relay, s, &aperture_traffic::stun::channel_data(0x4001, &[0x80; 40])));
+    }
     let (cat, mut recs) = run(&frames, limits());
     recs.sort_by_key(|r| r.src_port);
     assert_eq!(
