@@ -197,10 +197,9 @@ fn every_flow_of_every_facetime_call_is_facetime_or_what_it_depends_on() {
                         .path
                         .is_none_or(|p| f.path.iter().map(String::as_str).eq(p.iter().copied()));
                     if !consistent || !path_ok || !ALLOWED.contains(&f.app.as_str()) {
-                        let want = e.path.map_or_else(
-                            || format!("one of {ALLOWED:?}"),
-                            |p| p.join(">"),
-                        );
+                        let want = e
+                            .path
+                            .map_or_else(|| format!("one of {ALLOWED:?}"), |p| p.join(">"));
                         fail(format!(
                             "call {n} {} {}: got {}, want {want}",
                             e.what,
@@ -212,15 +211,25 @@ fn every_flow_of_every_facetime_call_is_facetime_or_what_it_depends_on() {
             }
         }
         for (f, _) in flows.iter().zip(&claimed).filter(|(_, c)| !**c) {
-            fail(format!("flow {} ({}) belongs to no call", f.tuple, f.describe()));
+            fail(format!(
+                "flow {} ({}) belongs to no call",
+                f.tuple,
+                f.describe()
+            ));
         }
     }
 
-    println!("{:<28} {:<56} {:>6}", "flow of the call", "our application [path]", "flows");
+    println!(
+        "{:<28} {:<56} {:>6}",
+        "flow of the call", "our application [path]", "flows"
+    );
     for ((what, ours), n) in &table {
         println!("{what:<28} {ours:<56} {n:>6}");
     }
-    println!("\n{sessions} calls, {checked} flows checked, {} wrong", failures.len());
+    println!(
+        "\n{sessions} calls, {checked} flows checked, {} wrong",
+        failures.len()
+    );
     for f in &failures {
         println!("  {f}");
     }

@@ -180,8 +180,8 @@ fn list_apps(c: &aperture_dataplane::appid::catalog::Catalog) {
         }
     };
     println!(
-        "{:<26} {:<22} {:<34} {}",
-        "application", "identified on", "depends on", "description"
+        "{:<26} {:<22} {:<34} description",
+        "application", "identified on", "depends on"
     );
     for a in &c.apps {
         println!(
@@ -444,7 +444,7 @@ fn print_apps(r: &Running) {
         .enumerate()
         .filter(|(_, e)| e.0 > 0)
         .collect();
-    rows.sort_by(|a, b| b.1 .2.cmp(&a.1 .2));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1 .2));
     println!();
     println!(
         "  {:<26} {:>8} {:>10} {:>12}",

@@ -281,7 +281,11 @@ impl Engine {
             Transport::Tcp => self.limits.tcp_packets,
             Transport::Udp => self.limits.udp_packets,
         };
-        if self.info[slot as usize].payload_packets.iter().any(|&n| n >= budget) {
+        if self.info[slot as usize]
+            .payload_packets
+            .iter()
+            .any(|&n| n >= budget)
+        {
             self.give_up(slot, f, t);
         }
     }

@@ -137,7 +137,13 @@ fn stun_then_dtls_is_dtls_and_stun_alone_stays_stun() {
     ];
     // TURN ChannelData after the STUN exchange: nothing else, the flow stays stun.
     for _ in 0..3 {
-        frames.push(udp4(C, S, relay, s, &aperture_traffic::stun::channel_data(0x4001, &[0x80; 40])));
+        frames.push(udp4(
+            C,
+            S,
+            relay,
+            s,
+            &aperture_traffic::stun::channel_data(0x4001, &[0x80; 40]),
+        ));
     }
     let (cat, mut recs) = run(&frames, limits());
     recs.sort_by_key(|r| r.src_port);

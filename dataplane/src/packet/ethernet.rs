@@ -39,7 +39,13 @@ impl EtherType {
     pub const VLAN: EtherType = EtherType(0x8100);
     pub const QINQ: EtherType = EtherType(0x88a8);
     pub const IPV6: EtherType = EtherType(0x86dd);
+    pub const PPPOE_SESSION: EtherType = EtherType(0x8864);
 }
+
+/// PPPoE session header (6 bytes) plus the PPP protocol field (2 bytes).
+const PPPOE_LEN: usize = 8;
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
 
 pub struct Ethernet {
     pub dst: MacAddr,
@@ -67,6 +73,34 @@ pub fn parse(f: &[u8]) -> Result<Ethernet, Malformed> {
         ethertype = EtherType(be16(f, off + 2).ok_or(Malformed::VlanTruncated)?);
         off += TAG_LEN;
         n += 1;
+    }
+    if ethertype == EtherType::PPPOE_SESSION {
+        // Version/type 0x11, code 0 (session data); IP inside is parsed like any other, other
+        // PPP protocols (LCP, IPCP...) stay a non-IP frame.
+        let ppp = (f.get(off) == Some(&0x11) && f.get(off + 1) == Some(&0))
+            .then(|| be16(f, off + 6))
+            .flatten();
+        match ppp {
+            Some(PPP_IPV4) => {
+                return Ok(Ethernet {
+                    dst,
+                    src,
+                    vlans,
+                    ethertype: EtherType::IPV4,
+                    payload_offset: off + PPPOE_LEN,
+                })
+            }
+            Some(PPP_IPV6) => {
+                return Ok(Ethernet {
+                    dst,
+                    src,
+                    vlans,
+                    ethertype: EtherType::IPV6,
+                    payload_offset: off + PPPOE_LEN,
+                })
+            }
+            _ => {}
+        }
     }
     Ok(Ethernet {
         dst,

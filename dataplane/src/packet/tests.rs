@@ -253,3 +253,21 @@ fn icmp_shorter_than_its_header_by_ip_length_is_truncated() {
     let f = frame(0x0800, ip);
     assert_eq!(parse(&f, f.len()), Err(Malformed::IcmpTruncated));
 }
+
+#[test]
+fn ipv4_inside_pppoe_inside_two_vlans() {
+    let mut f = eth(0x8100);
+    f.extend_from_slice(&[0x00, 0x0a, 0x81, 0x00, 0x00, 0x14, 0x88, 0x64]);
+    let ip = ipv4(17, &udp(5353, 53, b"q"));
+    f.extend_from_slice(&[0x11, 0x00, 0x12, 0x34]);
+    f.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
+    f.extend_from_slice(&[0x00, 0x21]);
+    f.extend(ip);
+    let h = parse(&f, f.len()).unwrap();
+    assert_eq!((h.l3, h.vlans, h.dst_port), (L3::Ipv4, [10, 20], 53));
+    assert_eq!(h.l3_offset, 14 + 8 + 8);
+    // LCP (0xc021) stays a non-IP frame.
+    let n = f.len();
+    f[14 + 8 + 6..14 + 8 + 8].copy_from_slice(&[0xc0, 0x21]);
+    assert_eq!(parse(&f[..n], n).unwrap().l3, L3::Other(0x8864));
+}

@@ -327,6 +327,7 @@ mod tests {
                     assert_eq!(run.proto(), None, "{file}: {t:?} must not be dtls");
                 }
             }
+            eprintln!("COUNT {file} {dtls}");
             assert!(dtls > 0, "{file}");
         }
     }

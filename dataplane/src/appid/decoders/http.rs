@@ -400,6 +400,7 @@ mod tests {
                     );
                 }
             }
+            eprintln!("COUNT {file} {http}");
             assert!(http > 0, "{file}");
         }
     }
