@@ -221,7 +221,7 @@ fn mid_stream(s: &[u8], full: bool, ctx: &FlowCtx, ev: &mut Evidence) -> Probe {
     let Some(end) = tag_end(body) else {
         return unfinished(body, full);
     };
-    let tag = &body[name_len..end];
+    let tag = body.get(name_len..end).unwrap_or_default();
     let (mut to, mut from) = (None, None);
     let well_formed = is_text(tag)
         && attributes(
