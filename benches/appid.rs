@@ -363,7 +363,7 @@ fn main() {
             let (secs, flows, malformed) = classify(&frames);
             let rate = frames.len() as f64 / secs;
             println!(
-                "ours run {run}: {} packets, {flows} flows, {malformed} malformed, {secs:.3} s, {rate:.0} pps",
+                "ours run {run}/{runs}: {} packets, {flows} flows, {malformed} malformed, {secs:.3} s, {rate:.0} pps",
                 frames.len()
             );
             println!("ours-pps {rate:.0}");

@@ -385,39 +385,27 @@ impl Engine {
 
     /// The flow in `slot` ends: its final application. Undecided flows become `incomplete`
     /// (TCP that never carried data), `insufficient-data` (data, but not enough to decide), or
-    /// keep a provisional answer.
+    /// the best weak answer; a provisional answer stands.
     pub fn ended(&mut self, slot: Slot, f: &Flow) -> AppInfo {
         let info = &mut self.info[slot as usize];
-        if info.app == AppId::NONE || info.provisional || info.ctx != NO_CTX {
-            let ctx_likely = self.contexts.get(info.ctx as usize).and_then(|c| c.likely);
-            let app = if info.provisional {
-                info.app
-            } else if let Some(p) = ctx_likely {
-                let a = self.catalog.of_proto(p);
-                info.path_len = 0;
-                Self::push_path(info, a);
-                a
-            } else if info.payload_packets == [0, 0] {
-                match f.key.proto {
-                    proto::TCP => self.catalog.incomplete,
-                    _ => self.catalog.insufficient_data,
+        if info.app == AppId::NONE {
+            let likely = self.contexts.get(info.ctx as usize).and_then(|c| c.likely);
+            let app = match likely {
+                Some(p) => self.catalog.of_proto(p),
+                None if info.payload_packets == [0, 0] && f.key.proto == proto::TCP => {
+                    self.catalog.incomplete
                 }
-            } else {
-                self.catalog.insufficient_data
+                None => self.catalog.insufficient_data,
             };
-            if info.path_len == 0 || (!info.provisional && ctx_likely.is_none()) {
-                info.path_len = 0;
-                Self::push_path(info, app);
-            }
+            info.path_len = 0;
+            Self::push_path(info, app);
             info.app = app;
-            info.provisional = false;
-            if info.decided_after == 0 {
-                info.decided_after = (f.packets[0] + f.packets[1]).min(u32::MAX as u64) as u32;
-            }
-            if info.ctx != NO_CTX {
-                self.free.push(info.ctx);
-                info.ctx = NO_CTX;
-            }
+            info.decided_after = (f.packets[0] + f.packets[1]).min(u32::MAX as u64) as u32;
+        }
+        info.provisional = false;
+        if info.ctx != NO_CTX {
+            self.free.push(info.ctx);
+            info.ctx = NO_CTX;
         }
         *info
     }
