@@ -376,10 +376,11 @@ fn main() {
         let (t, verdicts) = accuracy();
         println!("{}", report(&verdicts));
         println!(
-            "ours-accuracy {:.4} {} {} {} {}",
+            "ours-accuracy {:.4} {} {} {} {} {}",
             t.accuracy(),
             t.covered,
-            t.agree + t.excused,
+            t.agree,
+            t.excused,
             t.disagree + t.missing,
             t.excluded
         );

@@ -98,7 +98,7 @@ o = [ours(i) for i in range(1, runs + 1)]
 n_rate = statistics.median(x[0] for x in n)
 o_rate = statistics.median(x[0] for x in o)
 acc = read("accuracy.log")
-ours_acc = re.search(r"^ours-accuracy ([\d.]+) (\d+) (\d+) (\d+) (\d+)", acc, re.M)
+ours_acc = re.search(r"^ours-accuracy ([\d.]+) (\d+) (\d+) (\d+) (\d+) (\d+)", acc, re.M)
 ndpi_acc = re.search(r"^ndpireader-accuracy ([\d.]+) (\d+) (\d+)", acc, re.M)
 mix = read("mix.log").splitlines()[0]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -130,10 +130,12 @@ print("Caveats: ndpiReader's figure includes reading the capture through libpcap
       "(JA3, risks, entropy, bins) than App-ID needs.\n")
 print("## Accuracy on the ndpi captures (nDPI's published results as ground truth)\n")
 if ours_acc:
-    a, cov, ok, bad, exc = ours_acc.groups()
-    print(f"- Aperture App-ID: **{100 * float(a):.2f}%** of {cov} covered flows ({ok} right, "
-          f"{bad} wrong; {exc} flows with labels the catalog does not have are excluded), "
-          "scored by the logic of tests/appid_ndpi.rs on the offline classifier.")
+    a, cov, agree, excused, bad, exc = ours_acc.groups()
+    print(f"- Aperture App-ID: **{100 * float(a):.2f}%** of {cov} covered flows right: {agree} agree "
+          f"with nDPI ({100 * int(agree) / int(cov):.2f}%), {excused} are nDPI mistakes verified "
+          f"with tshark (tests/common/ndpi.rs, NDPI_MISTAKES) where we give the truth, {bad} wrong; "
+          f"{exc} flows whose label the catalog has no application for are excluded. Scored by "
+          "the logic of tests/appid_ndpi.rs, on the offline classifier (same engine).")
 print("- nDPI: 100% by definition (its results are the ground truth).")
 if ndpi_acc:
     a, cov, ok = ndpi_acc.groups()

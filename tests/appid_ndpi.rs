@@ -104,3 +104,29 @@ fn parses_ndpi_lines() {
         Some(f[0].tuple.clone())
     );
 }
+
+#[test]
+fn label_table_accepts_true_answers_only() {
+    let ok = |label: &str, path: &[&str]| {
+        accepted(label).is_some_and(|v| v.iter().any(|p| p.as_slice() == path))
+    };
+    assert!(ok("TLS.AppleiCloud", &["ssl", "icloud"]));
+    assert!(ok("TLS.Apple", &["ssl"]));
+    assert!(ok("TLS.Google", &["ssl"]));
+    assert!(!ok("TLS.Google", &["ssl", "apple-services"]));
+    // nDPI 4 knows no FaceTime and the corpus has none: facetime is never right here.
+    for label in ["TLS", "TLS.Apple", "SIP", "STUN", "RTP"] {
+        assert!(accepted(label)
+            .unwrap()
+            .iter()
+            .all(|p| !p.contains(&"facetime")));
+    }
+    assert!(ok("SIP", &["sip"]));
+    assert!(ok("HTTP.1kxun", &["web-browsing"]));
+    assert!(ok("HTTP_Connect", &["http-proxy"]));
+    assert!(ok("DTLS.GoogleCall", &["stun", "dtls"]));
+    assert!(ok("NetBIOS.SMBv1", &["netbios-dg"]));
+    assert!(ok("Unknown", &["insufficient-data"]));
+    assert!(!ok("Unknown", &["sip"]));
+    assert!(accepted("Spotify").is_none() && accepted("Discord").is_none());
+}
