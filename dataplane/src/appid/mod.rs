@@ -49,10 +49,15 @@ pub enum Proto {
     NetbiosDgm,
     Smb,
     NatPmp,
+    Smtp,
+    Pop3,
+    Imap,
+    Rtsp,
+    Ssh,
 }
 
 impl Proto {
-    pub const ALL: [Proto; 20] = [
+    pub const ALL: [Proto; 25] = [
         Proto::Sip,
         Proto::Stun,
         Proto::Rtp,
@@ -73,6 +78,11 @@ impl Proto {
         Proto::NetbiosDgm,
         Proto::Smb,
         Proto::NatPmp,
+        Proto::Smtp,
+        Proto::Pop3,
+        Proto::Imap,
+        Proto::Rtsp,
+        Proto::Ssh,
     ];
 
     /// The application name this protocol has in the catalog.
@@ -98,6 +108,11 @@ impl Proto {
             Proto::NetbiosDgm => "netbios-dg",
             Proto::Smb => "ms-ds-smb",
             Proto::NatPmp => "nat-pmp",
+            Proto::Smtp => "smtp",
+            Proto::Pop3 => "pop3",
+            Proto::Imap => "imap",
+            Proto::Rtsp => "rtsp",
+            Proto::Ssh => "ssh",
         }
     }
 }

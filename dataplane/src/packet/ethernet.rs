@@ -1,5 +1,5 @@
 //! Ethernet II with up to two 802.1Q/802.1ad tags.
-use super::bytes::{array, be16};
+use super::bytes::be16;
 use super::Malformed;
 
 pub const HEADER_LEN: usize = 14;
@@ -57,10 +57,24 @@ pub struct Ethernet {
 
 #[inline]
 pub fn parse(f: &[u8]) -> Result<Ethernet, Malformed> {
-    let t = Malformed::EthernetTruncated;
-    let dst = MacAddr(array(f, DST).ok_or(t)?);
-    let src = MacAddr(array(f, SRC).ok_or(t)?);
-    let mut ethertype = EtherType(be16(f, ETHERTYPE).ok_or(t)?);
+    let h: &[u8; HEADER_LEN] = f.first_chunk().ok_or(Malformed::EthernetTruncated)?;
+    let dst = MacAddr([
+        h[DST],
+        h[DST + 1],
+        h[DST + 2],
+        h[DST + 3],
+        h[DST + 4],
+        h[DST + 5],
+    ]);
+    let src = MacAddr([
+        h[SRC],
+        h[SRC + 1],
+        h[SRC + 2],
+        h[SRC + 3],
+        h[SRC + 4],
+        h[SRC + 5],
+    ]);
+    let mut ethertype = EtherType(u16::from_be_bytes([h[ETHERTYPE], h[ETHERTYPE + 1]]));
     let mut off = HEADER_LEN;
     let mut vlans = [0u16; 2];
     let mut n = 0;

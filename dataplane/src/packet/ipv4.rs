@@ -1,5 +1,5 @@
 //! IPv4 header (RFC 791): validation and the TTL edit routed forwarding makes.
-use super::bytes::{array, be16, get};
+use super::bytes::{be16, get};
 use super::checksum;
 use super::{Fragment, Malformed};
 
@@ -38,11 +38,14 @@ pub fn parse(b: &[u8], avail: usize) -> Result<Ipv4, Malformed> {
     if b.len() < header_len {
         return Err(t);
     }
-    let total_len = be16(b, TOTAL_LEN).ok_or(t)?;
+    // From here on the 20 fixed bytes are known to be present: read them without checks.
+    let h: &[u8; MIN_HEADER_LEN] = b.first_chunk().ok_or(t)?;
+    let word = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    let total_len = word(TOTAL_LEN);
     if (total_len as usize) < header_len || total_len as usize > avail {
         return Err(Malformed::Ipv4BadTotalLength);
     }
-    let ff = be16(b, FLAGS_FRAG).ok_or(t)?;
+    let ff = word(FLAGS_FRAG);
     let more = ff & 0x2000 != 0;
     let offset = ff & 0x1fff;
     let fragment = match (offset, more) {
@@ -53,10 +56,10 @@ pub fn parse(b: &[u8], avail: usize) -> Result<Ipv4, Malformed> {
     Ok(Ipv4 {
         header_len,
         total_len,
-        ttl: get(b, TTL).ok_or(t)?,
-        proto: get(b, PROTO).ok_or(t)?,
-        src: array(b, SRC).ok_or(t)?,
-        dst: array(b, DST).ok_or(t)?,
+        ttl: h[TTL],
+        proto: h[PROTO],
+        src: [h[SRC], h[SRC + 1], h[SRC + 2], h[SRC + 3]],
+        dst: [h[DST], h[DST + 1], h[DST + 2], h[DST + 3]],
         fragment,
     })
 }

@@ -3,7 +3,8 @@
 //! `parse` reads an Ethernet frame once and returns a small `Headers` value with every offset a
 //! later stage needs. It is total: any byte string yields either `Headers` or a `Malformed`
 //! reason (a counted drop); no input can make it panic, index out of bounds or loop. Every read
-//! goes through `bytes::be16`/`be32`/`get`, which return `None` past the end. It never allocates.
+//! is checked: through `bytes::be16`/`be32`/`get`, which return `None` past the end, or on a
+//! fixed-size array (`first_chunk`) whose length was checked once. It never allocates.
 
 pub mod arp;
 pub mod bytes;

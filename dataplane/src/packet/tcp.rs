@@ -1,5 +1,5 @@
 //! TCP header (RFC 9293): ports, flags, data offset.
-use super::bytes::{be16, be32, get};
+use super::bytes::get;
 use super::Malformed;
 
 pub const MIN_HEADER_LEN: usize = 20;
@@ -37,11 +37,12 @@ pub fn parse(b: &[u8], len: usize) -> Result<Tcp, Malformed> {
     if b.len() < header_len {
         return Err(t);
     }
+    let h: &[u8; MIN_HEADER_LEN] = b.first_chunk().ok_or(t)?;
     Ok(Tcp {
-        src_port: be16(b, SRC_PORT).ok_or(t)?,
-        dst_port: be16(b, DST_PORT).ok_or(t)?,
-        flags: get(b, FLAGS).ok_or(t)?,
-        seq: be32(b, SEQ).ok_or(t)?,
+        src_port: u16::from_be_bytes([h[SRC_PORT], h[SRC_PORT + 1]]),
+        dst_port: u16::from_be_bytes([h[DST_PORT], h[DST_PORT + 1]]),
+        flags: h[FLAGS],
+        seq: u32::from_be_bytes([h[SEQ], h[SEQ + 1], h[SEQ + 2], h[SEQ + 3]]),
         header_len,
     })
 }

@@ -27,9 +27,10 @@ pub fn parse(b: &[u8], len: usize, first_fragment: bool) -> Result<Udp, Malforme
     if ulen < HEADER_LEN || (!first_fragment && ulen > len) {
         return Err(Malformed::UdpBadLength);
     }
+    let h: &[u8; HEADER_LEN] = b.first_chunk().ok_or(t)?;
     Ok(Udp {
-        src_port: be16(b, SRC_PORT).ok_or(t)?,
-        dst_port: be16(b, DST_PORT).ok_or(t)?,
+        src_port: u16::from_be_bytes([h[SRC_PORT], h[SRC_PORT + 1]]),
+        dst_port: u16::from_be_bytes([h[DST_PORT], h[DST_PORT + 1]]),
         payload_len: (ulen.min(len) - HEADER_LEN) as u16,
     })
 }

@@ -7,14 +7,19 @@ pub mod dhcp;
 pub mod dns;
 pub mod dtls;
 pub mod http;
+pub mod imap;
 pub mod natpmp;
 pub mod netbios;
 pub mod ntp;
+pub mod pop3;
 pub mod rtcp;
 pub mod rtp;
+pub mod rtsp;
 pub mod sip;
 pub mod smb;
+pub mod smtp;
 pub mod ssdp;
+pub mod ssh;
 pub mod stun;
 pub mod tls;
 pub mod util;
@@ -35,6 +40,11 @@ pub static DECODERS: &[&dyn Decoder] = &[
     &netbios::Netbios,
     &smb::Smb,
     &natpmp::NatPmp,
+    &smtp::Smtp,
+    &pop3::Pop3,
+    &imap::Imap,
+    &rtsp::Rtsp,
+    &ssh::Ssh,
     &rtcp::Rtcp,
     &rtp::Rtp,
 ];
