@@ -74,7 +74,9 @@ pub fn parse(b: &[u8], avail: usize) -> Result<Ipv6, Malformed> {
         };
         next = get(b, off).ok_or(e)?;
         off += len;
-        if off > end {
+        // The chain must end inside the packet and inside the contiguous first segment (a
+        // chain longer than a segment is not something a real stack sends).
+        if off > end || off > b.len() {
             return Err(e);
         }
         if fragment == Fragment::Later {

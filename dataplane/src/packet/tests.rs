@@ -271,3 +271,17 @@ fn ipv4_inside_pppoe_inside_two_vlans() {
     f[14 + 8 + 6..14 + 8 + 8].copy_from_slice(&[0xc0, 0x21]);
     assert_eq!(parse(&f[..n], n).unwrap().l3, L3::Other(0x8864));
 }
+
+#[test]
+fn ipv6_extension_chain_past_the_first_segment_is_refused() {
+    // Found by the fuzz target: a hop-by-hop header claiming 16 bytes at the very end of the
+    // first segment, in a packet whose wire length says more segments follow.
+    let mut ip = vec![0x60, 0, 0, 0, 0, 64, 0 /* hop-by-hop */, 64];
+    ip.extend_from_slice(&[0u8; 32]);
+    ip.extend_from_slice(&[59, 1]); // next: no next header; length (1+1)*8 = 16
+    let f = frame(0x86dd, ip);
+    assert_eq!(
+        parse(&f, f.len() + 100),
+        Err(Malformed::Ipv6ExtensionTruncated)
+    );
+}
