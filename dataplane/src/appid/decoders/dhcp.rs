@@ -142,8 +142,9 @@ fn dhcpv6(m: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::util::corpus::{self, ctx, hex, probe_once};
+    use super::super::testkit::{self, ctx, hex, probe_once};
     use super::*;
+    use crate::flow::Dir;
     use crate::packet::IpAddr16;
     use proptest::prelude::*;
 
@@ -163,7 +164,7 @@ mod tests {
         "0b27731d0001000e000100011db8e6fb703eacf0f0070006000400170018000800020000";
 
     fn v6_ctx(client_port: u16, server_port: u16) -> crate::appid::FlowCtx {
-        let mut c = ctx(Transport::Udp, client_port, server_port);
+        let mut c = ctx(Transport::Udp, Dir::Orig, client_port, server_port);
         let ll: std::net::IpAddr = "fe80::f65c:89ff:fe89:e607".parse().unwrap();
         let group: std::net::IpAddr = "ff02::1:2".parse().unwrap();
         c.client.0 = IpAddr16::from(ll);
@@ -173,17 +174,25 @@ mod tests {
 
     #[test]
     fn request_is_dhcp_with_the_host_name() {
-        let (p, ev) = probe_once(&Dhcp, &hex(REQUEST), &ctx(Transport::Udp, 68, 67));
+        let (p, ev) = probe_once(
+            &Dhcp,
+            &hex(REQUEST),
+            &ctx(Transport::Udp, Dir::Orig, 68, 67),
+        );
         assert_eq!(p, Probe::Match(Proto::Dhcp, Confidence::Certain));
         assert_eq!(ev.host.as_str(), "lucas-imac");
         // The structure is strong: another port does not change the answer.
-        let (p, _) = probe_once(&Dhcp, &hex(REQUEST), &ctx(Transport::Udp, 40000, 6767));
+        let (p, _) = probe_once(
+            &Dhcp,
+            &hex(REQUEST),
+            &ctx(Transport::Udp, Dir::Orig, 40000, 6767),
+        );
         assert_eq!(p, Probe::Match(Proto::Dhcp, Confidence::Certain));
     }
 
     #[test]
     fn bootp_without_the_dhcp_parts_is_not_dhcp() {
-        let c = ctx(Transport::Udp, 68, 67);
+        let c = ctx(Transport::Udp, Dir::Orig, 68, 67);
         let m = hex(REQUEST);
         let with = |i: usize, v: u8| {
             let mut x = m.clone();
@@ -215,7 +224,7 @@ mod tests {
         assert_eq!(probe_once(&Dhcp, &m, &v6_ctx(40000, 41000)).0, Probe::NotMe);
         // Over IPv4 it is not DHCPv6.
         assert_eq!(
-            probe_once(&Dhcp, &m, &ctx(Transport::Udp, 546, 547)).0,
+            probe_once(&Dhcp, &m, &ctx(Transport::Udp, Dir::Orig, 546, 547)).0,
             Probe::NotMe
         );
     }
@@ -259,11 +268,11 @@ mod tests {
 
     #[test]
     fn other_protocols_are_not_dhcp() {
-        for c in [ctx(Transport::Udp, 68, 67), v6_ctx(546, 547)] {
+        for c in [ctx(Transport::Udp, Dir::Orig, 68, 67), v6_ctx(546, 547)] {
             for m in [
-                corpus::HTTP_GET,
-                corpus::SIP_INVITE,
-                corpus::TLS_HELLO,
+                testkit::HTTP_GET,
+                testkit::SIP_INVITE,
+                testkit::TLS_HELLO,
                 &[][..],
             ] {
                 assert_eq!(probe_once(&Dhcp, m, &c).0, Probe::NotMe);
@@ -273,7 +282,7 @@ mod tests {
 
     #[test]
     fn agrees_with_ndpi_on_the_corpus() {
-        let (bad, matched) = corpus::compare_with_ndpi(&Dhcp, &[Proto::Dhcp, Proto::Dhcpv6]);
+        let (bad, matched) = testkit::compare_with_ndpi(&Dhcp, &[Proto::Dhcp, Proto::Dhcpv6]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         // iphone.pcap 2, 1kxun.pcap 5; 1kxun.pcap 3.
         assert_eq!(matched.get(&Proto::Dhcp), Some(&7));
@@ -284,7 +293,7 @@ mod tests {
     fn nothing_in_the_other_captures_matches() {
         // SIP calls with RTP, SNMP, MGCP, H.225; FaceTime media; TRex's DNS, HTTP, mail,
         // Exchange (DCE-RPC), Oracle, Citrix and video-call mixes.
-        assert_eq!(corpus::matches_elsewhere(&Dhcp), Vec::<String>::new());
+        assert_eq!(testkit::matches_elsewhere(&Dhcp), Vec::<String>::new());
     }
 
     proptest! {
@@ -296,7 +305,7 @@ mod tests {
             ports in (prop_oneof![Just(546u16), Just(68u16), any::<u16>()], any::<u16>()),
             v6 in any::<bool>(),
         ) {
-            let c = if v6 { v6_ctx(ports.0, ports.1) } else { ctx(Transport::Udp, ports.0, ports.1) };
+            let c = if v6 { v6_ctx(ports.0, ports.1) } else { ctx(Transport::Udp, Dir::Orig, ports.0, ports.1) };
             let mut s = scratch;
             let mut ev = Evidence::default();
             let _ = Dhcp.probe(&data, &c, &mut s, &mut ev);
@@ -314,7 +323,7 @@ mod tests {
                 }
                 m.truncate(cut);
                 let _ = probe_once(&Dhcp, &m, &v6_ctx(546, 547));
-                let _ = probe_once(&Dhcp, &m, &ctx(Transport::Udp, 68, 67));
+                let _ = probe_once(&Dhcp, &m, &ctx(Transport::Udp, Dir::Orig, 68, 67));
             }
         }
     }

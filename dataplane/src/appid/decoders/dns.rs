@@ -381,7 +381,7 @@ fn class_ok(c: u16) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::util::corpus::{self, ctx, ctx_dir, hex, probe_once};
+    use super::super::testkit::{self, ctx, hex, probe_once};
     use super::*;
     use crate::flow::Dir;
     use proptest::prelude::*;
@@ -413,7 +413,11 @@ mod tests {
 
     #[test]
     fn query_is_dns_with_its_name() {
-        let (p, ev) = probe_once(&Dns, &hex(WHATSAPP_QUERY), &ctx(Transport::Udp, 47255, 53));
+        let (p, ev) = probe_once(
+            &Dns,
+            &hex(WHATSAPP_QUERY),
+            &ctx(Transport::Udp, Dir::Orig, 47255, 53),
+        );
         assert_eq!(p, Probe::Match(Proto::Dns, Confidence::Certain));
         assert_eq!(ev.host.as_str(), "e7.whatsapp.net");
     }
@@ -421,7 +425,7 @@ mod tests {
     #[test]
     fn response_with_compressed_answer_is_dns() {
         let m = response_with(&[ANSWER_A]);
-        let c = ctx_dir(Transport::Udp, 40000, 53, Dir::Reply);
+        let c = ctx(Transport::Udp, Dir::Reply, 40000, 53);
         let (p, ev) = probe_once(&Dns, &m, &c);
         assert_eq!(p, Probe::Match(Proto::Dns, Confidence::Certain));
         assert_eq!(ev.host.as_str(), "www.example.com");
@@ -430,7 +434,7 @@ mod tests {
     #[test]
     fn the_port_decides_between_dns_mdns_and_llmnr() {
         let q = hex(WHATSAPP_QUERY);
-        let at = |a, b| probe_once(&Dns, &q, &ctx(Transport::Udp, a, b)).0;
+        let at = |a, b| probe_once(&Dns, &q, &ctx(Transport::Udp, Dir::Orig, a, b)).0;
         assert_eq!(
             at(5353, 5353),
             Probe::Match(Proto::Mdns, Confidence::Certain)
@@ -457,28 +461,28 @@ mod tests {
         let mut q = hex(WHATSAPP_QUERY);
         q.push(0);
         assert!(matches!(
-            probe_once(&Dns, &q, &ctx(Transport::Udp, 40000, 53)).0,
+            probe_once(&Dns, &q, &ctx(Transport::Udp, Dir::Orig, 40000, 53)).0,
             Probe::Match(Proto::Dns, _)
         ));
         assert_eq!(
-            probe_once(&Dns, &q, &ctx(Transport::Udp, 40000, 8053)).0,
+            probe_once(&Dns, &q, &ctx(Transport::Udp, Dir::Orig, 40000, 8053)).0,
             Probe::NotMe
         );
         let mut q = hex(WHATSAPP_QUERY);
         q[13] = 0x01; // a control character in the first label
         assert!(matches!(
-            probe_once(&Dns, &q, &ctx(Transport::Udp, 40000, 53)).0,
+            probe_once(&Dns, &q, &ctx(Transport::Udp, Dir::Orig, 40000, 53)).0,
             Probe::Match(Proto::Dns, _)
         ));
         assert_eq!(
-            probe_once(&Dns, &q, &ctx(Transport::Udp, 40000, 8053)).0,
+            probe_once(&Dns, &q, &ctx(Transport::Udp, Dir::Orig, 40000, 8053)).0,
             Probe::NotMe
         );
     }
 
     #[test]
     fn broken_headers_are_not_dns() {
-        let c = ctx(Transport::Udp, 40000, 53);
+        let c = ctx(Transport::Udp, Dir::Orig, 40000, 53);
         let q = hex(WHATSAPP_QUERY);
         let with = |i: usize, v: u8| {
             let mut m = q.clone();
@@ -504,7 +508,7 @@ mod tests {
 
     #[test]
     fn compression_pointers_are_checked() {
-        let c = ctx(Transport::Udp, 40000, 53);
+        let c = ctx(Transport::Udp, Dir::Orig, 40000, 53);
         assert_eq!(probe_once(&Dns, &looping_query(), &c).0, Probe::NotMe);
         // A pointer into the header.
         let mut m = response_with(&[ANSWER_A]);
@@ -544,7 +548,7 @@ mod tests {
         let mut m = hex(WHATSAPP_QUERY);
         m[11] = 1;
         m.extend_from_slice(opt);
-        let (p, _) = probe_once(&Dns, &m, &ctx(Transport::Udp, 40000, 53));
+        let (p, _) = probe_once(&Dns, &m, &ctx(Transport::Udp, Dir::Orig, 40000, 53));
         assert_eq!(p, Probe::Match(Proto::Dns, Confidence::Certain));
     }
 
@@ -553,7 +557,7 @@ mod tests {
         let q = hex(WHATSAPP_QUERY);
         let mut s = (q.len() as u16).to_be_bytes().to_vec();
         s.extend_from_slice(&q);
-        let c = ctx(Transport::Tcp, 40000, 53);
+        let c = ctx(Transport::Tcp, Dir::Orig, 40000, 53);
         assert_eq!(probe_once(&Dns, &s[..1], &c).0, Probe::NotYet);
         assert_eq!(probe_once(&Dns, &s[..10], &c).0, Probe::NotYet);
         assert_eq!(probe_once(&Dns, &s[..20], &c).0, Probe::NotYet);
@@ -577,8 +581,8 @@ mod tests {
         let m = response_with(&answers);
         let mut s = (m.len() as u16).to_be_bytes().to_vec();
         s.extend_from_slice(&m);
-        s.truncate(corpus::TCP_BUFFER);
-        let c = ctx_dir(Transport::Tcp, 40000, 53, Dir::Reply);
+        s.truncate(testkit::STREAM_BYTES);
+        let c = ctx(Transport::Tcp, Dir::Reply, 40000, 53);
         assert_eq!(
             probe_once(&Dns, &s, &c).0,
             Probe::Match(Proto::Dns, Confidence::Likely)
@@ -592,11 +596,11 @@ mod tests {
         let mut s = (m.len() as u16).to_be_bytes().to_vec();
         s.append(&mut m);
         assert_eq!(
-            probe_once(&Dns, &s, &ctx(Transport::Tcp, 40000, 853)).0,
+            probe_once(&Dns, &s, &ctx(Transport::Tcp, Dir::Orig, 40000, 853)).0,
             Probe::Match(Proto::Dns, Confidence::Certain)
         );
         assert_eq!(
-            probe_once(&Dns, &s[2..], &ctx(Transport::Udp, 40000, 53)).0,
+            probe_once(&Dns, &s[2..], &ctx(Transport::Udp, Dir::Orig, 40000, 53)).0,
             Probe::NotMe
         );
     }
@@ -605,8 +609,8 @@ mod tests {
     fn other_protocols_are_not_dns() {
         for t in [Transport::Udp, Transport::Tcp] {
             for port in [53, 5353, 5355, 5060, 443, 80] {
-                let c = ctx(t, 50000, port);
-                for m in [corpus::HTTP_GET, corpus::SIP_INVITE, corpus::TLS_HELLO] {
+                let c = ctx(t, Dir::Orig, 50000, port);
+                for m in [testkit::HTTP_GET, testkit::SIP_INVITE, testkit::TLS_HELLO] {
                     assert_eq!(probe_once(&Dns, m, &c).0, Probe::NotMe, "{t:?} {port}");
                 }
             }
@@ -616,7 +620,7 @@ mod tests {
     #[test]
     fn agrees_with_ndpi_on_the_corpus() {
         let (bad, matched) =
-            corpus::compare_with_ndpi(&Dns, &[Proto::Dns, Proto::Mdns, Proto::Llmnr]);
+            testkit::compare_with_ndpi(&Dns, &[Proto::Dns, Proto::Mdns, Proto::Llmnr]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         // dns.pcap 2 (one is PPPoE inside QinQ), http_connect.pcap 1, iphone.pcap 19,
         // 1kxun.pcap 6.
@@ -628,16 +632,18 @@ mod tests {
 
     #[test]
     fn corpus_names_match_ndpi() {
-        let flows = corpus::flows("1kxun.pcap");
+        let flows = testkit::payload_flows("ndpi/1kxun.pcap");
         let host = |port: u16| {
             let f = flows.iter().find(|f| f.client.1 == port).unwrap();
-            corpus::replay(&Dns, f).ev.host
+            testkit::replay(&Dns, f, testkit::Feed::FIRST_ANSWER)
+                .ev
+                .host
         };
         assert_eq!(host(50030).as_str(), "charming-pc"); // LLMNR
         assert_eq!(host(54888).as_str(), "小佛專機"); // LLMNR, a UTF-8 name
         let mdns = flows.iter().find(|f| f.client.1 == 5353).unwrap();
-        let out = corpus::replay(&Dns, mdns);
-        assert_eq!(out.answer, Some((Proto::Mdns, Confidence::Certain)));
+        let out = testkit::replay(&Dns, mdns, testkit::Feed::FIRST_ANSWER);
+        assert_eq!(out.answer(), Some((Proto::Mdns, Confidence::Certain)));
         assert_eq!(out.ev.host.as_str(), "_googlecast._tcp.local");
     }
 
@@ -645,7 +651,7 @@ mod tests {
     fn the_other_captures_hold_one_dns_flow() {
         // trex_sfr/delay_10_dns_0.pcap; nothing in the SIP calls, FaceTime or TRex mixes.
         assert_eq!(
-            corpus::matches_elsewhere(&Dns),
+            testkit::matches_elsewhere(&Dns),
             ["delay_10_dns_0.pcap 21.0.0.2:1024 <-> 22.0.0.12:53: Dns"]
         );
     }
@@ -662,7 +668,7 @@ mod tests {
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
             let mut s = scratch;
             let mut ev = Evidence::default();
-            let _ = Dns.probe(&data, &ctx(t, ports.0, ports.1), &mut s, &mut ev);
+            let _ = Dns.probe(&data, &ctx(t, Dir::Orig, ports.0, ports.1), &mut s, &mut ev);
         }
 
         #[test]
@@ -679,9 +685,9 @@ mod tests {
             if tcp {
                 let mut s = (m.len() as u16).to_be_bytes().to_vec();
                 s.extend_from_slice(&m);
-                let _ = probe_once(&Dns, &s, &ctx(Transport::Tcp, 40000, 53));
+                let _ = probe_once(&Dns, &s, &ctx(Transport::Tcp, Dir::Orig, 40000, 53));
             } else {
-                let _ = probe_once(&Dns, &m, &ctx(Transport::Udp, 40000, 8053));
+                let _ = probe_once(&Dns, &m, &ctx(Transport::Udp, Dir::Orig, 40000, 8053));
             }
         }
     }

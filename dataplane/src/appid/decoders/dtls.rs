@@ -150,7 +150,7 @@ fn hello_verify_request(c: &mut Cursor<'_>) -> Result<(), Stop> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tls::corpus::{ctx, find, first_payload, replay, truth};
+    use super::super::testkit::{ctx, find, first_payload, replay_file, truth, Feed};
     use super::*;
     use crate::flow::Dir;
     use proptest::prelude::*;
@@ -314,7 +314,7 @@ mod tests {
     fn corpus_dtls_flows_are_dtls_after_their_stun() {
         // (capture, DTLS flows nDPI recognised)
         for (file, want) in [("ndpi/stun.pcap", 2), ("ndpi/stun_dtls_rtp.pcapng", 1)] {
-            let runs = replay(file, &Dtls, 64);
+            let runs = replay_file(file, &Dtls, Feed::budget(64));
             let mut dtls = 0;
             for t in truth(file) {
                 let Some(run) = find(&runs, &t) else { continue };
@@ -346,7 +346,7 @@ mod tests {
             "mix/trex_sfr/delay_10_rtp_160k_full.pcap",
             "sip-calls/sipnab_SIP_CALL_RTP_G711.pcap",
         ] {
-            for r in replay(f, &Dtls, 16) {
+            for r in replay_file(f, &Dtls, Feed::budget(16)) {
                 assert_eq!(r.proto(), None, "{f}: {r:?}");
             }
         }

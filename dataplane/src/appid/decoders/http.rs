@@ -233,7 +233,7 @@ fn strip_port(v: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tls::corpus::{ctx, find, first_payload, replay, truth};
+    use super::super::testkit::{ctx, find, first_payload, replay_file, truth, Feed};
     use super::*;
     use crate::flow::Dir;
     use proptest::prelude::*;
@@ -373,7 +373,7 @@ mod tests {
             ("ndpi/1kxun.pcap", 86),
             ("ndpi/iphone.pcap", 1),
         ] {
-            let runs = replay(file, &Http, 8);
+            let runs = replay_file(file, &Http, Feed::budget(8));
             let mut http = 0;
             for t in truth(file) {
                 let Some(run) = find(&runs, &t) else { continue };
@@ -412,7 +412,7 @@ mod tests {
             "delay_10_http_post_0",
             "delay_10_http_browsing_0",
         ] {
-            let runs = replay(&format!("mix/trex_sfr/{f}.pcap"), &Http, 8);
+            let runs = replay_file(&format!("mix/trex_sfr/{f}.pcap"), &Http, Feed::budget(8));
             assert!(!runs.is_empty());
             for r in runs {
                 assert_eq!(r.verdict, HTTP, "{f}: {r:?}");
@@ -431,7 +431,7 @@ mod tests {
             "ndpi/google_ssl.pcap",
             "mix/trex_sfr/delay_10_https_0.pcap",
         ] {
-            for r in replay(f, &Http, 8) {
+            for r in replay_file(f, &Http, Feed::budget(8)) {
                 assert_eq!(r.proto(), None, "{f}: {r:?}");
             }
         }

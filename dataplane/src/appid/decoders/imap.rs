@@ -195,28 +195,18 @@ fn command(line: &[u8], complete: bool) -> Fit {
 
 #[cfg(test)]
 mod tests {
-    use super::super::util::corpus::{self, ctx_dir, hex, probe_once};
+    use super::super::testkit::{self, ctx, hex, probe_once};
     use super::*;
     use proptest::prelude::*;
 
     const CERTAIN: Probe = Probe::Match(Proto::Imap, Confidence::Certain);
 
     fn server(data: &[u8]) -> Probe {
-        probe_once(
-            &Imap,
-            data,
-            &ctx_dir(Transport::Tcp, 40000, 1430, Dir::Reply),
-        )
-        .0
+        probe_once(&Imap, data, &ctx(Transport::Tcp, Dir::Reply, 40000, 1430)).0
     }
 
     fn client(data: &[u8]) -> Probe {
-        probe_once(
-            &Imap,
-            data,
-            &ctx_dir(Transport::Tcp, 40000, 1430, Dir::Orig),
-        )
-        .0
+        probe_once(&Imap, data, &ctx(Transport::Tcp, Dir::Orig, 40000, 1430)).0
     }
 
     // Extracted with tshark from nDPI's imap.pcap (10.40.3.2:143 and its client) and
@@ -283,10 +273,10 @@ mod tests {
     #[test]
     fn other_protocols_and_malformed_lines_are_not_imap() {
         for m in [
-            corpus::HTTP_GET,
+            testkit::HTTP_GET,
             b"HTTP/1.1 200 OK\r\n\r\n",
-            corpus::SIP_INVITE,
-            corpus::TLS_HELLO,
+            testkit::SIP_INVITE,
+            testkit::TLS_HELLO,
             &[0x00, 0x1d, 0xab, 0xcd, 0x01, 0x00, 0x00, 0x01][..],
             b"220 mx.example.com ESMTP\r\n",
             b"+OK POP3 ready\r\n",
@@ -302,9 +292,9 @@ mod tests {
             assert_eq!(server(m), Probe::NotMe, "{:?}", String::from_utf8_lossy(m));
         }
         for m in [
-            corpus::HTTP_GET,
-            corpus::SIP_INVITE,
-            corpus::TLS_HELLO,
+            testkit::HTTP_GET,
+            testkit::SIP_INVITE,
+            testkit::TLS_HELLO,
             b"EHLO example.com\r\n",
             b"USER bob\r\n",
             b"CAPA\r\n",
@@ -323,14 +313,14 @@ mod tests {
         let mut long = b"* OK ".to_vec();
         long.resize(STREAM_BYTES, b'a');
         assert_eq!(server(&long), Probe::NotMe);
-        let udp = ctx_dir(Transport::Udp, 40000, 143, Dir::Reply);
+        let udp = ctx(Transport::Udp, Dir::Reply, 40000, 143);
         assert_eq!(probe_once(&Imap, &hex(GREETING), &udp).0, Probe::NotMe);
     }
 
     #[test]
     fn agrees_with_ndpi_on_the_corpus() {
         // nDPI's corpus has no IMAP: no flow of it may match.
-        let (bad, matched) = corpus::compare_with_ndpi(&Imap, &[Proto::Imap]);
+        let (bad, matched) = testkit::compare_with_ndpi(&Imap, &[Proto::Imap]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         assert!(matched.is_empty());
     }
@@ -338,7 +328,7 @@ mod tests {
     #[test]
     fn nothing_in_the_other_captures_matches() {
         // TRex's SMTP and POP3 mixes among them: mail, but no IMAP.
-        assert_eq!(corpus::matches_elsewhere(&Imap), Vec::<String>::new());
+        assert_eq!(testkit::matches_elsewhere(&Imap), Vec::<String>::new());
     }
 
     proptest! {
@@ -351,7 +341,7 @@ mod tests {
         ) {
             let dir = if reply { Dir::Reply } else { Dir::Orig };
             let mut s = scratch;
-            let _ = Imap.probe(&data, &ctx_dir(Transport::Tcp, 1, 143, dir), &mut s, &mut Evidence::default());
+            let _ = Imap.probe(&data, &ctx(Transport::Tcp, dir, 1, 143), &mut s, &mut Evidence::default());
         }
 
         #[test]

@@ -21,6 +21,8 @@ pub mod smtp;
 pub mod ssdp;
 pub mod ssh;
 pub mod stun;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod tls;
 pub mod util;
 pub mod xmpp;

@@ -116,7 +116,7 @@ fn pcp(m: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::util::corpus::{self, ctx, ctx_dir, hex, probe_once};
+    use super::super::testkit::{self, ctx, hex, probe_once};
     use super::*;
     use crate::flow::Dir;
     use proptest::prelude::*;
@@ -132,15 +132,15 @@ mod tests {
 
     #[test]
     fn gateway_announcements_are_nat_pmp() {
-        let c = ctx(Transport::Udp, 5351, 5350);
+        let c = ctx(Transport::Udp, Dir::Orig, 5351, 5350);
         assert!(matches(&hex(PCP_ANNOUNCE), &c));
         assert!(matches(&hex(NATPMP_ANNOUNCE), &c));
     }
 
     #[test]
     fn requests_and_responses_have_exact_lengths() {
-        let c = ctx(Transport::Udp, 50000, 5351);
-        let r = ctx_dir(Transport::Udp, 50000, 5351, Dir::Reply);
+        let c = ctx(Transport::Udp, Dir::Orig, 50000, 5351);
+        let r = ctx(Transport::Udp, Dir::Reply, 50000, 5351);
         assert!(matches(&[0, 0], &c));
         assert!(!matches(&[0, 0, 0], &c));
         let map = [0, 2, 0, 0, 0x1f, 0x90, 0x1f, 0x90, 0, 0, 0x1c, 0x20];
@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn pcp_map_request_with_an_option() {
-        let c = ctx(Transport::Udp, 50000, 5351);
+        let c = ctx(Transport::Udp, Dir::Orig, 50000, 5351);
         let mut m = vec![2, 1, 0, 0, 0, 0, 0x1c, 0x20];
         m.extend_from_slice(&[0; 16]); // client address
         m.extend_from_slice(&[0x11; 12]); // nonce
@@ -181,16 +181,16 @@ mod tests {
 
     #[test]
     fn port_5351_is_required() {
-        let c = ctx(Transport::Udp, 50000, 5352);
+        let c = ctx(Transport::Udp, Dir::Orig, 50000, 5352);
         assert!(!matches(&hex(NATPMP_ANNOUNCE), &c));
         assert!(!matches(&hex(PCP_ANNOUNCE), &c));
-        let t = ctx(Transport::Tcp, 50000, 5351);
+        let t = ctx(Transport::Tcp, Dir::Orig, 50000, 5351);
         assert!(!matches(&hex(NATPMP_ANNOUNCE), &t));
     }
 
     #[test]
     fn broken_pcp_is_not_nat_pmp() {
-        let c = ctx(Transport::Udp, 5351, 5350);
+        let c = ctx(Transport::Udp, Dir::Orig, 5351, 5350);
         let m = hex(PCP_ANNOUNCE);
         let with = |i: usize, v: u8| {
             let mut x = m.clone();
@@ -205,11 +205,11 @@ mod tests {
 
     #[test]
     fn other_protocols_are_not_nat_pmp() {
-        let c = ctx(Transport::Udp, 50000, 5351);
+        let c = ctx(Transport::Udp, Dir::Orig, 50000, 5351);
         for m in [
-            corpus::HTTP_GET,
-            corpus::SIP_INVITE,
-            corpus::TLS_HELLO,
+            testkit::HTTP_GET,
+            testkit::SIP_INVITE,
+            testkit::TLS_HELLO,
             &[][..],
         ] {
             assert_eq!(probe_once(&NatPmp, m, &c).0, Probe::NotMe);
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn agrees_with_ndpi_on_the_corpus() {
-        let (bad, matched) = corpus::compare_with_ndpi(&NatPmp, &[Proto::NatPmp]);
+        let (bad, matched) = testkit::compare_with_ndpi(&NatPmp, &[Proto::NatPmp]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         assert_eq!(matched.get(&Proto::NatPmp), Some(&1));
     }
@@ -227,7 +227,7 @@ mod tests {
     fn nothing_in_the_other_captures_matches() {
         // SIP calls with RTP, SNMP, MGCP, H.225; FaceTime media; TRex's DNS, HTTP, mail,
         // Exchange (DCE-RPC), Oracle, Citrix and video-call mixes.
-        assert_eq!(corpus::matches_elsewhere(&NatPmp), Vec::<String>::new());
+        assert_eq!(testkit::matches_elsewhere(&NatPmp), Vec::<String>::new());
     }
 
     proptest! {
@@ -242,7 +242,7 @@ mod tests {
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
             let mut s = scratch;
             let mut ev = Evidence::default();
-            let _ = NatPmp.probe(&data, &ctx(t, ports.0, ports.1), &mut s, &mut ev);
+            let _ = NatPmp.probe(&data, &ctx(t, Dir::Orig, ports.0, ports.1), &mut s, &mut ev);
         }
 
         #[test]
@@ -252,7 +252,7 @@ mod tests {
         ) {
             let mut m = vec![version];
             m.extend_from_slice(&rest);
-            let _ = probe_once(&NatPmp, &m, &ctx(Transport::Udp, 50000, 5351));
+            let _ = probe_once(&NatPmp, &m, &ctx(Transport::Udp, Dir::Orig, 50000, 5351));
         }
     }
 }

@@ -263,8 +263,9 @@ fn datagram(msg: &[u8]) -> Option<Option<NetbiosName>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::util::corpus::{self, ctx, hex, probe_once};
+    use super::super::testkit::{self, ctx, hex, probe_once};
     use super::*;
+    use crate::flow::Dir;
     use proptest::prelude::*;
 
     /// NBNS name query for "GFILE<20>", broadcast (1kxun.pcap, 192.168.5.45:59461 -> :137).
@@ -301,7 +302,11 @@ mod tests {
 
     #[test]
     fn name_query_is_netbios_ns_with_its_name() {
-        let (p, ev) = probe_once(&Netbios, &hex(NS_QUERY), &ctx(Transport::Udp, 59461, 137));
+        let (p, ev) = probe_once(
+            &Netbios,
+            &hex(NS_QUERY),
+            &ctx(Transport::Udp, Dir::Orig, 59461, 137),
+        );
         assert_eq!(p, Probe::Match(Proto::NetbiosNs, Confidence::Certain));
         assert_eq!(ev.host.as_str(), "gfile");
     }
@@ -309,22 +314,30 @@ mod tests {
     #[test]
     fn registration_with_additional_record_is_netbios_ns() {
         let m = ns_registration();
-        let (p, ev) = probe_once(&Netbios, &m, &ctx(Transport::Udp, 137, 137));
+        let (p, ev) = probe_once(&Netbios, &m, &ctx(Transport::Udp, Dir::Orig, 137, 137));
         assert_eq!(p, Probe::Match(Proto::NetbiosNs, Confidence::Certain));
         assert_eq!(ev.host.as_str(), "workgroup");
     }
 
     #[test]
     fn the_port_is_required() {
-        let (p, _) = probe_once(&Netbios, &hex(NS_QUERY), &ctx(Transport::Udp, 59461, 5000));
+        let (p, _) = probe_once(
+            &Netbios,
+            &hex(NS_QUERY),
+            &ctx(Transport::Udp, Dir::Orig, 59461, 5000),
+        );
         assert_eq!(p, Probe::NotMe);
-        let (p, _) = probe_once(&Netbios, &hex(NS_QUERY), &ctx(Transport::Tcp, 59461, 137));
+        let (p, _) = probe_once(
+            &Netbios,
+            &hex(NS_QUERY),
+            &ctx(Transport::Tcp, Dir::Orig, 59461, 137),
+        );
         assert_eq!(p, Probe::NotMe);
     }
 
     #[test]
     fn broken_name_service_messages_are_not_netbios() {
-        let c = ctx(Transport::Udp, 59461, 137);
+        let c = ctx(Transport::Udp, Dir::Orig, 59461, 137);
         // A character outside 'A'..='P' in the encoded name.
         let mut m = hex(NS_QUERY);
         m[20] = b'Z';
@@ -362,7 +375,7 @@ mod tests {
         let (p, ev) = probe_once(
             &Netbios,
             &hex(DGM_ANNOUNCEMENT),
-            &ctx(Transport::Udp, 138, 138),
+            &ctx(Transport::Udp, Dir::Orig, 138, 138),
         );
         assert_eq!(p, Probe::Match(Proto::NetbiosDgm, Confidence::Certain));
         assert_eq!(ev.host.as_str(), "macbookair-e1d0");
@@ -374,34 +387,34 @@ mod tests {
         body.extend_from_slice(&encode(b"WORKGROUP      \x1e"));
         body.extend_from_slice(b"\xffSMB\x25 browser announcement follows");
         let m = dgm(0x11, 0x02, 0, &body);
-        let (p, ev) = probe_once(&Netbios, &m, &ctx(Transport::Udp, 138, 138));
+        let (p, ev) = probe_once(&Netbios, &m, &ctx(Transport::Udp, Dir::Orig, 138, 138));
         assert_eq!(p, Probe::Match(Proto::NetbiosDgm, Confidence::Certain));
         assert_eq!(ev.host.as_str(), "sanji-lifebook");
         // The datagram length must match.
         let mut bad = m.clone();
         bad[11] ^= 1;
         assert_eq!(
-            probe_once(&Netbios, &bad, &ctx(Transport::Udp, 138, 138)).0,
+            probe_once(&Netbios, &bad, &ctx(Transport::Udp, Dir::Orig, 138, 138)).0,
             Probe::NotMe
         );
         // An unknown message type, reserved flag bits.
         let mut bad = m.clone();
         bad[0] = 0x17;
         assert_eq!(
-            probe_once(&Netbios, &bad, &ctx(Transport::Udp, 138, 138)).0,
+            probe_once(&Netbios, &bad, &ctx(Transport::Udp, Dir::Orig, 138, 138)).0,
             Probe::NotMe
         );
         let mut bad = m;
         bad[1] |= 0x10;
         assert_eq!(
-            probe_once(&Netbios, &bad, &ctx(Transport::Udp, 138, 138)).0,
+            probe_once(&Netbios, &bad, &ctx(Transport::Udp, Dir::Orig, 138, 138)).0,
             Probe::NotMe
         );
     }
 
     #[test]
     fn datagram_error_and_query_messages() {
-        let c = ctx(Transport::Udp, 138, 138);
+        let c = ctx(Transport::Udp, Dir::Orig, 138, 138);
         let err = [0x13, 0x02, 0, 1, 10, 0, 0, 1, 0, 138, 0x82];
         assert_eq!(
             probe_once(&Netbios, &err, &c).0,
@@ -423,11 +436,11 @@ mod tests {
     #[test]
     fn other_protocols_are_not_netbios() {
         for port in [137, 138] {
-            let c = ctx(Transport::Udp, 50000, port);
+            let c = ctx(Transport::Udp, Dir::Orig, 50000, port);
             for m in [
-                corpus::HTTP_GET,
-                corpus::SIP_INVITE,
-                corpus::TLS_HELLO,
+                testkit::HTTP_GET,
+                testkit::SIP_INVITE,
+                testkit::TLS_HELLO,
                 &[][..],
             ] {
                 assert_eq!(probe_once(&Netbios, m, &c).0, Probe::NotMe);
@@ -438,7 +451,7 @@ mod tests {
     #[test]
     fn agrees_with_ndpi_on_the_corpus() {
         let (bad, matched) =
-            corpus::compare_with_ndpi(&Netbios, &[Proto::NetbiosNs, Proto::NetbiosDgm]);
+            testkit::compare_with_ndpi(&Netbios, &[Proto::NetbiosNs, Proto::NetbiosDgm]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         // 1kxun.pcap: NetBIOS x6 on 137, NetBIOS.SMBv1 x2 on 138 (browser announcements).
         assert_eq!(matched.get(&Proto::NetbiosNs), Some(&6));
@@ -447,12 +460,12 @@ mod tests {
 
     #[test]
     fn corpus_names_are_extracted() {
-        let flows = corpus::flows("1kxun.pcap");
+        let flows = testkit::payload_flows("ndpi/1kxun.pcap");
         let f = flows
             .iter()
             .find(|f| f.client.1 == 59789 && f.server.1 == 137)
             .expect("the NBNS flow from port 59789");
-        let out = corpus::replay(&Netbios, f);
+        let out = testkit::replay(&Netbios, f, testkit::Feed::FIRST_ANSWER);
         assert_eq!(out.ev.host.as_str(), "sanji-lifebook-");
     }
 
@@ -460,7 +473,7 @@ mod tests {
     fn nothing_in_the_other_captures_matches() {
         // SIP calls with RTP, SNMP, MGCP, H.225; FaceTime media; TRex's DNS, HTTP, mail,
         // Exchange (DCE-RPC), Oracle, Citrix and video-call mixes.
-        assert_eq!(corpus::matches_elsewhere(&Netbios), Vec::<String>::new());
+        assert_eq!(testkit::matches_elsewhere(&Netbios), Vec::<String>::new());
     }
 
     proptest! {
@@ -475,7 +488,7 @@ mod tests {
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
             let mut s = scratch;
             let mut ev = Evidence::default();
-            let _ = Netbios.probe(&data, &ctx(t, ports.0, ports.1), &mut s, &mut ev);
+            let _ = Netbios.probe(&data, &ctx(t, Dir::Orig, ports.0, ports.1), &mut s, &mut ev);
         }
 
         #[test]
@@ -488,8 +501,8 @@ mod tests {
                 if let Some(x) = m.get_mut(i) { *x = b; }
             }
             m.truncate(cut);
-            let _ = probe_once(&Netbios, &m, &ctx(Transport::Udp, 137, 137));
-            let _ = probe_once(&Netbios, &m, &ctx(Transport::Udp, 138, 138));
+            let _ = probe_once(&Netbios, &m, &ctx(Transport::Udp, Dir::Orig, 137, 137));
+            let _ = probe_once(&Netbios, &m, &ctx(Transport::Udp, Dir::Orig, 138, 138));
         }
     }
 }

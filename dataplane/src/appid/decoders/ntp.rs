@@ -84,8 +84,9 @@ fn message(m: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::util::corpus::{self, ctx, hex, probe_once};
+    use super::super::testkit::{self, ctx, hex, probe_once};
     use super::*;
+    use crate::flow::Dir;
     use proptest::prelude::*;
 
     /// Client request (1kxun.pcap, 192.168.5.16:123 -> 17.253.26.125:123).
@@ -96,11 +97,11 @@ mod tests {
     fn client_request_is_ntp() {
         let m = hex(CLIENT);
         assert_eq!(
-            probe_once(&Ntp, &m, &ctx(Transport::Udp, 123, 123)).0,
+            probe_once(&Ntp, &m, &ctx(Transport::Udp, Dir::Orig, 123, 123)).0,
             Probe::Match(Proto::Ntp, Confidence::Certain)
         );
         assert_eq!(
-            probe_once(&Ntp, &m, &ctx(Transport::Udp, 50000, 123)).0,
+            probe_once(&Ntp, &m, &ctx(Transport::Udp, Dir::Orig, 50000, 123)).0,
             Probe::Match(Proto::Ntp, Confidence::Certain)
         );
     }
@@ -109,18 +110,18 @@ mod tests {
     fn port_123_is_required() {
         let m = hex(CLIENT);
         assert_eq!(
-            probe_once(&Ntp, &m, &ctx(Transport::Udp, 50000, 1230)).0,
+            probe_once(&Ntp, &m, &ctx(Transport::Udp, Dir::Orig, 50000, 1230)).0,
             Probe::NotMe
         );
         assert_eq!(
-            probe_once(&Ntp, &m, &ctx(Transport::Tcp, 50000, 123)).0,
+            probe_once(&Ntp, &m, &ctx(Transport::Tcp, Dir::Orig, 50000, 123)).0,
             Probe::NotMe
         );
     }
 
     #[test]
     fn invalid_headers_are_not_ntp() {
-        let c = ctx(Transport::Udp, 50000, 123);
+        let c = ctx(Transport::Udp, Dir::Orig, 50000, 123);
         let m = hex(CLIENT);
         let with = |i: usize, v: u8| {
             let mut x = m.clone();
@@ -146,7 +147,7 @@ mod tests {
 
     #[test]
     fn control_and_private_modes() {
-        let c = ctx(Transport::Udp, 50000, 123);
+        let c = ctx(Transport::Udp, Dir::Orig, 50000, 123);
         // ntpq "readvar": version 2, mode 6, opcode 2, no data.
         let readvar = [0x16, 0x02, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(
@@ -169,11 +170,11 @@ mod tests {
 
     #[test]
     fn other_protocols_are_not_ntp() {
-        let c = ctx(Transport::Udp, 50000, 123);
+        let c = ctx(Transport::Udp, Dir::Orig, 50000, 123);
         for m in [
-            corpus::HTTP_GET,
-            corpus::SIP_INVITE,
-            corpus::TLS_HELLO,
+            testkit::HTTP_GET,
+            testkit::SIP_INVITE,
+            testkit::TLS_HELLO,
             &[][..],
         ] {
             assert_eq!(probe_once(&Ntp, m, &c).0, Probe::NotMe);
@@ -182,7 +183,7 @@ mod tests {
 
     #[test]
     fn agrees_with_ndpi_on_the_corpus() {
-        let (bad, matched) = corpus::compare_with_ndpi(&Ntp, &[Proto::Ntp]);
+        let (bad, matched) = testkit::compare_with_ndpi(&Ntp, &[Proto::Ntp]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         assert_eq!(matched.get(&Proto::Ntp), Some(&1));
     }
@@ -191,7 +192,7 @@ mod tests {
     fn nothing_in_the_other_captures_matches() {
         // SIP calls with RTP, SNMP, MGCP, H.225; FaceTime media; TRex's DNS, HTTP, mail,
         // Exchange (DCE-RPC), Oracle, Citrix and video-call mixes.
-        assert_eq!(corpus::matches_elsewhere(&Ntp), Vec::<String>::new());
+        assert_eq!(testkit::matches_elsewhere(&Ntp), Vec::<String>::new());
     }
 
     proptest! {
@@ -206,7 +207,7 @@ mod tests {
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
             let mut s = scratch;
             let mut ev = Evidence::default();
-            let _ = Ntp.probe(&data, &ctx(t, ports.0, ports.1), &mut s, &mut ev);
+            let _ = Ntp.probe(&data, &ctx(t, Dir::Orig, ports.0, ports.1), &mut s, &mut ev);
         }
     }
 }

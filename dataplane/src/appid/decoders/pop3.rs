@@ -210,14 +210,14 @@ fn apop_args(args: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::util::corpus::{self, ctx_dir, hex, probe_once};
+    use super::super::testkit::{self, ctx, hex, probe_once};
     use super::*;
     use proptest::prelude::*;
 
     const CERTAIN: Probe = Probe::Match(Proto::Pop3, Confidence::Certain);
 
     fn probe_dir(data: &[u8], dir: Dir) -> Probe {
-        probe_once(&Pop3, data, &ctx_dir(Transport::Tcp, 40000, 1100, dir)).0
+        probe_once(&Pop3, data, &ctx(Transport::Tcp, dir, 40000, 1100)).0
     }
 
     fn server(data: &[u8]) -> Probe {
@@ -256,8 +256,8 @@ mod tests {
                 // Client first, then the server; and the server's line first.
                 let mut scratch = [0; 16];
                 let mut ev = Evidence::default();
-                let orig = ctx_dir(Transport::Tcp, 40000, 1100, Dir::Orig);
-                let reply = ctx_dir(Transport::Tcp, 40000, 1100, Dir::Reply);
+                let orig = ctx(Transport::Tcp, Dir::Orig, 40000, 1100);
+                let reply = ctx(Transport::Tcp, Dir::Reply, 40000, 1100);
                 assert_eq!(Pop3.probe(cmd, &orig, &mut scratch, &mut ev), Probe::NotYet);
                 assert_eq!(Pop3.probe(answer, &reply, &mut scratch, &mut ev), CERTAIN);
                 let mut scratch = [0; 16];
@@ -276,8 +276,8 @@ mod tests {
     fn an_err_greeting_alone_is_not_enough() {
         let mut scratch = [0; 16];
         let mut ev = Evidence::default();
-        let orig = ctx_dir(Transport::Tcp, 40000, 1100, Dir::Orig);
-        let reply = ctx_dir(Transport::Tcp, 40000, 1100, Dir::Reply);
+        let orig = ctx(Transport::Tcp, Dir::Orig, 40000, 1100);
+        let reply = ctx(Transport::Tcp, Dir::Reply, 40000, 1100);
         assert_eq!(
             Pop3.probe(b"-ERR go away\r\n", &reply, &mut scratch, &mut ev),
             Probe::NotYet
@@ -309,10 +309,10 @@ mod tests {
     #[test]
     fn other_protocols_and_malformed_lines_are_not_pop3() {
         for m in [
-            corpus::HTTP_GET,
+            testkit::HTTP_GET,
             b"HTTP/1.1 200 OK\r\n\r\n",
-            corpus::SIP_INVITE,
-            corpus::TLS_HELLO,
+            testkit::SIP_INVITE,
+            testkit::TLS_HELLO,
             &[0x00, 0x1d, 0xab, 0xcd, 0x01, 0x00, 0x00, 0x01][..],
             b"220 mx.example.com ESMTP\r\n",
             b"* OK IMAP4rev1 ready\r\n",
@@ -325,9 +325,9 @@ mod tests {
             assert_eq!(server(m), Probe::NotMe, "{:?}", String::from_utf8_lossy(m));
         }
         for m in [
-            corpus::HTTP_GET,
-            corpus::SIP_INVITE,
-            corpus::TLS_HELLO,
+            testkit::HTTP_GET,
+            testkit::SIP_INVITE,
+            testkit::TLS_HELLO,
             b"EHLO example.com\r\n",
             b"a1 CAPABILITY\r\n",
             b"USER\r\n",
@@ -341,7 +341,7 @@ mod tests {
         ] {
             assert_eq!(client(m), Probe::NotMe, "{:?}", String::from_utf8_lossy(m));
         }
-        let udp = ctx_dir(Transport::Udp, 40000, 110, Dir::Reply);
+        let udp = ctx(Transport::Udp, Dir::Reply, 40000, 110);
         assert_eq!(probe_once(&Pop3, SPIRENT_GREETING, &udp).0, Probe::NotMe);
     }
 
@@ -349,12 +349,12 @@ mod tests {
     fn trex_pop3_sessions_are_pop3_at_the_greeting() {
         for i in 0..3 {
             let path =
-                corpus::corpus_dir().join(format!("mix/trex_sfr/delay_10_mail_pop_{i}.pcap"));
-            let flows = corpus::flows_in(&path);
+                testkit::corpus_dir().join(format!("mix/trex_sfr/delay_10_mail_pop_{i}.pcap"));
+            let flows = testkit::payload_flows_in(&path);
             assert_eq!(flows.len(), 1);
-            let out = corpus::replay(&Pop3, &flows[0]);
+            let out = testkit::replay(&Pop3, &flows[0], testkit::Feed::FIRST_ANSWER);
             assert_eq!(
-                out.answer,
+                out.answer(),
                 Some((Proto::Pop3, Confidence::Certain)),
                 "pop_{i}"
             );
@@ -365,7 +365,7 @@ mod tests {
     #[test]
     fn agrees_with_ndpi_on_the_corpus() {
         // nDPI's corpus has no POP3: no flow of it may match.
-        let (bad, matched) = corpus::compare_with_ndpi(&Pop3, &[Proto::Pop3]);
+        let (bad, matched) = testkit::compare_with_ndpi(&Pop3, &[Proto::Pop3]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         assert!(matched.is_empty());
     }
@@ -387,7 +387,7 @@ mod tests {
             "sipnab_SIP_CALL_RTP_G711.pcap 200.57.7.205:4314 <-> 200.73.183.213:110: Pop3".into(),
             "sipnab_SIP_CALL_RTP_G711.pcap 200.57.7.205:4315 <-> 200.73.183.213:110: Pop3".into(),
         ]);
-        assert_eq!(corpus::matches_elsewhere(&Pop3), want);
+        assert_eq!(testkit::matches_elsewhere(&Pop3), want);
     }
 
     proptest! {
@@ -400,7 +400,7 @@ mod tests {
         ) {
             let dir = if reply { Dir::Reply } else { Dir::Orig };
             let mut s = scratch;
-            let _ = Pop3.probe(&data, &ctx_dir(Transport::Tcp, 1, 110, dir), &mut s, &mut Evidence::default());
+            let _ = Pop3.probe(&data, &ctx(Transport::Tcp, dir, 1, 110), &mut s, &mut Evidence::default());
         }
 
         #[test]

@@ -176,19 +176,25 @@ fn stream(b: &[u8]) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::appid::decoders::sip::tests::corpus;
+    use crate::appid::decoders::testkit;
+    use crate::flow::Dir;
     use proptest::prelude::*;
 
     const CERTAIN: Probe = Probe::Match(Proto::Rtcp, Confidence::Certain);
 
     fn hex(s: &str) -> Vec<u8> {
-        corpus::hex(s)
+        testkit::hex(s)
     }
 
     fn probe(data: &[u8], transport: Transport) -> Probe {
         let mut scratch = [0u8; 16];
         let mut ev = Evidence::default();
-        Rtcp.probe(data, &corpus::ctx(transport), &mut scratch, &mut ev)
+        Rtcp.probe(
+            data,
+            &testkit::ctx(transport, Dir::Orig, 40000, 40002),
+            &mut scratch,
+            &mut ev,
+        )
     }
 
     // ndpi/rtcp_multiple_pkts_in_the_same_datagram.pcap frame 1: SR + SDES.
@@ -242,7 +248,7 @@ mod tests {
         // STUN before RTCP on the same port is tolerated, a few times.
         let mut scratch = [0u8; 16];
         let mut ev = Evidence::default();
-        let ctx = corpus::ctx(Transport::Udp);
+        let ctx = testkit::ctx(Transport::Udp, Dir::Orig, 40000, 40002);
         let stun = hex("000100002112a44253486b6846386f6477677956");
         assert_eq!(
             Rtcp.probe(&stun, &ctx, &mut scratch, &mut ev),
@@ -272,7 +278,7 @@ mod tests {
 
     #[test]
     fn other_protocols_are_not_rtcp() {
-        for (p, t) in corpus::foreign_payloads() {
+        for (p, t) in testkit::foreign_payloads() {
             assert_eq!(
                 probe(&p, t),
                 Probe::NotMe,
@@ -284,22 +290,27 @@ mod tests {
 
     #[test]
     fn ndpi_captures() {
-        let flows = corpus::flows("ndpi/rtcp_multiple_pkts_in_the_same_datagram.pcap");
+        let flows = testkit::flows("ndpi/rtcp_multiple_pkts_in_the_same_datagram.pcap");
         assert_eq!(flows.len(), 1);
-        let o = corpus::classify(&Rtcp, &flows[0]);
-        assert_eq!((o.answer, o.probes), (CERTAIN, 1));
+        let o = testkit::replay(&Rtcp, &flows[0], testkit::Feed::ENGINE);
+        assert_eq!((o.verdict, o.probes), (CERTAIN, 1));
         // sip.pcap: the one-packet RTCP flow (30001 -> 40393) is RTCP; SIP and RTP are not.
-        for f in corpus::flows("ndpi/sip.pcap") {
+        for f in testkit::flows("ndpi/sip.pcap") {
             let expect = if f.has_port(30001) {
                 CERTAIN
             } else {
                 Probe::NotMe
             };
-            assert_eq!(corpus::classify(&Rtcp, &f).answer, expect, "{:?}", f.client);
+            assert_eq!(
+                testkit::replay(&Rtcp, &f, testkit::Feed::ENGINE).verdict,
+                expect,
+                "{:?}",
+                f.client
+            );
         }
-        for f in corpus::flows("ndpi/rtp.pcapng") {
+        for f in testkit::flows("ndpi/rtp.pcapng") {
             assert_ne!(
-                corpus::classify(&Rtcp, &f).answer,
+                testkit::replay(&Rtcp, &f, testkit::Feed::ENGINE).verdict,
                 CERTAIN,
                 "{:?}",
                 f.client
@@ -314,7 +325,7 @@ mod tests {
             let mut s = scratch;
             let mut ev = Evidence::default();
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
-            let _ = Rtcp.probe(&data, &corpus::ctx(t), &mut s, &mut ev);
+            let _ = Rtcp.probe(&data, &testkit::ctx(t, Dir::Orig, 40000, 40002), &mut s, &mut ev);
         }
 
         #[test]
@@ -327,7 +338,7 @@ mod tests {
             let mut s = [0u8; 16];
             let mut ev = Evidence::default();
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
-            let _ = Rtcp.probe(&data, &corpus::ctx(t), &mut s, &mut ev);
+            let _ = Rtcp.probe(&data, &testkit::ctx(t, Dir::Orig, 40000, 40002), &mut s, &mut ev);
         }
     }
 }

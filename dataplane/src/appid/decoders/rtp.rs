@@ -278,21 +278,21 @@ fn stream(b: &[u8]) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::appid::decoders::sip::tests::corpus;
+    use crate::appid::decoders::testkit;
     use crate::flow::Dir;
     use proptest::prelude::*;
 
     const CERTAIN: Probe = Probe::Match(Proto::Rtp, Confidence::Certain);
 
     fn hex(s: &str) -> Vec<u8> {
-        corpus::hex(s)
+        testkit::hex(s)
     }
 
     /// Probes each packet in turn on one flow; returns every answer.
     fn run(packets: &[(Dir, Vec<u8>)], transport: Transport) -> Vec<Probe> {
         let mut scratch = [0u8; 16];
         let mut ev = Evidence::default();
-        let mut ctx = corpus::ctx(transport);
+        let mut ctx = testkit::ctx(transport, Dir::Orig, 40000, 40002);
         ctx.packets = [0, 0];
         packets
             .iter()
@@ -492,7 +492,7 @@ mod tests {
 
     #[test]
     fn other_protocols_are_not_rtp() {
-        for (p, t) in corpus::foreign_payloads() {
+        for (p, t) in testkit::foreign_payloads() {
             let a = run(&[(Dir::Orig, p.clone())], t)[0];
             assert!(
                 matches!(a, Probe::NotMe | Probe::NotYet),
@@ -507,9 +507,12 @@ mod tests {
             "ndpi/http_on_sip_port.pcap",
             "ndpi/jabber.pcap",
         ] {
-            for f in corpus::flows(file) {
+            for f in testkit::flows(file) {
                 assert!(
-                    !matches!(corpus::classify(&Rtp, &f).answer, Probe::Match(..)),
+                    !matches!(
+                        testkit::replay(&Rtp, &f, testkit::Feed::ENGINE).verdict,
+                        Probe::Match(..)
+                    ),
                     "{file}"
                 );
             }
@@ -519,23 +522,31 @@ mod tests {
     #[test]
     fn ndpi_captures() {
         // sip.pcap: the one RTP flow; the SIP flows and the one-packet RTCP flow are not RTP.
-        let flows = corpus::flows("ndpi/sip.pcap");
+        let flows = testkit::flows("ndpi/sip.pcap");
         let rtp: Vec<_> = flows
             .iter()
-            .filter(|f| corpus::classify(&Rtp, f).answer == CERTAIN)
+            .filter(|f| testkit::replay(&Rtp, f, testkit::Feed::ENGINE).verdict == CERTAIN)
             .collect();
         assert_eq!(rtp.len(), 1);
         assert!(rtp[0].has_port(30000));
         // rtp.pcapng: three RTP flows (one over TCP) and Discord's, which is RTP too.
-        let flows = corpus::flows("ndpi/rtp.pcapng");
+        let flows = testkit::flows("ndpi/rtp.pcapng");
         for f in &flows {
-            assert_eq!(corpus::classify(&Rtp, f).answer, CERTAIN, "{:?}", f.client);
+            assert_eq!(
+                testkit::replay(&Rtp, f, testkit::Feed::ENGINE).verdict,
+                CERTAIN,
+                "{:?}",
+                f.client
+            );
         }
         // stun_dtls_rtp.pcapng: the UDP flow's RTP comes after STUN and DTLS (beyond the
         // engine's budget), so only the replay with a larger budget would see it; the RTCP
         // flow of rtcp_multiple_pkts is never RTP.
-        for f in corpus::flows("ndpi/rtcp_multiple_pkts_in_the_same_datagram.pcap") {
-            assert_eq!(corpus::classify(&Rtp, &f).answer, Probe::NotYet);
+        for f in testkit::flows("ndpi/rtcp_multiple_pkts_in_the_same_datagram.pcap") {
+            assert_eq!(
+                testkit::replay(&Rtp, &f, testkit::Feed::ENGINE).verdict,
+                Probe::NotYet
+            );
         }
     }
 
@@ -546,7 +557,7 @@ mod tests {
             let mut s = scratch;
             let mut ev = Evidence::default();
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
-            let mut ctx = corpus::ctx(t);
+            let mut ctx = testkit::ctx(t, Dir::Orig, 40000, 40002);
             ctx.dir = if reply { Dir::Reply } else { Dir::Orig };
             let _ = Rtp.probe(&data, &ctx, &mut s, &mut ev);
         }
@@ -564,7 +575,7 @@ mod tests {
             let mut s = scratch;
             let mut ev = Evidence::default();
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
-            let _ = Rtp.probe(&data, &corpus::ctx(t), &mut s, &mut ev);
+            let _ = Rtp.probe(&data, &testkit::ctx(t, Dir::Orig, 40000, 40002), &mut s, &mut ev);
         }
     }
 }

@@ -181,7 +181,7 @@ fn decide(message: &[u8], ev: &mut Evidence) -> Probe {
 
 #[cfg(test)]
 mod tests {
-    use super::super::util::corpus::{self, ctx_dir, hex, probe_once};
+    use super::super::testkit::{self, ctx, hex, probe_once};
     use super::*;
     use crate::flow::Dir;
     use proptest::prelude::*;
@@ -190,7 +190,7 @@ mod tests {
     const LIKELY: Probe = Probe::Match(Proto::Rtsp, Confidence::Likely);
 
     fn probe_dir(data: &[u8], dir: Dir) -> (Probe, Evidence) {
-        probe_once(&Rtsp, data, &ctx_dir(Transport::Tcp, 40000, 5540, dir))
+        probe_once(&Rtsp, data, &ctx(Transport::Tcp, dir, 40000, 5540))
     }
 
     fn probe(data: &[u8]) -> Probe {
@@ -273,15 +273,15 @@ mod tests {
     #[test]
     fn http_sip_and_others_are_not_rtsp() {
         for m in [
-            corpus::HTTP_GET,
+            testkit::HTTP_GET,
             b"HTTP/1.1 200 OK\r\n\r\n",
             b"GET / HTTP/1.1\r\n\r\n",
             b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
             b"OPTIONS rtsp://example.com/ HTTP/1.1\r\n\r\n",
-            corpus::SIP_INVITE,
+            testkit::SIP_INVITE,
             b"OPTIONS sip:carol@chicago.com SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n",
             b"SIP/2.0 200 OK\r\n",
-            corpus::TLS_HELLO,
+            testkit::TLS_HELLO,
             &[0x00, 0x1d, 0xab, 0xcd, 0x01, 0x00, 0x00, 0x01][..],
             b"SSH-2.0-OpenSSH_9.6\r\n",
             b"options rtsp://example.com/ RTSP/1.0\r\n",
@@ -303,21 +303,25 @@ mod tests {
         let mut long = b"PLAY rtsp://example.com/".to_vec();
         long.resize(STREAM_BYTES, b'a');
         assert_eq!(probe(&long), Probe::NotMe);
-        let udp = ctx_dir(Transport::Udp, 40000, 554, Dir::Orig);
+        let udp = ctx(Transport::Udp, Dir::Orig, 40000, 554);
         assert_eq!(probe_once(&Rtsp, &trex_describe(), &udp).0, Probe::NotMe);
     }
 
     #[test]
     fn trex_rtsp_sessions_are_rtsp_with_the_user_agent() {
         for f in ["delay_10_rtp_160k_full", "delay_10_rtp_250k_full"] {
-            let path = corpus::corpus_dir().join(format!("mix/trex_sfr/{f}.pcap"));
-            let tcp: Vec<_> = corpus::flows_in(&path)
+            let path = testkit::corpus_dir().join(format!("mix/trex_sfr/{f}.pcap"));
+            let tcp: Vec<_> = testkit::payload_flows_in(&path)
                 .into_iter()
                 .filter(|fl| fl.transport == Transport::Tcp)
                 .collect();
             assert_eq!(tcp.len(), 1);
-            let out = corpus::replay(&Rtsp, &tcp[0]);
-            assert_eq!(out.answer, Some((Proto::Rtsp, Confidence::Certain)), "{f}");
+            let out = testkit::replay(&Rtsp, &tcp[0], testkit::Feed::FIRST_ANSWER);
+            assert_eq!(
+                out.answer(),
+                Some((Proto::Rtsp, Confidence::Certain)),
+                "{f}"
+            );
             assert_eq!(out.packets, 1);
             assert_eq!(out.ev.user_agent.as_str(), "-- None --");
         }
@@ -326,7 +330,7 @@ mod tests {
     #[test]
     fn agrees_with_ndpi_on_the_corpus() {
         // nDPI's corpus has no RTSP: no flow of it may match.
-        let (bad, matched) = corpus::compare_with_ndpi(&Rtsp, &[Proto::Rtsp]);
+        let (bad, matched) = testkit::compare_with_ndpi(&Rtsp, &[Proto::Rtsp]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         assert!(matched.is_empty());
     }
@@ -335,7 +339,7 @@ mod tests {
     fn only_the_rtsp_sessions_match_in_the_other_captures() {
         // The RTP the RTSP sessions set up is UDP, which this decoder never looks at.
         assert_eq!(
-            corpus::matches_elsewhere(&Rtsp),
+            testkit::matches_elsewhere(&Rtsp),
             [
                 "delay_10_rtp_160k_full.pcap 21.0.0.12:32218 <-> 22.0.0.10:554: Rtsp",
                 "delay_10_rtp_250k_full.pcap 21.0.0.12:32218 <-> 22.0.0.10:554: Rtsp",
@@ -353,7 +357,7 @@ mod tests {
         ) {
             let dir = if reply { Dir::Reply } else { Dir::Orig };
             let mut s = scratch;
-            let _ = Rtsp.probe(&data, &ctx_dir(Transport::Tcp, 1, 554, dir), &mut s, &mut Evidence::default());
+            let _ = Rtsp.probe(&data, &ctx(Transport::Tcp, dir, 1, 554), &mut s, &mut Evidence::default());
         }
 
         #[test]

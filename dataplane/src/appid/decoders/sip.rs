@@ -398,220 +398,19 @@ fn request_line(line: &[u8], complete: bool) -> Line {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::appid::decoders::testkit;
+    use crate::flow::Dir;
     use proptest::prelude::*;
-
-    /// Reading the shared corpus and replaying its flows through one decoder the way the
-    /// engine does (per-direction TCP stream from its first byte, packet budget). Used by the
-    /// tests of the SIP, STUN, RTP and RTCP decoders.
-    pub(crate) mod corpus {
-        use crate::appid::{Decoder, Evidence, FlowCtx, Probe, Transport};
-        use crate::flow::Dir;
-        use crate::packet::{self, proto, Fragment, IpAddr16};
-        use crate::replay::capture::for_each_frame;
-        use std::path::PathBuf;
-
-        /// The engine's TCP stream view per direction and packet budgets (its defaults).
-        const STREAM_BYTES: usize = 2048;
-        const TCP_BUDGET: u8 = 12;
-        const UDP_BUDGET: u8 = 8;
-
-        pub fn hex(s: &str) -> Vec<u8> {
-            assert!(s.len().is_multiple_of(2), "odd hex");
-            (0..s.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-                .collect()
-        }
-
-        /// A context for unit tests that do not care about addresses.
-        pub fn ctx(transport: Transport) -> FlowCtx {
-            FlowCtx {
-                transport,
-                dir: Dir::Orig,
-                client: (IpAddr16::from_v4([10, 0, 0, 1]), 40000),
-                server: (IpAddr16::from_v4([10, 0, 0, 2]), 40002),
-                packets: [1, 0],
-            }
-        }
-
-        pub struct Flow {
-            pub transport: Transport,
-            pub client: (IpAddr16, u16),
-            pub server: (IpAddr16, u16),
-            /// Payload packets in capture order: direction, TCP sequence number, payload.
-            pub packets: Vec<(Dir, u32, Vec<u8>)>,
-        }
-
-        impl Flow {
-            pub fn has_port(&self, p: u16) -> bool {
-                self.client.1 == p || self.server.1 == p
-            }
-        }
-
-        pub fn path(name: &str) -> PathBuf {
-            let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/corpus")
-                .join(name);
-            assert!(p.is_file(), "corpus file {} is missing", p.display());
-            p
-        }
-
-        /// The TCP and UDP flows of a capture, the client being the first packet's sender.
-        pub fn flows(name: &str) -> Vec<Flow> {
-            let mut flows: Vec<Flow> = Vec::new();
-            for_each_frame(&path(name), |fr| {
-                let Ok(h) = packet::parse(&fr.data, fr.data.len()) else {
-                    return Ok(());
-                };
-                let transport = match h.proto {
-                    proto::TCP => Transport::Tcp,
-                    proto::UDP => Transport::Udp,
-                    _ => return Ok(()),
-                };
-                if !h.is_ip() || h.fragment == Fragment::Later {
-                    return Ok(());
-                }
-                let start = h.payload_offset as usize;
-                let end = (start + h.payload_len as usize).min(fr.data.len());
-                let payload = fr.data.get(start..end).unwrap_or(&[]).to_vec();
-                let src = (h.src, h.src_port);
-                let dst = (h.dst, h.dst_port);
-                let found = flows.iter().position(|f| {
-                    f.transport == transport
-                        && ((f.client == src && f.server == dst)
-                            || (f.client == dst && f.server == src))
-                });
-                let i = found.unwrap_or_else(|| {
-                    flows.push(Flow {
-                        transport,
-                        client: src,
-                        server: dst,
-                        packets: Vec::new(),
-                    });
-                    flows.len() - 1
-                });
-                let dir = if flows[i].client == src {
-                    Dir::Orig
-                } else {
-                    Dir::Reply
-                };
-                if !payload.is_empty() {
-                    flows[i].packets.push((dir, h.tcp_seq, payload));
-                }
-                Ok(())
-            })
-            .expect("readable capture");
-            flows
-        }
-
-        pub struct Outcome {
-            /// The decisive answer (a Certain match or NotMe), else a Likely seen on the way,
-            /// else NotYet.
-            pub answer: Probe,
-            pub ev: Evidence,
-            /// Payload packets given to the decoder.
-            pub probes: usize,
-        }
-
-        /// Replays `f` through decoder `d` alone, as the engine would.
-        pub fn classify(d: &dyn Decoder, f: &Flow) -> Outcome {
-            let mut scratch = [0u8; 16];
-            let mut ev = Evidence::default();
-            let mut counts = [0u8; 2];
-            let mut streams: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-            let mut next_seq: [Option<u32>; 2] = [None, None];
-            let mut likely = None;
-            let mut probes = 0;
-            let budget = match f.transport {
-                Transport::Tcp => TCP_BUDGET,
-                Transport::Udp => UDP_BUDGET,
-            };
-            for (dir, seq, payload) in &f.packets {
-                let di = *dir as usize;
-                counts[di] = counts[di].saturating_add(1);
-                let data: &[u8] = match f.transport {
-                    Transport::Udp => payload,
-                    Transport::Tcp => {
-                        let next = *next_seq[di].get_or_insert(*seq);
-                        let ahead = seq.wrapping_sub(next);
-                        let skip = if ahead == 0 {
-                            0
-                        } else if ahead > u32::MAX / 2 {
-                            next.wrapping_sub(*seq) as usize
-                        } else {
-                            continue;
-                        };
-                        let new = payload.get(skip..).unwrap_or(&[]);
-                        let room = STREAM_BYTES - streams[di].len();
-                        if new.is_empty() || room == 0 {
-                            continue;
-                        }
-                        streams[di].extend_from_slice(&new[..new.len().min(room)]);
-                        next_seq[di] = Some(next.wrapping_add(new.len() as u32));
-                        &streams[di]
-                    }
-                };
-                let ctx = FlowCtx {
-                    transport: f.transport,
-                    dir: *dir,
-                    client: f.client,
-                    server: f.server,
-                    packets: counts,
-                };
-                probes += 1;
-                match d.probe(data, &ctx, &mut scratch, &mut ev) {
-                    Probe::Match(p, crate::appid::Confidence::Likely) => {
-                        likely.get_or_insert(Probe::Match(p, crate::appid::Confidence::Likely));
-                    }
-                    Probe::NotYet => {}
-                    p => {
-                        return Outcome {
-                            answer: p,
-                            ev,
-                            probes,
-                        }
-                    }
-                }
-                if counts.iter().any(|&n| n >= budget) {
-                    break;
-                }
-            }
-            Outcome {
-                answer: likely.unwrap_or(Probe::NotYet),
-                ev,
-                probes,
-            }
-        }
-
-        /// First payloads of flows of other protocols (DNS, HTTP, TLS, XMPP), as the engine
-        /// would present them: UDP datagrams and the first TCP bytes of each direction.
-        pub fn foreign_payloads() -> Vec<(Vec<u8>, Transport)> {
-            let mut out = Vec::new();
-            for file in [
-                "ndpi/dns.pcap",
-                "ndpi/http_on_sip_port.pcap",
-                "ndpi/google_ssl.pcap",
-                "ndpi/tls_esni_sni_both.pcap",
-                "ndpi/jabber.pcap",
-                "ndpi/http_connect.pcap",
-            ] {
-                for f in flows(file) {
-                    for d in [Dir::Orig, Dir::Reply] {
-                        if let Some((_, _, p)) = f.packets.iter().find(|(pd, _, _)| *pd == d) {
-                            out.push((p.clone(), f.transport));
-                        }
-                    }
-                }
-            }
-            assert!(out.len() > 20);
-            out
-        }
-    }
 
     fn probe_as(data: &[u8], transport: Transport) -> (Probe, Evidence) {
         let mut scratch = [0u8; 16];
         let mut ev = Evidence::default();
-        let p = Sip.probe(data, &corpus::ctx(transport), &mut scratch, &mut ev);
+        let p = Sip.probe(
+            data,
+            &testkit::ctx(transport, Dir::Orig, 40000, 40002),
+            &mut scratch,
+            &mut ev,
+        );
         (p, ev)
     }
 
@@ -746,7 +545,7 @@ User-Agent: Nero SIPPS IP Phone Version 2.0.51.16\r\n\
 
     #[test]
     fn other_protocols_are_not_sip() {
-        for (p, t) in corpus::foreign_payloads() {
+        for (p, t) in testkit::foreign_payloads() {
             assert_eq!(
                 probe_as(&p, t).0,
                 Probe::NotMe,
@@ -759,19 +558,22 @@ User-Agent: Nero SIPPS IP Phone Version 2.0.51.16\r\n\
     #[test]
     fn ndpi_captures() {
         for file in ["ndpi/sip.pcap", "ndpi/sip_hello.pcapng"] {
-            for f in corpus::flows(file) {
-                let o = corpus::classify(&Sip, &f);
+            for f in testkit::flows(file) {
+                let o = testkit::replay(&Sip, &f, testkit::Feed::ENGINE);
                 let expect = if f.has_port(5060) {
                     CERTAIN
                 } else {
                     Probe::NotMe
                 };
-                assert_eq!(o.answer, expect, "{file} {:?}", f.client);
+                assert_eq!(o.verdict, expect, "{file} {:?}", f.client);
             }
         }
         // HTTP on port 5060.
-        for f in corpus::flows("ndpi/http_on_sip_port.pcap") {
-            assert_eq!(corpus::classify(&Sip, &f).answer, Probe::NotMe);
+        for f in testkit::flows("ndpi/http_on_sip_port.pcap") {
+            assert_eq!(
+                testkit::replay(&Sip, &f, testkit::Feed::ENGINE).verdict,
+                Probe::NotMe
+            );
         }
     }
 
@@ -784,9 +586,9 @@ User-Agent: Nero SIPPS IP Phone Version 2.0.51.16\r\n\
             "sip-calls/suricata-verify_sip-sdp_sdp.pcap",
             "sip-calls/suricata-verify_sip-tcp-method_sip-tcp.pcap",
         ] {
-            let sip: Vec<_> = corpus::flows(file)
+            let sip: Vec<_> = testkit::flows(file)
                 .into_iter()
-                .filter(|f| corpus::classify(&Sip, f).answer == CERTAIN)
+                .filter(|f| testkit::replay(&Sip, f, testkit::Feed::ENGINE).verdict == CERTAIN)
                 .collect();
             assert!(!sip.is_empty(), "{file}");
             for f in sip {
@@ -807,7 +609,7 @@ User-Agent: Nero SIPPS IP Phone Version 2.0.51.16\r\n\
             let mut s = scratch;
             let mut ev = Evidence::default();
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
-            let _ = Sip.probe(&data, &corpus::ctx(t), &mut s, &mut ev);
+            let _ = Sip.probe(&data, &testkit::ctx(t, Dir::Orig, 40000, 40002), &mut s, &mut ev);
         }
 
         #[test]
@@ -818,7 +620,7 @@ User-Agent: Nero SIPPS IP Phone Version 2.0.51.16\r\n\
             let mut s = [0u8; 16];
             let mut ev = Evidence::default();
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
-            let _ = Sip.probe(&m, &corpus::ctx(t), &mut s, &mut ev);
+            let _ = Sip.probe(&m, &testkit::ctx(t, Dir::Orig, 40000, 40002), &mut s, &mut ev);
         }
     }
 }

@@ -160,7 +160,7 @@ fn session_request(data: &[u8], body: usize, len: usize, ev: &mut Evidence) -> P
 
 #[cfg(test)]
 mod tests {
-    use super::super::util::corpus::{self, ctx, ctx_dir, probe_once};
+    use super::super::testkit::{self, ctx, probe_once};
     use super::*;
     use crate::flow::Dir;
     use proptest::prelude::*;
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn smb1_and_smb2_negotiate_are_smb() {
-        let c = ctx(Transport::Tcp, 50000, 445);
+        let c = ctx(Transport::Tcp, Dir::Orig, 50000, 445);
         for m in [smb1_negotiate(), smb2_negotiate()] {
             assert_eq!(
                 probe_once(&Smb, &m, &c).0,
@@ -228,7 +228,7 @@ mod tests {
             );
             // The structure, not the port, decides.
             assert_eq!(
-                probe_once(&Smb, &m, &ctx(Transport::Tcp, 50000, 8445)).0,
+                probe_once(&Smb, &m, &ctx(Transport::Tcp, Dir::Orig, 50000, 8445)).0,
                 Probe::Match(Proto::Smb, Confidence::Certain)
             );
         }
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_header_split_across_segments_waits() {
-        let c = ctx(Transport::Tcp, 50000, 445);
+        let c = ctx(Transport::Tcp, Dir::Orig, 50000, 445);
         let m = smb2_negotiate();
         for cut in [1, 3, 4, 6, 20, 67] {
             assert_eq!(probe_once(&Smb, &m[..cut], &c).0, Probe::NotYet, "{cut}");
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn invalid_smb_headers_are_not_smb() {
-        let c = ctx(Transport::Tcp, 50000, 445);
+        let c = ctx(Transport::Tcp, Dir::Orig, 50000, 445);
         let m = smb2_negotiate();
         let with = |i: usize, v: u8| {
             let mut x = m.clone();
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn netbios_session_request_on_139() {
-        let c = ctx(Transport::Tcp, 50000, 139);
+        let c = ctx(Transport::Tcp, Dir::Orig, 50000, 139);
         let m = session_request_bytes();
         let (p, ev) = probe_once(&Smb, &m, &c);
         assert_eq!(p, Probe::Match(Proto::Smb, Confidence::Certain));
@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(probe_once(&Smb, &m[..30], &c).0, Probe::NotYet);
         // Only on 139.
         assert_eq!(
-            probe_once(&Smb, &m, &ctx(Transport::Tcp, 50000, 445)).0,
+            probe_once(&Smb, &m, &ctx(Transport::Tcp, Dir::Orig, 50000, 445)).0,
             Probe::NotMe
         );
         // A length that does not match the names.
@@ -292,7 +292,7 @@ mod tests {
 
     #[test]
     fn positive_response_then_smb_on_139() {
-        let c = ctx_dir(Transport::Tcp, 50000, 139, Dir::Reply);
+        let c = ctx(Transport::Tcp, Dir::Reply, 50000, 139);
         let mut m = vec![POSITIVE_RESPONSE, 0, 0, 0];
         assert_eq!(probe_once(&Smb, &m, &c).0, Probe::NotYet);
         m.extend_from_slice(&smb1_negotiate());
@@ -301,7 +301,7 @@ mod tests {
             Probe::Match(Proto::Smb, Confidence::Certain)
         );
         // Not on 445.
-        let c = ctx_dir(Transport::Tcp, 50000, 445, Dir::Reply);
+        let c = ctx(Transport::Tcp, Dir::Reply, 50000, 445);
         assert_eq!(probe_once(&Smb, &m, &c).0, Probe::NotMe);
     }
 
@@ -313,7 +313,7 @@ mod tests {
         t[42] = 1;
         t.resize(TRANSFORM_HEADER_LEN + 100, 0xaa);
         let m = session(&t);
-        let c = ctx(Transport::Tcp, 50000, 445);
+        let c = ctx(Transport::Tcp, Dir::Orig, 50000, 445);
         assert_eq!(
             probe_once(&Smb, &m, &c).0,
             Probe::Match(Proto::Smb, Confidence::Certain)
@@ -326,11 +326,11 @@ mod tests {
     #[test]
     fn other_protocols_are_not_smb() {
         for port in [445, 139] {
-            let c = ctx(Transport::Tcp, 50000, port);
-            for m in [corpus::HTTP_GET, corpus::SIP_INVITE, corpus::TLS_HELLO] {
+            let c = ctx(Transport::Tcp, Dir::Orig, 50000, port);
+            for m in [testkit::HTTP_GET, testkit::SIP_INVITE, testkit::TLS_HELLO] {
                 assert_eq!(probe_once(&Smb, m, &c).0, Probe::NotMe);
             }
-            let u = ctx(Transport::Udp, 50000, port);
+            let u = ctx(Transport::Udp, Dir::Orig, 50000, port);
             assert_eq!(probe_once(&Smb, &smb2_negotiate(), &u).0, Probe::NotMe);
         }
     }
@@ -339,7 +339,7 @@ mod tests {
     fn agrees_with_ndpi_on_the_corpus() {
         // The corpus has no SMB over TCP (1kxun.pcap's NetBIOS.SMBv1 flows are browser
         // announcements in NetBIOS datagrams, UDP 138): nothing there may match.
-        let (bad, matched) = corpus::compare_with_ndpi(&Smb, &[Proto::Smb]);
+        let (bad, matched) = testkit::compare_with_ndpi(&Smb, &[Proto::Smb]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         assert!(matched.is_empty());
     }
@@ -348,7 +348,7 @@ mod tests {
     fn nothing_in_the_other_captures_matches() {
         // SIP calls with RTP, SNMP, MGCP, H.225; FaceTime media; TRex's DNS, HTTP, mail,
         // Exchange (DCE-RPC), Oracle, Citrix and video-call mixes.
-        assert_eq!(corpus::matches_elsewhere(&Smb), Vec::<String>::new());
+        assert_eq!(testkit::matches_elsewhere(&Smb), Vec::<String>::new());
     }
 
     proptest! {
@@ -363,7 +363,7 @@ mod tests {
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
             let mut s = scratch;
             let mut ev = Evidence::default();
-            let _ = Smb.probe(&data, &ctx(t, ports.0, ports.1), &mut s, &mut ev);
+            let _ = Smb.probe(&data, &ctx(t, Dir::Orig, ports.0, ports.1), &mut s, &mut ev);
         }
 
         #[test]
@@ -379,7 +379,7 @@ mod tests {
                     if let Some(x) = m.get_mut(i) { *x = b; }
                 }
                 m.truncate(cut);
-                let _ = probe_once(&Smb, &m, &ctx(Transport::Tcp, 50000, 139));
+                let _ = probe_once(&Smb, &m, &ctx(Transport::Tcp, Dir::Orig, 50000, 139));
             }
         }
     }

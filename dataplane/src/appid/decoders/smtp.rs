@@ -189,7 +189,7 @@ fn client_host(name: &[u8]) -> Option<&[u8]> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::util::corpus::{self, ctx_dir, hex, probe_once};
+    use super::super::testkit::{self, ctx, hex, probe_once};
     use super::*;
     use proptest::prelude::*;
 
@@ -197,20 +197,11 @@ mod tests {
     const LIKELY: Probe = Probe::Match(Proto::Smtp, Confidence::Likely);
 
     fn client(data: &[u8]) -> (Probe, Evidence) {
-        probe_once(
-            &Smtp,
-            data,
-            &ctx_dir(Transport::Tcp, 40000, 2525, Dir::Orig),
-        )
+        probe_once(&Smtp, data, &ctx(Transport::Tcp, Dir::Orig, 40000, 2525))
     }
 
     fn server(data: &[u8]) -> Probe {
-        probe_once(
-            &Smtp,
-            data,
-            &ctx_dir(Transport::Tcp, 40000, 2525, Dir::Reply),
-        )
-        .0
+        probe_once(&Smtp, data, &ctx(Transport::Tcp, Dir::Reply, 40000, 2525)).0
     }
 
     /// delay_10_smtp_0.pcap, 22.0.0.13:25 -> 21.0.0.9:29556, and the client's answer.
@@ -271,8 +262,8 @@ mod tests {
         // A quiet greeting followed by EHLO is SMTP.
         let mut scratch = [0; 16];
         let mut ev = Evidence::default();
-        let reply = ctx_dir(Transport::Tcp, 40000, 10025, Dir::Reply);
-        let orig = ctx_dir(Transport::Tcp, 40000, 10025, Dir::Orig);
+        let reply = ctx(Transport::Tcp, Dir::Reply, 40000, 10025);
+        let orig = ctx(Transport::Tcp, Dir::Orig, 40000, 10025);
         assert_eq!(
             Smtp.probe(b"220 mx1.example.com\r\n", &reply, &mut scratch, &mut ev),
             Probe::NotYet
@@ -306,9 +297,9 @@ mod tests {
     #[test]
     fn other_protocols_and_malformed_lines_are_not_smtp() {
         for m in [
-            corpus::HTTP_GET,
-            corpus::SIP_INVITE,
-            corpus::TLS_HELLO,
+            testkit::HTTP_GET,
+            testkit::SIP_INVITE,
+            testkit::TLS_HELLO,
             &[0x00, 0x1d, 0xab, 0xcd, 0x01, 0x00, 0x00, 0x01][..], // DNS over TCP
             b"SSH-2.0-OpenSSH_9.6\r\n",
             b"USER anonymous\r\n",
@@ -322,10 +313,10 @@ mod tests {
             assert_eq!(p, Probe::NotMe, "{:?}", String::from_utf8_lossy(m));
         }
         for m in [
-            corpus::HTTP_GET,
+            testkit::HTTP_GET,
             b"HTTP/1.1 200 OK\r\n\r\n",
             b"SIP/2.0 200 OK\r\n",
-            corpus::TLS_HELLO,
+            testkit::TLS_HELLO,
             b"+OK POP3 server ready\r\n",
             b"* OK IMAP4rev1 ready\r\n",
             b"554 No SMTP service here\r\n",
@@ -339,63 +330,33 @@ mod tests {
         let mut long = b"220 ".to_vec();
         long.resize(MAX_LINE, b'a');
         assert_eq!(server(&long), Probe::NotMe);
-        let udp = ctx_dir(Transport::Udp, 40000, 25, Dir::Orig);
+        let udp = ctx(Transport::Udp, Dir::Orig, 40000, 25);
         assert_eq!(probe_once(&Smtp, SPIRENT_HELO, &udp).0, Probe::NotMe);
-    }
-
-    /// Replays a flow the way the engine does: a `Likely` answer is kept while the decoder
-    /// is asked on, until `Certain`, `NotMe` or the end of the budget.
-    fn session(flow: &corpus::Flow) -> (Option<Probe>, Evidence) {
-        let mut scratch = [0; 16];
-        let mut ev = Evidence::default();
-        let mut streams: [Vec<u8>; 2] = Default::default();
-        let mut counts = [0u8; 2];
-        let mut likely = None;
-        for (dir, payload) in &flow.packets {
-            let k = *dir as usize;
-            counts[k] += 1;
-            if counts[k] > corpus::BUDGET {
-                break;
-            }
-            let room = corpus::TCP_BUFFER - streams[k].len();
-            streams[k].extend_from_slice(&payload[..payload.len().min(room)]);
-            let ctx = FlowCtx {
-                transport: flow.transport,
-                dir: *dir,
-                client: flow.client,
-                server: flow.server,
-                packets: counts,
-            };
-            match Smtp.probe(&streams[k], &ctx, &mut scratch, &mut ev) {
-                p @ (Probe::Match(_, Confidence::Certain) | Probe::NotMe) => return (Some(p), ev),
-                p @ Probe::Match(_, Confidence::Likely) => likely = likely.or(Some(p)),
-                Probe::NotYet => {}
-            }
-        }
-        (likely, ev)
     }
 
     #[test]
     fn trex_smtp_sessions_are_smtp_with_the_helo_domain() {
         for i in 0..3 {
-            let path = corpus::corpus_dir().join(format!("mix/trex_sfr/delay_10_smtp_{i}.pcap"));
-            let flows = corpus::flows_in(&path);
+            let path = testkit::corpus_dir().join(format!("mix/trex_sfr/delay_10_smtp_{i}.pcap"));
+            let flows = testkit::payload_flows_in(&path);
             assert_eq!(flows.len(), 1);
             // The greeting alone is enough...
-            let first = corpus::replay(&Smtp, &flows[0]);
-            assert_eq!(first.answer, Some((Proto::Smtp, Confidence::Likely)));
+            let first = testkit::replay(&Smtp, &flows[0], testkit::Feed::FIRST_ANSWER);
+            assert_eq!(first.answer(), Some((Proto::Smtp, Confidence::Likely)));
             assert_eq!(first.packets, 1);
             // ...and the HELO that follows makes it certain, with the client's domain.
-            let (p, ev) = session(&flows[0]);
-            assert_eq!(p, Some(CERTAIN), "smtp_{i}");
-            assert_eq!(ev.host.as_str(), "from.com");
+            // (Replayed as the engine does: a `Likely` is kept while the decoder is asked on,
+            // until `Certain`, `NotMe` or the end of the budget.)
+            let session = testkit::replay(&Smtp, &flows[0], testkit::Feed::budget(8));
+            assert_eq!(session.verdict, CERTAIN, "smtp_{i}");
+            assert_eq!(session.ev.host.as_str(), "from.com");
         }
     }
 
     #[test]
     fn agrees_with_ndpi_on_the_corpus() {
         // nDPI's corpus has no SMTP: no flow of it may match.
-        let (bad, matched) = corpus::compare_with_ndpi(&Smtp, &[Proto::Smtp]);
+        let (bad, matched) = testkit::compare_with_ndpi(&Smtp, &[Proto::Smtp]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         assert!(matched.is_empty());
     }
@@ -410,7 +371,7 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(corpus::matches_elsewhere(&Smtp), want);
+        assert_eq!(testkit::matches_elsewhere(&Smtp), want);
     }
 
     proptest! {
@@ -423,7 +384,7 @@ mod tests {
         ) {
             let dir = if reply { Dir::Reply } else { Dir::Orig };
             let mut s = scratch;
-            let _ = Smtp.probe(&data, &ctx_dir(Transport::Tcp, 1, 25, dir), &mut s, &mut Evidence::default());
+            let _ = Smtp.probe(&data, &ctx(Transport::Tcp, dir, 1, 25), &mut s, &mut Evidence::default());
         }
 
         #[test]

@@ -84,7 +84,7 @@ impl Decoder for Ssdp {
 
 #[cfg(test)]
 mod tests {
-    use super::super::util::corpus::{self, ctx, ctx_dir, probe_once};
+    use super::super::testkit::{self, ctx, probe_once};
     use super::*;
     use crate::flow::Dir;
     use proptest::prelude::*;
@@ -97,12 +97,12 @@ mod tests {
 
     #[test]
     fn search_notify_and_response_are_ssdp() {
-        let c = ctx(Transport::Udp, 51411, 1900);
+        let c = ctx(Transport::Udp, Dir::Orig, 51411, 1900);
         assert_eq!(
             probe_once(&Ssdp, SEARCH, &c).0,
             Probe::Match(Proto::Ssdp, Confidence::Certain)
         );
-        let (p, ev) = probe_once(&Ssdp, NOTIFY, &ctx(Transport::Udp, 1900, 1900));
+        let (p, ev) = probe_once(&Ssdp, NOTIFY, &ctx(Transport::Udp, Dir::Orig, 1900, 1900));
         assert_eq!(p, Probe::Match(Proto::Ssdp, Confidence::Certain));
         assert_eq!(
             ev.user_agent.as_str(),
@@ -113,7 +113,7 @@ mod tests {
         let (p, ev) = probe_once(
             &Ssdp,
             RESPONSE,
-            &ctx_dir(Transport::Udp, 51411, 1900, Dir::Reply),
+            &ctx(Transport::Udp, Dir::Reply, 51411, 1900),
         );
         assert_eq!(p, Probe::Match(Proto::Ssdp, Confidence::Certain));
         assert_eq!(ev.user_agent.as_str(), "Linux/3.4 UPnP/1.1 MiniUPnPd/2.0");
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn the_port_is_only_a_hint() {
-        let c = ctx(Transport::Udp, 40000, 41000);
+        let c = ctx(Transport::Udp, Dir::Orig, 40000, 41000);
         assert_eq!(
             probe_once(&Ssdp, SEARCH, &c).0,
             Probe::Match(Proto::Ssdp, Confidence::Certain)
@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn http_lookalikes_are_not_ssdp() {
-        let c = ctx(Transport::Udp, 40000, 1900);
+        let c = ctx(Transport::Udp, Dir::Orig, 40000, 1900);
         // A 200 OK without any SSDP header is plain HTTP.
         let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(probe_once(&Ssdp, plain, &c).0, Probe::NotMe);
@@ -148,17 +148,17 @@ mod tests {
         let e = b"HTTP/1.1 2001 OK\r\nST: upnp:rootdevice\r\n\r\n";
         assert_eq!(probe_once(&Ssdp, e, &c).0, Probe::NotMe);
         // Over TCP it is not SSDP.
-        let t = ctx(Transport::Tcp, 40000, 1900);
+        let t = ctx(Transport::Tcp, Dir::Orig, 40000, 1900);
         assert_eq!(probe_once(&Ssdp, SEARCH, &t).0, Probe::NotMe);
     }
 
     #[test]
     fn other_protocols_are_not_ssdp() {
-        let c = ctx(Transport::Udp, 40000, 1900);
+        let c = ctx(Transport::Udp, Dir::Orig, 40000, 1900);
         for m in [
-            corpus::HTTP_GET,
-            corpus::SIP_INVITE,
-            corpus::TLS_HELLO,
+            testkit::HTTP_GET,
+            testkit::SIP_INVITE,
+            testkit::TLS_HELLO,
             &[][..],
         ] {
             assert_eq!(probe_once(&Ssdp, m, &c).0, Probe::NotMe);
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn agrees_with_ndpi_on_the_corpus() {
-        let (bad, matched) = corpus::compare_with_ndpi(&Ssdp, &[Proto::Ssdp]);
+        let (bad, matched) = testkit::compare_with_ndpi(&Ssdp, &[Proto::Ssdp]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         // iphone.pcap 2, 1kxun.pcap 13.
         assert_eq!(matched.get(&Proto::Ssdp), Some(&15));
@@ -177,7 +177,7 @@ mod tests {
     fn nothing_in_the_other_captures_matches() {
         // SIP calls with RTP, SNMP, MGCP, H.225; FaceTime media; TRex's DNS, HTTP, mail,
         // Exchange (DCE-RPC), Oracle, Citrix and video-call mixes.
-        assert_eq!(corpus::matches_elsewhere(&Ssdp), Vec::<String>::new());
+        assert_eq!(testkit::matches_elsewhere(&Ssdp), Vec::<String>::new());
     }
 
     proptest! {
@@ -192,7 +192,7 @@ mod tests {
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
             let mut s = scratch;
             let mut ev = Evidence::default();
-            let _ = Ssdp.probe(&data, &ctx(t, ports.0, ports.1), &mut s, &mut ev);
+            let _ = Ssdp.probe(&data, &ctx(t, Dir::Orig, ports.0, ports.1), &mut s, &mut ev);
         }
 
         #[test]
@@ -205,7 +205,7 @@ mod tests {
                 if let Some(x) = m.get_mut(i) { *x = b; }
             }
             m.truncate(cut);
-            let _ = probe_once(&Ssdp, &m, &ctx(Transport::Udp, 1900, 1900));
+            let _ = probe_once(&Ssdp, &m, &ctx(Transport::Udp, Dir::Orig, 1900, 1900));
         }
     }
 }

@@ -80,7 +80,7 @@ fn identified(ident: &[u8], ev: &mut Evidence) -> Probe {
 
 #[cfg(test)]
 mod tests {
-    use super::super::util::corpus::{self, ctx_dir, hex, probe_once};
+    use super::super::testkit::{self, ctx, hex, probe_once};
     use super::*;
     use crate::flow::Dir;
     use proptest::prelude::*;
@@ -88,7 +88,7 @@ mod tests {
     const CERTAIN: Probe = Probe::Match(Proto::Ssh, Confidence::Certain);
 
     fn probe_dir(data: &[u8], dir: Dir) -> (Probe, Evidence) {
-        probe_once(&Ssh, data, &ctx_dir(Transport::Tcp, 40000, 2222, dir))
+        probe_once(&Ssh, data, &ctx(Transport::Tcp, dir, 40000, 2222))
     }
 
     fn probe(data: &[u8]) -> Probe {
@@ -166,10 +166,10 @@ mod tests {
     fn other_protocols_and_malformed_identifications_are_not_ssh() {
         let bare_lf = hex(BARE_LF);
         for m in [
-            corpus::HTTP_GET,
+            testkit::HTTP_GET,
             b"HTTP/1.1 200 OK\r\n\r\n",
-            corpus::SIP_INVITE,
-            corpus::TLS_HELLO,
+            testkit::SIP_INVITE,
+            testkit::TLS_HELLO,
             &[0x00, 0x1d, 0xab, 0xcd, 0x01, 0x00, 0x00, 0x01][..],
             b"220 mx.example.com ESMTP\r\n",
             b"+OK POP3 ready\r\n",
@@ -186,21 +186,21 @@ mod tests {
         ] {
             assert_eq!(probe(m), Probe::NotMe, "{:?}", String::from_utf8_lossy(m));
         }
-        let udp = ctx_dir(Transport::Udp, 40000, 22, Dir::Orig);
+        let udp = ctx(Transport::Udp, Dir::Orig, 40000, 22);
         assert_eq!(probe_once(&Ssh, &hex(OPENSSH_CLIENT), &udp).0, Probe::NotMe);
     }
 
     #[test]
     fn agrees_with_ndpi_on_the_corpus() {
         // nDPI's corpus has no SSH: no flow of it may match.
-        let (bad, matched) = corpus::compare_with_ndpi(&Ssh, &[Proto::Ssh]);
+        let (bad, matched) = testkit::compare_with_ndpi(&Ssh, &[Proto::Ssh]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         assert!(matched.is_empty());
     }
 
     #[test]
     fn nothing_in_the_other_captures_matches() {
-        assert_eq!(corpus::matches_elsewhere(&Ssh), Vec::<String>::new());
+        assert_eq!(testkit::matches_elsewhere(&Ssh), Vec::<String>::new());
     }
 
     proptest! {
@@ -213,7 +213,7 @@ mod tests {
         ) {
             let dir = if reply { Dir::Reply } else { Dir::Orig };
             let mut s = scratch;
-            let _ = Ssh.probe(&data, &ctx_dir(Transport::Tcp, 1, 22, dir), &mut s, &mut Evidence::default());
+            let _ = Ssh.probe(&data, &ctx(Transport::Tcp, dir, 1, 22), &mut s, &mut Evidence::default());
         }
 
         #[test]

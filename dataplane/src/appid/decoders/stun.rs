@@ -309,17 +309,23 @@ fn stream(b: &[u8], ev: &mut Evidence) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::appid::decoders::sip::tests::corpus;
+    use crate::appid::decoders::testkit;
+    use crate::flow::Dir;
     use proptest::prelude::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        corpus::hex(s)
+        testkit::hex(s)
     }
 
     fn probe(data: &[u8], transport: Transport) -> (Probe, Evidence) {
         let mut scratch = [0u8; 16];
         let mut ev = Evidence::default();
-        let p = Stun.probe(data, &corpus::ctx(transport), &mut scratch, &mut ev);
+        let p = Stun.probe(
+            data,
+            &testkit::ctx(transport, Dir::Orig, 40000, 40002),
+            &mut scratch,
+            &mut ev,
+        );
         (p, ev)
     }
 
@@ -389,7 +395,7 @@ mod tests {
         assert_eq!(probe(&rtcp, Transport::Udp).0, Probe::NotYet);
         let mut scratch = [0u8; 16];
         let mut ev = Evidence::default();
-        let ctx = corpus::ctx(Transport::Udp);
+        let ctx = testkit::ctx(Transport::Udp, Dir::Orig, 40000, 40002);
         assert_eq!(
             Stun.probe(&hex(ALLOCATE), &ctx, &mut scratch, &mut ev),
             CERTAIN
@@ -435,7 +441,7 @@ mod tests {
 
     #[test]
     fn other_protocols_are_not_stun() {
-        for (p, t) in corpus::foreign_payloads() {
+        for (p, t) in testkit::foreign_payloads() {
             assert_eq!(
                 probe(&p, t).0,
                 Probe::NotMe,
@@ -454,15 +460,15 @@ mod tests {
             ("ndpi/stun_tcp_multiple_msgs_same_pkt.pcap", 1),
             ("ndpi/stun_dtls_rtp.pcapng", 2),
         ] {
-            let flows = corpus::flows(file);
+            let flows = testkit::flows(file);
             let hits: Vec<_> = flows
                 .iter()
-                .filter(|f| corpus::classify(&Stun, f).answer == stun)
+                .filter(|f| testkit::replay(&Stun, f, testkit::Feed::ENGINE).verdict == stun)
                 .collect();
             assert_eq!(hits.len(), expect, "{file}");
         }
         // The TURN server of the TCP flow on 3478 names itself in its responses.
-        let mut server_side = corpus::flows("ndpi/stun.pcap")
+        let mut server_side = testkit::flows("ndpi/stun.pcap")
             .into_iter()
             .find(|f| f.transport == Transport::Tcp && f.has_port(3478))
             .expect("the TCP TURN flow");
@@ -473,8 +479,8 @@ mod tests {
             crate::flow::Dir::Reply
         };
         server_side.packets.retain(|(d, _, _)| *d == server_dir);
-        let o = corpus::classify(&Stun, &server_side);
-        assert_eq!(o.answer, stun);
+        let o = testkit::replay(&Stun, &server_side, testkit::Feed::ENGINE);
+        assert_eq!(o.verdict, stun);
         assert!(
             o.ev.stun_software.as_str().starts_with("Coturn-4.5"),
             "{:?}",
@@ -489,7 +495,7 @@ mod tests {
             let mut s = scratch;
             let mut ev = Evidence::default();
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
-            let _ = Stun.probe(&data, &corpus::ctx(t), &mut s, &mut ev);
+            let _ = Stun.probe(&data, &testkit::ctx(t, Dir::Orig, 40000, 40002), &mut s, &mut ev);
         }
 
         #[test]
@@ -502,7 +508,7 @@ mod tests {
             let mut s = [0u8; 16];
             let mut ev = Evidence::default();
             let t = if tcp { Transport::Tcp } else { Transport::Udp };
-            let _ = Stun.probe(&data, &corpus::ctx(t), &mut s, &mut ev);
+            let _ = Stun.probe(&data, &testkit::ctx(t, Dir::Orig, 40000, 40002), &mut s, &mut ev);
         }
     }
 }

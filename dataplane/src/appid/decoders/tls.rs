@@ -494,280 +494,9 @@ fn record_chain(data: &[u8], full: bool) -> Probe {
     }
 }
 
-/// Replays captures through one decoder the way the engine feeds it, for the decoder tests.
-#[cfg(test)]
-pub(crate) mod corpus {
-    use crate::appid::engine::STREAM_BYTES;
-    use crate::appid::{Confidence, Decoder, Evidence, FlowCtx, Probe, Proto, Scratch, Transport};
-    use crate::flow::Dir;
-    use crate::packet::{self, proto, IpAddr16};
-    use crate::replay::capture::for_each_frame;
-    use std::collections::HashMap;
-    use std::net::IpAddr;
-    use std::path::Path;
-
-    pub const ROOT: &str = "/work/shared/corpus";
-
-    /// One flow of a capture and what the decoder said about it.
-    #[derive(Debug)]
-    pub struct Run {
-        pub transport: Transport,
-        pub client: (IpAddr, u16),
-        pub server: (IpAddr, u16),
-        /// The first `Match(_, Certain)` or `NotMe`; else the first `Likely`; else `NotYet`.
-        pub verdict: Probe,
-        pub ev: Evidence,
-        /// Payload packets per direction (`Dir` order), all of them, not only those probed.
-        pub payloads: [u32; 2],
-    }
-
-    impl Run {
-        pub fn proto(&self) -> Option<Proto> {
-            match self.verdict {
-                Probe::Match(p, _) => Some(p),
-                _ => None,
-            }
-        }
-    }
-
-    #[derive(Default)]
-    struct Side {
-        stream: Vec<u8>,
-        next_seq: Option<u32>,
-    }
-
-    impl Side {
-        /// The engine's `append`: in-order bytes only, up to `STREAM_BYTES`.
-        fn append(&mut self, seq: u32, payload: &[u8]) -> bool {
-            let next = *self.next_seq.get_or_insert(seq);
-            let ahead = seq.wrapping_sub(next);
-            let skip = if ahead == 0 {
-                0
-            } else if ahead > u32::MAX / 2 {
-                next.wrapping_sub(seq) as usize
-            } else {
-                return false;
-            };
-            let Some(new) = payload.get(skip..).filter(|n| !n.is_empty()) else {
-                return false;
-            };
-            let room = STREAM_BYTES - self.stream.len();
-            if room == 0 {
-                return false;
-            }
-            self.stream.extend_from_slice(&new[..new.len().min(room)]);
-            self.next_seq = Some(next.wrapping_add(new.len() as u32));
-            true
-        }
-    }
-
-    struct Flow {
-        run: Run,
-        orig: (IpAddr16, u16),
-        sides: [Side; 2],
-        packets: [u8; 2],
-        scratch: Scratch,
-        done: bool,
-    }
-
-    /// Every TCP/UDP flow of `file` (relative to the corpus root) through `dec`, with a
-    /// budget of `budget` payload packets per direction, in order of first packet.
-    pub fn replay(file: &str, dec: &dyn Decoder, budget: u8) -> Vec<Run> {
-        let mut flows: Vec<Flow> = Vec::new();
-        let mut index: HashMap<(u8, IpAddr16, u16, IpAddr16, u16), usize> = HashMap::new();
-        let path = Path::new(ROOT).join(file);
-        for_each_frame(&path, |fr| {
-            let Ok(h) = packet::parse(&fr.data, fr.data.len()) else {
-                return Ok(());
-            };
-            let transport = match h.proto {
-                proto::TCP => Transport::Tcp,
-                proto::UDP => Transport::Udp,
-                _ => return Ok(()),
-            };
-            let (a, b) = ((h.src, h.src_port), (h.dst, h.dst_port));
-            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-            let key = (h.proto, lo.0, lo.1, hi.0, hi.1);
-            let i = *index.entry(key).or_insert_with(|| {
-                flows.push(Flow {
-                    run: Run {
-                        transport,
-                        client: (a.0.to_std(), a.1),
-                        server: (b.0.to_std(), b.1),
-                        verdict: if dec.transports().contains(&transport) {
-                            Probe::NotYet
-                        } else {
-                            Probe::NotMe
-                        },
-                        ev: Evidence::default(),
-                        payloads: [0; 2],
-                    },
-                    orig: a,
-                    sides: Default::default(),
-                    packets: [0; 2],
-                    scratch: [0; 16],
-                    done: !dec.transports().contains(&transport),
-                });
-                flows.len() - 1
-            });
-            let f = &mut flows[i];
-            let start = h.payload_offset as usize;
-            let end = (start + h.payload_len as usize).min(fr.data.len());
-            let payload = fr.data.get(start..end).unwrap_or_default();
-            let dir = if a == f.orig { Dir::Orig } else { Dir::Reply };
-            let d = dir as usize;
-            if !payload.is_empty() {
-                f.run.payloads[d] += 1;
-            }
-            if f.done || payload.is_empty() {
-                return Ok(());
-            }
-            f.packets[d] = f.packets[d].saturating_add(1);
-            let called = match transport {
-                Transport::Udp => Some(payload),
-                Transport::Tcp => {
-                    let seq = packet::bytes::be32(&fr.data, h.l4_offset as usize + 4).unwrap_or(0);
-                    f.sides[d]
-                        .append(seq, payload)
-                        .then_some(&f.sides[d].stream[..])
-                }
-            };
-            if let Some(data) = called {
-                let ctx = FlowCtx {
-                    transport,
-                    dir,
-                    client: (f.orig.0, f.orig.1),
-                    server: if f.orig == a { b } else { a },
-                    packets: f.packets,
-                };
-                match dec.probe(data, &ctx, &mut f.scratch, &mut f.run.ev) {
-                    Probe::NotYet => {}
-                    p @ Probe::Match(_, Confidence::Likely) => {
-                        if f.run.verdict == Probe::NotYet {
-                            f.run.verdict = p;
-                        }
-                    }
-                    p => {
-                        f.run.verdict = p;
-                        f.done = true;
-                    }
-                }
-            }
-            if f.packets.iter().any(|&n| n >= budget) {
-                f.done = true;
-            }
-            Ok(())
-        })
-        .unwrap_or_else(|e| panic!("{file}: {e}"));
-        flows.into_iter().map(|f| f.run).collect()
-    }
-
-    /// One flow line of nDPI's expected output (`<capture>.out`).
-    #[derive(Debug)]
-    pub struct Truth {
-        pub transport: Transport,
-        pub client: (IpAddr, u16),
-        pub server: (IpAddr, u16),
-        /// `MASTER.APP` as nDPI names it, e.g. `TLS.AppleiCloud`.
-        pub label: String,
-        pub host: Option<String>,
-        pub user_agent: Option<String>,
-        /// nDPI went by the port, not the payload (its label is a guess).
-        pub by_port: bool,
-    }
-
-    /// `a.b.c.d:port` or `[v6]:port`; `None` for the odd malformed address nDPI prints.
-    fn endpoint(s: &str) -> Option<(IpAddr, u16)> {
-        let (a, p) = s.rsplit_once(':')?;
-        let a = a.trim_start_matches('[').trim_end_matches(']');
-        Some((a.parse().ok()?, p.parse().ok()?))
-    }
-
-    fn field(line: &str, name: &str) -> Option<String> {
-        let start = line.find(name)? + name.len();
-        let end = line[start..].find(']')? + start;
-        Some(line[start..end].to_string())
-    }
-
-    pub fn truth(file: &str) -> Vec<Truth> {
-        let text =
-            std::fs::read_to_string(Path::new(ROOT).join(format!("{file}.out"))).expect("out file");
-        let mut out = Vec::new();
-        for line in text.lines() {
-            let w: Vec<&str> = line.split_whitespace().collect();
-            if w.len() < 5 || w[0].parse::<u32>().is_err() || !matches!(w[1], "TCP" | "UDP") {
-                continue;
-            }
-            let (Some(proto), Some(client), Some(server)) =
-                (field(line, "[proto: "), endpoint(w[2]), endpoint(w[4]))
-            else {
-                continue;
-            };
-            out.push(Truth {
-                transport: if w[1] == "TCP" {
-                    Transport::Tcp
-                } else {
-                    Transport::Udp
-                },
-                client,
-                server,
-                label: proto
-                    .split_once('/')
-                    .map_or(proto.clone(), |(_, l)| l.to_string()),
-                host: field(line, "[Hostname/SNI: "),
-                user_agent: field(line, "[User-Agent: "),
-                by_port: line.contains("[Confidence: Match by port]"),
-            });
-        }
-        out
-    }
-
-    /// The run of the flow `t` describes.
-    pub fn find<'r>(runs: &'r [Run], t: &Truth) -> Option<&'r Run> {
-        runs.iter().find(|r| {
-            r.transport == t.transport
-                && ((r.client == t.client && r.server == t.server)
-                    || (r.client == t.server && r.server == t.client))
-        })
-    }
-
-    /// A `FlowCtx` for hand-made tests.
-    pub fn ctx(transport: Transport, dir: Dir, client_port: u16, server_port: u16) -> FlowCtx {
-        FlowCtx {
-            transport,
-            dir,
-            client: (IpAddr16::from_v4([192, 0, 2, 1]), client_port),
-            server: (IpAddr16::from_v4([198, 51, 100, 1]), server_port),
-            packets: [1, 0],
-        }
-    }
-
-    /// The first payload of the flow's `dir` direction whose payload starts with `prefix`,
-    /// straight from the capture (for tests that cut or mutate real messages).
-    pub fn first_payload(file: &str, prefix: &[u8]) -> Vec<u8> {
-        let mut found = None;
-        for_each_frame(&Path::new(ROOT).join(file), |fr| {
-            if found.is_some() {
-                return Ok(());
-            }
-            if let Ok(h) = packet::parse(&fr.data, fr.data.len()) {
-                let start = h.payload_offset as usize;
-                let end = (start + h.payload_len as usize).min(fr.data.len());
-                let p = fr.data.get(start..end).unwrap_or_default();
-                if matches!(h.proto, proto::TCP | proto::UDP) && p.starts_with(prefix) {
-                    found = Some(p.to_vec());
-                }
-            }
-            Ok(())
-        })
-        .unwrap();
-        found.unwrap_or_else(|| panic!("{file}: no payload starts with {prefix:02x?}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::corpus::{self, ctx, find, replay, truth};
+    use super::super::testkit::{self, ctx, find, replay_file, truth, Feed};
     use super::*;
     use crate::flow::Dir;
     use proptest::prelude::*;
@@ -845,7 +574,7 @@ mod tests {
             "mix/trex_sfr/delay_10_https_0.pcap",
             "ndpi/iphone.pcap",
         ] {
-            let hello = corpus::first_payload(file, &[0x16, 0x03]);
+            let hello = testkit::first_payload(file, &[0x16, 0x03]);
             let total = 5 + u16::from_be_bytes([hello[3], hello[4]]) as usize;
             assert!(hello.len() >= total, "{file}: the hello is in one segment");
             for cut in 0..total {
@@ -958,7 +687,7 @@ mod tests {
     #[test]
     fn sslv2_compatible_hello() {
         // From google_ssl.pcap: an SSLv2 CLIENT-HELLO offering TLS 1.0.
-        let hello = corpus::first_payload("ndpi/google_ssl.pcap", &[0x80, 0x7c, 0x01]);
+        let hello = testkit::first_payload("ndpi/google_ssl.pcap", &[0x80, 0x7c, 0x01]);
         for cut in 0..hello.len() {
             assert_eq!(probe(&hello[..cut]).0, Probe::NotYet, "cut at {cut}");
         }
@@ -1007,7 +736,7 @@ mod tests {
             ("ndpi/1kxun.pcap", 6),
             ("ndpi/http_connect.pcap", 1),
         ] {
-            let runs = replay(file, &Tls, 8);
+            let runs = replay_file(file, &Tls, Feed::budget(8));
             let mut tls = 0;
             for t in truth(file) {
                 let run = find(&runs, &t).unwrap_or_else(|| panic!("{file}: {t:?} not replayed"));
@@ -1035,14 +764,14 @@ mod tests {
     #[test]
     fn google_ssl_sslv2_hello_flow_is_ssl() {
         // nDPI only guessed this flow by its port: its client opens with an SSLv2 hello.
-        let runs = replay("ndpi/google_ssl.pcap", &Tls, 8);
+        let runs = replay_file("ndpi/google_ssl.pcap", &Tls, Feed::budget(8));
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].verdict, CERTAIN);
     }
 
     #[test]
     fn trex_https_is_ssl_and_other_mixes_are_not() {
-        let runs = replay("mix/trex_sfr/delay_10_https_0.pcap", &Tls, 8);
+        let runs = replay_file("mix/trex_sfr/delay_10_https_0.pcap", &Tls, Feed::budget(8));
         assert!(runs.iter().any(|r| r.verdict == CERTAIN));
         for f in [
             "mix/trex_sfr/delay_10_http_get_0.pcap",
@@ -1057,7 +786,7 @@ mod tests {
             "ndpi/stun.pcap",
             "ndpi/dns.pcap",
         ] {
-            for r in replay(f, &Tls, 8) {
+            for r in replay_file(f, &Tls, Feed::budget(8)) {
                 assert_eq!(r.proto(), None, "{f}: {r:?}");
             }
         }
@@ -1066,7 +795,7 @@ mod tests {
     #[test]
     fn the_xmpp_starttls_flow_is_not_ssl_from_its_first_bytes() {
         // The stream opens in clear XML; TLS starts later. The flow is jabber's to name.
-        for r in replay("mix/zeek_tls_xmpp-starttls.pcap", &Tls, 8) {
+        for r in replay_file("mix/zeek_tls_xmpp-starttls.pcap", &Tls, Feed::budget(8)) {
             assert_eq!(r.verdict, Probe::NotMe, "{r:?}");
         }
     }

@@ -307,7 +307,7 @@ fn jid_domain(jid: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tls::corpus::{ctx, find, replay, truth};
+    use super::super::testkit::{ctx, find, replay_file, truth, Feed};
     use super::*;
     use proptest::prelude::*;
 
@@ -420,7 +420,7 @@ mod tests {
 
     #[test]
     fn corpus_jabber_flows() {
-        let runs = replay("ndpi/jabber.pcap", &Xmpp, 8);
+        let runs = replay_file("ndpi/jabber.pcap", &Xmpp, Feed::budget(8));
         let mut found = 0;
         let mut binary_5223 = 0;
         for t in truth("ndpi/jabber.pcap") {
@@ -440,7 +440,7 @@ mod tests {
             found += 1;
         }
         assert_eq!((found, binary_5223), (7, 5));
-        let runs = replay("mix/zeek_tls_xmpp-starttls.pcap", &Xmpp, 8);
+        let runs = replay_file("mix/zeek_tls_xmpp-starttls.pcap", &Xmpp, Feed::budget(8));
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].verdict, CERTAIN);
         assert_eq!(runs[0].ev.host.as_str(), "jabber.ccc.de");
@@ -459,7 +459,7 @@ mod tests {
             "mix/trex_sfr/delay_10_exchange_0.pcap",
             "mix/trex_sfr/delay_10_smtp_0.pcap",
         ] {
-            for r in replay(f, &Xmpp, 8) {
+            for r in replay_file(f, &Xmpp, Feed::budget(8)) {
                 assert_eq!(r.proto(), None, "{f}: {r:?}");
             }
         }
