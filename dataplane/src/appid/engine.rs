@@ -19,8 +19,8 @@ pub const MAX_PATH: usize = 3;
 
 /// A protocol whose flows keep being classified after it matched, because another protocol
 /// may follow on the same flow and is the better name for it (a STUN exchange that sets up a
-/// DTLS session is a DTLS flow).
-const UPGRADES: [(Proto, Proto); 1] = [(Proto::Stun, Proto::Dtls)];
+/// DTLS session is a DTLS flow): the protocol and the decoder still asked afterwards.
+const UPGRADES: [(Proto, &str); 1] = [(Proto::Stun, "dtls")];
 
 /// App-ID limits (dataplane.yaml `app-id`).
 #[derive(Clone, Copy, Debug)]
@@ -321,7 +321,7 @@ impl Engine {
             server_port,
         };
         let app = self.catalog.shift(base, &subject).unwrap_or(base);
-        let upgrade: Option<Proto> = UPGRADES
+        let upgrade: Option<&str> = UPGRADES
             .iter()
             .find(|(from, _)| *from == p)
             .map(|(_, to)| *to);
@@ -338,7 +338,7 @@ impl Engine {
         }
         info.decided_after = (f.packets[0] + f.packets[1]).min(u32::MAX as u64) as u32;
         self.counters.decided += 1;
-        match upgrade.and_then(|to| DECODERS.iter().position(|d| d.name() == decoder_name(to))) {
+        match upgrade.and_then(|to| DECODERS.iter().position(|d| d.name() == to)) {
             Some(i) => {
                 info.app = app;
                 info.provisional = true;
@@ -413,14 +413,6 @@ impl Engine {
     /// Contexts in use (flows being classified).
     pub fn contexts_in_use(&self) -> usize {
         self.contexts.len() - self.free.len()
-    }
-}
-
-fn decoder_name(p: Proto) -> &'static str {
-    match p {
-        Proto::Dtls => "dtls",
-        Proto::Stun => "stun",
-        _ => "",
     }
 }
 
