@@ -268,8 +268,14 @@ pub fn read_snapshot(path: &Path) -> Result<Vec<Counters>, StatsError> {
         let base = HEADER_WORDS + w * BLOCK_WORDS;
         let mut c = Counters::default();
         let mut ok = false;
-        for attempt in 0..100_000 {
+        // A writer preempted mid-publication holds the sequence odd until it runs again: keep
+        // trying (yielding the CPU to it) for up to a second before calling the segment busy.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        for attempt in 0u64.. {
             if attempt % 64 == 63 {
+                if std::time::Instant::now() > deadline {
+                    break;
+                }
                 std::thread::yield_now();
             }
             let s1 = shm.load(base, Ordering::Acquire);
