@@ -258,3 +258,54 @@ fn xmpp_with_starttls_is_jabber() {
         assert_eq!(f.path, ["jabber"], "{t}");
     }
 }
+
+/// Real FaceTime media (USTC-TFC2016: RTP with a header extension, dynamic payload types,
+/// anonymised per packet so every packet is its own "flow") put back into flows: the UDP
+/// payloads of each SSRC, in capture order, between one pair of endpoints on FaceTime's ports.
+/// App-ID must call each such stream rtp, shifted to ichat-av by the port range.
+#[test]
+fn real_facetime_media_payloads_are_rtp_on_ichat_av() {
+    use aperture_traffic::build::udp4;
+    use std::collections::BTreeMap;
+    use std::net::SocketAddrV4;
+    let src = corpus().join("mix/USTC-TFC2016_Facetime.pcap");
+    let mut by_ssrc: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+    for f in frames(&src) {
+        let Ok(h) = aperture_dataplane::packet::parse(&f, f.len()) else {
+            continue;
+        };
+        let p = &f[h.payload_offset as usize..][..h.payload_len as usize];
+        // RTP version 2; the SSRC says which stream the packet belongs to.
+        if h.proto == 17 && p.len() >= 12 && p[0] >> 6 == 2 {
+            let ssrc = u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
+            by_ssrc.entry(ssrc).or_default().push(p.to_vec());
+        }
+    }
+    let streams: Vec<(u32, Vec<Vec<u8>>)> = by_ssrc
+        .into_iter()
+        .filter(|(_, v)| v.len() >= 20)
+        .take(6)
+        .collect();
+    assert!(
+        streams.len() >= 3,
+        "the capture has several long media streams"
+    );
+    let dir = TempDir::new("ustc");
+    let pcap = dir.path().join("facetime-media.pcap");
+    let mut out = Vec::new();
+    for (i, (_, payloads)) in streams.iter().enumerate() {
+        let a = SocketAddrV4::new([10, 0, 0, 10 + i as u8].into(), 16393 + i as u16);
+        let b = SocketAddrV4::new([198, 51, 100, 20 + i as u8].into(), 16402 - i as u16);
+        for (k, p) in payloads.iter().take(40).enumerate() {
+            let ts = 1_700_000_000_000_000_000u64 + (i as u64 * 40 + k as u64) * 20_000_000;
+            out.push((ts, udp4([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], a, b, p)));
+        }
+    }
+    out.sort_by_key(|(ts, _)| *ts);
+    aperture_traffic::pcap::write_pcap_file(&pcap, &out).unwrap();
+    let flows = replay(&pcap, dir.path(), None).flows;
+    assert_eq!(flows.len(), streams.len());
+    for f in &flows {
+        assert_eq!(f["app_path"], serde_json::json!(["rtp", "ichat-av"]), "{f}");
+    }
+}
