@@ -140,6 +140,9 @@ pub struct FlowRef {
     pub src_is_lo: bool,
     pub hash: u64,
     pub hint: Option<Slot>,
+    /// The table's removal count when `hint` was found: unchanged means the slot still holds
+    /// the same flow (slots are reused only after a removal).
+    removals: u64,
 }
 
 /// What happened on `FlowTable::track`.
@@ -159,6 +162,8 @@ pub struct FlowTable {
     hasher: ahash::RandomState,
     capacity: usize,
     active: usize,
+    /// Flows removed so far; lets `track` trust a lookup hint without comparing keys again.
+    removals: u64,
 }
 
 impl FlowTable {
@@ -211,6 +216,7 @@ impl FlowTable {
             hasher: ahash::RandomState::with_seeds(seeds[0], seeds[1], seeds[2], seeds[3]),
             capacity,
             active: 0,
+            removals: 0,
         }
     }
 
@@ -242,6 +248,7 @@ impl FlowTable {
             src_is_lo,
             hash: self.hash(&key),
             hint: None,
+            removals: 0,
         }
     }
 
@@ -258,6 +265,7 @@ impl FlowTable {
     #[inline]
     pub fn lookup(&self, r: &mut FlowRef) {
         r.hint = self.find(&r.key, r.hash);
+        r.removals = self.removals;
         if let Some(s) = r.hint {
             aperture_dpdk::prefetch(&self.slots[s as usize]);
         }
@@ -277,6 +285,7 @@ impl FlowTable {
     ) -> Tracked {
         let (key, src_is_lo, hash) = (&r.key, r.src_is_lo, r.hash);
         let found = match r.hint {
+            Some(s) if r.removals == self.removals => Some(s),
             Some(s) if self.slots[s as usize].live && self.slots[s as usize].key == *key => Some(s),
             _ => self.find(key, hash),
         };
@@ -390,6 +399,7 @@ impl FlowTable {
         ended: &mut impl FnMut(Slot, &Flow, EndReason),
     ) {
         self.slots[slot as usize].live = false;
+        self.removals += 1;
         let f = self.slots[slot as usize];
         ended(slot, &f, f.end_reason(cause));
         self.unlink(slot);

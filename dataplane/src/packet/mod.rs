@@ -271,8 +271,8 @@ pub fn parse_into(frame: &[u8], wire_len: usize, h: &mut Headers) -> Result<(), 
     }
 }
 
-#[inline]
 /// Parses the transport header at `off` whose declared length (from the IP header) is `len`.
+#[inline(always)]
 fn parse_l4(
     frame: &[u8],
     h: &mut Headers,
