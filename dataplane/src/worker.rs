@@ -124,6 +124,7 @@ impl Worker {
             }
             self.clock.burst();
             self.counters.add(C::Bursts, 1);
+            self.counters.add(C::RxPackets, n as u64);
             self.burst_stages(p, n);
             total += n;
         }
@@ -197,7 +198,6 @@ impl Worker {
 
     fn packet(&mut self, port: usize, m: Mbuf, meta: &Meta) {
         let len = m.pkt_len();
-        self.counters.add(C::RxPackets, 1);
         self.counters.add(C::RxBytes, len as u64);
         if let Err(e) = meta.parsed {
             return self.drop(DropReason::Malformed(e), m);
@@ -209,7 +209,7 @@ impl Worker {
                     return self.drop(DropReason::NoEgress, m);
                 };
                 match &meta.flow {
-                    Some(r) => self.track(h, r, len, meta.now, payload(&m, h)),
+                    Some(r) => self.track(h, r, len, meta.now, m.data()),
                     None => self.counters.add(C::NonIpPackets, 1),
                 }
                 self.send(out, m);
@@ -221,7 +221,7 @@ impl Worker {
     /// Finds or creates the packet's flow, accounts it, and runs App-ID while the flow's
     /// application is undecided.
     #[inline]
-    fn track(&mut self, h: &Headers, r: &FlowRef, len: u32, now: u64, payload: &[u8]) {
+    fn track(&mut self, h: &Headers, r: &FlowRef, len: u32, now: u64, frame: &[u8]) {
         if h.fragment != Fragment::No {
             self.counters.add(C::Fragments, 1);
         }
@@ -240,7 +240,7 @@ impl Worker {
             r,
             len,
             now,
-            payload,
+            frame,
             &mut |a, s, f, reason| end_flow(*id, counters, log, a, s, f, reason),
         );
         if t.created {
@@ -278,7 +278,7 @@ impl Worker {
             return self.drop(DropReason::TtlExceeded, m);
         }
         if let Some(r) = &meta.flow {
-            self.track(h, r, m.pkt_len(), now, payload(&m, h));
+            self.track(h, r, m.pkt_len(), now, m.data());
         }
         let l3 = h.l3_offset as usize;
         if m.data_mut()
@@ -448,7 +448,9 @@ impl Worker {
 
 /// The flow stage of one packet, shared by the workers and the offline classifier: find or
 /// create the flow, account the packet, and run App-ID while the application is undecided.
-/// `ended` receives every flow that ends on the way (eviction, tuple reuse) with the engine.
+/// `frame` is the packet's contiguous bytes (App-ID reads the payload from it only while the
+/// flow is undecided). `ended` receives every flow that ends on the way (eviction, tuple
+/// reuse) with the engine.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn track_and_classify(
@@ -458,7 +460,7 @@ pub fn track_and_classify(
     r: &FlowRef,
     len: u32,
     now: u64,
-    payload: &[u8],
+    frame: &[u8],
     ended: &mut impl FnMut(&mut Engine, Slot, &Flow, EndReason),
 ) -> Tracked {
     let t = flows.track(h, r, len, now, &mut |s, f, reason| {
@@ -469,15 +471,9 @@ pub fn track_and_classify(
         appid.created(t.slot, f);
     }
     if !f.app_done {
-        appid.packet(t.slot, f, t.dir, h, payload);
+        appid.packet(t.slot, f, t.dir, h, payload_of(frame, h));
     }
     t
-}
-
-/// The L4 payload of a packet as far as its first segment holds it.
-#[inline]
-fn payload<'a>(m: &'a Mbuf, h: &Headers) -> &'a [u8] {
-    payload_of(m.data(), h)
 }
 
 /// The L4 payload within `d` (the frame's contiguous bytes).

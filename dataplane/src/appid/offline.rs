@@ -6,7 +6,7 @@ use crate::config::Timeouts;
 use crate::flow::FlowTable;
 use crate::flowlog::FlowRecord;
 use crate::packet::{self, Headers, MacAddr};
-use crate::worker::{payload_of, track_and_classify};
+use crate::worker::track_and_classify;
 use std::sync::Arc;
 
 pub struct Offline {
@@ -61,7 +61,7 @@ impl Offline {
             &r,
             wire_len as u32,
             ts_ns,
-            payload_of(frame, &self.h),
+            frame,
             &mut |e, s, f, reason| records.push(FlowRecord::new(0, f, reason, &e.ended(s, f))),
         );
         let records = &mut self.records;
