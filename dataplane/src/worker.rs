@@ -28,11 +28,12 @@ const EXPIRE_BUDGET: usize = 64;
 #[derive(Clone, Copy)]
 struct Meta {
     h: Headers,
+    /// The flow of an IP packet (when `has_flow`), looked up in the second pass.
+    flow: FlowRef,
+    now: u64,
     /// Whether `h` is valid, or why the frame is malformed.
     parsed: Result<(), Malformed>,
-    /// The flow of an IP packet, looked up in the second pass.
-    flow: Option<FlowRef>,
-    now: u64,
+    has_flow: bool,
 }
 
 /// How this worker forwards.
@@ -89,9 +90,10 @@ impl Worker {
             meta: Some(Box::new(
                 [Meta {
                     h: Headers::empty(MacAddr::default(), MacAddr::default()),
-                    parsed: Err(Malformed::EthernetTruncated),
-                    flow: None,
+                    flow: FlowRef::default(),
                     now: 0,
+                    parsed: Err(Malformed::EthernetTruncated),
+                    has_flow: false,
                 }; BURST_SIZE],
             )),
         }
@@ -125,7 +127,8 @@ impl Worker {
             self.clock.burst();
             self.counters.add(C::Bursts, 1);
             self.counters.add(C::RxPackets, n as u64);
-            self.burst_stages(p, n);
+            let bytes = self.burst_stages(p, n);
+            self.counters.add(C::RxBytes, bytes);
             total += n;
         }
         self.flush_tx();
@@ -150,12 +153,13 @@ impl Worker {
 
     /// A burst in three passes, so that each pass's memory accesses overlap across packets:
     /// parse every packet and hash its flow key; look every flow up; then account and forward
-    /// each packet in order.
+    /// each packet in order. Returns the bytes received.
     #[inline]
-    fn burst_stages(&mut self, port: usize, n: usize) {
+    fn burst_stages(&mut self, port: usize, n: usize) -> u64 {
         let Some(mut metas) = self.meta.take() else {
-            return;
+            return 0;
         };
+        let mut bytes = 0u64;
         // Pass 1: parse. Every mbuf header is prefetched now, each packet's data a few
         // packets ahead.
         self.burst.prefetch_headers();
@@ -164,63 +168,72 @@ impl Worker {
                 m.prefetch_data();
             }
         }
-        for i in 0..n {
+        for (i, meta) in metas[..n].iter_mut().enumerate() {
             if let Some(m) = self.burst.get(i + PREFETCH_AHEAD) {
                 m.prefetch_data();
             }
             let Some(m) = self.burst.get(i) else {
-                metas[i].parsed = Err(Malformed::EthernetTruncated);
+                meta.parsed = Err(Malformed::EthernetTruncated);
+                meta.has_flow = false;
                 continue;
             };
-            let meta = &mut metas[i];
-            meta.parsed = packet::parse_into(m.data(), m.pkt_len() as usize, &mut meta.h);
+            let len = m.pkt_len();
+            bytes += len as u64;
+            meta.parsed = packet::parse_into(m.data(), len as usize, &mut meta.h);
             meta.now = self.clock.packet(m);
-            meta.flow = if meta.parsed.is_ok() && meta.h.is_ip() {
-                Some(self.flows.flow_ref(&meta.h))
-            } else {
-                None
-            };
+            meta.has_flow = meta.parsed.is_ok() && meta.h.is_ip();
+            if meta.has_flow {
+                meta.flow = self.flows.flow_ref(&meta.h);
+            }
         }
         // Pass 2: flow lookups.
         for meta in &mut metas[..n] {
-            if let Some(r) = &mut meta.flow {
-                self.flows.lookup(r);
+            if meta.has_flow {
+                self.flows.lookup(&meta.h, &mut meta.flow);
             }
         }
         // Pass 3: account, decide, send.
-        for i in 0..n {
-            if let Some(m) = self.burst.take(i) {
-                self.packet(port, m, &metas[i]);
+        match &self.mode {
+            Mode::Wire(w) => {
+                let out = w.peer.get(port).copied().flatten();
+                for (i, meta) in metas[..n].iter().enumerate() {
+                    if let Some(m) = self.burst.take(i) {
+                        self.wire_packet(out, m, meta);
+                    }
+                }
+            }
+            Mode::Routed(_) => {
+                for (i, meta) in metas[..n].iter().enumerate() {
+                    if let Some(m) = self.burst.take(i) {
+                        self.route(port, m, meta);
+                    }
+                }
             }
         }
         self.meta = Some(metas);
+        bytes
     }
 
-    fn packet(&mut self, port: usize, m: Mbuf, meta: &Meta) {
-        let len = m.pkt_len();
-        self.counters.add(C::RxBytes, len as u64);
+    /// Virtual wire: every packet leaves on the peer port, untouched.
+    #[inline(always)]
+    fn wire_packet(&mut self, out: Option<usize>, m: Mbuf, meta: &Meta) {
         if let Err(e) = meta.parsed {
             return self.drop(DropReason::Malformed(e), m);
         }
-        let h = &meta.h;
-        match self.mode {
-            Mode::Wire(ref w) => {
-                let Some(out) = w.peer[port] else {
-                    return self.drop(DropReason::NoEgress, m);
-                };
-                match &meta.flow {
-                    Some(r) => self.track(h, r, len, meta.now, m.data()),
-                    None => self.counters.add(C::NonIpPackets, 1),
-                }
-                self.send(out, m);
-            }
-            Mode::Routed(_) => self.route(port, m, h, meta),
+        let Some(out) = out else {
+            return self.drop(DropReason::NoEgress, m);
+        };
+        if meta.has_flow {
+            self.track(&meta.h, &meta.flow, m.pkt_len(), meta.now, m.data());
+        } else {
+            self.counters.add(C::NonIpPackets, 1);
         }
+        self.send(out, m);
     }
 
     /// Finds or creates the packet's flow, accounts it, and runs App-ID while the flow's
     /// application is undecided.
-    #[inline]
+    #[inline(always)]
     fn track(&mut self, h: &Headers, r: &FlowRef, len: u32, now: u64, frame: &[u8]) {
         if h.fragment != Fragment::No {
             self.counters.add(C::Fragments, 1);
@@ -248,8 +261,11 @@ impl Worker {
         }
     }
 
-    fn route(&mut self, port: usize, mut m: Mbuf, h: &Headers, meta: &Meta) {
-        let now = meta.now;
+    fn route(&mut self, port: usize, mut m: Mbuf, meta: &Meta) {
+        if let Err(e) = meta.parsed {
+            return self.drop(DropReason::Malformed(e), m);
+        }
+        let (h, now) = (&meta.h, meta.now);
         let Mode::Routed(ref router) = self.mode else {
             return;
         };
@@ -277,8 +293,8 @@ impl Worker {
         if h.ttl <= 1 {
             return self.drop(DropReason::TtlExceeded, m);
         }
-        if let Some(r) = &meta.flow {
-            self.track(h, r, m.pkt_len(), now, m.data());
+        if meta.has_flow {
+            self.track(h, &meta.flow, m.pkt_len(), now, m.data());
         }
         let l3 = h.l3_offset as usize;
         if m.data_mut()
@@ -395,7 +411,7 @@ impl Worker {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn send(&mut self, out: usize, m: Mbuf) {
         if self.tx[out].is_full() {
             self.flush_port(out);
@@ -452,7 +468,7 @@ impl Worker {
 /// flow is undecided). `ended` receives every flow that ends on the way (eviction, tuple
 /// reuse) with the engine.
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 pub fn track_and_classify(
     flows: &mut FlowTable,
     appid: &mut Engine,

@@ -52,7 +52,7 @@ impl Offline {
             return;
         }
         let mut r = self.flows.flow_ref(&self.h);
-        self.flows.lookup(&mut r);
+        self.flows.lookup(&self.h, &mut r);
         let records = &mut self.records;
         track_and_classify(
             &mut self.flows,

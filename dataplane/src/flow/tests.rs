@@ -35,7 +35,7 @@ fn feed(
     log: &mut Vec<(FlowKey, EndReason, u64)>,
 ) -> Tracked {
     let mut r = t.flow_ref(h);
-    t.lookup(&mut r);
+    t.lookup(h, &mut r);
     t.track(h, &r, 100, now, &mut |_, f: &Flow, r| {
         log.push((f.key, r, f.packets[0] + f.packets[1]))
     })
@@ -46,12 +46,14 @@ fn table(cap: usize) -> FlowTable {
 }
 
 #[test]
-fn flow_entry_is_at_most_two_cache_lines() {
-    assert!(
-        std::mem::size_of::<Flow>() <= 128,
-        "{}",
-        std::mem::size_of::<Flow>()
-    );
+fn flow_entry_is_one_aligned_pair_of_cache_lines() {
+    // Reported in the issue notes (120 bytes of fields, padded): keep in step.
+    assert_eq!(std::mem::size_of::<Flow>(), 128);
+    assert_eq!(std::mem::align_of::<Flow>(), 128);
+    let t = table(3);
+    for s in 0..3 {
+        assert_eq!(t.get(s) as *const Flow as usize % 128, 0);
+    }
 }
 
 #[test]
@@ -167,7 +169,7 @@ fn churn_never_exceeds_capacity_or_loses_flows() {
         let mut fr = t.flow_ref(&h);
         // Half the packets skip the lookup: `track` must find the flow itself.
         if i % 2 == 0 {
-            t.lookup(&mut fr);
+            t.lookup(&h, &mut fr);
         }
         let r = t.track(&h, &fr, 60, i as u64 * S / 10, &mut |_, _, _| ended += 1);
         created += r.created as usize;
@@ -207,8 +209,8 @@ fn a_stale_hint_is_not_trusted() {
     feed(&mut t, &a, 0, &mut log);
     feed(&mut t, &hdr(1, 2, 2, 2, 17, 0), 1, &mut log);
     let mut ra = t.flow_ref(&a);
-    t.lookup(&mut ra);
-    assert!(ra.hint.is_some());
+    t.lookup(&a, &mut ra);
+    assert!(ra.hint().is_some());
     // A third flow evicts the oldest (A) and takes its slot.
     feed(&mut t, &hdr(1, 3, 2, 2, 17, 0), 2, &mut log);
     assert_eq!(log.len(), 1);
@@ -220,11 +222,5 @@ fn a_stale_hint_is_not_trusted() {
         "A is created again, not accounted to the flow in its old slot"
     );
     let f = t.get(tr.slot);
-    assert_eq!((f.key, f.packets[0]), (ra.key, 1));
-}
-
-#[test]
-fn flow_entry_size_is_what_the_notes_say() {
-    // Reported in the issue notes: keep this in step when fields change.
-    assert_eq!(std::mem::size_of::<Flow>(), 120);
+    assert_eq!((f.key, f.packets[0]), (FlowKey::from_headers(&a).0, 1));
 }

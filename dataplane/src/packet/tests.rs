@@ -245,6 +245,76 @@ proptest! {
     }
 }
 
+/// Runs both parsers on `f`; when the common-case parser takes the frame, the general one must
+/// accept it too and produce the same headers. Returns whether the common case took it.
+fn common_agrees_with_general(f: &[u8], wire_len: usize) -> bool {
+    let mut fast = Headers::empty(MacAddr::default(), MacAddr::default());
+    if !parse_common(f, wire_len, &mut fast) {
+        return false;
+    }
+    let mut general = Headers::empty(MacAddr([9; 6]), MacAddr([9; 6]));
+    assert_eq!(parse_general(f, wire_len, &mut general), Ok(()), "{f:02x?}");
+    assert_eq!(fast, general, "{f:02x?}");
+    true
+}
+
+#[test]
+fn common_case_parser_takes_plain_udp_and_tcp_only() {
+    let u = frame(0x0800, ipv4(17, &udp(5060, 5061, b"INVITE")));
+    let t = frame(0x0800, ipv4(6, &tcp(443, 5000, tcp::ACK, b"\x16\x03")));
+    let mut padded = frame(0x0800, ipv4(6, &tcp(1, 2, tcp::SYN, b"")));
+    padded.resize(60, 0);
+    for f in [&u, &t, &padded] {
+        assert!(common_agrees_with_general(f, f.len()));
+        // More segments behind the first (an mbuf chain) are fine too.
+        assert!(common_agrees_with_general(f, f.len() + 1000));
+    }
+    // Left to the general parser: options, fragments, ICMP, tags, truncation.
+    let mut options = ipv4(17, &[0; 12]);
+    options[0] = 0x46;
+    let mut fragment = ipv4(17, &udp(1, 2, b"x"));
+    fragment[6] = 0x20;
+    let icmp = frame(0x0800, ipv4(1, &[8, 0, 0, 0, 0, 1, 0, 1]));
+    let mut tagged = eth(0x8100);
+    tagged.extend_from_slice(&[0, 5, 0x08, 0x00]);
+    tagged.extend(ipv4(17, &udp(1, 2, b"x")));
+    let others = [
+        frame(0x0800, options),
+        frame(0x0800, fragment),
+        icmp,
+        tagged,
+        u[..u.len() - 1].to_vec(),
+        t[..53].to_vec(),
+    ];
+    for f in &others {
+        assert!(!common_agrees_with_general(f, f.len()), "{f:02x?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    /// The common-case parser is a shortcut, never a second opinion: on any frame it takes,
+    /// the general parser gives the same headers.
+    #[test]
+    fn common_case_parser_matches_general_parser(
+        kind in 0usize..2,
+        flips in proptest::collection::vec((0usize..60, any::<u8>()), 0..4),
+        cut in 30usize..80,
+        extra in 0usize..40,
+    ) {
+        let mut f = match kind {
+            0 => frame(0x0800, ipv4(17, &udp(5060, 5060, b"SIP/2.0 200 OK\r\n"))),
+            _ => frame(0x0800, ipv4(6, &tcp(443, 5000, tcp::ACK | tcp::PSH, b"\x16\x03\x01\x02\x00"))),
+        };
+        for (i, v) in flips {
+            if let Some(b) = f.get_mut(i) { *b = v; }
+        }
+        f.truncate(cut);
+        common_agrees_with_general(&f, f.len() + extra);
+    }
+}
+
 #[test]
 fn icmp_shorter_than_its_header_by_ip_length_is_truncated() {
     // Found by the property test: IP declared 4 bytes of ICMP while 8 were present.
