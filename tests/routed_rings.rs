@@ -8,7 +8,7 @@ use aperture_dataplane::config::{AppIdConfig, Forwarding, Interface, Timeouts};
 use aperture_dataplane::flow::FlowTable;
 use aperture_dataplane::flowlog::FlowLogSink;
 use aperture_dataplane::forward::Router;
-use aperture_dataplane::packet::{self, arp, checksum, MacAddr, L3};
+use aperture_dataplane::packet::{self, arp, checksum, ethernet, MacAddr, L3};
 use aperture_dataplane::stats::{DropReason, C};
 use aperture_dataplane::worker::{Mode, Worker};
 use aperture_dpdk::{Burst, Eal, Mbuf, Mempool, Port, RingPair, TxBuffer};
@@ -119,7 +119,7 @@ fn routed_worker_answers_arp_resolves_next_hops_and_counts_drops() {
         (a.oper, a.sender_mac, a.sender_ip, a.target_ip),
         (arp::REPLY, macs[0], [192, 0, 2, 1], [192, 0, 2, 2])
     );
-    assert_eq!(h.dst_mac, MacAddr(CLIENT_MAC));
+    assert_eq!(ethernet::dst_mac(&got[0]), MacAddr(CLIENT_MAC));
 
     // 2. A datagram for the server: held while the worker asks for the server's MAC.
     let c = SocketAddrV4::new(ip("192.0.2.2"), 40000);
@@ -136,7 +136,7 @@ fn routed_worker_answers_arp_resolves_next_hops_and_counts_drops() {
         (a.oper, a.sender_ip, a.target_ip),
         (arp::REQUEST, [198, 51, 100, 1], [198, 51, 100, 2])
     );
-    assert_eq!(h.dst_mac, MacAddr::BROADCAST);
+    assert_eq!(ethernet::dst_mac(&got[0]), MacAddr::BROADCAST);
 
     // 3. The server answers: the held datagram leaves with new MACs and TTL - 1.
     let is_at = build::arp(
@@ -152,7 +152,12 @@ fn routed_worker_answers_arp_resolves_next_hops_and_counts_drops() {
     assert_eq!(got.len(), 1, "the held datagram");
     let h = packet::parse(&got[0], got[0].len()).unwrap();
     assert_eq!(
-        (h.dst_mac, h.src_mac, h.ttl, h.dst_port),
+        (
+            ethernet::dst_mac(&got[0]),
+            ethernet::src_mac(&got[0]),
+            h.ttl,
+            h.dst_port
+        ),
         (MacAddr(SERVER_MAC), macs[1], 63, 7000)
     );
     let l3 = h.l3_offset as usize;
@@ -180,7 +185,10 @@ fn routed_worker_answers_arp_resolves_next_hops_and_counts_drops() {
         "the reply, to the client learnt from its ARP request"
     );
     let h = packet::parse(&got[0], got[0].len()).unwrap();
-    assert_eq!((h.dst_mac, h.ttl), (MacAddr(CLIENT_MAC), 63));
+    assert_eq!(
+        (ethernet::dst_mac(&got[0]), h.ttl),
+        (MacAddr(CLIENT_MAC), 63)
+    );
 
     // 5. Drops, each with its reason, and nothing forwarded.
     let mut ttl1 = dgram.clone();

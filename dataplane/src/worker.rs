@@ -89,7 +89,7 @@ impl Worker {
             burst: Burst::default(),
             meta: Some(Box::new(
                 [Meta {
-                    h: Headers::empty(MacAddr::default(), MacAddr::default()),
+                    h: Headers::empty(),
                     flow: FlowRef::default(),
                     now: 0,
                     parsed: Err(Malformed::EthernetTruncated),
@@ -162,7 +162,11 @@ impl Worker {
         let mut bytes = 0u64;
         // Pass 1: parse. Every mbuf header is prefetched now, each packet's data a few
         // packets ahead.
-        self.burst.prefetch_headers();
+        for i in 0..n {
+            if let Some(m) = self.burst.get(i) {
+                bytes += m.pkt_len() as u64;
+            }
+        }
         for i in 0..n.min(PREFETCH_AHEAD) {
             if let Some(m) = self.burst.get(i) {
                 m.prefetch_data();
@@ -178,7 +182,6 @@ impl Worker {
                 continue;
             };
             let len = m.pkt_len();
-            bytes += len as u64;
             meta.parsed = packet::parse_into(m.data(), len as usize, &mut meta.h);
             meta.now = self.clock.packet(m);
             meta.has_flow = meta.parsed.is_ok() && meta.h.is_ip();
@@ -272,7 +275,8 @@ impl Worker {
         let Some(iface_mac) = router.iface_on(port).map(|i| i.mac) else {
             return self.drop(DropReason::NotRoutable, m);
         };
-        if !h.dst_mac.is_multicast() && h.dst_mac != iface_mac {
+        let dst_mac = ethernet::dst_mac(m.data());
+        if !dst_mac.is_multicast() && dst_mac != iface_mac {
             return self.drop(DropReason::NotOurMac, m);
         }
         if h.l3 == L3::Arp {
@@ -282,7 +286,7 @@ impl Worker {
             return self.drop(DropReason::NotRoutable, m);
         };
         let dst = Ipv4Addr::from(dst);
-        if dst.is_broadcast() || dst.is_multicast() || h.dst_mac.is_multicast() {
+        if dst.is_broadcast() || dst.is_multicast() || dst_mac.is_multicast() {
             return self.drop(DropReason::NotRoutable, m);
         }
         let (out, next_hop) = match router.route(dst) {

@@ -5,7 +5,7 @@ use super::engine::{Engine, Limits};
 use crate::config::Timeouts;
 use crate::flow::FlowTable;
 use crate::flowlog::FlowRecord;
-use crate::packet::{self, Headers, MacAddr};
+use crate::packet::{self, Headers};
 use crate::worker::track_and_classify;
 use std::sync::Arc;
 
@@ -35,7 +35,7 @@ impl Offline {
         Offline {
             flows,
             engine,
-            h: Headers::empty(MacAddr::default(), MacAddr::default()),
+            h: Headers::empty(),
             records: Vec::new(),
             malformed: 0,
         }

@@ -4,8 +4,6 @@ use crate::packet::{Headers, IpAddr16, L3};
 
 fn hdr(src: u8, sport: u16, dst: u8, dport: u16, proto_: u8, flags: u8) -> Headers {
     Headers {
-        dst_mac: Default::default(),
-        src_mac: Default::default(),
         vlans: [0; 2],
         l3: L3::Ipv4,
         l3_offset: 14,

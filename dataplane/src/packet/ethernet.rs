@@ -125,6 +125,18 @@ pub fn parse(f: &[u8]) -> Result<Ethernet, Malformed> {
     })
 }
 
+/// The destination MAC of a frame (zeros if the frame is shorter than one).
+#[inline]
+pub fn dst_mac(f: &[u8]) -> MacAddr {
+    MacAddr(super::bytes::array(f, DST).unwrap_or_default())
+}
+
+/// The source MAC of a frame (zeros if the frame is shorter than two).
+#[inline]
+pub fn src_mac(f: &[u8]) -> MacAddr {
+    MacAddr(super::bytes::array(f, SRC).unwrap_or_default())
+}
+
 /// Rewrites the MAC addresses of a frame in place (routed forwarding). `false` if too short.
 pub fn set_macs(f: &mut [u8], dst: MacAddr, src: MacAddr) -> bool {
     match f.get_mut(..12) {

@@ -155,10 +155,10 @@ pub enum Fragment {
 }
 
 /// The parsed L2-L4 view of one frame: offsets into the frame plus the fields flows need.
+/// The MAC addresses are not copied: `ethernet::dst_mac` and `src_mac` read them from the frame
+/// (only routing needs them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Headers {
-    pub dst_mac: MacAddr,
-    pub src_mac: MacAddr,
     /// Outer VLAN id first; 0 = none.
     pub vlans: [u16; 2],
     pub l3: L3,
@@ -185,10 +185,8 @@ pub struct Headers {
 }
 
 impl Headers {
-    pub fn empty(dst_mac: MacAddr, src_mac: MacAddr) -> Headers {
+    pub fn empty() -> Headers {
         Headers {
-            dst_mac,
-            src_mac,
             vlans: [0; 2],
             l3: L3::Other(0),
             l3_offset: 0,
@@ -218,7 +216,7 @@ impl Headers {
 /// whole packet length, which may be longer when the mbuf is a chain.
 #[inline]
 pub fn parse(frame: &[u8], wire_len: usize) -> Result<Headers, Malformed> {
-    let mut h = Headers::empty(MacAddr::default(), MacAddr::default());
+    let mut h = Headers::empty();
     parse_into(frame, wire_len, &mut h)?;
     Ok(h)
 }
@@ -283,11 +281,8 @@ fn parse_common(frame: &[u8], wire_len: usize, h: &mut Headers) -> bool {
         }
         _ => return false,
     };
-    let mac = |at: usize| MacAddr([b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]]);
     let addr = |at: usize| IpAddr16::from_v4([b[at], b[at + 1], b[at + 2], b[at + 3]]);
     *h = Headers {
-        dst_mac: mac(0),
-        src_mac: mac(6),
         vlans: [0; 2],
         l3: L3::Ipv4,
         l3_offset: IP as u16,
@@ -314,7 +309,7 @@ fn parse_common(frame: &[u8], wire_len: usize, h: &mut Headers) -> bool {
 #[inline(never)]
 fn parse_general(frame: &[u8], wire_len: usize, h: &mut Headers) -> Result<(), Malformed> {
     let eth = ethernet::parse(frame)?;
-    *h = Headers::empty(eth.dst, eth.src);
+    *h = Headers::empty();
     h.vlans = eth.vlans;
     let off = eth.payload_offset;
     h.l3_offset = off as u16;
