@@ -35,8 +35,8 @@ impl FlowRecord {
         let (src, src_port, dst, dst_port) = f.key.oriented(f.orig_is_lo);
         FlowRecord {
             worker,
-            vlan: f.key.vlan,
-            proto: f.key.proto,
+            vlan: f.key.vlan(),
+            proto: f.key.proto(),
             src,
             src_port,
             dst,

@@ -189,8 +189,8 @@ impl Engine {
         let info = &mut self.info[slot as usize];
         *info = AppInfo::NEW;
         f.app_done = false;
-        if !matches!(f.key.proto, proto::TCP | proto::UDP) {
-            let app = self.catalog.of_ip_proto(f.key.proto);
+        if !matches!(f.key.proto(), proto::TCP | proto::UDP) {
+            let app = self.catalog.of_ip_proto(f.key.proto());
             Self::push_path(info, app);
             info.decided_after = 1;
             Self::finish(info, app, None, f);
@@ -200,7 +200,7 @@ impl Engine {
     /// Classifies one packet of an undecided flow (`f.app_done` false). `payload` is the L4
     /// payload in the packet's first segment.
     pub fn packet(&mut self, slot: Slot, f: &mut Flow, dir: Dir, h: &Headers, payload: &[u8]) {
-        let transport = if f.key.proto == proto::TCP {
+        let transport = if f.key.proto() == proto::TCP {
             Transport::Tcp
         } else {
             Transport::Udp
@@ -392,7 +392,7 @@ impl Engine {
             let likely = self.contexts.get(info.ctx as usize).and_then(|c| c.likely);
             let app = match likely {
                 Some(p) => self.catalog.of_proto(p),
-                None if info.payload_packets == [0, 0] && f.key.proto == proto::TCP => {
+                None if info.payload_packets == [0, 0] && f.key.proto() == proto::TCP => {
                     self.catalog.incomplete
                 }
                 None => self.catalog.insufficient_data,

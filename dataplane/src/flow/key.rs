@@ -11,38 +11,49 @@ pub enum Dir {
     Reply = 1,
 }
 
-/// Endpoints in canonical order: (`lo_addr`, `lo_port`) <= (`hi_addr`, `hi_port`).
+/// Endpoints in canonical order: (`lo_addr`, `lo_port`) <= (`hi_addr`, `hi_port`). The ports,
+/// outer VLAN and protocol are one word (`FlowKey::rest`), so comparing or hashing a key is
+/// three word operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
     pub lo_addr: IpAddr16,
     pub hi_addr: IpAddr16,
-    pub lo_port: u16,
-    pub hi_port: u16,
-    pub vlan: u16,
-    pub proto: u8,
+    rest: u64,
 }
 
 impl FlowKey {
+    pub fn new(lo: (IpAddr16, u16), hi: (IpAddr16, u16), vlan: u16, proto: u8) -> FlowKey {
+        FlowKey {
+            lo_addr: lo.0,
+            hi_addr: hi.0,
+            rest: rest(lo.1, hi.1, vlan, proto),
+        }
+    }
+
     /// The key of a packet and whether its source is the `lo` endpoint.
     #[inline]
     pub fn from_headers(h: &Headers) -> (FlowKey, bool) {
         let src_is_lo = FlowKey::src_is_lo(h);
-        let (lo, hi) = if src_is_lo {
-            ((h.src, h.src_port), (h.dst, h.dst_port))
-        } else {
-            ((h.dst, h.dst_port), (h.src, h.src_port))
+        let (lo, hi) = ends(h, src_is_lo);
+        let key = FlowKey {
+            lo_addr: lo,
+            hi_addr: hi,
+            rest: FlowKey::rest_of(h, src_is_lo),
         };
-        (
-            FlowKey {
-                lo_addr: lo.0,
-                hi_addr: hi.0,
-                lo_port: lo.1,
-                hi_port: hi.1,
-                vlan: h.vlans[0],
-                proto: h.proto,
-            },
-            src_is_lo,
-        )
+        (key, src_is_lo)
+    }
+
+    pub fn lo_port(&self) -> u16 {
+        self.rest as u16
+    }
+    pub fn hi_port(&self) -> u16 {
+        (self.rest >> 16) as u16
+    }
+    pub fn vlan(&self) -> u16 {
+        (self.rest >> 32) as u16
+    }
+    pub fn proto(&self) -> u8 {
+        (self.rest >> 48) as u8
     }
 
     /// Whether the source of `h` is the `lo` endpoint of its key (`from_headers` without
@@ -54,32 +65,31 @@ impl FlowKey {
         s < d || (s == d && h.src_port <= h.dst_port)
     }
 
-    /// Whether this is the key of `h`, whose source is the `lo` endpoint iff `src_is_lo`:
-    /// `from_headers(h).0 == *self` without building the key.
+    /// The ports, VLAN and protocol word of the key of `h`.
     #[inline(always)]
-    pub fn matches(&self, h: &Headers, src_is_lo: bool) -> bool {
-        let (lo, lo_port, hi, hi_port) = if src_is_lo {
-            (h.src, h.src_port, h.dst, h.dst_port)
+    pub fn rest_of(h: &Headers, src_is_lo: bool) -> u64 {
+        let (lo_port, hi_port) = if src_is_lo {
+            (h.src_port, h.dst_port)
         } else {
-            (h.dst, h.dst_port, h.src, h.src_port)
+            (h.dst_port, h.src_port)
         };
-        self.lo_addr == lo
-            && self.hi_addr == hi
-            && self.rest() == rest(lo_port, hi_port, h.vlans[0], h.proto)
+        rest(lo_port, hi_port, h.vlans[0], h.proto)
     }
 
-    /// Ports, VLAN and protocol in one word.
+    /// Whether this is the key of `h`, given `src_is_lo` and `rest_of(h, src_is_lo)`:
+    /// `from_headers(h).0 == *self` without building the key.
     #[inline(always)]
-    fn rest(&self) -> u64 {
-        rest(self.lo_port, self.hi_port, self.vlan, self.proto)
+    pub fn matches(&self, h: &Headers, src_is_lo: bool, rest: u64) -> bool {
+        let (lo, hi) = ends(h, src_is_lo);
+        self.lo_addr == lo && self.hi_addr == hi && self.rest == rest
     }
 
     /// (source, source port, destination, destination port) as the originator sent them.
     pub fn oriented(&self, orig_is_lo: bool) -> (IpAddr16, u16, IpAddr16, u16) {
         if orig_is_lo {
-            (self.lo_addr, self.lo_port, self.hi_addr, self.hi_port)
+            (self.lo_addr, self.lo_port(), self.hi_addr, self.hi_port())
         } else {
-            (self.hi_addr, self.hi_port, self.lo_addr, self.lo_port)
+            (self.hi_addr, self.hi_port(), self.lo_addr, self.lo_port())
         }
     }
 }
@@ -90,7 +100,17 @@ impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u128(u128::from_ne_bytes(self.lo_addr.0));
         state.write_u128(u128::from_ne_bytes(self.hi_addr.0));
-        state.write_u64(self.rest());
+        state.write_u64(self.rest);
+    }
+}
+
+/// The packet's addresses as (`lo`, `hi`).
+#[inline(always)]
+fn ends(h: &Headers, src_is_lo: bool) -> (IpAddr16, IpAddr16) {
+    if src_is_lo {
+        (h.src, h.dst)
+    } else {
+        (h.dst, h.src)
     }
 }
 
@@ -118,18 +138,15 @@ impl FlowHasher {
 
     #[inline(always)]
     pub fn hash(&self, key: &FlowKey) -> u64 {
-        self.hash_parts(key.lo_addr, key.hi_addr, key.rest())
+        self.hash_parts(key.lo_addr, key.hi_addr, key.rest)
     }
 
-    /// The hash of the key of `h` (whose source is `lo` iff `src_is_lo`), without building it.
+    /// The hash of the key of `h`, given `src_is_lo` and `rest_of(h, src_is_lo)`, without
+    /// building the key.
     #[inline(always)]
-    pub fn hash_headers(&self, h: &Headers, src_is_lo: bool) -> u64 {
-        let (lo, lo_port, hi, hi_port) = if src_is_lo {
-            (h.src, h.src_port, h.dst, h.dst_port)
-        } else {
-            (h.dst, h.dst_port, h.src, h.src_port)
-        };
-        self.hash_parts(lo, hi, rest(lo_port, hi_port, h.vlans[0], h.proto))
+    pub fn hash_headers(&self, h: &Headers, src_is_lo: bool, rest: u64) -> u64 {
+        let (lo, hi) = ends(h, src_is_lo);
+        self.hash_parts(lo, hi, rest)
     }
 
     #[inline(always)]

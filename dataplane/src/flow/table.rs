@@ -116,7 +116,7 @@ impl Flow {
 
     /// The reason to log when this flow is removed for `cause` (a timeout, eviction, exit).
     pub fn end_reason(&self, cause: EndReason) -> EndReason {
-        if self.key.proto == proto::TCP && cause != EndReason::Evicted {
+        if self.key.proto() == proto::TCP && cause != EndReason::Evicted {
             match self.tcp.state {
                 TcpState::Closed => return EndReason::TcpFin,
                 TcpState::Reset if self.tcp.reset_from_orig() => {
@@ -142,6 +142,8 @@ struct List {
 #[derive(Clone, Copy, Debug)]
 pub struct FlowRef {
     pub hash: u64,
+    /// `FlowKey::rest_of` the packet.
+    rest: u64,
     /// The table's removal count when `hint` was found: unchanged means the slot still holds
     /// the same flow (slots are reused only after a removal).
     removals: u64,
@@ -153,6 +155,7 @@ impl Default for FlowRef {
     fn default() -> Self {
         FlowRef {
             hash: 0,
+            rest: 0,
             removals: 0,
             hint: NIL,
             src_is_lo: false,
@@ -196,14 +199,7 @@ impl FlowTable {
         let s = |x: u32| x as u64 * 1_000_000_000;
         let t = timeouts;
         let empty = Flow {
-            key: FlowKey {
-                lo_addr: Default::default(),
-                hi_addr: Default::default(),
-                lo_port: 0,
-                hi_port: 0,
-                vlan: 0,
-                proto: 0,
-            },
+            key: FlowKey::new((Default::default(), 0), (Default::default(), 0), 0, 0),
             hash: 0,
             prev: NIL,
             next: NIL,
@@ -265,8 +261,10 @@ impl FlowTable {
     #[inline]
     pub fn flow_ref(&self, h: &Headers) -> FlowRef {
         let src_is_lo = FlowKey::src_is_lo(h);
+        let rest = FlowKey::rest_of(h, src_is_lo);
         FlowRef {
-            hash: self.hasher.hash_headers(h, src_is_lo),
+            hash: self.hasher.hash_headers(h, src_is_lo, rest),
+            rest,
             removals: 0,
             hint: NIL,
             src_is_lo,
@@ -274,10 +272,12 @@ impl FlowTable {
     }
 
     #[inline]
-    fn find(&self, h: &Headers, src_is_lo: bool, hash: u64) -> Option<Slot> {
+    fn find(&self, h: &Headers, r: &FlowRef) -> Option<Slot> {
         let slots = &self.slots;
         self.index
-            .find(hash, |&s| slots[s as usize].key.matches(h, src_is_lo))
+            .find(r.hash, |&s| {
+                slots[s as usize].key.matches(h, r.src_is_lo, r.rest)
+            })
             .copied()
     }
 
@@ -285,7 +285,7 @@ impl FlowTable {
     /// before the packets are accounted, so the lookups' memory accesses overlap.
     #[inline]
     pub fn lookup(&self, h: &Headers, r: &mut FlowRef) {
-        r.hint = self.find(h, r.src_is_lo, r.hash).unwrap_or(NIL);
+        r.hint = self.find(h, r).unwrap_or(NIL);
         r.removals = self.removals;
         if r.hint != NIL {
             aperture_dpdk::prefetch(&self.slots[r.hint as usize]);
@@ -309,11 +309,11 @@ impl FlowTable {
             s if s != NIL && r.removals == self.removals => Some(s),
             s if s != NIL
                 && self.slots[s as usize].live
-                && self.slots[s as usize].key.matches(h, src_is_lo) =>
+                && self.slots[s as usize].key.matches(h, src_is_lo, r.rest) =>
             {
                 Some(s)
             }
-            _ => self.find(h, src_is_lo, hash),
+            _ => self.find(h, r),
         };
         let (slot, created) = match found {
             Some(slot) => {
@@ -390,7 +390,7 @@ impl FlowTable {
             orig_is_lo: src_is_lo,
             live: true,
             app_done: false,
-            class: TimeoutClass::of(key.proto, tcp),
+            class: TimeoutClass::of(key.proto(), tcp),
             tcp,
         };
         let slots = &self.slots;

@@ -83,13 +83,13 @@ fn idle_flows_age_out_by_class() {
     let mut ended = vec![];
     assert_eq!(
         t.expire(10 * S, 100, &mut |_, f: &Flow, r| ended
-            .push((f.key.proto, r))),
+            .push((f.key.proto(), r))),
         1
     );
     assert_eq!(ended, vec![(1, EndReason::AgedOut)]);
     assert_eq!(
         t.expire(61 * S, 100, &mut |_, f: &Flow, r| ended
-            .push((f.key.proto, r))),
+            .push((f.key.proto(), r))),
         1
     );
     assert_eq!(t.active(), 0);
@@ -138,7 +138,7 @@ fn full_table_evicts_embryonic_first_then_oldest() {
     assert_eq!((log[0].0.proto, log[0].1), (6, EndReason::Evicted));
     feed(&mut t, &hdr(1, 7, 2, 7, 17, 0), 5, &mut log);
     assert_eq!(log.len(), 2);
-    assert_eq!((log[1].0.lo_port, log[1].1), (1, EndReason::Evicted));
+    assert_eq!((log[1].0.lo_port(), log[1].1), (1, EndReason::Evicted));
     assert_eq!(t.active(), 4);
 }
 
@@ -188,7 +188,7 @@ fn lazy_requeue_delays_expiry_by_less_than_the_granularity() {
     let mut at = 60 * S;
     while ended.is_empty() {
         at += S / 100;
-        t.expire(at, 100, &mut |_, f: &Flow, _| ended.push(f.key.lo_port));
+        t.expire(at, 100, &mut |_, f: &Flow, _| ended.push(f.key.lo_port()));
     }
     // A (due at 60.5 s) is at the head, so B (due at 60.1 s) waits behind it and both end
     // together: B late by 0.4 s, less than REQUEUE_NS.
