@@ -135,7 +135,7 @@ fn full_table_evicts_embryonic_first_then_oldest() {
     feed(&mut t, &hdr(1, 5, 2, 5, 17, 0), 3, &mut log);
     feed(&mut t, &hdr(1, 6, 2, 6, 17, 0), 4, &mut log);
     assert_eq!(log.len(), 1);
-    assert_eq!((log[0].0.proto, log[0].1), (6, EndReason::Evicted));
+    assert_eq!((log[0].0.proto(), log[0].1), (6, EndReason::Evicted));
     feed(&mut t, &hdr(1, 7, 2, 7, 17, 0), 5, &mut log);
     assert_eq!(log.len(), 2);
     assert_eq!((log[1].0.lo_port(), log[1].1), (1, EndReason::Evicted));
