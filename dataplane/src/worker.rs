@@ -162,13 +162,9 @@ impl Worker {
             return 0;
         };
         let mut bytes = 0u64;
-        // Pass 1: parse. Every mbuf header is prefetched now, each packet's data a few
-        // packets ahead.
-        for i in 0..n {
-            if let Some(m) = self.burst.get(i) {
-                bytes += m.pkt_len() as u64;
-            }
-        }
+        // Pass 1: parse, each packet's data prefetched a few packets ahead (which loads that
+        // packet's mbuf header). Prefetching or touching every header of the burst up front
+        // was measured slower: with 4 KiB pages the page walks, not the cache, are the limit.
         for i in 0..n.min(PREFETCH_AHEAD) {
             if let Some(m) = self.burst.get(i) {
                 m.prefetch_data();
@@ -184,6 +180,7 @@ impl Worker {
                 continue;
             };
             let len = m.pkt_len();
+            bytes += len as u64;
             meta.parsed = packet::parse_into(m.data(), len as usize, &mut meta.h);
             meta.now = self.clock.packet(m);
             meta.has_flow = meta.parsed.is_ok() && meta.h.is_ip();
