@@ -1,5 +1,6 @@
-//! Arbitrary bytes into the L2-L4 parser and the flow key: never a panic, and a parsed frame's
-//! offsets stay inside the frame.
+//! Arbitrary bytes into the L2-L4 parser and the flow key: never a panic, a parsed frame's
+//! offsets stay inside the frame, and the common-case shortcut parses every frame it takes
+//! exactly as the general parser does.
 #![no_main]
 use aperture_dataplane::flow::FlowKey;
 use aperture_dataplane::packet::{self, Fragment};
@@ -11,6 +12,9 @@ fuzz_target!(|data: &[u8]| {
         Some((e, rest)) => (*e as usize, rest),
         None => (0, data),
     };
+    if let (Some(common), general) = packet::parse_each_way(frame, frame.len() + extra) {
+        assert_eq!(general, Ok(common));
+    }
     if let Ok(h) = packet::parse(frame, frame.len() + extra) {
         assert!(h.l3_offset as usize <= frame.len());
         if h.is_ip() && h.fragment != Fragment::Later {
