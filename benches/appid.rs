@@ -1,6 +1,6 @@
 //! App-ID throughput and accuracy against nDPI. `benches/appid_vs_ndpi.sh` drives it:
 //!
-//! - `--write-mix FILE [--min-packets N]`: replicates every capture of ../shared/corpus (ndpi,
+//! - `--write-mix FILE [--min-packets N]`: replicates every capture of tests/corpus (ndpi,
 //!   sip-calls, mix) until the mix holds at least N packets (default 1,000,000). Copy k adds k
 //!   to the second byte of every IPv4 and IPv6 source and destination address (IP, TCP, UDP
 //!   and ICMPv6 checksums fixed incrementally, RFC 1624), so the copies are distinct flows.
@@ -11,7 +11,7 @@
 //!   `Offline::packet` (the workers' parser, flow table and App-ID engine, without DPDK) over
 //!   them on the current core, N times (default 3), printing packets per second per run and
 //!   the median.
-//! - `--accuracy`: classifies each capture of ../shared/corpus/ndpi offline and scores it
+//! - `--accuracy`: classifies each capture of tests/corpus/ndpi offline and scores it
 //!   against nDPI's results with the same logic as tests/appid_ndpi.rs; with `--ndpireader`
 //!   it also scores the installed ndpiReader (`-v 2`) against the same results.
 //!
@@ -40,7 +40,7 @@ struct Frame {
 }
 
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
 }
 
 /// Every capture of the corpus, in a fixed order.

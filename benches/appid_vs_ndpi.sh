@@ -3,7 +3,7 @@
 #
 #   bash benches/appid_vs_ndpi.sh [--runs N] [--min-packets N] [--cpu C]
 #
-# 1. Builds a mix of >= 1,000,000 packets from every capture of ../shared/corpus (copies with
+# 1. Builds a mix of >= 1,000,000 packets from every capture of tests/corpus (copies with
 #    shifted addresses, see benches/appid.rs) into target/appid-mix.pcap.
 # 2. Runs ndpiReader on it N times (default 3), pinned to core C (default 1), and reads its
 #    "nDPI throughput" and "Packet Processing Time" lines. (`-q` would silence exactly those

@@ -104,6 +104,21 @@ run_fuzz_smoke() {
     return "$rc"
 }
 
+# Nothing the tests, benchmarks or scripts run may read outside the checkout: a clone of the
+# project alone must pass. Lists every line that reaches up into the shared folder beside the
+# checkout (docs excepted) and fails.
+check_self_contained() {
+    local hits
+    hits=$(git grep -n -E '\.\./(\.\./)?shared' -- ':!*.md' 2>/dev/null || true)
+    if [[ -n $hits ]]; then
+        echo "these lines reach outside the checkout:"
+        echo "$hits"
+        return 1
+    fi
+    [[ -f tests/corpus/README.md ]] || { echo "tests/corpus is missing"; return 1; }
+    echo "no test, bench or script reads outside the checkout"
+}
+
 # Further checks (promtool check metrics, tshark dissection, ...) go here as steps.
 
 # ---------------------------------------------------------------------------------------
@@ -124,6 +139,7 @@ command -v cargo >/dev/null 2>&1 || { echo "cargo not found after setup" >&2; ex
 echo "using $(cargo --version), $(rustc --version)"
 
 step "scripts (bash -n)" check_scripts || true
+step "self-contained" check_self_contained || true
 
 if step "cargo build" cargo_build; then
     step "cargo test" cargo_test || true

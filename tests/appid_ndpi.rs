@@ -1,4 +1,4 @@
-//! App-ID against nDPI's ground truth: every capture of ../shared/corpus/ndpi that has nDPI's
+//! App-ID against nDPI's ground truth: every capture of tests/corpus/ndpi that has nDPI's
 //! expected output (`<name>.out`) is replayed through the real DPDK path and each of nDPI's
 //! flows is compared with ours by 5-tuple (either orientation), nDPI's labels mapped to the
 //! catalog's names by the table in `common/ndpi.rs`. Flows whose label the catalog has no

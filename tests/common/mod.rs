@@ -10,9 +10,9 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// ../shared/corpus beside the checkout.
+/// tests/corpus in the checkout (a copy of the upstream corpus, unchanged).
 pub fn corpus() -> PathBuf {
-    let c = root().join("../shared/corpus");
+    let c = root().join("tests/corpus");
     assert!(c.is_dir(), "the test corpus is expected at {}", c.display());
     c
 }

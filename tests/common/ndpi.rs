@@ -1,4 +1,4 @@
-//! nDPI's expected results (`<capture>.out` in ../shared/corpus/ndpi) as ground truth for
+//! nDPI's expected results (`<capture>.out` in tests/corpus/ndpi) as ground truth for
 //! App-ID: parsing them, mapping nDPI's labels to catalog names, and scoring our flows against
 //! them flow by flow. Shared by tests/appid_ndpi.rs (flows from the DPDK replay) and
 //! benches/appid.rs (flows from the offline classifier), so both report the same figure.
@@ -260,7 +260,7 @@ pub fn accepted(label: &str) -> Option<Vec<Vec<&'static str>>> {
 
 /// A disagreement with nDPI where nDPI is wrong, checked by hand with tshark.
 pub struct Mistake {
-    /// Capture file name in ../shared/corpus/ndpi.
+    /// Capture file name in tests/corpus/ndpi.
     pub file: &'static str,
     /// The flow in nDPI's notation (either orientation).
     pub flow: &'static str,

@@ -1,5 +1,5 @@
 //! Test support shared by the decoder tests: hand-made contexts and payloads, the flows of the
-//! corpus captures (../shared/corpus beside the checkout), their replay through one decoder the
+//! corpus captures (tests/corpus in the checkout), their replay through one decoder the
 //! way the engine feeds it (UDP: each datagram; TCP: the in-order stream of that direction from
 //! its first byte, up to `STREAM_BYTES`; a per-direction packet budget), and nDPI's verdicts
 //! (`<capture>.out`) to compare with.
@@ -53,9 +53,9 @@ pub fn probe_once(d: &dyn Decoder, data: &[u8], ctx: &FlowCtx) -> (Probe, Eviden
     (p, ev)
 }
 
-/// ../shared/corpus beside the checkout.
+/// tests/corpus in the checkout (a copy of the upstream corpus, unchanged).
 pub fn corpus_dir() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus");
     assert!(d.is_dir(), "the test corpus is expected at {}", d.display());
     d
 }
