@@ -11,7 +11,7 @@
 //!   `Offline::packet` (the workers' parser, flow table and App-ID engine, without DPDK) over
 //!   them on the current core, N times (default 3), printing packets per second per run and
 //!   the median.
-//! - `--accuracy`: classifies each capture of tests/corpus/ndpi offline and scores it
+//! - `--accuracy`: classifies each scored capture of tests/corpus/ndpi (tests/ndpi-scored.txt) offline and scores it
 //!   against nDPI's results with the same logic as tests/appid_ndpi.rs; with `--ndpireader`
 //!   it also scores the installed ndpiReader (`-v 2`) against the same results.
 //!
@@ -20,8 +20,9 @@
 mod ndpi;
 
 use aperture_dataplane::appid::catalog::Catalog;
-use aperture_dataplane::appid::offline::Offline;
+use aperture_dataplane::appid::engine::Limits;
 use aperture_dataplane::config::Config;
+use aperture_dataplane::offline::Offline;
 use aperture_dataplane::replay::capture::for_each_frame;
 use ndpi::{parse_out, report, score, NdpiFlow, OurFlow, Totals, Verdict};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
@@ -230,12 +231,12 @@ fn write_pcap(path: &Path, frames: &[Frame]) {
 
 fn offline() -> (Offline, Arc<Catalog>) {
     let config = Config::embedded();
-    let catalog = Arc::new(config.app_id.load_catalog().expect("catalog"));
+    let catalog = Arc::new(Catalog::of_config(&config.app_id).expect("catalog"));
     let o = Offline::new(
         catalog.clone(),
         config.flow_table.capacity,
         &config.flow_table.timeouts,
-        config.app_id.limits(),
+        Limits::of(&config.app_id),
     );
     (o, catalog)
 }
@@ -269,11 +270,16 @@ fn our_flows(path: &Path) -> Vec<OurFlow> {
         .collect()
 }
 
+/// The scored nDPI captures (tests/ndpi-scored.txt, as the accuracy test scores them) with
+/// nDPI's results.
 fn ndpi_captures() -> Vec<(String, PathBuf, Vec<NdpiFlow>)> {
     let dir = corpus().join("ndpi");
-    corpus_captures()
-        .into_iter()
-        .filter(|p| p.parent() == Some(dir.as_path()))
+    let list = std::fs::read_to_string(corpus().join("../ndpi-scored.txt"))
+        .expect("tests/ndpi-scored.txt");
+    list.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|n| dir.join(n))
         .filter_map(|p| {
             let name = p.file_name()?.to_string_lossy().into_owned();
             let out = std::fs::read_to_string(dir.join(format!("{name}.out"))).ok()?;

@@ -11,7 +11,7 @@
 //!   address and port to the next flow before handing it back (ports a <-> b of a ring pair).
 //!   `generator+io-forward` measures that generator with no worker, for reference.
 use aperture_dataplane::appid::catalog::Catalog;
-use aperture_dataplane::appid::engine::Engine;
+use aperture_dataplane::appid::engine::{Engine, Limits};
 use aperture_dataplane::clock::Clock;
 use aperture_dataplane::config::AppIdConfig;
 use aperture_dataplane::config::Timeouts;
@@ -71,7 +71,7 @@ fn worker(port: Port, pool: &Arc<Mempool>, capacity: usize) -> Worker {
         Engine::new(
             Arc::new(Catalog::embedded()),
             capacity,
-            AppIdConfig::default().limits(),
+            Limits::of(&AppIdConfig::default()),
         ),
         Clock::tsc(),
         log,

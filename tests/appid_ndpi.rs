@@ -1,5 +1,5 @@
-//! App-ID against nDPI's ground truth: every capture of tests/corpus/ndpi that has nDPI's
-//! expected output (`<name>.out`) is replayed through the real DPDK path and each of nDPI's
+//! App-ID against nDPI's ground truth: every scored capture of tests/corpus/ndpi
+//! (tests/ndpi-scored.txt) is replayed through the real DPDK path and each of nDPI's
 //! flows is compared with ours by 5-tuple (either orientation), nDPI's labels mapped to the
 //! catalog's names by the table in `common/ndpi.rs`. Flows whose label the catalog has no
 //! application for are listed, not scored. nDPI's own mistakes are excused one by one there
@@ -17,16 +17,7 @@ const REQUIRED: f64 = 0.98;
 #[test]
 fn appid_agrees_with_ndpi_on_its_own_captures() {
     let dir = corpus().join("ndpi");
-    let mut captures: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name.ends_with(".pcap") || name.ends_with(".pcapng"))
-                && dir.join(format!("{name}.out")).exists()
-        })
-        .collect();
-    captures.sort();
+    let captures = ndpi_scored();
     assert!(
         captures.len() >= 16,
         "{} captures with nDPI results in {}",

@@ -2,7 +2,7 @@
 //! and the test on the other end of each ring. ARP answered, next hop resolved with the packet
 //! held meanwhile, TTL and MACs rewritten, and the drops counted by reason.
 use aperture_dataplane::appid::catalog::Catalog;
-use aperture_dataplane::appid::engine::Engine;
+use aperture_dataplane::appid::engine::{Engine, Limits};
 use aperture_dataplane::clock::Clock;
 use aperture_dataplane::config::{AppIdConfig, Forwarding, Interface, Timeouts};
 use aperture_dataplane::flow::FlowTable;
@@ -83,7 +83,7 @@ fn routed_worker_answers_arp_resolves_next_hops_and_counts_drops() {
     let appid = Engine::new(
         Arc::new(Catalog::embedded()),
         flows.capacity(),
-        AppIdConfig::default().limits(),
+        Limits::of(&AppIdConfig::default()),
     );
     let log = FlowLogSink {
         queue: Arc::new(crossbeam_queue::ArrayQueue::new(64)),

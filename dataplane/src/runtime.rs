@@ -2,7 +2,7 @@
 //! The main lcore stays the service thread: it drains the flow log, watches for the end of a
 //! replay or a signal, and collects the final counters.
 use crate::appid::catalog::Catalog;
-use crate::appid::engine::Engine;
+use crate::appid::engine::{Engine, Limits};
 use crate::clock::Clock;
 use crate::config::{Config, Forwarding};
 use crate::flow::FlowTable;
@@ -79,7 +79,7 @@ pub fn start(
     ports: &Ports,
     opts: &Options,
 ) -> Result<Running, RuntimeError> {
-    let catalog = Arc::new(cfg.app_id.load_catalog()?);
+    let catalog = Arc::new(Catalog::of_config(&cfg.app_id)?);
     let stats = Arc::new(StatsSegment::create(
         &opts.stats_segment,
         cfg.workers.lcores.len(),
@@ -110,7 +110,7 @@ pub fn start(
             ),
         };
         let capacity = cfg.flow_table.capacity;
-        let limits = cfg.app_id.limits();
+        let limits = Limits::of(&cfg.app_id);
         let cat = catalog.clone();
         let timeouts = cfg.flow_table.timeouts;
         let port_list = ports.ports.clone();

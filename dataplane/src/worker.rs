@@ -1,22 +1,32 @@
-//! The poll loop of one worker: receive a burst on each port, parse, track the flow, decide
-//! where the packet goes, transmit. Read it top to bottom to follow a packet.
+//! The poll loop of one worker, as a chain of stages per burst. Read it top to bottom to follow
+//! a packet:
+//!
+//! 1. parse (`packet`) and decide where it goes (`forward::decide`), and hash its flow key;
+//! 2. find its flow (`FlowTable::lookup`), collecting the misses;
+//! 3. slow path, batched over the misses: insert their flows (`FlowTable::insert`) and start
+//!    App-ID on them;
+//! 4. per packet: account it to its flow (`FlowTable::account`), App-ID while the flow is
+//!    undecided (which returns what it decided), `forward::finish` (TTL, MACs, neighbour hold),
+//!    send.
+//!
+//! Each stage returns a plain value or a drop reason; the worker counts drops once, here. ARP
+//! for the appliance is answered in `forward::arp`.
 //!
 //! A worker owns its flow table, counters, neighbour cache and tx buffers; it shares nothing
 //! mutable with other threads except the lock-free flow-log queue and its own block of the
 //! stats segment. Per packet it never allocates, locks, or makes a system call.
-use crate::appid::engine::Engine;
+use crate::appid::engine::{AppEvent, Engine};
 use crate::clock::Clock;
 use crate::flow::{EndReason, Flow, FlowRef, FlowTable, Slot, Tracked};
 use crate::flowlog::{FlowLogSink, FlowRecord};
-use crate::forward::neighbour::Lookup;
-use crate::forward::routed::Hop;
-use crate::forward::{Router, VirtualWire};
-use crate::packet::{self, arp, ethernet, ipv4, Fragment, Headers, MacAddr, Malformed, L3};
+use crate::forward::{self, arp, Decision, Finished};
+use crate::packet::{self, Fragment, Headers, Malformed};
 use crate::stats::{Counters, DropReason, StatsSegment, C};
 use aperture_dpdk::{Burst, Mbuf, Mempool, Port, TxBuffer, BURST_SIZE};
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+pub use crate::forward::Mode;
 
 /// How many packets ahead of the one being processed its data is prefetched. Measured with
 /// 1024 packets in flight (benches/pipeline.rs, 4 KiB pages): 2 ahead 30.9 Mpps, 4: 33.0,
@@ -26,22 +36,27 @@ const PREFETCH_AHEAD: usize = 8;
 /// Flows ended per timer pass at most, so one pass never stalls the loop.
 const EXPIRE_BUDGET: usize = 64;
 
-/// What the first pass over a burst learnt about one packet.
+/// What the first passes over a burst learnt about one packet.
 #[derive(Clone, Copy)]
 struct Meta {
     h: Headers,
-    /// The flow of an IP packet (when `has_flow`), looked up in the second pass.
+    /// The flow of an IP packet (when `has_flow`): hashed in pass 1, found in pass 2 or
+    /// inserted by the slow path.
     flow: FlowRef,
     now: u64,
-    /// Whether `h` is valid, or why the frame is malformed.
-    parsed: Result<(), Malformed>,
+    /// Where the packet goes, or why it is dropped (malformed, not routable, ...).
+    fwd: Result<Decision, DropReason>,
     has_flow: bool,
 }
 
-/// How this worker forwards.
-pub enum Mode {
-    Wire(VirtualWire),
-    Routed(Router),
+impl Meta {
+    const EMPTY: Meta = Meta {
+        h: Headers::empty(),
+        flow: FlowRef::EMPTY,
+        now: 0,
+        fwd: Err(DropReason::Malformed(Malformed::EthernetTruncated)),
+        has_flow: false,
+    };
 }
 
 pub struct Worker {
@@ -57,9 +72,11 @@ pub struct Worker {
     log: FlowLogSink,
     pool: Arc<Mempool>,
     burst: Burst,
-    /// Per-packet results of the first two passes; taken out of the worker during pass 3 so
+    /// Per-packet results of the first passes; taken out of the worker during pass 3 so
     /// packets can borrow their entry while the worker is mutated (moving a Box is free).
     meta: Option<Box<[Meta; BURST_SIZE]>>,
+    /// Indices into `meta` of the packets whose flow lookup missed, this burst.
+    misses: [u8; BURST_SIZE],
 }
 
 impl Worker {
@@ -89,15 +106,8 @@ impl Worker {
             log,
             pool,
             burst: Burst::default(),
-            meta: Some(Box::new(
-                [Meta {
-                    h: Headers::empty(),
-                    flow: FlowRef::default(),
-                    now: 0,
-                    parsed: Err(Malformed::EthernetTruncated),
-                    has_flow: false,
-                }; BURST_SIZE],
-            )),
+            meta: Some(Box::new([Meta::EMPTY; BURST_SIZE])),
+            misses: [0; BURST_SIZE],
         }
     }
 
@@ -153,18 +163,34 @@ impl Worker {
         counters.set(C::FlowsActive, 0);
     }
 
-    /// A burst in three passes, so that each pass's memory accesses overlap across packets:
-    /// parse every packet and hash its flow key; look every flow up; then account and forward
-    /// each packet in order. Returns the bytes received.
+    /// A burst through the stage chain (see the module comment): each pass's memory accesses
+    /// overlap across packets. Returns the bytes received.
     #[inline]
     fn burst_stages(&mut self, port: usize, n: usize) -> u64 {
         let Some(mut metas) = self.meta.take() else {
             return 0;
         };
+        let bytes = self.parse_pass(port, n, &mut metas);
+        let misses = self.find_pass(n, &mut metas);
+        if misses > 0 {
+            self.slow_path(misses, &mut metas);
+        }
+        for (i, meta) in metas[..n].iter().enumerate() {
+            if let Some(m) = self.burst.take(i) {
+                self.packet(port, m, meta);
+            }
+        }
+        self.meta = Some(metas);
+        bytes
+    }
+
+    /// Pass 1: parse, decide where each packet goes, hash its flow. Each packet's data is
+    /// prefetched a few packets ahead (which loads that packet's mbuf header). Prefetching or
+    /// touching every header of the burst up front was measured slower: with 4 KiB pages the
+    /// page walks, not the cache, are the limit.
+    #[inline(always)]
+    fn parse_pass(&mut self, port: usize, n: usize, metas: &mut [Meta; BURST_SIZE]) -> u64 {
         let mut bytes = 0u64;
-        // Pass 1: parse, each packet's data prefetched a few packets ahead (which loads that
-        // packet's mbuf header). Prefetching or touching every header of the burst up front
-        // was measured slower: with 4 KiB pages the page walks, not the cache, are the limit.
         for i in 0..n.min(PREFETCH_AHEAD) {
             if let Some(m) = self.burst.get(i) {
                 m.prefetch_data();
@@ -175,68 +201,109 @@ impl Worker {
                 m.prefetch_data();
             }
             let Some(m) = self.burst.get(i) else {
-                meta.parsed = Err(Malformed::EthernetTruncated);
-                meta.has_flow = false;
+                *meta = Meta::EMPTY;
                 continue;
             };
             let len = m.pkt_len();
             bytes += len as u64;
-            meta.parsed = packet::parse_into(m.data(), len as usize, &mut meta.h);
             meta.now = self.clock.packet(m);
-            meta.has_flow = meta.parsed.is_ok() && meta.h.is_ip();
+            meta.fwd = match packet::parse_into(m.data(), len as usize, &mut meta.h) {
+                Ok(()) => forward::decide(&self.mode, port, m.data(), &meta.h),
+                Err(e) => Err(DropReason::Malformed(e)),
+            };
+            meta.has_flow = meta.h.is_ip() && matches!(meta.fwd, Ok(d) if d != Decision::Arp);
             if meta.has_flow {
                 meta.flow = self.flows.flow_ref(&meta.h);
             }
         }
-        // Pass 2: flow lookups.
-        for meta in &mut metas[..n] {
-            if meta.has_flow {
-                self.flows.lookup(&meta.h, &mut meta.flow);
-            }
-        }
-        // Pass 3: account, decide, send.
-        match &self.mode {
-            Mode::Wire(w) => {
-                let out = w.peer.get(port).copied().flatten();
-                for (i, meta) in metas[..n].iter().enumerate() {
-                    if let Some(m) = self.burst.take(i) {
-                        self.wire_packet(out, m, meta);
-                    }
-                }
-            }
-            Mode::Routed(_) => {
-                for (i, meta) in metas[..n].iter().enumerate() {
-                    if let Some(m) = self.burst.take(i) {
-                        self.route(port, m, meta);
-                    }
-                }
-            }
-        }
-        self.meta = Some(metas);
         bytes
     }
 
-    /// Virtual wire: every packet leaves on the peer port, untouched.
+    /// Pass 2: the fast flow lookup only. Returns how many missed (listed in `misses`).
     #[inline(always)]
-    fn wire_packet(&mut self, out: Option<usize>, m: Mbuf, meta: &Meta) {
-        if let Err(e) = meta.parsed {
-            return self.drop(DropReason::Malformed(e), m);
+    fn find_pass(&mut self, n: usize, metas: &mut [Meta; BURST_SIZE]) -> usize {
+        let mut misses = 0;
+        for (i, meta) in metas[..n].iter_mut().enumerate() {
+            if meta.has_flow {
+                self.flows.lookup(&meta.h, &mut meta.flow);
+                if meta.flow.missed() {
+                    self.misses[misses] = i as u8;
+                    misses += 1;
+                }
+            }
         }
-        let Some(out) = out else {
-            return self.drop(DropReason::NoEgress, m);
+        misses
+    }
+
+    /// The slow path, over the burst's misses in order: insert each flow (once, when several
+    /// packets of a new flow share the burst) and start App-ID on it.
+    #[cold]
+    fn slow_path(&mut self, misses: usize, metas: &mut [Meta; BURST_SIZE]) {
+        let Worker {
+            flows,
+            counters,
+            log,
+            id,
+            appid,
+            misses: list,
+            ..
+        } = self;
+        for &i in &list[..misses] {
+            let meta = &mut metas[i as usize];
+            let created = insert_flow(
+                flows,
+                appid,
+                &meta.h,
+                &mut meta.flow,
+                meta.now,
+                &mut |a, s, f, r| end_flow(*id, counters, log, a, s, f, r),
+            );
+            if created {
+                counters.add(C::FlowsCreated, 1);
+            }
+        }
+    }
+
+    /// Pass 3 for one packet: ARP, or the flow stage then `forward::finish`, then send.
+    #[inline(always)]
+    fn packet(&mut self, port: usize, m: Mbuf, meta: &Meta) {
+        let d = match meta.fwd {
+            Ok(Decision::Arp) => return self.arp(port, m, meta),
+            Ok(d) => d,
+            Err(r) => return self.drop(r, m),
         };
         if meta.has_flow {
-            self.track(&meta.h, &meta.flow, m.pkt_len(), meta.now, m.data());
+            self.flow_stage(&meta.h, &meta.flow, m.pkt_len(), meta.now, m.data());
         } else {
             self.counters.add(C::NonIpPackets, 1);
         }
-        self.send(out, m);
+        match forward::finish(&mut self.mode, d, m, &meta.h, meta.now) {
+            Finished::Send(out, m) => self.send(out, m),
+            Finished::Held { replaced, ask } => {
+                if let Some(old) = replaced {
+                    self.drop(DropReason::NeighbourUnresolved, old);
+                }
+                if let Some((out, frame)) = ask {
+                    if let Some(m) = Mbuf::from_bytes(&self.pool, &frame) {
+                        self.counters.add(C::ArpRequestsSent, 1);
+                        self.send(out, m);
+                    }
+                }
+            }
+            Finished::Drop(r, m) => self.drop(r, m),
+        }
     }
 
-    /// Finds or creates the packet's flow, accounts it, and runs App-ID while the flow's
-    /// application is undecided.
+    /// The flow stage of one packet: account it, run App-ID while the flow is undecided.
     #[inline(always)]
-    fn track(&mut self, h: &Headers, r: &FlowRef, len: u32, now: u64, frame: &[u8]) {
+    fn flow_stage(
+        &mut self,
+        h: &Headers,
+        r: &FlowRef,
+        len: u32,
+        now: u64,
+        frame: &[u8],
+    ) -> (Tracked, AppEvent) {
         if h.fragment != Fragment::No {
             self.counters.add(C::Fragments, 1);
         }
@@ -248,7 +315,7 @@ impl Worker {
             appid,
             ..
         } = self;
-        let t = track_and_classify(
+        let (t, ev) = account_and_classify(
             flows,
             appid,
             h,
@@ -261,155 +328,24 @@ impl Worker {
         if t.created {
             counters.add(C::FlowsCreated, 1);
         }
+        (t, ev)
     }
 
-    fn route(&mut self, port: usize, mut m: Mbuf, meta: &Meta) {
-        if let Err(e) = meta.parsed {
-            return self.drop(DropReason::Malformed(e), m);
-        }
-        let (h, now) = (&meta.h, meta.now);
-        let Mode::Routed(ref router) = self.mode else {
-            return;
-        };
-        let Some(iface_mac) = router.iface_on(port).map(|i| i.mac) else {
-            return self.drop(DropReason::NotRoutable, m);
-        };
-        let dst_mac = ethernet::dst_mac(m.data());
-        if !dst_mac.is_multicast() && dst_mac != iface_mac {
-            return self.drop(DropReason::NotOurMac, m);
-        }
-        if h.l3 == L3::Arp {
-            return self.arp(port, m, h, now);
-        }
-        let Some(dst) = (h.l3 == L3::Ipv4).then(|| h.dst.v4()).flatten() else {
-            return self.drop(DropReason::NotRoutable, m);
-        };
-        let dst = Ipv4Addr::from(dst);
-        if dst.is_broadcast() || dst.is_multicast() || dst_mac.is_multicast() {
-            return self.drop(DropReason::NotRoutable, m);
-        }
-        let (out, next_hop) = match router.route(dst) {
-            Hop::Forward { port, next_hop } => (port, next_hop),
-            Hop::Local => return self.drop(DropReason::LocalDelivery, m),
-            Hop::NoRoute => return self.drop(DropReason::NoRoute, m),
-        };
-        if h.ttl <= 1 {
-            return self.drop(DropReason::TtlExceeded, m);
-        }
-        if meta.has_flow {
-            self.track(h, &meta.flow, m.pkt_len(), now, m.data());
-        }
-        let l3 = h.l3_offset as usize;
-        if m.data_mut()
-            .get_mut(l3..)
-            .and_then(ipv4::decrement_ttl)
-            .is_none()
-        {
-            return self.drop(DropReason::TtlExceeded, m);
-        }
-        self.send_to_neighbour(out, next_hop, m, now);
-    }
-
-    /// Sends a routed packet to `next_hop` on `out`, resolving its MAC first if needed.
-    fn send_to_neighbour(&mut self, out: usize, next_hop: Ipv4Addr, mut m: Mbuf, now: u64) {
+    /// ARP on a routed port, answered or consumed by `forward::arp`.
+    fn arp(&mut self, port: usize, m: Mbuf, meta: &Meta) {
         let Mode::Routed(ref mut router) = self.mode else {
-            return;
+            return self.drop(DropReason::NotRoutable, m);
         };
-        let Some((src_mac, src_ip)) = router.iface_on(out).map(|i| (i.mac, i.addr)) else {
-            return self.drop(DropReason::NoRoute, m);
-        };
-        match router.neighbours.lookup(next_hop, now) {
-            Lookup::Mac(mac) => {
-                ethernet::set_macs(m.data_mut(), mac, src_mac);
+        let (handled, released) = arp::handle(router, port, m, &meta.h, meta.now);
+        match handled {
+            arp::Handled::Reply(out, m) => {
+                self.counters.add(C::ArpRepliesSent, 1);
                 self.send(out, m);
             }
-            Lookup::Pending => {
-                let (replaced, ask) = router.neighbours.hold(next_hop, out, m, now);
-                if let Some(old) = replaced {
-                    self.drop(DropReason::NeighbourUnresolved, old);
-                }
-                if ask {
-                    self.send_arp_request(out, src_mac, src_ip, next_hop);
-                }
-            }
+            arp::Handled::Consumed => self.counters.add(C::LocalPackets, 1),
+            arp::Handled::Drop(r, m) => self.drop(r, m),
         }
-    }
-
-    fn arp(&mut self, port: usize, mut m: Mbuf, h: &Headers, now: u64) {
-        let Mode::Routed(ref mut router) = self.mode else {
-            return;
-        };
-        let l3 = h.l3_offset as usize;
-        let Some(a) = m.data().get(l3..).and_then(arp::parse) else {
-            return self.drop(DropReason::NotRoutable, m);
-        };
-        let sender_ip = Ipv4Addr::from(a.sender_ip);
-        let Some(iface) = router.own(port, Ipv4Addr::from(a.target_ip)).cloned() else {
-            // Not for us: only refresh what we already know (RFC 826 merge).
-            let released = router.neighbours.refresh(sender_ip, a.sender_mac, now);
-            self.counters.add(C::LocalPackets, 1);
-            drop(m);
-            if let Some((held, out)) = released {
-                self.release(out, held, a.sender_mac);
-            }
-            return;
-        };
-        let released = router.neighbours.learn(sender_ip, a.sender_mac, port, now);
-        if a.oper == arp::REQUEST {
-            let reply = arp::Arp {
-                oper: arp::REPLY,
-                sender_mac: iface.mac,
-                sender_ip: iface.addr.octets(),
-                target_mac: a.sender_mac,
-                target_ip: a.sender_ip,
-            };
-            let f = m.data_mut();
-            ethernet::set_macs(f, a.sender_mac, iface.mac);
-            if f.get_mut(l3..).is_some_and(|b| arp::emit(b, &reply)) {
-                self.counters.add(C::ArpRepliesSent, 1);
-                self.send(port, m);
-            } else {
-                self.drop(DropReason::NotRoutable, m);
-            }
-        } else {
-            self.counters.add(C::LocalPackets, 1);
-            drop(m);
-        }
-        if let Some((held, out)) = released {
-            self.release(out, held, a.sender_mac);
-        }
-    }
-
-    /// Sends a packet that waited for its next hop's MAC.
-    fn release(&mut self, out: usize, mut m: Mbuf, mac: MacAddr) {
-        let Mode::Routed(ref router) = self.mode else {
-            return;
-        };
-        let src = router.iface_on(out).map(|i| i.mac).unwrap_or_default();
-        ethernet::set_macs(m.data_mut(), mac, src);
-        self.send(out, m);
-    }
-
-    fn send_arp_request(
-        &mut self,
-        out: usize,
-        src_mac: MacAddr,
-        src_ip: Ipv4Addr,
-        target: Ipv4Addr,
-    ) {
-        let mut f = [0u8; 60];
-        f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-        ethernet::set_macs(&mut f, MacAddr::BROADCAST, src_mac);
-        let req = arp::Arp {
-            oper: arp::REQUEST,
-            sender_mac: src_mac,
-            sender_ip: src_ip.octets(),
-            target_mac: MacAddr::default(),
-            target_ip: target.octets(),
-        };
-        arp::emit(&mut f[ethernet::HEADER_LEN..], &req);
-        if let Some(m) = Mbuf::from_bytes(&self.pool, &f) {
-            self.counters.add(C::ArpRequestsSent, 1);
+        if let Some((out, m)) = released {
             self.send(out, m);
         }
     }
@@ -465,14 +401,32 @@ impl Worker {
     }
 }
 
-/// The flow stage of one packet, shared by the workers and the offline classifier: find or
-/// create the flow, account the packet, and run App-ID while the application is undecided.
-/// `frame` is the packet's contiguous bytes (App-ID reads the payload from it only while the
-/// flow is undecided). `ended` receives every flow that ends on the way (eviction, tuple
-/// reuse) with the engine.
+/// The slow path of one packet whose lookup missed, shared by the workers and the offline
+/// driver: insert its flow (unless an earlier packet of the burst did) and start App-ID on
+/// it. Returns whether a flow was created. Flows evicted to make room go to `ended`.
+#[inline]
+pub fn insert_flow(
+    flows: &mut FlowTable,
+    appid: &mut Engine,
+    h: &Headers,
+    r: &mut FlowRef,
+    now: u64,
+    ended: &mut impl FnMut(&mut Engine, Slot, &Flow, EndReason),
+) -> bool {
+    let Some(slot) = flows.insert(h, r, now, &mut |s, f, reason| ended(appid, s, f, reason)) else {
+        return false;
+    };
+    appid.created(slot, flows.get_mut(slot));
+    true
+}
+
+/// The flow stage of one packet, shared by the workers and the offline driver: account the
+/// packet to its flow (found or inserted before), and run App-ID while the application is
+/// undecided. `frame` is the packet's first segment. `ended` receives every flow that ends
+/// on the way (eviction, tuple reuse) with the engine. Returns what App-ID decided.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub fn track_and_classify(
+pub fn account_and_classify(
     flows: &mut FlowTable,
     appid: &mut Engine,
     h: &Headers,
@@ -481,26 +435,19 @@ pub fn track_and_classify(
     now: u64,
     frame: &[u8],
     ended: &mut impl FnMut(&mut Engine, Slot, &Flow, EndReason),
-) -> Tracked {
-    let t = flows.track(h, r, len, now, &mut |s, f, reason| {
+) -> (Tracked, AppEvent) {
+    let t = flows.account(h, r, len, now, &mut |s, f, reason| {
         ended(appid, s, f, reason)
     });
     let f = flows.get_mut(t.slot);
+    let mut ev = AppEvent::None;
     if t.created {
-        appid.created(t.slot, f);
+        ev = appid.created(t.slot, f);
     }
     if !f.app_done {
-        appid.packet(t.slot, f, t.dir, h, payload_of(frame, h));
+        ev = appid.packet(t.slot, f, t.dir, h, frame);
     }
-    t
-}
-
-/// The L4 payload within `d` (the frame's contiguous bytes).
-#[inline]
-pub fn payload_of<'a>(d: &'a [u8], h: &Headers) -> &'a [u8] {
-    let start = (h.payload_offset as usize).min(d.len());
-    let end = (start + h.payload_len as usize).min(d.len());
-    &d[start..end]
+    (t, ev)
 }
 
 /// Accounts an ended flow and hands its record to the flow log.

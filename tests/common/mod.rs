@@ -17,6 +17,26 @@ pub fn corpus() -> PathBuf {
     c
 }
 
+/// The scored captures of the nDPI corpus (tests/ndpi-scored.txt, see there), as paths.
+pub fn ndpi_scored() -> Vec<PathBuf> {
+    let list = root().join("tests/ndpi-scored.txt");
+    let text = std::fs::read_to_string(&list)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", list.display()));
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|n| {
+            let p = corpus().join("ndpi").join(n);
+            assert!(
+                p.is_file(),
+                "{} lists {n}, which is missing",
+                list.display()
+            );
+            p
+        })
+        .collect()
+}
+
 /// A binary of the workspace, built by `cargo build --workspace` (scripts/test.sh does).
 pub fn bin(name: &str) -> PathBuf {
     // target/<profile>/deps/<test>-<hash> -> target/<profile>/<name>

@@ -165,6 +165,14 @@ fn err(file: &str, message: String) -> ConfigError {
 }
 
 impl Catalog {
+    /// The catalog `dataplane.yaml` names (`app-id.catalog`), or the embedded one.
+    pub fn of_config(cfg: &crate::config::AppIdConfig) -> Result<Catalog, ConfigError> {
+        match &cfg.catalog {
+            Some(p) => Catalog::load(p),
+            None => Ok(Catalog::embedded()),
+        }
+    }
+
     pub fn embedded() -> Catalog {
         Catalog::parse(EMBEDDED, "conf/apps.yaml (embedded)")
             .expect("the embedded catalog is checked by a unit test")

@@ -33,6 +33,17 @@ pub struct Limits {
     pub udp_packets: u8,
 }
 
+impl Limits {
+    /// The limits `dataplane.yaml` sets (a packet budget of 0 counts as 1).
+    pub fn of(cfg: &crate::config::AppIdConfig) -> Limits {
+        Limits {
+            contexts: cfg.contexts,
+            tcp_packets: cfg.tcp_packets.max(1),
+            udp_packets: cfg.udp_packets.max(1),
+        }
+    }
+}
+
 /// What App-ID knows about one flow; what the flow log reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppInfo {
@@ -146,6 +157,18 @@ impl Context {
     }
 }
 
+/// What a packet (or a flow's start) changed in its flow's application: what policy and the
+/// ALG react to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppEvent {
+    /// Nothing decided.
+    None,
+    /// The application is decided (possibly provisionally: a later upgrade may shift it).
+    Decided(AppId),
+    /// A decided application shifted to another (stun -> dtls).
+    Shifted { from: AppId, to: AppId },
+}
+
 /// Counters of the engine (per worker).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EngineCounters {
@@ -185,7 +208,7 @@ impl Engine {
     /// A new flow took `slot`. Flows of other IP protocols than TCP and UDP are named by
     /// their protocol number at once.
     #[inline]
-    pub fn created(&mut self, slot: Slot, f: &mut Flow) {
+    pub fn created(&mut self, slot: Slot, f: &mut Flow) -> AppEvent {
         let info = &mut self.info[slot as usize];
         *info = AppInfo::NEW;
         f.app_done = false;
@@ -194,12 +217,33 @@ impl Engine {
             Self::push_path(info, app);
             info.decided_after = 1;
             Self::finish(info, app, None, f);
+            return AppEvent::Decided(app);
+        }
+        AppEvent::None
+    }
+
+    /// Classifies one packet of an undecided flow (`f.app_done` false); `frame` is the
+    /// packet's first segment, of which the engine reads the L4 payload. Returns what changed.
+    #[inline]
+    pub fn packet(
+        &mut self,
+        slot: Slot,
+        f: &mut Flow,
+        dir: Dir,
+        h: &Headers,
+        frame: &[u8],
+    ) -> AppEvent {
+        let before = self.info[slot as usize].app;
+        self.classify(slot, f, dir, h, payload_of(frame, h));
+        let after = self.info[slot as usize].app;
+        match (before, after) {
+            (a, b) if a == b => AppEvent::None,
+            (AppId::NONE, b) => AppEvent::Decided(b),
+            (a, b) => AppEvent::Shifted { from: a, to: b },
         }
     }
 
-    /// Classifies one packet of an undecided flow (`f.app_done` false). `payload` is the L4
-    /// payload in the packet's first segment.
-    pub fn packet(&mut self, slot: Slot, f: &mut Flow, dir: Dir, h: &Headers, payload: &[u8]) {
+    fn classify(&mut self, slot: Slot, f: &mut Flow, dir: Dir, h: &Headers, payload: &[u8]) {
         let transport = if f.key.proto() == proto::TCP {
             Transport::Tcp
         } else {
@@ -414,6 +458,14 @@ impl Engine {
     pub fn contexts_in_use(&self) -> usize {
         self.contexts.len() - self.free.len()
     }
+}
+
+/// The L4 payload within `frame` (the packet's first segment).
+#[inline]
+pub fn payload_of<'a>(frame: &'a [u8], h: &Headers) -> &'a [u8] {
+    let start = (h.payload_offset as usize).min(frame.len());
+    let end = (start + h.payload_len as usize).min(frame.len());
+    &frame[start..end]
 }
 
 #[cfg(test)]

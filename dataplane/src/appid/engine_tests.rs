@@ -1,9 +1,9 @@
 //! The engine end to end on synthetic flows (real decoders, frames from the traffic generator).
 use crate::appid::catalog::Catalog;
-use crate::appid::engine::Limits;
-use crate::appid::offline::Offline;
+use crate::appid::engine::{AppEvent, Limits};
 use crate::config::Timeouts;
 use crate::flowlog::FlowRecord;
+use crate::offline::Offline;
 use aperture_traffic::build::{tcp4, udp4, TcpFlags, TcpHeader};
 use aperture_traffic::rng::Rng;
 use aperture_traffic::{sip::SipMessage, stun::StunMessage, tls};
@@ -49,6 +49,17 @@ fn seg(src: &str, dst: &str, seq: u32, flags: TcpFlags, payload: &[u8]) -> Vec<u
         window: 65535,
     };
     tcp4(C, S, addr(src), addr(dst), &h, payload)
+}
+
+/// A DTLS 1.2 ClientHello record: type 22, version fefd, epoch 0, seq 0, then a handshake.
+fn dtls_client_hello() -> Vec<u8> {
+    let mut hs = vec![1u8, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, 42, 0xfe, 0xfd];
+    hs.extend_from_slice(&[0u8; 32]); // random
+    hs.extend_from_slice(&[0, 0, 0, 2, 0xc0, 0x2b, 1, 0]); // session id, cookie, suites, compression
+    let mut r = vec![22u8, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0];
+    r.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    r.extend(hs);
+    r
 }
 
 #[test]
@@ -118,16 +129,7 @@ fn stun_then_dtls_is_dtls_and_stun_alone_stays_stun() {
         .software("test")
         .encode(true);
     let (c, s) = (addr("10.0.0.5:40000"), addr("198.51.100.9:3478"));
-    let dtls_hello = {
-        // DTLS 1.2 ClientHello record: type 22, version fefd, epoch 0, seq 0, then a handshake.
-        let mut hs = vec![1u8, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, 42, 0xfe, 0xfd];
-        hs.extend_from_slice(&[0u8; 32]); // random
-        hs.extend_from_slice(&[0, 0, 0, 2, 0xc0, 0x2b, 1, 0]); // session id, cookie, suites, compression
-        let mut r = vec![22u8, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0];
-        r.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-        r.extend(hs);
-        r
-    };
+    let dtls_hello = dtls_client_hello();
     let relay = addr("10.0.0.5:40001");
     let mut frames = vec![
         udp4(C, S, c, s, &req),
@@ -152,6 +154,40 @@ fn stun_then_dtls_is_dtls_and_stun_alone_stays_stun() {
         ("dtls".into(), vec!["stun".into(), "dtls".into()])
     );
     assert_eq!(names(&cat, &recs[1]), ("stun".into(), vec!["stun".into()]));
+}
+
+#[test]
+fn app_id_reports_the_decision_and_the_shift_it_made() {
+    let mut rng = Rng::new(3);
+    let req = StunMessage::request(&mut rng, 0x0001).encode(true);
+    let (c, s) = (addr("10.0.0.5:40000"), addr("198.51.100.9:3478"));
+    let dtls_hello = dtls_client_hello();
+    let cat = Arc::new(Catalog::embedded());
+    let mut o = Offline::new(cat.clone(), 64, &Timeouts::default(), limits());
+    let frames = [
+        udp4(C, S, c, s, &req),
+        udp4(S, C, s, c, &req),
+        udp4(C, S, c, s, &dtls_hello),
+        udp4(C, S, c, s, &dtls_hello),
+    ];
+    let events: Vec<AppEvent> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| o.packet(1_000_000_000 + i as u64, f, f.len()))
+        .collect();
+    let (stun, dtls) = (cat.by_name("stun").unwrap(), cat.by_name("dtls").unwrap());
+    assert_eq!(
+        events,
+        [
+            AppEvent::Decided(stun),
+            AppEvent::None,
+            AppEvent::Shifted {
+                from: stun,
+                to: dtls
+            },
+            AppEvent::None
+        ]
+    );
 }
 
 #[test]

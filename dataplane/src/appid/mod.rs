@@ -18,7 +18,6 @@ pub mod catalog;
 pub mod decoders;
 pub mod engine;
 pub mod evidence;
-pub mod offline;
 
 pub use evidence::{Evidence, Text};
 

@@ -3,6 +3,9 @@
 //!
 //! The embedded default (`Config::embedded()`) needs no NIC and no hugepages: it replays a
 //! capture through DPDK's `net_pcap` virtual device in virtual-wire mode.
+//!
+//! Plain data at the bottom of the crate: it imports nothing of the packet path; the stages
+//! build themselves from it (`Limits::of`, `Catalog::of_config`, `FlowTable::new`).
 use serde::Deserialize;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -68,24 +71,6 @@ impl Default for AppIdConfig {
             contexts: 8192,
             tcp_packets: 12,
             udp_packets: 8,
-        }
-    }
-}
-
-impl AppIdConfig {
-    pub fn limits(&self) -> crate::appid::engine::Limits {
-        crate::appid::engine::Limits {
-            contexts: self.contexts,
-            tcp_packets: self.tcp_packets.max(1),
-            udp_packets: self.udp_packets.max(1),
-        }
-    }
-
-    /// Loads the configured catalog (or the embedded one).
-    pub fn load_catalog(&self) -> Result<crate::appid::catalog::Catalog, ConfigError> {
-        match &self.catalog {
-            Some(p) => crate::appid::catalog::Catalog::load(p),
-            None => Ok(crate::appid::catalog::Catalog::embedded()),
         }
     }
 }

@@ -149,32 +149,49 @@ pub struct FlowRef {
     removals: u64,
     hint: Slot,
     pub src_is_lo: bool,
+    /// `insert` created the flow for this packet (the slow path, before accounting).
+    inserted: bool,
 }
 
 impl Default for FlowRef {
     fn default() -> Self {
-        FlowRef {
-            hash: 0,
-            rest: 0,
-            removals: 0,
-            hint: NIL,
-            src_is_lo: false,
-        }
+        FlowRef::EMPTY
     }
 }
 
 impl FlowRef {
+    /// No flow.
+    pub const EMPTY: FlowRef = FlowRef {
+        hash: 0,
+        rest: 0,
+        removals: 0,
+        hint: NIL,
+        src_is_lo: false,
+        inserted: false,
+    };
+
     /// The slot the lookup found, if any.
     pub fn hint(&self) -> Option<Slot> {
         (self.hint != NIL).then_some(self.hint)
     }
+
+    /// Whether the lookup missed: the packet needs the slow path (`FlowTable::insert`).
+    #[inline(always)]
+    pub fn missed(&self) -> bool {
+        self.hint == NIL
+    }
 }
 
-/// What happened on `FlowTable::track`.
+/// What `FlowTable::account` did with a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tracked {
     pub slot: Slot,
     pub dir: Dir,
+    /// The packet is its flow's first: the flow was inserted for it (slow path) or created
+    /// while accounting it.
+    pub first: bool,
+    /// `account` itself created the flow (a hint gone stale in the burst, or a closed TCP
+    /// tuple reused): the caller has not seen this flow start yet.
     pub created: bool,
 }
 
@@ -268,6 +285,7 @@ impl FlowTable {
             removals: 0,
             hint: NIL,
             src_is_lo,
+            inserted: false,
         }
     }
 
@@ -289,11 +307,34 @@ impl FlowTable {
         r.removals = self.removals;
     }
 
-    /// Finds the flow of the packet with headers `h` (key already computed), creating it if
-    /// needed, and accounts the packet (`wire_len` bytes at `now_ns`). Flows that end to make
-    /// room (eviction) or because a closed TCP tuple is reused are handed to `ended`.
+    /// The slow path of a packet whose lookup missed: creates its flow, unless an earlier
+    /// packet of the same burst did. Returns the new flow's slot (None if it already existed);
+    /// `r` then points at the flow. Flows evicted to make room are handed to `ended`.
+    pub fn insert(
+        &mut self,
+        h: &Headers,
+        r: &mut FlowRef,
+        now_ns: u64,
+        ended: &mut impl FnMut(Slot, &Flow, EndReason),
+    ) -> Option<Slot> {
+        if let Some(s) = self.find(h, r) {
+            r.hint = s;
+            r.removals = self.removals;
+            return None;
+        }
+        let s = self.create(h, r.hash, now_ns, ended);
+        r.hint = s;
+        r.removals = self.removals;
+        r.inserted = true;
+        Some(s)
+    }
+
+    /// Accounts the packet with headers `h` (`wire_len` bytes at `now_ns`) to its flow: the
+    /// one `r` found or inserted, found again if `r` went stale, created if it is gone. Flows
+    /// that end to make room (eviction) or because a closed TCP tuple is reused are handed to
+    /// `ended`.
     #[inline(always)]
-    pub fn track(
+    pub fn account(
         &mut self,
         h: &Headers,
         r: &FlowRef,
@@ -328,6 +369,8 @@ impl FlowTable {
             }
             None => (self.create(h, hash, now_ns, ended), true),
         };
+        // A flow inserted for this very packet has its TCP state from this packet already.
+        let first = created || (r.inserted && found == Some(r.hint));
         let f = &mut self.slots[slot as usize];
         let dir = if src_is_lo == f.orig_is_lo {
             Dir::Orig
@@ -338,7 +381,7 @@ impl FlowTable {
         f.bytes[dir as usize] += wire_len as u64;
         f.last_ns = f.last_ns.max(now_ns);
         let class = if h.proto == proto::TCP {
-            if !created {
+            if !first {
                 f.tcp.update(dir, h.tcp_flags);
             }
             TimeoutClass::of(proto::TCP, f.tcp)
@@ -352,7 +395,12 @@ impl FlowTable {
             f.queued_ns = f.last_ns;
             self.push_tail(slot);
         }
-        Tracked { slot, dir, created }
+        Tracked {
+            slot,
+            dir,
+            first,
+            created,
+        }
     }
 
     fn create(

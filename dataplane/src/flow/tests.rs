@@ -34,7 +34,7 @@ fn feed(
 ) -> Tracked {
     let mut r = t.flow_ref(h);
     t.lookup(h, &mut r);
-    t.track(h, &r, 100, now, &mut |_, f: &Flow, r| {
+    t.account(h, &r, 100, now, &mut |_, f: &Flow, r| {
         log.push((f.key, r, f.packets[0] + f.packets[1]))
     })
 }
@@ -169,7 +169,7 @@ fn churn_never_exceeds_capacity_or_loses_flows() {
         if i % 2 == 0 {
             t.lookup(&h, &mut fr);
         }
-        let r = t.track(&h, &fr, 60, i as u64 * S / 10, &mut |_, _, _| ended += 1);
+        let r = t.account(&h, &fr, 60, i as u64 * S / 10, &mut |_, _, _| ended += 1);
         created += r.created as usize;
         ended += t.expire(i as u64 * S / 10, 8, &mut |_, _, _| {});
         assert!(t.active() <= 100);
@@ -212,7 +212,7 @@ fn a_stale_hint_is_not_trusted() {
     // A third flow evicts the oldest (A) and takes its slot.
     feed(&mut t, &hdr(1, 3, 2, 2, 17, 0), 2, &mut log);
     assert_eq!(log.len(), 1);
-    let tr = t.track(&a, &ra, 100, 3, &mut |_, f: &Flow, r| {
+    let tr = t.account(&a, &ra, 100, 3, &mut |_, f: &Flow, r| {
         log.push((f.key, r, 0))
     });
     assert!(
@@ -257,4 +257,71 @@ fn header_paths_agree_with_the_key() {
     }
     // The two directions of the first flow share a hash; the other four flows differ.
     assert_eq!(seen.len(), 5);
+}
+
+/// The worker's batched order: every packet of a burst is looked up, then the misses are
+/// inserted, then every packet is accounted.
+fn burst(t: &mut FlowTable, hs: &[Headers], now: u64) -> (Vec<Tracked>, usize, usize) {
+    let mut refs: Vec<FlowRef> = hs.iter().map(|h| t.flow_ref(h)).collect();
+    for (h, r) in hs.iter().zip(&mut refs) {
+        t.lookup(h, r);
+    }
+    let (mut inserted, mut ended) = (0, 0);
+    for (h, r) in hs.iter().zip(&mut refs) {
+        if r.missed() && t.insert(h, r, now, &mut |_, _, _| ended += 1).is_some() {
+            inserted += 1;
+        }
+    }
+    let tracked = hs
+        .iter()
+        .zip(&refs)
+        .map(|(h, r)| t.account(h, r, 60, now, &mut |_, _, _| ended += 1))
+        .collect();
+    (tracked, inserted, ended)
+}
+
+#[test]
+fn slow_path_inserts_a_new_flow_once_per_burst() {
+    let mut t = table(16);
+    let syn = hdr(1, 4000, 2, 80, 6, SYN);
+    let synack = hdr(2, 80, 1, 4000, 6, SYN | ACK);
+    let udp = hdr(1, 5000, 3, 53, 17, 0);
+    let (tr, inserted, ended) = burst(&mut t, &[syn, synack, udp, udp], 0);
+    assert_eq!((inserted, ended, t.active()), (2, 0, 2));
+    assert_eq!(tr[0].slot, tr[1].slot);
+    assert_eq!(tr[2].slot, tr[3].slot);
+    // The first packet of each flow is its first; none was created while accounting.
+    let first: Vec<bool> = tr.iter().map(|t| t.first).collect();
+    assert_eq!(first, [true, false, true, false]);
+    assert!(tr.iter().all(|t| !t.created));
+    // The SYN set the TCP state once, and the SYN-ACK moved it on, as without batching.
+    let f = t.get(tr[0].slot);
+    assert_eq!(f.packets, [1, 1]);
+    assert_eq!(f.class(), TimeoutClass::TcpEmbryonic);
+    let (tr, inserted, _) = burst(&mut t, &[hdr(1, 4000, 2, 80, 6, ACK)], 1);
+    assert_eq!(inserted, 0);
+    assert_eq!(t.get(tr[0].slot).class(), TimeoutClass::TcpEstablished);
+}
+
+#[test]
+fn a_flow_evicted_within_its_burst_is_created_again_when_accounted() {
+    // Capacity 16 (the minimum): 16 established flows, then a burst of 17 new UDP flows. The
+    // inserts evict old flows, then each other: the first new flows are gone again by the
+    // time they are accounted, and accounting creates them anew (and says so).
+    let mut t = table(16);
+    for i in 0..16u8 {
+        feed(&mut t, &hdr(100 + i, 1000, 2, 80, 17, 0), 0, &mut vec![]);
+    }
+    let hs: Vec<Headers> = (0..17u8).map(|i| hdr(i, 2000, 3, 53, 17, 0)).collect();
+    let (tr, inserted, ended) = burst(&mut t, &hs, 5);
+    assert_eq!(inserted, 17);
+    assert!(t.active() <= 16);
+    let recreated = tr.iter().filter(|t| t.created).count();
+    assert!(recreated >= 1, "no flow was evicted within the burst");
+    assert!(
+        tr.iter().all(|t| t.first),
+        "every packet is its flow's first"
+    );
+    // Every flow created (16 before, 17 inserted, the re-created ones) ended or is live.
+    assert_eq!(16 + inserted + recreated, ended + t.active());
 }

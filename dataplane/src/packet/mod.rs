@@ -185,14 +185,14 @@ pub struct Headers {
 }
 
 impl Headers {
-    pub fn empty() -> Headers {
+    pub const fn empty() -> Headers {
         Headers {
             vlans: [0; 2],
             l3: L3::Other(0),
             l3_offset: 0,
             proto: 0,
-            src: IpAddr16::default(),
-            dst: IpAddr16::default(),
+            src: IpAddr16([0; 16]),
+            dst: IpAddr16([0; 16]),
             ttl: 0,
             fragment: Fragment::No,
             l4_offset: 0,

@@ -37,6 +37,16 @@ impl Ports {
     }
 }
 
+/// DPDK's statistics of every port, by the configured name.
+pub fn stats_by_name(ports: &Ports, cfg: &Config) -> Vec<(String, PortStats)> {
+    ports
+        .ports
+        .iter()
+        .zip(&cfg.ports)
+        .map(|(p, c)| (c.name.clone(), p.stats().unwrap_or_default()))
+        .collect()
+}
+
 /// Initialises the EAL with the configuration's arguments plus `extra`.
 pub fn init_eal(cfg: &Config, extra: &[String]) -> Result<Eal, SetupError> {
     let mut args = cfg.eal_args();

@@ -6,3 +6,235 @@
 //! split into one file per worker by a symmetric flow hash (net_pcap has no RSS). The workers'
 //! clock is the capture time, so results do not depend on the machine's speed.
 pub mod capture;
+
+use crate::appid::catalog::Catalog;
+use crate::config::{Config, Forwarding, PortConfig};
+use crate::flowlog::FlowRecord;
+use crate::port::{self, PortStats};
+use crate::runtime::{self, Options};
+use crate::stats::Counters;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to replay and where the results go.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The capture; without it the bundled sample is generated into `out_dir/sample.pcap`.
+    pub pcap: Option<PathBuf>,
+    /// Transmitted packets (default `out_dir/out.pcap`).
+    pub out: Option<PathBuf>,
+    /// Flow log, JSON Lines (default `out_dir/flows.jsonl`).
+    pub flow_log: Option<PathBuf>,
+    /// Directory for the defaults and the intermediate files.
+    pub out_dir: PathBuf,
+    /// Give up after this long.
+    pub timeout: Duration,
+}
+
+/// What a replay did: the figures the summary tables print and tests check.
+pub struct Report {
+    pub input: PathBuf,
+    /// Whether `input` is the bundled sample, generated for this run.
+    pub generated_sample: bool,
+    pub out: PathBuf,
+    pub flow_log: PathBuf,
+    /// Packets in the capture that were fed to the workers.
+    pub packets: u64,
+    /// Frames of link types or families the replay cannot carry.
+    pub skipped: u64,
+    /// Final counters per worker.
+    pub workers: Vec<Counters>,
+    /// DPDK's statistics per port (name, figures).
+    pub ports: Vec<(String, PortStats)>,
+    /// Flow records written.
+    pub records: u64,
+    /// Per IP protocol number: (flows, packets, bytes), only protocols that were seen.
+    pub per_proto: Vec<(u8, u64, u64, u64)>,
+    /// Per application, indexed by `AppId`: (flows, packets, bytes).
+    pub per_app: Vec<(u64, u64, u64)>,
+    /// The largest flows by bytes, largest first.
+    pub top: Vec<FlowRecord>,
+    pub catalog: Arc<Catalog>,
+    /// Wall time from the workers' start to the last flow record.
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Setup(#[from] port::SetupError),
+    #[error(transparent)]
+    Runtime(#[from] runtime::RuntimeError),
+    #[error(transparent)]
+    Capture(#[from] capture::CaptureError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write the sample capture {path}: {message}")]
+    Sample { path: String, message: String },
+    #[error("replay did not finish within {0} s (received {1} of {2} packets)")]
+    Timeout(u64, u64, u64),
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ReplayError + 'a {
+    move |source| ReplayError::Io {
+        what,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Replays a capture through the workers configured in `cfg` (its ports are replaced by a
+/// net_pcap pair in virtual-wire mode: worker i reads its share of the capture on queue i of
+/// `capture-in` and sends on queue i of `capture-out`). The EAL can start once per process.
+pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
+    let out_dir = &req.out_dir;
+    std::fs::create_dir_all(out_dir).map_err(io("cannot create", out_dir))?;
+    let (input, generated_sample) = match &req.pcap {
+        Some(p) => (p.clone(), false),
+        None => {
+            let p = out_dir.join("sample.pcap");
+            aperture_traffic::sample::write_sample(&p, 1).map_err(|e| ReplayError::Sample {
+                path: p.display().to_string(),
+                message: e.to_string(),
+            })?;
+            (p, true)
+        }
+    };
+    let out = req.out.clone().unwrap_or_else(|| out_dir.join("out.pcap"));
+    let flow_log = req
+        .flow_log
+        .clone()
+        .unwrap_or_else(|| out_dir.join("flows.jsonl"));
+    let workers = cfg.workers.lcores.len();
+    let work = out_dir.join(format!(".replay-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(io("cannot create", &work))?;
+    let split = capture::split_for_workers(&input, &work, workers)?;
+    let total: u64 = split.packets.iter().sum();
+
+    let outs: Vec<PathBuf> = (0..workers)
+        .map(|i| work.join(format!("out-{i}.pcap")))
+        .collect();
+    capture_ports(&mut cfg, &split.files, &outs);
+    let mut extra = Vec::new();
+    if !cfg.eal.args.iter().any(|a| a.starts_with("--file-prefix")) {
+        extra.push(format!(
+            "--file-prefix=aperture-replay-{}",
+            std::process::id()
+        ));
+    }
+    let eal = port::init_eal(&cfg, &extra)?;
+    let ports = port::start_ports(&cfg)?;
+    let segment =
+        std::env::temp_dir().join(format!("aperture-replay-stats-{}", std::process::id()));
+    let opts = Options {
+        capture_clock: true,
+        lossless_log: true,
+        stats_segment: segment.clone(),
+    };
+    let mut log = BufWriter::new(
+        std::fs::File::create(&flow_log).map_err(io("cannot create flow log", &flow_log))?,
+    );
+    let started = Instant::now();
+    let mut running = runtime::start(&eal, &cfg, &ports, &opts)?;
+    // net_pcap signals no end of file: the capture is done when every packet has been
+    // received, dropped for lack of mbufs, or counted as an error.
+    let input_port = &ports.ports[0];
+    loop {
+        running.drain_log(&mut log)?;
+        let s = input_port.stats().unwrap_or_default();
+        let seen = s.ipackets + s.ierrors + s.rx_nombuf;
+        if seen >= total {
+            break;
+        }
+        if started.elapsed() > req.timeout {
+            running.stop.store(true, Ordering::SeqCst);
+            return Err(ReplayError::Timeout(req.timeout.as_secs(), seen, total));
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let counters = running.finish(&eal, &mut log)?;
+    log.flush()
+        .map_err(io("cannot write flow log", &flow_log))?;
+    let elapsed = started.elapsed();
+    let port_stats = port::stats_by_name(&ports, &cfg);
+    ports.stop();
+    // Only now are net_pcap's output files complete.
+    if outs.len() == 1 {
+        std::fs::rename(&outs[0], &out)
+            .or_else(|_| std::fs::copy(&outs[0], &out).map(|_| ()))
+            .map_err(io("cannot write", &out))?;
+    } else {
+        capture::merge(&outs, &out)?;
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_file(&segment);
+    let per_proto = running
+        .per_proto
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.0 > 0)
+        .map(|(p, e)| (p as u8, e.0, e.1, e.2))
+        .collect();
+    Ok(Report {
+        input,
+        generated_sample,
+        out,
+        flow_log,
+        packets: total,
+        skipped: split.skipped,
+        workers: counters,
+        ports: port_stats,
+        records: running.records,
+        per_proto,
+        per_app: std::mem::take(&mut running.per_app),
+        top: std::mem::take(&mut running.top),
+        catalog: running.catalog.clone(),
+        elapsed,
+    })
+}
+
+/// Replaces the configured ports by the net_pcap pair that reads `inputs` (one rx queue per
+/// worker) and writes `outputs` (one tx queue per worker), wired as a virtual wire.
+fn capture_ports(cfg: &mut Config, inputs: &[PathBuf], outputs: &[PathBuf]) {
+    let rx: Vec<String> = inputs
+        .iter()
+        .map(|f| format!("rx_pcap={}", f.display()))
+        .collect();
+    let tx: Vec<String> = outputs
+        .iter()
+        .map(|f| format!("tx_pcap={}", f.display()))
+        .collect();
+    // capture-in must have a tx queue per worker too; what it would send goes nowhere.
+    let sink: Vec<String> = outputs
+        .iter()
+        .map(|_| "tx_pcap=/dev/null".to_string())
+        .collect();
+    cfg.ports = vec![
+        PortConfig {
+            name: "capture-in".into(),
+            device: "net_pcap_in".into(),
+            vdev_args: Some(format!("{},{}", rx.join(","), sink.join(","))),
+            rx_desc: 1024,
+            tx_desc: 1024,
+        },
+        PortConfig {
+            name: "capture-out".into(),
+            device: "net_pcap_out".into(),
+            vdev_args: Some(tx.join(",")),
+            rx_desc: 1024,
+            tx_desc: 1024,
+        },
+    ];
+    cfg.forwarding = Forwarding::VirtualWire {
+        pairs: vec![["capture-in".into(), "capture-out".into()]],
+    };
+}

@@ -494,15 +494,25 @@ pub fn expected(label: &str, flow: &Flow) -> Option<Proto> {
     })
 }
 
-/// The capture files of the nDPI corpus, relative to the corpus root.
+/// The scored capture files of the nDPI corpus (tests/ndpi-scored.txt), relative to the
+/// corpus root.
 pub fn ndpi_captures() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(corpus_dir().join("ndpi"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".pcap") || n.ends_with(".pcapng"))
+    let list = corpus_dir().join("../ndpi-scored.txt");
+    let text = std::fs::read_to_string(&list)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", list.display()));
+    let v: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|n| format!("ndpi/{n}"))
         .collect();
-    v.sort();
+    for c in &v {
+        assert!(
+            corpus_dir().join(c).is_file(),
+            "{} lists {c}, which is missing",
+            list.display()
+        );
+    }
     v
 }
 

@@ -1,12 +1,13 @@
-//! App-ID without DPDK: frames from memory through the same parser, flow table and engine the
-//! workers use. For benchmarks that must not be limited by an I/O device, and for tools.
-use super::catalog::Catalog;
-use super::engine::{Engine, Limits};
+//! The offline driver: frames from memory through the workers' own parser and flow stage
+//! (`worker::insert_flow`, `worker::account_and_classify`), without DPDK. For benchmarks that
+//! must not be limited by an I/O device, for tests, and for tools.
+use crate::appid::catalog::Catalog;
+use crate::appid::engine::{AppEvent, Engine, Limits};
 use crate::config::Timeouts;
 use crate::flow::FlowTable;
 use crate::flowlog::FlowRecord;
 use crate::packet::{self, Headers};
-use crate::worker::track_and_classify;
+use crate::worker::{account_and_classify, insert_flow};
 use std::sync::Arc;
 
 pub struct Offline {
@@ -41,20 +42,33 @@ impl Offline {
         }
     }
 
-    /// One Ethernet frame captured at `ts_ns`.
+    /// One Ethernet frame captured at `ts_ns`; returns what App-ID decided on it.
     #[inline]
-    pub fn packet(&mut self, ts_ns: u64, frame: &[u8], wire_len: usize) {
+    pub fn packet(&mut self, ts_ns: u64, frame: &[u8], wire_len: usize) -> AppEvent {
         if packet::parse_into(frame, wire_len, &mut self.h).is_err() {
             self.malformed += 1;
-            return;
+            return AppEvent::None;
         }
         if !self.h.is_ip() {
-            return;
+            return AppEvent::None;
         }
         let mut r = self.flows.flow_ref(&self.h);
         self.flows.lookup(&self.h, &mut r);
         let records = &mut self.records;
-        track_and_classify(
+        let mut ended = |e: &mut Engine, s, f: &_, reason| {
+            records.push(FlowRecord::new(0, f, reason, &e.ended(s, f)))
+        };
+        if r.missed() {
+            insert_flow(
+                &mut self.flows,
+                &mut self.engine,
+                &self.h,
+                &mut r,
+                ts_ns,
+                &mut ended,
+            );
+        }
+        let (_, ev) = account_and_classify(
             &mut self.flows,
             &mut self.engine,
             &self.h,
@@ -62,13 +76,14 @@ impl Offline {
             wire_len as u32,
             ts_ns,
             frame,
-            &mut |e, s, f, reason| records.push(FlowRecord::new(0, f, reason, &e.ended(s, f))),
+            &mut ended,
         );
         let records = &mut self.records;
         let engine = &mut self.engine;
         self.flows.expire(ts_ns, 64, &mut |s, f, reason| {
             records.push(FlowRecord::new(0, f, reason, &engine.ended(s, f)))
         });
+        ev
     }
 
     /// Ends every live flow and returns all records.
