@@ -39,13 +39,15 @@ pub enum Mode {
     Routed(Router),
 }
 
-/// What `decide` found for one packet.
+/// What `decide` found for one packet. Kept to 8 bytes with a `u8` tag: it sits in every
+/// packet's per-burst metadata (ports are `u16`, as DPDK's are; see the worker's size test).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Decision {
     /// Out of `port`, unchanged (virtual wire).
-    Wire { port: usize },
+    Wire { port: u16 },
     /// Routed out of `port` towards `next_hop`.
-    Routed { port: usize, next_hop: Ipv4Addr },
+    Routed { port: u16, next_hop: Ipv4Addr },
     /// ARP on a routed port: for `arp::handle`, never for the flow stage.
     Arp,
 }
@@ -54,7 +56,7 @@ impl Decision {
     /// Egress port, if the packet is forwarded.
     pub fn port(&self) -> Option<usize> {
         match *self {
-            Decision::Wire { port } | Decision::Routed { port, .. } => Some(port),
+            Decision::Wire { port } | Decision::Routed { port, .. } => Some(port as usize),
             Decision::Arp => None,
         }
     }
@@ -71,7 +73,7 @@ pub fn decide(
 ) -> Result<Decision, DropReason> {
     match mode {
         Mode::Wire(w) => match w.peer.get(in_port).copied().flatten() {
-            Some(port) => Ok(Decision::Wire { port }),
+            Some(port) => Ok(Decision::Wire { port: port as u16 }),
             None => Err(DropReason::NoEgress),
         },
         Mode::Routed(r) => decide_routed(r, in_port, frame, h),
@@ -105,13 +107,17 @@ fn decide_routed(
     }
     match router.route(dst) {
         Hop::Forward { .. } if h.ttl <= 1 => Err(DropReason::TtlExceeded),
-        Hop::Forward { port, next_hop } => Ok(Decision::Routed { port, next_hop }),
+        Hop::Forward { port, next_hop } => Ok(Decision::Routed {
+            port: port as u16,
+            next_hop,
+        }),
         Hop::Local => Err(DropReason::LocalDelivery),
         Hop::NoRoute => Err(DropReason::NoRoute),
     }
 }
 
-/// What `finish` did with a packet.
+/// What `finish` did with a packet. Small (returned per packet): an ARP request to send is
+/// described, and built into a frame only on that rare path (`ArpRequest::frame`).
 pub enum Finished {
     /// Ready to go out of the port.
     Send(usize, Mbuf),
@@ -119,9 +125,26 @@ pub enum Finished {
     /// (to be dropped as `neighbour-unresolved`); `ask` an ARP request to send.
     Held {
         replaced: Option<Mbuf>,
-        ask: Option<(usize, [u8; arp::REQUEST_FRAME_LEN])>,
+        ask: Option<ArpRequest>,
     },
     Drop(DropReason, Mbuf),
+}
+
+/// An ARP request the neighbour cache wants sent: who has `target`, asked from the
+/// interface (`src_mac`, `src_ip`) on `port`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpRequest {
+    pub port: usize,
+    pub src_mac: ethernet::MacAddr,
+    pub src_ip: Ipv4Addr,
+    pub target: Ipv4Addr,
+}
+
+impl ArpRequest {
+    /// The broadcast request frame.
+    pub fn frame(&self) -> [u8; arp::REQUEST_FRAME_LEN] {
+        arp::request_frame(self.src_mac, self.src_ip, self.target)
+    }
 }
 
 /// Completes the forwarding `decide` chose, after the flow stage: for a routed packet the TTL
@@ -130,8 +153,8 @@ pub enum Finished {
 #[inline(always)]
 pub fn finish(mode: &mut Mode, d: Decision, mut m: Mbuf, h: &Headers, now: u64) -> Finished {
     let (router, port, next_hop) = match (mode, d) {
-        (_, Decision::Wire { port }) => return Finished::Send(port, m),
-        (Mode::Routed(r), Decision::Routed { port, next_hop }) => (r, port, next_hop),
+        (_, Decision::Wire { port }) => return Finished::Send(port as usize, m),
+        (Mode::Routed(r), Decision::Routed { port, next_hop }) => (r, port as usize, next_hop),
         _ => return Finished::Drop(DropReason::NotRoutable, m),
     };
     let l3 = h.l3_offset as usize;
@@ -150,12 +173,31 @@ pub fn finish(mode: &mut Mode, d: Decision, mut m: Mbuf, h: &Headers, now: u64) 
             ethernet::set_macs(m.data_mut(), mac, src_mac);
             Finished::Send(port, m)
         }
-        Lookup::Pending => {
-            let (replaced, ask) = router.neighbours.hold(next_hop, port, m, now);
-            Finished::Held {
-                replaced,
-                ask: ask.then(|| (port, arp::request_frame(src_mac, src_ip, next_hop))),
-            }
-        }
+        Lookup::Pending => hold(router, port, src_mac, src_ip, next_hop, m, now),
+    }
+}
+
+/// The neighbour cache holds a packet whose next hop's MAC is unknown (rare: off the fast
+/// path).
+#[cold]
+#[inline(never)]
+fn hold(
+    router: &mut Router,
+    port: usize,
+    src_mac: ethernet::MacAddr,
+    src_ip: Ipv4Addr,
+    target: Ipv4Addr,
+    m: Mbuf,
+    now: u64,
+) -> Finished {
+    let (replaced, ask) = router.neighbours.hold(target, port, m, now);
+    Finished::Held {
+        replaced,
+        ask: ask.then_some(ArpRequest {
+            port,
+            src_mac,
+            src_ip,
+            target,
+        }),
     }
 }
