@@ -11,6 +11,7 @@ pub mod flowlog;
 pub mod forward;
 pub mod offline;
 pub mod packet;
+pub mod policy;
 pub mod port;
 pub mod replay;
 pub mod report;

@@ -298,8 +298,15 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Resu
             .map(|l| (l.line(), l.column()))
             .unwrap_or((0, 0));
         let message = e.to_string();
-        // saphyr's message repeats the location and may draw a snippet; keep its first line.
-        let message = message.lines().next().unwrap_or("").to_string();
+        // saphyr's message repeats the location and may draw a snippet; keep its first line
+        // without the repeated "error: line N column M: ".
+        let first = message.lines().next().unwrap_or("");
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        let message = match first.split_once(": ") {
+            Some((at, rest)) if at.starts_with("line ") && at.contains(" column ") => rest,
+            _ => first,
+        }
+        .to_string();
         ConfigError::Syntax {
             file: file.to_string(),
             line,

@@ -1,0 +1,137 @@
+//! `policy.yaml` as written: the serde model. Names that refer to other objects keep their
+//! location (`Spanned`), so the compiler's errors name the line and column of the reference.
+//!
+//! ```yaml
+//! version: 1
+//! zones:
+//!   - { name: inside, ports: [capture-in] }
+//! addresses:
+//!   - { name: lan, prefixes: [192.168.0.0/16, "10.0.0.1-10.0.0.50", "2001:db8::/32"] }
+//! address-groups:
+//!   - { name: clients, members: [lan] }
+//! rules:
+//!   - name: facetime
+//!     from: [inside]
+//!     source: [clients]
+//!     application: [facetime, sip, stun, ssl, jabber, ichat-av]
+//!     service: application-default
+//!     action: allow
+//! default-action: deny
+//! ```
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A name (or literal) referring to something else, with where it was written.
+pub type Ref = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PolicyFile {
+    /// Schema version; must be 1.
+    pub version: Spanned<u32>,
+    #[serde(default)]
+    pub zones: Vec<Zone>,
+    #[serde(default)]
+    pub addresses: Vec<Address>,
+    #[serde(default)]
+    pub address_groups: Vec<AddressGroup>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// What happens to a flow no rule matches (default `deny`).
+    #[serde(default)]
+    pub default_action: Option<Spanned<Action>>,
+    /// Whether flows that match no rule are logged (default true).
+    #[serde(default)]
+    pub default_log: Option<bool>,
+}
+
+/// A zone: the ports (names from dataplane.yaml) whose traffic belongs to it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Zone {
+    pub name: Ref,
+    pub ports: Vec<Ref>,
+}
+
+/// An address object: IPv4/IPv6 addresses, prefixes (`a/len`) and ranges (`a-b`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Address {
+    pub name: Ref,
+    #[serde(default)]
+    pub description: String,
+    pub prefixes: Vec<Ref>,
+}
+
+/// A group of address objects and other groups.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AddressGroup {
+    pub name: Ref,
+    pub members: Vec<Ref>,
+}
+
+/// A security rule. Lists left out mean `any`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Rule {
+    pub name: Ref,
+    #[serde(default)]
+    pub description: String,
+    /// Zones the flow's first packet arrives from.
+    #[serde(default)]
+    pub from: Vec<Ref>,
+    /// Zones it leaves to.
+    #[serde(default)]
+    pub to: Vec<Ref>,
+    /// The originator's address: address objects, groups, or literals.
+    #[serde(default)]
+    pub source: Vec<Ref>,
+    /// The responder's address.
+    #[serde(default)]
+    pub destination: Vec<Ref>,
+    /// Catalog application names, or `any`.
+    #[serde(default)]
+    pub application: Vec<Ref>,
+    /// `application-default` (the applications' default ports from the catalog), `any`, or a
+    /// list of `tcp/N`, `udp/N-M`. Default: `application-default` when the rule names
+    /// applications, else `any`.
+    #[serde(default)]
+    pub service: Option<Spanned<Service>>,
+    pub action: Spanned<Action>,
+    /// Log the rule's flows (default true).
+    #[serde(default)]
+    pub log: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Service {
+    /// `any` or `application-default`.
+    Keyword(String),
+    Ports(Vec<String>),
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Forward the flow.
+    Allow,
+    /// Stop the flow silently (logged as denied).
+    Deny,
+    /// Stop the flow silently.
+    Drop,
+    /// Stop the flow: a TCP RST to both ends, ICMP port unreachable for other protocols.
+    Reset,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+            Action::Drop => "drop",
+            Action::Reset => "reset",
+        }
+    }
+}

@@ -1,0 +1,305 @@
+use super::*;
+use crate::appid::catalog::Catalog;
+use std::net::IpAddr;
+
+fn catalog() -> Catalog {
+    Catalog::embedded()
+}
+
+fn ports() -> Vec<String> {
+    vec!["inside".into(), "outside".into()]
+}
+
+fn build(text: &str) -> Compiled {
+    match compile(text, "policy.yaml", &catalog(), Some(&ports())) {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "policy does not compile:\n{}",
+            e.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+        ),
+    }
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match compile(text, "policy.yaml", &catalog(), Some(&ports())) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+fn addr(s: &str) -> u128 {
+    match s.parse::<IpAddr>().unwrap() {
+        IpAddr::V4(a) => addr_key(&crate::packet::IpAddr16::from_v4(a.octets())),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn subject(src: &str, dst: &str, proto: u8, dport: u16) -> Subject {
+    Subject {
+        from_zone: 0,
+        to_zone: 1,
+        src: addr(src),
+        dst: addr(dst),
+        proto,
+        dst_port: dport,
+    }
+}
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+
+const FACETIME: &str = "
+version: 1
+zones:
+  - { name: trust, ports: [inside] }
+  - { name: untrust, ports: [outside] }
+addresses:
+  - { name: lan, prefixes: [192.168.0.0/16, \"10.0.0.1-10.0.0.50\", \"2001:db8::/32\"] }
+rules:
+  - name: facetime
+    from: [trust]
+    to: [untrust]
+    source: [lan]
+    application: [facetime, sip, stun, ssl, jabber, ichat-av]
+    action: allow
+  - name: no-dns
+    application: [dns]
+    action: drop
+  - name: web
+    application: [web-browsing]
+    service: [tcp/80, tcp/8080]
+    action: allow
+default-action: deny
+";
+
+fn app(name: &str) -> AppId {
+    catalog().by_name(name).unwrap()
+}
+
+#[test]
+fn facetime_and_its_dependencies_are_allowed_the_rest_denied() {
+    let c = build(FACETIME);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let p = &c.policy;
+    let ssl = subject("192.168.1.5", "17.1.2.3", TCP, 443);
+    let v = p.check(&ssl, None);
+    assert_eq!((v.action, v.rule, v.settled), (Action::Allow, 0, false));
+    assert_eq!(p.check(&ssl, Some(app("ssl"))).action, Action::Allow);
+    assert_eq!(p.check(&ssl, Some(app("facetime"))).rule, 0);
+    // Implicit uses come with facetime: RTP on any port (it has no default ports).
+    let rtp = subject("192.168.1.5", "17.1.2.3", UDP, 16400);
+    assert_eq!(p.check(&rtp, Some(app("rtp"))).action, Action::Allow);
+    // ssl on a port that is not its default: no rule; the default denies.
+    let odd = subject("192.168.1.5", "17.1.2.3", TCP, 4444);
+    let v = p.check(&odd, Some(app("ssl")));
+    assert_eq!((v.action, v.rule), (Action::Deny, RULE_DEFAULT));
+    // From outside the lan: no rule could allow ssl on 443 ... but `web` could allow
+    // port 80 only; so an undecided flow to 443 is settled denied.
+    let outsider = subject("198.51.100.1", "17.1.2.3", TCP, 443);
+    let v = p.check(&outsider, None);
+    assert_eq!((v.action, v.settled), (Action::Deny, true));
+    // DNS: dropped once decided, whatever the source.
+    let dns = subject("192.168.1.5", "8.8.8.8", UDP, 53);
+    assert_eq!(p.check(&dns, Some(app("dns"))).action, Action::Drop);
+    // Undecided DNS from the lan: facetime's rule could still allow a UDP flow to 53?
+    // No: none of its applications has udp/53 as a default port.
+    let v = p.check(&dns, None);
+    assert!(v.settled || v.action == Action::Allow);
+    // web on 8080 allowed, on 81 denied.
+    let web = subject("203.0.113.9", "198.51.100.7", TCP, 8080);
+    assert_eq!(p.check(&web, Some(app("web-browsing"))).rule, 2);
+    let web81 = subject("203.0.113.9", "198.51.100.7", TCP, 81);
+    assert_eq!(p.check(&web81, Some(app("web-browsing"))).rule, RULE_DEFAULT);
+    // IPv6 sources in the lan object.
+    let v6 = subject("2001:db8::7", "2001:db8:1::1", TCP, 443);
+    assert_eq!(p.check(&v6, Some(app("ssl"))).rule, 0);
+    // Zones: the same flow arriving from the untrust side matches no facetime rule.
+    let mut back = ssl;
+    back.from_zone = 1;
+    back.to_zone = 0;
+    assert_eq!(p.check(&back, Some(app("ssl"))).rule, RULE_DEFAULT);
+}
+
+#[test]
+fn an_app_specific_deny_keeps_an_undecided_flow_open_to_a_later_decision() {
+    let c = build(
+        "
+version: 1
+rules:
+  - { name: no-ssh, application: [ssh], service: any, action: deny }
+  - { name: rest, action: allow }
+",
+    );
+    let p = &c.policy;
+    let s = subject("192.0.2.1", "198.51.100.1", TCP, 6881);
+    let v = p.check(&s, None);
+    assert_eq!((v.action, v.settled), (Action::Allow, false));
+    assert_eq!(p.check(&s, Some(app("ssh"))).action, Action::Deny);
+    assert_eq!(p.check(&s, Some(app("ssl"))).action, Action::Allow);
+}
+
+#[test]
+fn allowing_facetime_alone_warns_with_exactly_what_to_add() {
+    let c = build(
+        "
+version: 1
+rules:
+  - { name: ft, application: [facetime], action: allow }
+",
+    );
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    let w = c.warnings[0].to_string();
+    assert!(w.starts_with("policy.yaml:4:31: warning:"), "{w}");
+    assert!(
+        w.contains("no allow rule allows sip, stun, ssl, jabber, ichat-av;"),
+        "{w}"
+    );
+    // With stun alone added elsewhere, it no longer lists stun.
+    let c = build(
+        "
+version: 1
+rules:
+  - { name: ft, application: [facetime, sip, ssl], action: allow }
+  - { name: nat, application: [stun], action: allow }
+",
+    );
+    let w = c.warnings[0].to_string();
+    assert!(w.contains("no allow rule allows jabber, ichat-av;"), "{w}");
+}
+
+#[test]
+fn a_shadowed_rule_is_a_warning_naming_the_rule_that_shadows_it() {
+    let c = build(
+        "
+version: 1
+addresses:
+  - { name: net, prefixes: [10.0.0.0/8] }
+rules:
+  - { name: wide, source: [net], action: allow }
+  - { name: narrow, source: [10.1.0.0/16], application: [ssl], action: deny }
+  - { name: other, source: [192.0.2.0/24], action: deny }
+",
+    );
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    let w = c.warnings[0].to_string();
+    assert!(
+        w.contains("policy.yaml:7:13: warning: rule \"narrow\" is shadowed by rule \"wide\" (line 6)"),
+        "{w}"
+    );
+}
+
+#[test]
+fn the_index_looks_only_at_rules_that_can_match_the_application() {
+    let mut text = String::from("version: 1\nrules:\n");
+    let names: Vec<String> = catalog().apps.iter().map(|a| a.name.clone()).collect();
+    let n_rules = names.len().min(40);
+    for (i, n) in names.iter().enumerate().take(n_rules) {
+        text.push_str(&format!(
+            "  - {{ name: r{i}, application: [{n}], service: any, action: allow }}\n"
+        ));
+    }
+    let p = build(&text).policy;
+    let last = n_rules - 1;
+    let a = app(&names[last]);
+    let span = p.by_app[a.0 as usize];
+    assert_eq!(span.len, 1);
+    let s = subject("192.0.2.1", "198.51.100.1", TCP, 1);
+    assert_eq!(p.check(&s, Some(a)).rule, last as u16);
+}
+
+#[test]
+fn addresses_parse_as_ranges() {
+    use compile::parse_addr;
+    assert_eq!(
+        parse_addr("192.0.2.0/24").unwrap(),
+        (addr("192.0.2.0"), addr("192.0.2.255"))
+    );
+    assert_eq!(parse_addr("192.0.2.7").unwrap(), (addr("192.0.2.7"), addr("192.0.2.7")));
+    assert_eq!(
+        parse_addr("10.0.0.1-10.0.0.50").unwrap(),
+        (addr("10.0.0.1"), addr("10.0.0.50"))
+    );
+    assert_eq!(parse_addr("::/0").unwrap(), (0, u128::MAX));
+    assert!(parse_addr("192.0.2.1/24").unwrap_err().contains("host bits"));
+    assert!(parse_addr("10.0.0.9-10.0.0.1").unwrap_err().contains("ends before"));
+    assert!(parse_addr("10.0.0.1-::1").unwrap_err().contains("mixes"));
+    assert!(parse_addr("10.0.0.0/33").unwrap_err().contains("prefix length"));
+}
+
+/// Every invalid policy gets a precise error with its line and column (or names the whole
+/// file), and none panics.
+#[test]
+fn invalid_policies_are_rejected_precisely() {
+    let deep = format!("version: 1\nrules: {}{}", "[".repeat(2000), "]".repeat(2000));
+    let huge = format!("version: 1\n#{}\n", "x".repeat(compile::MAX_FILE_BYTES));
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("unknown top-level key", "version: 1\nrulez: []\n".into(), "policy.yaml:2:1: error: unknown field `rulez`"),
+        ("version wrong type", "version: one\n".into(), "policy.yaml:1:10:"),
+        ("unsupported version", "version: 2\n".into(), "policy.yaml:1:10: error: version: 2 is not supported"),
+        ("missing version", "rules: []\n".into(), "missing field `version`"),
+        ("rules not a list", "version: 1\nrules: 7\n".into(), "policy.yaml:2:8:"),
+        ("rule without action", "version: 1\nrules:\n  - { name: a }\n".into(), "missing field `action`"),
+        ("unknown action", "version: 1\nrules:\n  - { name: a, action: permit }\n".into(), "policy.yaml:3:24: error: unknown variant `permit`, expected one of allow, deny, drop, reset"),
+        ("unknown rule key", "version: 1\nrules:\n  - { name: a, action: allow, apps: [ssl] }\n".into(), "unknown field `apps`"),
+        ("unknown application", "version: 1\nrules:\n  - { name: a, application: [facetim], action: allow }\n".into(), "policy.yaml:3:30: error: rule \"a\": no application \"facetim\" in the catalog (did you mean facetime?)"),
+        ("duplicate rule", "version: 1\nrules:\n  - { name: a, action: allow }\n  - { name: a, action: deny }\n".into(), "policy.yaml:4:13: error: rule \"a\" is defined twice (first on line 3)"),
+        ("duplicate zone", "version: 1\nzones:\n  - { name: z, ports: [inside] }\n  - { name: z, ports: [outside] }\n".into(), "policy.yaml:4:13: error: zone \"z\" is defined twice"),
+        ("zone any", "version: 1\nzones:\n  - { name: any, ports: [inside] }\n".into(), "`any` is reserved"),
+        ("zone with unknown port", "version: 1\nzones:\n  - { name: z, ports: [eth9] }\n".into(), "policy.yaml:3:24: error: zone \"z\": no port \"eth9\" in dataplane.yaml (its ports: inside, outside)"),
+        ("port in two zones", "version: 1\nzones:\n  - { name: a, ports: [inside] }\n  - { name: b, ports: [inside] }\n".into(), "port \"inside\" is already in zone \"a\""),
+        ("rule names unknown zone", "version: 1\nrules:\n  - { name: a, from: [dmz], action: allow }\n".into(), "policy.yaml:3:23: error: rule \"a\": `from` names zone \"dmz\", which is not defined (zones: none)"),
+        ("bad prefix", "version: 1\naddresses:\n  - { name: n, prefixes: [10.0.0.0/40] }\n".into(), "policy.yaml:3:27: error: address \"n\": \"40\" is not a prefix length 0-32"),
+        ("host bits", "version: 1\naddresses:\n  - { name: n, prefixes: [10.0.0.1/8] }\n".into(), "has host bits set (the prefix is 10.0.0.0/8)"),
+        ("not an address", "version: 1\naddresses:\n  - { name: n, prefixes: [example.com] }\n".into(), "is not an address, prefix (a/len) or range (a-b)"),
+        ("reversed range", "version: 1\naddresses:\n  - { name: n, prefixes: [\"10.0.0.9-10.0.0.1\"] }\n".into(), "ends before it starts"),
+        ("duplicate address", "version: 1\naddresses:\n  - { name: n, prefixes: [10.0.0.0/8] }\n  - { name: n, prefixes: [10.0.0.0/8] }\n".into(), "policy.yaml:4:13: error: address \"n\" is defined twice"),
+        ("group with unknown member", "version: 1\naddress-groups:\n  - { name: g, members: [nobody] }\n".into(), "policy.yaml:3:26: error: address group \"g\": no address or group \"nobody\""),
+        ("group cycle", "version: 1\naddress-groups:\n  - { name: a, members: [b] }\n  - { name: b, members: [a] }\n".into(), "contains this one"),
+        ("group named like an address", "version: 1\naddresses:\n  - { name: n, prefixes: [10.0.0.0/8] }\naddress-groups:\n  - { name: n, members: [n] }\n".into(), "the name is already an address or group"),
+        ("unknown source object", "version: 1\nrules:\n  - { name: a, source: [lan], action: allow }\n".into(), "policy.yaml:3:25: error: rule \"a\": `source` \"lan\" is neither an address object or group nor an address"),
+        ("bad service", "version: 1\nrules:\n  - { name: a, application: [ssl], service: [tcp/99999], action: allow }\n".into(), "\"99999\" is not a port number 0-65535"),
+        ("bad service protocol", "version: 1\nrules:\n  - { name: a, application: [ssl], service: [icmp/1], action: allow }\n".into(), "\"icmp\" is not tcp, udp or sctp"),
+        ("bad service keyword", "version: 1\nrules:\n  - { name: a, application: [ssl], service: default, action: allow }\n".into(), "or `any`, `application-default`"),
+        ("service reversed range", "version: 1\nrules:\n  - { name: a, service: [udp/9-1], action: allow }\n".into(), "the range ends before it starts"),
+        ("bad default action", "version: 1\ndefault-action: maybe\n".into(), "policy.yaml:2:17:"),
+        ("log not a bool", "version: 1\nrules:\n  - { name: a, action: allow, log: sometimes }\n".into(), "policy.yaml:3:36: error: invalid boolean"),
+        ("tab indentation", "version: 1\nrules:\n\t- { name: a, action: allow }\n".into(), "policy.yaml:3:"),
+        ("duplicate key", "version: 1\nversion: 1\n".into(), "policy.yaml:2:"),
+        ("binary file", "\u{7f}ELF\u{2}\u{1}\u{1}\0\0\0".into(), "policy.yaml: error: the file contains NUL bytes"),
+        ("deep nesting", deep, "policy.yaml:"),
+        ("huge file", huge, "a policy may have at most"),
+        ("not a mapping", "- 1\n- 2\n".into(), "policy.yaml:1:1:"),
+        ("empty file", "".into(), "policy.yaml"),
+    ];
+    assert!(cases.len() >= 30);
+    let mut wrong = Vec::new();
+    for (what, text, want) in &cases {
+        let got = errors(text).join("\n");
+        if !got.contains(want) {
+            wrong.push(format!("{what}: expected {want:?} in:\n{got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn all_errors_are_reported_not_just_the_first() {
+    let e = errors(
+        "
+version: 1
+rules:
+  - { name: a, application: [nope1], action: allow }
+  - { name: b, application: [nope2], action: allow }
+",
+    );
+    assert_eq!(e.len(), 2, "{e:?}");
+}
+
+#[test]
+fn the_fixed_policy_gives_its_action_to_every_flow() {
+    let p = Policy::fixed(Action::Deny);
+    let s = subject("192.0.2.1", "198.51.100.1", TCP, 80);
+    assert_eq!(p.check(&s, None).action, Action::Deny);
+    assert!(p.check(&s, None).settled);
+    assert_eq!(p.check(&s, Some(app("ssl"))).rule, RULE_DEFAULT);
+}
