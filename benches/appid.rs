@@ -264,7 +264,7 @@ fn our_flows(path: &Path) -> Vec<OurFlow> {
         .iter()
         .map(|r| {
             let mut line = Vec::new();
-            r.write_json(&mut line, &catalog).unwrap();
+            r.write_json(&mut line, &catalog, None).unwrap();
             OurFlow::from_json(&serde_json::from_slice(&line).unwrap())
         })
         .collect()

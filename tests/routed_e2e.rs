@@ -58,6 +58,19 @@ impl Testbed {
     }
 
     fn start_dataplane(&mut self) {
+        // The inside may reach the outside; nothing may start from the outside.
+        std::fs::write(
+            self.dir.path().join("policy.yaml"),
+            "version: 1
+zones:
+  - { name: inside, ports: [inside] }
+  - { name: outside, ports: [outside] }
+rules:
+  - { name: lan-out, from: [inside], to: [outside], source: [192.0.2.0/24], action: allow }
+default-action: deny
+",
+        )
+        .unwrap();
         let cfg = self.dir.path().join("routed.yaml");
         std::fs::write(
             &cfg,
@@ -77,6 +90,7 @@ forwarding:
     - {{ port: inside, address: 192.0.2.1/24 }}
     - {{ port: outside, address: 198.51.100.1/24 }}
 stats: {{ segment: {dir}/stats, publish-ms: 20 }}
+policy: {dir}/policy.yaml
 "#,
                 prefix = self.prefix,
                 dir = self.dir.path().display()
@@ -262,6 +276,21 @@ fn client_reaches_server_through_the_routed_dataplane() {
         "the appliance decrements TTL: {text}"
     );
 
+    // The policy: a ping started from the outside is denied (the neighbours are known by
+    // now, so only the policy stops it).
+    let o = tb
+        .exec(
+            "server",
+            &["ping", "-c", "2", "-i", "0.2", "-W", "1", "192.0.2.2"],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "a ping from the outside passed the default deny: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
     let server = spawn_ready({
         let mut c = tb.exec("server", &["python3", "-c", UDP_ECHO, "10"]);
         c.stderr(Stdio::inherit());
@@ -343,6 +372,19 @@ fn client_reaches_server_through_the_routed_dataplane() {
         .map(|f| f["packets"].as_u64().unwrap())
         .sum();
     assert!(icmp >= 10, "pings in the flow log: {flows:?}");
+    assert_eq!(udp["action"], "allow", "{udp}");
+    assert_eq!(udp["rule"], "lan-out", "{udp}");
+    let denied = flows
+        .iter()
+        .find(|f| f["proto"] == "icmp" && f["src_ip"] == "198.51.100.2")
+        .unwrap_or_else(|| panic!("no record of the ping from the outside: {flows:?}"));
+    assert_eq!(
+        (denied["action"].as_str(), denied["rule"].as_str()),
+        (Some("deny"), Some("default")),
+        "{denied}"
+    );
+    assert_eq!(denied["s2c_packets"], 0, "{denied}");
+    assert!(out.contains("flows_denied"), "{out}");
     assert!(
         out.contains("arp_replies_sent"),
         "--stats printed at exit: {out}"

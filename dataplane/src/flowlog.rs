@@ -5,6 +5,7 @@ use crate::appid::catalog::{AppId, Catalog};
 use crate::appid::engine::{AppInfo, MAX_PATH};
 use crate::flow::{EndReason, Flow};
 use crate::packet::{proto, IpAddr16};
+use crate::policy::{Action, PolicyStore, RULE_DEFAULT};
 use crossbeam_queue::ArrayQueue;
 use std::io::Write;
 
@@ -28,6 +29,11 @@ pub struct FlowRecord {
     pub app_path: [AppId; MAX_PATH],
     pub app_path_len: u8,
     pub app_decided_after: u32,
+    /// The policy's last verdict on the flow and the generation it was checked under (its
+    /// low 16 bits; 0: no policy enforced, and no `action` is logged).
+    pub action: Action,
+    pub rule: u16,
+    pub policy_generation: u16,
 }
 
 impl FlowRecord {
@@ -50,6 +56,9 @@ impl FlowRecord {
             app_path: app.path,
             app_path_len: app.path_len,
             app_decided_after: app.decided_after,
+            action: f.policy.verdict.action,
+            rule: f.policy.verdict.rule,
+            policy_generation: f.policy.generation,
         }
     }
 
@@ -58,8 +67,32 @@ impl FlowRecord {
         &self.app_path[..(self.app_path_len as usize).min(MAX_PATH)]
     }
 
-    /// Writes the record as one JSON object and a newline; application names from `catalog`.
-    pub fn write_json(&self, out: &mut impl Write, catalog: &Catalog) -> std::io::Result<()> {
+    /// The name of the rule that gave the flow its action and the policy generation, if a
+    /// policy was enforced (`#N` when that generation is no longer kept).
+    pub fn rule_of(&self, policies: Option<&PolicyStore>) -> Option<(String, u32)> {
+        if self.policy_generation == 0 {
+            return None;
+        }
+        let p = policies.and_then(|s| s.by_short_generation(self.policy_generation));
+        let rule = match &p {
+            _ if self.rule == RULE_DEFAULT => "default".to_string(),
+            Some(p) => p.rule_name(self.rule).to_string(),
+            None => format!("#{}", self.rule),
+        };
+        Some((
+            rule,
+            p.map_or(self.policy_generation as u32, |p| p.generation),
+        ))
+    }
+
+    /// Writes the record as one JSON object and a newline; application names from `catalog`,
+    /// rule names from the policy of the record's generation in `policies`.
+    pub fn write_json(
+        &self,
+        out: &mut impl Write,
+        catalog: &Catalog,
+        policies: Option<&PolicyStore>,
+    ) -> std::io::Result<()> {
         let proto_name = match self.proto {
             proto::TCP => "tcp".to_string(),
             proto::UDP => "udp".to_string(),
@@ -68,12 +101,21 @@ impl FlowRecord {
             p => p.to_string(),
         };
         let ts = |ns: u64| format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000);
-        writeln!(
+        let policy = match self.rule_of(policies) {
+            None => String::new(),
+            Some((rule, generation)) => format!(
+                ",\"action\":\"{}\",\"rule\":{},\"policy_generation\":{}",
+                self.action.name(),
+                serde_json::Value::String(rule),
+                generation
+            ),
+        };
+        write!(
             out,
             "{{\"proto\":\"{}\",\"src_ip\":\"{}\",\"src_port\":{},\"dst_ip\":\"{}\",\"dst_port\":{},\
              \"packets\":{},\"bytes\":{},\"c2s_packets\":{},\"s2c_packets\":{},\"c2s_bytes\":{},\"s2c_bytes\":{},\
              \"start_ts\":{},\"end_ts\":{},\"end_reason\":\"{}\",\"app\":\"{}\",\"app_path\":[{}],\
-             \"app_decided_after\":{},\"vlan\":{},\"worker\":{}}}",
+             \"app_decided_after\":{},\"vlan\":{},\"worker\":{}",
             proto_name,
             self.src.to_std(),
             self.src_port,
@@ -97,7 +139,8 @@ impl FlowRecord {
             self.app_decided_after,
             self.vlan,
             self.worker,
-        )
+        )?;
+        writeln!(out, "{policy}}}")
     }
 }
 
@@ -149,6 +192,9 @@ mod tests {
             app_path: [AppId(0), AppId(1), AppId::NONE],
             app_path_len: 2,
             app_decided_after: 1,
+            action: Action::Allow,
+            rule: RULE_DEFAULT,
+            policy_generation: 0,
         };
         let c = Catalog::embedded();
         let (sip, facetime) = (c.by_name("sip").unwrap(), c.by_name("facetime").unwrap());
@@ -158,7 +204,7 @@ mod tests {
             ..r
         };
         let mut out = Vec::new();
-        r.write_json(&mut out, &c).unwrap();
+        r.write_json(&mut out, &c, None).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["proto"], "udp");
         assert_eq!(v["src_ip"], "192.0.2.1");
@@ -171,5 +217,24 @@ mod tests {
         assert_eq!(v["app_decided_after"], 1);
         assert_eq!(v["start_ts"].as_f64().unwrap(), 1105725482.965944);
         assert!(out.ends_with(b"}\n"));
+        assert!(v.get("action").is_none());
+        // Under a policy: the action, the rule by name, the generation.
+        let text = "version: 1\nrules:\n  - { name: \"say \\\"hi\\\"\", action: drop }\n";
+        let p = crate::policy::compile(text, "p.yaml", &c, None)
+            .unwrap()
+            .policy;
+        let store = PolicyStore::new(p);
+        let r = FlowRecord {
+            action: Action::Drop,
+            rule: 0,
+            policy_generation: 1,
+            ..r
+        };
+        let mut out = Vec::new();
+        r.write_json(&mut out, &c, Some(&store)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["action"], "drop");
+        assert_eq!(v["rule"], "say \"hi\"");
+        assert_eq!(v["policy_generation"], 1);
     }
 }

@@ -3,6 +3,7 @@
 //! its arguments, calls the library and prints (`report`).
 use aperture_dataplane::appid::catalog::Catalog;
 use aperture_dataplane::config::{Config, ConfigError, Forwarding};
+use aperture_dataplane::policy::{Action, Policy, PolicyStore};
 use aperture_dataplane::port;
 use aperture_dataplane::replay::{self, ReplayError, Request};
 use aperture_dataplane::report;
@@ -60,6 +61,11 @@ enum Cmd {
         /// Give up if the replay has not finished after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// policy.yaml to enforce. Without it nothing is enforced: every packet is forwarded
+        /// (as a tap would), so the output is the input. Zones may name the replay's ports,
+        /// capture-in and capture-out.
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
 }
 
@@ -120,6 +126,7 @@ fn real_main(cli: Cli) -> Result<(), Error> {
             flow_log,
             out_dir,
             timeout,
+            policy,
         } => {
             let req = Request {
                 pcap,
@@ -127,6 +134,7 @@ fn real_main(cli: Cli) -> Result<(), Error> {
                 flow_log,
                 out_dir,
                 timeout: Duration::from_secs(timeout),
+                policy,
             };
             let r = replay::run(cfg, &req)?;
             if r.generated_sample {
@@ -139,6 +147,30 @@ fn real_main(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// The policy `run` starts with: the file dataplane.yaml names (`policy:`), or, without one,
+/// deny everything until a control plane installs a policy.
+fn live_policy(cfg: &Config) -> Result<std::sync::Arc<PolicyStore>, Error> {
+    let Some(path) = &cfg.policy else {
+        eprintln!(
+            "aperture-dataplane: no policy configured: every flow is denied until one is installed"
+        );
+        return Ok(PolicyStore::new(Policy::fixed(Action::Deny)));
+    };
+    let catalog = Catalog::of_config(&cfg.app_id)?;
+    let c = replay::load_policy(path, cfg, &catalog).map_err(|d| {
+        Error::Other(
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    for w in &c.warnings {
+        eprintln!("{w}");
+    }
+    Ok(PolicyStore::new(c.policy))
 }
 
 fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), Error> {
@@ -163,6 +195,7 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
         capture_clock: false,
         lossless_log: false,
         stats_segment: cfg.stats.segment.clone(),
+        policy: Some(live_policy(&cfg)?),
     };
     let mut running = runtime::start(&eal, &cfg, &ports, &opts)?;
     eprintln!(

@@ -24,11 +24,69 @@ pub fn proto_name(p: u8) -> String {
 pub fn replay(out: &mut impl Write, r: &Report, stats: bool) -> io::Result<()> {
     summary(out, r)?;
     apps(out, r)?;
+    policy(out, r)?;
     top(out, &r.top, &r.catalog)?;
     if stats {
         counters(out, &r.workers, &r.ports)?;
     }
     Ok(())
+}
+
+/// Under a policy: its warnings, what each rule allowed and denied, and the same by
+/// application.
+fn policy(out: &mut impl Write, r: &Report) -> io::Result<()> {
+    let Some(p) = &r.policy else {
+        return Ok(());
+    };
+    writeln!(out)?;
+    writeln!(out, "Policy {}", p.file.display())?;
+    for w in &p.warnings {
+        writeln!(out, "  {w}")?;
+    }
+    writeln!(
+        out,
+        "  {:<28} {:<7} {:>7} {:>10} {:>12}",
+        "rule", "action", "flows", "packets", "bytes"
+    )?;
+    for ((rule, action), t) in &p.per_rule {
+        writeln!(
+            out,
+            "  {:<28} {:<7} {:>7} {:>10} {:>12}",
+            rule,
+            action.name(),
+            t.flows,
+            t.packets,
+            t.bytes
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  {:<28} {:<7} {:>7} {:>10} {:>12}",
+        "application", "action", "flows", "packets", "bytes"
+    )?;
+    let mut by_app: Vec<_> = p.per_app.iter().collect();
+    by_app.sort_by_key(|((_, a), t)| {
+        (
+            *a != crate::policy::Action::Allow,
+            std::cmp::Reverse(t.bytes),
+        )
+    });
+    for ((app, action), t) in by_app {
+        writeln!(
+            out,
+            "  {:<28} {:<7} {:>7} {:>10} {:>12}",
+            r.catalog.name(*app),
+            action.name(),
+            t.flows,
+            t.packets,
+            t.bytes
+        )?;
+    }
+    writeln!(
+        out,
+        "  (packets and bytes are each flow's total, including what passed before its decision)"
+    )
 }
 
 fn summary(out: &mut impl Write, r: &Report) -> io::Result<()> {

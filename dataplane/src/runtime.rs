@@ -1,17 +1,19 @@
 //! Starting and stopping the workers: one per worker lcore, each owning a queue on every port.
 //! The main lcore stays the service thread: it drains the flow log, watches for the end of a
 //! replay or a signal, and collects the final counters.
-use crate::appid::catalog::Catalog;
+use crate::appid::catalog::{AppId, Catalog};
 use crate::appid::engine::{Engine, Limits};
 use crate::clock::Clock;
 use crate::config::{Config, Forwarding};
 use crate::flow::FlowTable;
 use crate::flowlog::{FlowLogSink, FlowRecord};
 use crate::forward::{Router, VirtualWire};
+use crate::policy::{Action, PolicyStore};
 use crate::port::{Eal, Ports, RxTimestamp};
 use crate::stats::{read_snapshot, Counters, StatsError, StatsSegment};
 use crate::worker::{Mode, Worker};
 use crossbeam_queue::ArrayQueue;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,6 +28,24 @@ pub struct Options {
     /// Never lose a flow record: workers wait for the writer when the queue is full.
     pub lossless_log: bool,
     pub stats_segment: PathBuf,
+    /// The policy the workers enforce (None: nothing is enforced, every packet passes).
+    pub policy: Option<Arc<PolicyStore>>,
+}
+
+/// Flows, packets and bytes of the flow records with one rule and action (or application).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, r: &FlowRecord) {
+        self.flows += 1;
+        self.packets += r.packets[0] + r.packets[1];
+        self.bytes += r.bytes[0] + r.bytes[1];
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +79,10 @@ pub struct Running {
     pub catalog: Arc<Catalog>,
     /// The largest flows by bytes seen in the log, largest first (at most `TOP_FLOWS`).
     pub top: Vec<FlowRecord>,
+    pub policy: Option<Arc<PolicyStore>>,
+    /// Under a policy: the flow records by (rule, action), and by (application, action).
+    pub per_rule: BTreeMap<(String, Action), Tally>,
+    pub per_app_action: BTreeMap<(AppId, Action), Tally>,
 }
 
 /// How many of the largest flows `Running::top` keeps.
@@ -124,6 +148,7 @@ pub fn start(
         let done = done.clone();
         let stats = stats.clone();
         let publish_ms = cfg.stats.publish_ms;
+        let reader = opts.policy.as_ref().map(|p| p.reader());
         eal.launch(lcore, move || {
             // Built on the worker's own lcore so its memory is first touched there.
             let flows = FlowTable::new(capacity, &timeouts, random_seeds());
@@ -134,6 +159,9 @@ pub fn start(
                 Clock::tsc()
             };
             let mut w = Worker::new(i, i as u16, port_list, mode, flows, appid, clock, log, pool);
+            if let Some(r) = reader {
+                w = w.with_policy(r);
+            }
             w.run(&stop, &stats, publish_ms);
             done.fetch_add(1, Ordering::SeqCst);
             0
@@ -150,6 +178,9 @@ pub fn start(
         per_app: vec![(0, 0, 0); catalog.apps.len()],
         catalog,
         top: Vec::with_capacity(TOP_FLOWS + 1),
+        policy: opts.policy.clone(),
+        per_rule: BTreeMap::new(),
+        per_app_action: BTreeMap::new(),
     })
 }
 
@@ -158,8 +189,15 @@ impl Running {
     pub fn drain_log(&mut self, out: &mut impl Write) -> Result<(), RuntimeError> {
         for q in &self.logs {
             while let Some(r) = q.pop() {
-                r.write_json(out, &self.catalog)
+                r.write_json(out, &self.catalog, self.policy.as_deref())
                     .map_err(RuntimeError::Log)?;
+                if let Some((rule, _)) = r.rule_of(self.policy.as_deref()) {
+                    self.per_rule.entry((rule, r.action)).or_default().add(&r);
+                    self.per_app_action
+                        .entry((r.app, r.action))
+                        .or_default()
+                        .add(&r);
+                }
                 if let Some(e) = self.per_app.get_mut(r.app.0 as usize) {
                     e.0 += 1;
                     e.1 += r.packets[0] + r.packets[1];

@@ -15,12 +15,14 @@
 //! A worker owns its flow table, counters, neighbour cache and tx buffers; it shares nothing
 //! mutable with other threads except the lock-free flow-log queue and its own block of the
 //! stats segment. Per packet it never allocates, locks, or makes a system call.
+use crate::appid::catalog::AppId;
 use crate::appid::engine::{AppEvent, Engine};
 use crate::clock::Clock;
-use crate::flow::{EndReason, Flow, FlowRef, FlowTable, Slot, Tracked};
+use crate::flow::{Dir, EndReason, Flow, FlowRef, FlowTable, Slot, Tracked};
 use crate::flowlog::{FlowLogSink, FlowRecord};
 use crate::forward::{self, arp, ArpRequest, Decision, Finished};
 use crate::packet::{self, Fragment, Headers, Malformed};
+use crate::policy::{addr_key, short_generation, Policy, PolicyReader, Subject, Verdict};
 use crate::stats::{Counters, DropReason, StatsSegment, C};
 use aperture_dpdk::{Burst, Mbuf, Mempool, Port, TxBuffer, BURST_SIZE};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,6 +79,10 @@ pub struct Worker {
     meta: Option<Box<[Meta; BURST_SIZE]>>,
     /// Indices into `meta` of the packets whose flow lookup missed, this burst.
     misses: [u8; BURST_SIZE],
+    /// The policy store's reader (None: enforce nothing, as a replay without a policy).
+    policy: Option<PolicyReader>,
+    /// The policy of the current burst, loaded once at its start.
+    current: Option<Arc<Policy>>,
 }
 
 impl Worker {
@@ -108,7 +114,15 @@ impl Worker {
             burst: Burst::default(),
             meta: Some(Box::new([Meta::EMPTY; BURST_SIZE])),
             misses: [0; BURST_SIZE],
+            policy: None,
+            current: None,
         }
+    }
+
+    /// Enforces the policy `reader` reads (loaded once per burst).
+    pub fn with_policy(mut self, reader: PolicyReader) -> Worker {
+        self.policy = Some(reader);
+        self
     }
 
     /// Polls until `stop`, publishing counters every `publish_ms`; then ends every flow into
@@ -175,11 +189,25 @@ impl Worker {
         if misses > 0 {
             self.slow_path(misses, &mut metas);
         }
-        for (i, meta) in metas[..n].iter().enumerate() {
-            if let Some(m) = self.burst.take(i) {
-                self.packet(port, m, meta);
+        // The policy for this burst: one atomic load while it is unchanged; the Arc is moved
+        // out of the worker for the burst, so no shared reference count is touched.
+        if let Some(r) = self.policy.as_mut() {
+            let latest = r.load();
+            if self
+                .current
+                .as_ref()
+                .is_none_or(|c| !Arc::ptr_eq(c, latest))
+            {
+                self.current = Some(Arc::clone(latest));
             }
         }
+        let policy = self.current.take();
+        for (i, meta) in metas[..n].iter().enumerate() {
+            if let Some(m) = self.burst.take(i) {
+                self.packet(port, m, meta, policy.as_deref());
+            }
+        }
+        self.current = policy;
         self.meta = Some(metas);
         bytes
     }
@@ -264,16 +292,23 @@ impl Worker {
         }
     }
 
-    /// Pass 3 for one packet: ARP, or the flow stage then `forward::finish`, then send.
+    /// Pass 3 for one packet: ARP, or the flow stage, the policy stage, then
+    /// `forward::finish`, then send.
     #[inline(always)]
-    fn packet(&mut self, port: usize, m: Mbuf, meta: &Meta) {
+    fn packet(&mut self, port: usize, m: Mbuf, meta: &Meta, policy: Option<&Policy>) {
         let d = match meta.fwd {
             Ok(Decision::Arp) => return self.arp(port, m, meta),
             Ok(d) => d,
             Err(r) => return self.drop(r, m),
         };
         if meta.has_flow {
-            self.flow_stage(&meta.h, &meta.flow, m.pkt_len(), meta.now, m.data());
+            let (t, ev) = self.flow_stage(&meta.h, &meta.flow, m.pkt_len(), meta.now, m.data());
+            if let Some(p) = policy {
+                let out = d.port().unwrap_or(port);
+                if !self.policy_stage(p, &t, ev, &meta.h, port, out).passes() {
+                    return self.drop(DropReason::Policy, m);
+                }
+            }
         } else {
             self.counters.add(C::NonIpPackets, 1);
         }
@@ -335,6 +370,38 @@ impl Worker {
             self.counters.add(C::ArpRequestsSent, 1);
             self.send(req.port, m);
         }
+    }
+
+    /// The policy stage of one packet: the flow's verdict, checked again when it is new,
+    /// when App-ID decided or shifted its application, or when the policy changed.
+    #[inline(always)]
+    fn policy_stage(
+        &mut self,
+        p: &Policy,
+        t: &Tracked,
+        ev: AppEvent,
+        h: &Headers,
+        in_port: usize,
+        out_port: usize,
+    ) -> Verdict {
+        let f = self.flows.get_mut(t.slot);
+        let generation = short_generation(p.generation);
+        if f.policy.generation == generation && ev == AppEvent::None && !t.first {
+            return f.policy.verdict;
+        }
+        if t.first {
+            // The first packet's ports give the flow's zones for every later check.
+            f.policy.ports = [in_port as u8, out_port as u8];
+        }
+        let app = self.appid.info(t.slot).app;
+        let app = (app != AppId::NONE).then_some(app);
+        let v = check_flow(p, f, h, t.dir, app);
+        if !v.passes() && (f.policy.generation == 0 || f.policy.verdict.passes()) {
+            self.counters.add(C::FlowsDenied, 1);
+        }
+        f.policy.verdict = v;
+        f.policy.generation = generation;
+        v
     }
 
     /// ARP on a routed port, answered or consumed by `forward::arp`.
@@ -454,6 +521,27 @@ pub fn account_and_classify(
         ev = appid.packet(t.slot, f, t.dir, h, frame);
     }
     (t, ev)
+}
+
+/// Checks a flow against the policy from its originator's side: the zones of the ports its
+/// first packet came in on and left by, the originator's address as source, the responder's
+/// port as destination port. `h` is this packet's headers, `dir` its direction in the flow.
+#[inline(never)]
+pub fn check_flow(p: &Policy, f: &Flow, h: &Headers, dir: Dir, app: Option<AppId>) -> Verdict {
+    let [from, to] = f.policy.ports;
+    let (src, dst, dst_port) = match dir {
+        Dir::Orig => (&h.src, &h.dst, h.dst_port),
+        Dir::Reply => (&h.dst, &h.src, h.src_port),
+    };
+    let s = Subject {
+        from_zone: p.zone_of(from as usize),
+        to_zone: p.zone_of(to as usize),
+        src: addr_key(src),
+        dst: addr_key(dst),
+        proto: h.proto,
+        dst_port,
+    };
+    p.check(&s, app)
 }
 
 /// Accounts an ended flow and hands its record to the flow log.

@@ -97,6 +97,11 @@ pub struct Replay {
 
 /// Replays `pcap` with the embedded default config (or `config`) and returns its outputs.
 pub fn replay(pcap: &Path, dir: &Path, config: Option<&Path>) -> Replay {
+    replay_with(pcap, dir, config, &[])
+}
+
+/// `replay` with more arguments for the replay subcommand (e.g. `--policy FILE`).
+pub fn replay_with(pcap: &Path, dir: &Path, config: Option<&Path>, extra: &[&str]) -> Replay {
     let out = dir.join("out.pcap");
     let log = dir.join("flows.jsonl");
     let mut cmd = Command::new(bin("aperture-dataplane"));
@@ -113,7 +118,8 @@ pub fn replay(pcap: &Path, dir: &Path, config: Option<&Path>) -> Replay {
         .arg("--out-dir")
         .arg(dir)
         .arg("--timeout")
-        .arg("120");
+        .arg("120")
+        .args(extra);
     let o = cmd.output().expect("run aperture-dataplane replay");
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(

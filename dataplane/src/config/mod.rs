@@ -48,6 +48,10 @@ pub struct Config {
     pub stats: StatsConfig,
     #[serde(default)]
     pub app_id: AppIdConfig,
+    /// policy.yaml that `run` enforces from the start (without one, `run` denies every flow
+    /// until a policy is installed; `replay` takes `--policy`).
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -12,6 +12,7 @@ use super::key::{Dir, FlowHasher, FlowKey};
 use super::tcp::{TcpState, TcpTrack};
 use crate::config::Timeouts;
 use crate::packet::{proto, Headers};
+use crate::policy::FlowPolicy;
 use hashbrown::HashTable;
 
 /// Index of a flow in the slab.
@@ -107,6 +108,8 @@ pub struct Flow {
     pub app_done: bool,
     class: TimeoutClass,
     pub tcp: TcpTrack,
+    /// The policy's verdict on this flow, and what it was checked under.
+    pub policy: FlowPolicy,
 }
 
 impl Flow {
@@ -230,6 +233,7 @@ impl FlowTable {
             app_done: false,
             class: TimeoutClass::Other,
             tcp: TcpTrack::default(),
+            policy: FlowPolicy::NEW,
         };
         FlowTable {
             index: HashTable::with_capacity(capacity),
@@ -437,6 +441,7 @@ impl FlowTable {
             app_done: false,
             class: TimeoutClass::of(key.proto(), tcp),
             tcp,
+            policy: FlowPolicy::NEW,
         };
         let slots = &self.slots;
         // Capacity was reserved in `new` for `capacity` entries, so this never reallocates.

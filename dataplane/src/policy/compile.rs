@@ -2,9 +2,7 @@
 //! and the checks an operator expects (unknown names, duplicates, shadowed rules, missing
 //! application dependencies), each with file, line and column.
 use super::model::{self, Action, PolicyFile, Ref};
-use super::{
-    PortRange, Policy, Rule, Service, Span, MAX_RULES, MAX_ZONES, NO_ZONE, RULE_DEFAULT,
-};
+use super::{Policy, PortRange, Rule, Service, Span, MAX_RULES, MAX_ZONES, NO_ZONE, RULE_DEFAULT};
 use crate::appid::catalog::{AppId, Catalog};
 use crate::config::ConfigError;
 use serde_saphyr::Spanned;
@@ -258,10 +256,7 @@ impl<'a> Compiler<'a> {
                 continue;
             }
             if zones.len() == MAX_ZONES {
-                self.error_at(
-                    &z.name,
-                    format!("too many zones: at most {MAX_ZONES}"),
-                );
+                self.error_at(&z.name, format!("too many zones: at most {MAX_ZONES}"));
                 break;
             }
             let id = zones.len() as u8;
@@ -319,7 +314,9 @@ impl<'a> Compiler<'a> {
         // left (unknown members or a cycle).
         let mut pending: Vec<&model::AddressGroup> = Vec::new();
         for g in &m.address_groups {
-            if objects.contains_key(&g.name.value) || pending.iter().any(|p| p.name.value == g.name.value) {
+            if objects.contains_key(&g.name.value)
+                || pending.iter().any(|p| p.name.value == g.name.value)
+            {
                 self.error_at(
                     &g.name,
                     format!(
@@ -377,7 +374,10 @@ impl<'a> Compiler<'a> {
     fn zone_mask(&mut self, refs: &[Ref], zones: &[(String, u8)], what: &str, rule: &str) -> u64 {
         if refs.is_empty() || refs.iter().any(|r| r.value == "any") {
             if refs.len() > 1 {
-                self.warn_at(&refs[0], format!("rule {rule:?}: `{what}` lists `any` with other zones: it means any"));
+                self.warn_at(
+                    &refs[0],
+                    format!("rule {rule:?}: `{what}` lists `any` with other zones: it means any"),
+                );
             }
             return u64::MAX;
         }
@@ -492,7 +492,9 @@ impl<'a> Compiler<'a> {
                     for k in list {
                         match parse_port(k) {
                             Ok(p) => ports.push(p),
-                            Err(e) => self.error_at(s, format!("rule {name:?}: service {k:?}: {e}")),
+                            Err(e) => {
+                                self.error_at(s, format!("rule {name:?}: service {k:?}: {e}"))
+                            }
                         }
                     }
                     ports.sort();
@@ -556,9 +558,9 @@ impl<'a> Compiler<'a> {
         let apps = res.apps.as_ref().map(|set| {
             for a in set {
                 match app_ports.get(a.0 as usize) {
-                    Some(sp) if sp.len > 0 => {
-                        union.extend_from_slice(&self.ports[sp.start as usize..(sp.start + sp.len) as usize])
-                    }
+                    Some(sp) if sp.len > 0 => union.extend_from_slice(
+                        &self.ports[sp.start as usize..(sp.start + sp.len) as usize],
+                    ),
                     _ => app_default_any = true,
                 }
             }
@@ -615,7 +617,10 @@ impl<'a> Compiler<'a> {
         for a in 0..n {
             let start = candidates.len() as u32;
             for (i, r) in rules.iter().enumerate() {
-                if r.apps.as_ref().is_none_or(|s| s.binary_search(&AppId(a as u16)).is_ok()) {
+                if r.apps
+                    .as_ref()
+                    .is_none_or(|s| s.binary_search(&AppId(a as u16)).is_ok())
+                {
                     candidates.push(i as u16);
                 }
             }
@@ -750,8 +755,14 @@ fn addr_u128(a: IpAddr) -> (u128, bool) {
 pub fn parse_addr(s: &str) -> Result<(u128, u128), String> {
     let s = s.trim();
     if let Some((a, b)) = s.split_once('-') {
-        let a: IpAddr = a.trim().parse().map_err(|_| format!("{a:?} is not an IP address"))?;
-        let b: IpAddr = b.trim().parse().map_err(|_| format!("{b:?} is not an IP address"))?;
+        let a: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IP address"))?;
+        let b: IpAddr = b
+            .trim()
+            .parse()
+            .map_err(|_| format!("{b:?} is not an IP address"))?;
         let ((lo, v4a), (hi, v4b)) = (addr_u128(a), addr_u128(b));
         if v4a != v4b {
             return Err(format!("range {s:?} mixes IPv4 and IPv6"));
@@ -779,7 +790,11 @@ pub fn parse_addr(s: &str) -> Result<(u128, u128), String> {
             .ok_or_else(|| format!("{l:?} is not a prefix length 0-{max}"))?,
     };
     let host_bits = max - len;
-    let mask: u128 = if host_bits == 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+    let mask: u128 = if host_bits == 128 {
+        u128::MAX
+    } else {
+        (1u128 << host_bits) - 1
+    };
     if base & mask != 0 {
         return Err(format!(
             "{s:?} has host bits set (the prefix is {}/{len})",
@@ -792,7 +807,8 @@ pub fn parse_addr(s: &str) -> Result<(u128, u128), String> {
 fn display_addr(a: u128, v4: bool) -> String {
     let v6 = std::net::Ipv6Addr::from(a);
     if v4 {
-        v6.to_ipv4_mapped().map_or(v6.to_string(), |x| x.to_string())
+        v6.to_ipv4_mapped()
+            .map_or(v6.to_string(), |x| x.to_string())
     } else {
         v6.to_string()
     }

@@ -12,9 +12,11 @@
 //! decided application, so the cost does not grow with rules about other applications.
 pub mod compile;
 pub mod model;
+pub mod store;
 
 pub use compile::{compile, Compiled, Diagnostic, Severity};
 pub use model::Action;
+pub use store::{PolicyReader, PolicyStore};
 
 use crate::appid::catalog::AppId;
 use crate::packet::IpAddr16;
@@ -78,15 +80,56 @@ pub struct Rule {
     pub log: bool,
 }
 
-/// What a flow's check found.
+/// What a flow's check found. Four bytes: it lives in every flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct Verdict {
     pub action: Action,
-    /// The rule that gave it, or `RULE_DEFAULT`.
-    pub rule: u16,
     /// False while the application is undecided and a later decision may change it (the
     /// flow passes meanwhile: some rule could still allow it).
     pub settled: bool,
+    /// The rule that gave it, or `RULE_DEFAULT`.
+    pub rule: u16,
+}
+
+/// A flow's policy state: its verdict, the generation it was checked under (its low 16
+/// bits: 0 = never checked; a flow is checked again on its next packet after any change),
+/// and the ports its first packet came in on and left by, which give its zones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct FlowPolicy {
+    pub verdict: Verdict,
+    pub generation: u16,
+    pub ports: [u8; 2],
+}
+
+impl FlowPolicy {
+    pub const NEW: FlowPolicy = FlowPolicy {
+        verdict: Verdict::UNCHECKED,
+        generation: 0,
+        ports: [0; 2],
+    };
+}
+
+/// The low 16 bits a flow keeps of a generation, never 0.
+#[inline]
+pub fn short_generation(g: u32) -> u16 {
+    (g as u16).max(1)
+}
+
+impl Verdict {
+    /// A flow no policy has checked (it passes: no policy enforced).
+    pub const UNCHECKED: Verdict = Verdict {
+        action: Action::Allow,
+        rule: RULE_DEFAULT,
+        settled: false,
+    };
+
+    /// Whether the flow's packets are forwarded.
+    #[inline]
+    pub fn passes(&self) -> bool {
+        self.action == Action::Allow
+    }
 }
 
 /// What a flow is checked against: its originator's view (the first packet's direction).

@@ -112,8 +112,9 @@ pub enum Service {
     Ports(Vec<String>),
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
+#[repr(u8)]
 pub enum Action {
     /// Forward the flow.
     Allow,

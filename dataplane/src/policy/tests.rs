@@ -15,7 +15,10 @@ fn build(text: &str) -> Compiled {
         Ok(c) => c,
         Err(e) => panic!(
             "policy does not compile:\n{}",
-            e.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+            e.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
         ),
     }
 }
@@ -109,7 +112,10 @@ fn facetime_and_its_dependencies_are_allowed_the_rest_denied() {
     let web = subject("203.0.113.9", "198.51.100.7", TCP, 8080);
     assert_eq!(p.check(&web, Some(app("web-browsing"))).rule, 2);
     let web81 = subject("203.0.113.9", "198.51.100.7", TCP, 81);
-    assert_eq!(p.check(&web81, Some(app("web-browsing"))).rule, RULE_DEFAULT);
+    assert_eq!(
+        p.check(&web81, Some(app("web-browsing"))).rule,
+        RULE_DEFAULT
+    );
     // IPv6 sources in the lan object.
     let v6 = subject("2001:db8::7", "2001:db8:1::1", TCP, 443);
     assert_eq!(p.check(&v6, Some(app("ssl"))).rule, 0);
@@ -183,7 +189,9 @@ rules:
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     let w = c.warnings[0].to_string();
     assert!(
-        w.contains("policy.yaml:7:13: warning: rule \"narrow\" is shadowed by rule \"wide\" (line 6)"),
+        w.contains(
+            "policy.yaml:7:13: warning: rule \"narrow\" is shadowed by rule \"wide\" (line 6)"
+        ),
         "{w}"
     );
 }
@@ -214,23 +222,36 @@ fn addresses_parse_as_ranges() {
         parse_addr("192.0.2.0/24").unwrap(),
         (addr("192.0.2.0"), addr("192.0.2.255"))
     );
-    assert_eq!(parse_addr("192.0.2.7").unwrap(), (addr("192.0.2.7"), addr("192.0.2.7")));
+    assert_eq!(
+        parse_addr("192.0.2.7").unwrap(),
+        (addr("192.0.2.7"), addr("192.0.2.7"))
+    );
     assert_eq!(
         parse_addr("10.0.0.1-10.0.0.50").unwrap(),
         (addr("10.0.0.1"), addr("10.0.0.50"))
     );
     assert_eq!(parse_addr("::/0").unwrap(), (0, u128::MAX));
-    assert!(parse_addr("192.0.2.1/24").unwrap_err().contains("host bits"));
-    assert!(parse_addr("10.0.0.9-10.0.0.1").unwrap_err().contains("ends before"));
+    assert!(parse_addr("192.0.2.1/24")
+        .unwrap_err()
+        .contains("host bits"));
+    assert!(parse_addr("10.0.0.9-10.0.0.1")
+        .unwrap_err()
+        .contains("ends before"));
     assert!(parse_addr("10.0.0.1-::1").unwrap_err().contains("mixes"));
-    assert!(parse_addr("10.0.0.0/33").unwrap_err().contains("prefix length"));
+    assert!(parse_addr("10.0.0.0/33")
+        .unwrap_err()
+        .contains("prefix length"));
 }
 
 /// Every invalid policy gets a precise error with its line and column (or names the whole
 /// file), and none panics.
 #[test]
 fn invalid_policies_are_rejected_precisely() {
-    let deep = format!("version: 1\nrules: {}{}", "[".repeat(2000), "]".repeat(2000));
+    let deep = format!(
+        "version: 1\nrules: {}{}",
+        "[".repeat(2000),
+        "]".repeat(2000)
+    );
     let huge = format!("version: 1\n#{}\n", "x".repeat(compile::MAX_FILE_BYTES));
     let cases: Vec<(&str, String, &str)> = vec![
         ("unknown top-level key", "version: 1\nrulez: []\n".into(), "policy.yaml:2:1: error: unknown field `rulez`"),

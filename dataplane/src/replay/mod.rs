@@ -7,11 +7,12 @@
 //! clock is the capture time, so results do not depend on the machine's speed.
 pub mod capture;
 
-use crate::appid::catalog::Catalog;
+use crate::appid::catalog::{AppId, Catalog};
 use crate::config::{Config, Forwarding, PortConfig};
 use crate::flowlog::FlowRecord;
+use crate::policy::{self, Action, Diagnostic, PolicyStore};
 use crate::port::{self, PortStats};
-use crate::runtime::{self, Options};
+use crate::runtime::{self, Options, Tally};
 use crate::stats::Counters;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,10 @@ pub struct Request {
     pub out_dir: PathBuf,
     /// Give up after this long.
     pub timeout: Duration,
+    /// policy.yaml to enforce (None: enforce nothing; every packet is forwarded, as a tap
+    /// would, so the output is byte-identical to the input). Zones name the replay's ports,
+    /// `capture-in` and `capture-out`.
+    pub policy: Option<PathBuf>,
 }
 
 /// What a replay did: the figures the summary tables print and tests check.
@@ -60,6 +65,16 @@ pub struct Report {
     pub catalog: Arc<Catalog>,
     /// Wall time from the workers' start to the last flow record.
     pub elapsed: Duration,
+    /// The policy enforced, if any: its file, what the compiler warned about, and the flow
+    /// records by rule and action, and by application and action.
+    pub policy: Option<PolicySummary>,
+}
+
+pub struct PolicySummary {
+    pub file: PathBuf,
+    pub warnings: Vec<Diagnostic>,
+    pub per_rule: Vec<((String, Action), Tally)>,
+    pub per_app: Vec<((AppId, Action), Tally)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +97,37 @@ pub enum ReplayError {
     Sample { path: String, message: String },
     #[error("replay did not finish within {0} s (received {1} of {2} packets)")]
     Timeout(u64, u64, u64),
+    #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Policy(Vec<Diagnostic>),
+}
+
+/// Reads and compiles a policy file for the dataplane's ports (`cfg.ports`, index order).
+pub fn load_policy(
+    path: &Path,
+    cfg: &Config,
+    catalog: &Catalog,
+) -> Result<policy::Compiled, Vec<Diagnostic>> {
+    let name = path.display().to_string();
+    let text = std::fs::read(path).map_err(|e| {
+        vec![Diagnostic {
+            severity: policy::Severity::Error,
+            file: name.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    let text = String::from_utf8(text).map_err(|_| {
+        vec![Diagnostic {
+            severity: policy::Severity::Error,
+            file: name.clone(),
+            line: 0,
+            column: 0,
+            message: "not UTF-8 text".into(),
+        }]
+    })?;
+    let ports: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
+    policy::compile(&text, &name, catalog, Some(&ports))
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ReplayError + 'a {
@@ -124,6 +170,14 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         .map(|i| work.join(format!("out-{i}.pcap")))
         .collect();
     capture_ports(&mut cfg, &split.files, &outs);
+    let compiled = match &req.policy {
+        Some(p) => {
+            let catalog = Catalog::of_config(&cfg.app_id)?;
+            let c = load_policy(p, &cfg, &catalog).map_err(ReplayError::Policy)?;
+            Some((p.clone(), c.warnings, PolicyStore::new(c.policy)))
+        }
+        None => None,
+    };
     let mut extra = Vec::new();
     if !cfg.eal.args.iter().any(|a| a.starts_with("--file-prefix")) {
         extra.push(format!(
@@ -139,6 +193,7 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         capture_clock: true,
         lossless_log: true,
         stats_segment: segment.clone(),
+        policy: compiled.as_ref().map(|(_, _, s)| s.clone()),
     };
     let mut log = BufWriter::new(
         std::fs::File::create(&flow_log).map_err(io("cannot create flow log", &flow_log))?,
@@ -199,6 +254,14 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         top: std::mem::take(&mut running.top),
         catalog: running.catalog.clone(),
         elapsed,
+        policy: compiled.map(|(file, warnings, _)| PolicySummary {
+            file,
+            warnings,
+            per_rule: std::mem::take(&mut running.per_rule).into_iter().collect(),
+            per_app: std::mem::take(&mut running.per_app_action)
+                .into_iter()
+                .collect(),
+        }),
     })
 }
 

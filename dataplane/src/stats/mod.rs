@@ -29,9 +29,12 @@ pub enum DropReason {
     TxFull,
     /// A unicast frame for another MAC address on a routed port.
     NotOurMac,
+    /// A packet of a flow the policy stopped (deny, drop, reset), or of a flow no rule can
+    /// allow.
+    Policy,
 }
 
-const FIXED: usize = 17;
+const FIXED: usize = 19;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -52,6 +55,8 @@ pub const GENERAL: [&str; FIXED] = [
     "fragments",
     "bursts",
     "local_packets",
+    "flows_denied",
+    "resets_sent",
 ];
 
 /// Index of each general counter.
@@ -76,9 +81,13 @@ pub enum C {
     Bursts,
     /// Packets the appliance consumed itself (ARP for its addresses).
     LocalPackets,
+    /// Flows the policy stopped (deny, drop or reset), once each.
+    FlowsDenied,
+    /// TCP resets and ICMP unreachables sent for `reset` rules.
+    ResetsSent,
 }
 
-const OTHER_DROPS: [(DropReason, &str); 8] = [
+const OTHER_DROPS: [(DropReason, &str); 9] = [
     (DropReason::TtlExceeded, "ttl-exceeded"),
     (DropReason::NoRoute, "no-route"),
     (DropReason::NeighbourUnresolved, "neighbour-unresolved"),
@@ -87,6 +96,7 @@ const OTHER_DROPS: [(DropReason, &str); 8] = [
     (DropReason::NoEgress, "no-egress"),
     (DropReason::TxFull, "tx-full"),
     (DropReason::NotOurMac, "not-our-mac"),
+    (DropReason::Policy, "policy"),
 ];
 
 /// Number of counters per worker.
