@@ -66,6 +66,7 @@ zones:
   - { name: inside, ports: [inside] }
   - { name: outside, ports: [outside] }
 rules:
+  - { name: refused, from: [inside], service: [udp/9999, tcp/8081], action: reset }
   - { name: lan-out, from: [inside], to: [outside], source: [192.0.2.0/24], action: allow }
 default-action: deny
 ",
@@ -197,6 +198,42 @@ for i in range(int(sys.argv[1])):
 print(ok)
 "#;
 
+/// Listens on udp/9999 and tcp/8081 (so that a refusal can only come from the appliance)
+/// and prints what reached it.
+const LISTEN_BOTH: &str = r#"
+import select, socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("198.51.100.2", 9999))
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("198.51.100.2", 8081)); t.listen(4)
+print("ready", flush=True)
+got = []
+r, _, _ = select.select([u, t], [], [], 4)
+got = ["udp" if s is u else "tcp" for s in r]
+print(" ".join(got) or "nothing")
+"#;
+
+/// Sends a datagram to udp/9999 and connects to tcp/8081; prints how each was answered.
+const TRY_BOTH: &str = r#"
+import socket
+r = []
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2)
+u.connect(("198.51.100.2", 9999)); u.send(b"x")
+try:
+    u.recv(100); r.append("udp-answered")
+except ConnectionRefusedError:
+    r.append("udp-refused")
+except socket.timeout:
+    r.append("udp-timeout")
+t = socket.socket(); t.settimeout(2)
+try:
+    t.connect(("198.51.100.2", 8081)); r.append("tcp-connected")
+except ConnectionRefusedError:
+    r.append("tcp-refused")
+except socket.timeout:
+    r.append("tcp-timeout")
+print(" ".join(r))
+"#;
+
 const TCP_ECHO: &str = r#"
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -275,6 +312,22 @@ fn client_reaches_server_through_the_routed_dataplane() {
         text.contains("ttl=63"),
         "the appliance decrements TTL: {text}"
     );
+
+    // A `reset` rule: the client is refused at once (ICMP port unreachable, TCP RST) by the
+    // appliance, although the server listens on both ports and sees nothing.
+    let listener = spawn_ready(tb.exec("server", &["python3", "-c", LISTEN_BOTH]));
+    let o = tb
+        .exec("client", &["python3", "-c", TRY_BOTH])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "udp-refused tcp-refused",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let heard = listener.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&heard.stdout).trim(), "nothing");
 
     // The policy: a ping started from the outside is denied (the neighbours are known by
     // now, so only the policy stops it).
@@ -385,6 +438,18 @@ fn client_reaches_server_through_the_routed_dataplane() {
     );
     assert_eq!(denied["s2c_packets"], 0, "{denied}");
     assert!(out.contains("flows_denied"), "{out}");
+    let refused = flows
+        .iter()
+        .filter(|f| f["action"] == "reset" && f["rule"] == "refused")
+        .count();
+    assert_eq!(refused, 2, "{flows:?}");
+    let resets: u64 = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("resets_sent"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no resets_sent in {out}"));
+    assert!(resets >= 2, "{out}");
     assert!(
         out.contains("arp_replies_sent"),
         "--stats printed at exit: {out}"

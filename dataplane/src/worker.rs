@@ -20,9 +20,10 @@ use crate::appid::engine::{AppEvent, Engine};
 use crate::clock::Clock;
 use crate::flow::{Dir, EndReason, Flow, FlowRef, FlowTable, Slot, Tracked};
 use crate::flowlog::{FlowLogSink, FlowRecord};
+use crate::forward::reject::{self, Toward};
 use crate::forward::{self, arp, ArpRequest, Decision, Finished};
 use crate::packet::{self, Fragment, Headers, Malformed};
-use crate::policy::{addr_key, short_generation, Policy, PolicyReader, Subject, Verdict};
+use crate::policy::{addr_key, short_generation, Action, Policy, PolicyReader, Subject, Verdict};
 use crate::stats::{Counters, DropReason, StatsSegment, C};
 use aperture_dpdk::{Burst, Mbuf, Mempool, Port, TxBuffer, BURST_SIZE};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -305,14 +306,25 @@ impl Worker {
             let (t, ev) = self.flow_stage(&meta.h, &meta.flow, m.pkt_len(), meta.now, m.data());
             if let Some(p) = policy {
                 let out = d.port().unwrap_or(port);
-                if !self.policy_stage(p, &t, ev, &meta.h, port, out).passes() {
+                let v = self.policy_stage(p, &t, ev, &meta.h, port, out);
+                if !v.passes() {
+                    if v.action == Action::Reset {
+                        self.reject(port, d, &m, meta);
+                    }
                     return self.drop(DropReason::Policy, m);
                 }
             }
         } else {
             self.counters.add(C::NonIpPackets, 1);
         }
-        match forward::finish(&mut self.mode, d, m, &meta.h, meta.now) {
+        let f = forward::finish(&mut self.mode, d, m, &meta.h, meta.now);
+        self.finished(f);
+    }
+
+    /// Sends what `forward::finish` completed (or holds, or drops).
+    #[inline(always)]
+    fn finished(&mut self, f: Finished) {
+        match f {
             Finished::Send(out, m) => self.send(out, m),
             Finished::Held { replaced, ask } => {
                 if let Some(old) = replaced {
@@ -361,6 +373,37 @@ impl Worker {
             counters.add(C::FlowsCreated, 1);
         }
         (t, ev)
+    }
+
+    /// A `reset` rule stopped this packet's flow: TCP resets to both ends, or ICMP port
+    /// unreachable to the sender. The reset toward the destination takes the packet's own
+    /// forwarding decision; the rest go back out of the port the packet came in on.
+    #[cold]
+    #[inline(never)]
+    fn reject(&mut self, in_port: usize, d: Decision, m: &Mbuf, meta: &Meta) {
+        let (frame, h) = (m.data(), &meta.h);
+        let mut buf = [0u8; reject::MAX_FRAME];
+        if h.proto == packet::proto::TCP {
+            if let Some(n) = reject::tcp_reset(frame, h, Toward::Sender, &mut buf) {
+                self.send_built(in_port, &buf[..n]);
+            }
+            if let Some(n) = reject::tcp_reset(frame, h, Toward::Destination, &mut buf) {
+                if let Some(r) = Mbuf::from_bytes(&self.pool, &buf[..n]) {
+                    self.counters.add(C::ResetsSent, 1);
+                    let f = forward::finish(&mut self.mode, d, r, h, meta.now);
+                    self.finished(f);
+                }
+            }
+        } else if let Some(n) = reject::port_unreachable(frame, h, &mut buf) {
+            self.send_built(in_port, &buf[..n]);
+        }
+    }
+
+    fn send_built(&mut self, out: usize, frame: &[u8]) {
+        if let Some(m) = Mbuf::from_bytes(&self.pool, frame) {
+            self.counters.add(C::ResetsSent, 1);
+            self.send(out, m);
+        }
     }
 
     /// Sends the ARP request the neighbour cache asked for.

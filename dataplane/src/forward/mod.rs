@@ -5,6 +5,7 @@
 //! come back as a fixed-size frame for the worker to send.
 pub mod arp;
 pub mod neighbour;
+pub mod reject;
 pub mod routed;
 
 pub use routed::Router;
