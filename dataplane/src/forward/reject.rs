@@ -33,7 +33,7 @@ fn be32(b: &[u8], at: usize) -> u32 {
 /// The L2 header of `frame` (up to the IP header) into `out`, MACs swapped if asked.
 fn l2(frame: &[u8], h: &Headers, swap: bool, out: &mut [u8]) -> Option<usize> {
     let n = h.l3_offset as usize;
-    if n < ethernet::HEADER_LEN || n > 22 || frame.len() < n {
+    if !(ethernet::HEADER_LEN..=22).contains(&n) || frame.len() < n {
         return None;
     }
     out[..n].copy_from_slice(&frame[..n]);
