@@ -96,7 +96,13 @@ run_fuzz_smoke() {
     fi
     for t in $targets; do
         echo "--- fuzz target $t (${secs}s)"
-        if ! RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" -- -max_total_time="$secs"; then
+        # Committed seeds (fuzz/seeds/TARGET) join the working corpus (fuzz/corpus, ignored).
+        local dirs=()
+        if [[ -d fuzz/seeds/$t ]]; then
+            mkdir -p "fuzz/corpus/$t"
+            dirs=("$ROOT/fuzz/corpus/$t" "$ROOT/fuzz/seeds/$t")
+        fi
+        if ! RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "${dirs[@]}" -- -max_total_time="$secs"; then
             echo "fuzz target $t FAILED"
             rc=1
         fi

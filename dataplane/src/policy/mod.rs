@@ -239,6 +239,25 @@ impl Policy {
         self.default_verdict(true)
     }
 
+    /// `check` for a decided application by a plain scan over every rule, without the
+    /// per-application index: what the index must agree with (tests and the fuzz target).
+    pub fn check_decided_linear(&self, s: &Subject, app: AppId) -> Verdict {
+        for (i, r) in self.rules.iter().enumerate() {
+            let names_app = match r.apps {
+                None => true,
+                Some(sp) => self.apps[sp.range()].contains(&app),
+            };
+            if names_app && self.net_matches(r, s) && self.service_matches_app(r, s, app) {
+                return Verdict {
+                    action: r.action,
+                    rule: i as u16,
+                    settled: true,
+                };
+            }
+        }
+        self.default_verdict(true)
+    }
+
     fn check_undecided(&self, s: &Subject) -> Verdict {
         // A rule about specific applications that denies does not settle anything (the
         // flow may turn out to be another application); one that allows lets it pass for
