@@ -6,6 +6,8 @@
 //!   cost of the rings, measured in the same run.
 //! - `worker/1k-flows`: 1024 packets of 1024 established UDP flows circulate through the looped
 //!   port and the full worker (parse, flow lookup, accounting, timers, forward).
+//! - `worker/1k-flows+policy`: the same with a policy of 100 rules enforced (the flows match
+//!   the last): the cost of the policy stage, against `worker/1k-flows` in the same run.
 //! - `worker/1m-flows`: 1,048,576 established flows. The in-flight packets cannot hold a
 //!   million distinct tuples, so a generator on the same core rewrites each packet's source
 //!   address and port to the next flow before handing it back (ports a <-> b of a ring pair).
@@ -18,6 +20,8 @@ use aperture_dataplane::config::Timeouts;
 use aperture_dataplane::flow::FlowTable;
 use aperture_dataplane::flowlog::FlowLogSink;
 use aperture_dataplane::forward::VirtualWire;
+use aperture_dataplane::policy::{compile, Policy, PolicyStore};
+use aperture_dataplane::stats::C;
 use aperture_dataplane::worker::{Mode, Worker};
 use aperture_dpdk::{Burst, Eal, Mbuf, Mempool, Port, RingPair, TxBuffer, BURST_SIZE};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -77,6 +81,26 @@ fn worker(port: Port, pool: &Arc<Mempool>, capacity: usize) -> Worker {
         log,
         pool.clone(),
     )
+}
+
+/// A policy of `rules` rules, each for one other source /24 and one application, and last
+/// the rule the benchmark's flows (10.0.0.0/10, UDP) match.
+fn bench_policy(rules: usize) -> Policy {
+    let catalog = Catalog::embedded();
+    let mut text = String::from("version: 1\nrules:\n");
+    for i in 0..rules - 1 {
+        text.push_str(&format!(
+            "  - {{ name: r{i}, source: [192.168.{}.0/24], application: [{}], action: allow }}\n",
+            i % 256,
+            catalog.apps[i % 20].name
+        ));
+    }
+    text.push_str(
+        "  - { name: bench, source: [10.0.0.0/10], action: allow }\ndefault-action: deny\n",
+    );
+    compile(&text, "bench.yaml", &catalog, None)
+        .expect("the bench policy compiles")
+        .policy
 }
 
 /// Puts `n` packets (flows 0..n) into the ring behind `port`'s receive side via `feeder`.
@@ -188,6 +212,28 @@ fn benches(c: &mut Criterion) {
         b.iter_custom(|iters| timed(iters, || w.poll_once()))
     });
     assert_eq!(w.flows.active(), IN_FLIGHT as usize, "1k established flows");
+    drop(w);
+
+    // The same with a policy of 100 rules enforced; the flows match the last one.
+    let looped = RingPair::looped("w1kp", 4096).expect("ring port");
+    looped.start(&Default::default(), &pool).expect("start");
+    fill(&looped, &pool, IN_FLIGHT);
+    let store = PolicyStore::new(bench_policy(100));
+    let mut w = worker(looped, &pool, 4096).with_policy(store.reader());
+    for _ in 0..IN_FLIGHT as usize / BURST_SIZE {
+        w.poll_once();
+    }
+    assert_eq!(w.flows.active(), IN_FLIGHT as usize, "1k established flows");
+    g.bench_function("worker/1k-flows+policy", |b| {
+        b.iter_custom(|iters| timed(iters, || w.poll_once()))
+    });
+    assert_eq!(w.flows.active(), IN_FLIGHT as usize, "1k established flows");
+    assert_eq!(
+        w.counters.get(C::DropPackets),
+        0,
+        "the policy allows every benchmark flow"
+    );
+    assert_eq!(w.counters.get(C::FlowsDenied), 0);
     drop(w);
 
     let pair = RingPair::new("gen", 4096).expect("ring pair");

@@ -1,5 +1,6 @@
 //! Arbitrary bytes as policy.yaml: the compiler never panics, and every policy it accepts
-//! gives the same verdict through its per-application index as by a plain scan of the rules.
+//! gives the same verdicts through its indexes (per application, per source address) as by
+//! a plain scan of the rules.
 #![no_main]
 use aperture_dataplane::appid::catalog::{AppId, Catalog};
 use aperture_dataplane::policy::{compile, Subject};
@@ -31,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             proto: if b(7) & 1 == 0 { 6 } else { 17 },
             dst_port: u16::from_be_bytes([b(6), b(7)]),
         };
-        let _ = p.check(&s, None);
+        assert_eq!(p.check(&s, None), p.check_undecided_linear(&s));
         let app = AppId((i % catalog().apps.len()) as u16);
         assert_eq!(p.check(&s, Some(app)), p.check_decided_linear(&s, app));
     }

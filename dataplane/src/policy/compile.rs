@@ -219,6 +219,7 @@ impl<'a> Compiler<'a> {
         self.dependencies(m, &resolved);
         let default_action = m.default_action.as_ref().map_or(Action::Deny, |a| a.value);
         let (by_app, candidates, any_app_rules) = self.index(&resolved);
+        let (src_bounds, by_src, src_candidates) = source_index(&resolved);
         Policy {
             generation: 0,
             rules,
@@ -232,6 +233,9 @@ impl<'a> Compiler<'a> {
             by_app,
             candidates,
             any_app_rules,
+            src_bounds,
+            by_src,
+            src_candidates,
             default_action,
             default_log: m.default_log.unwrap_or(true),
         }
@@ -694,6 +698,60 @@ impl<'a> Compiler<'a> {
             }
         }
     }
+}
+
+/// Entries the source-address index may hold; beyond, lookups scan every rule.
+const MAX_SRC_INDEX: usize = 4 << 20;
+
+/// The source-address index (see `Policy::src_bounds`): pieces of the address space cut at
+/// every edge of every rule's source ranges, each with the rules covering it, in order.
+fn source_index(rules: &[Resolved]) -> (Vec<u128>, Vec<Span>, Vec<u16>) {
+    let mut bounds: Vec<u128> = vec![0];
+    for r in rules {
+        for &(lo, hi) in r.src.iter().flatten() {
+            bounds.push(lo);
+            if hi < u128::MAX {
+                bounds.push(hi + 1);
+            }
+        }
+    }
+    bounds.sort_unstable();
+    bounds.dedup();
+    if bounds.len() == 1 {
+        // No rule names a source: the index would list every rule.
+        return (Vec::new(), Vec::new(), Vec::new());
+    }
+    let mut lists: Vec<Vec<u16>> = vec![Vec::new(); bounds.len()];
+    let mut total = 0usize;
+    for (i, r) in rules.iter().enumerate() {
+        match &r.src {
+            None => {
+                total += lists.len();
+                lists.iter_mut().for_each(|l| l.push(i as u16));
+            }
+            Some(ranges) => {
+                for &(lo, hi) in ranges {
+                    let a = bounds.partition_point(|&b| b < lo);
+                    let z = bounds.partition_point(|&b| b <= hi);
+                    total += z - a;
+                    lists[a..z].iter_mut().for_each(|l| l.push(i as u16));
+                }
+            }
+        }
+        if total > MAX_SRC_INDEX {
+            return (Vec::new(), Vec::new(), Vec::new());
+        }
+    }
+    let mut spans = Vec::with_capacity(lists.len());
+    let mut flat = Vec::with_capacity(total);
+    for l in lists {
+        spans.push(Span {
+            start: flat.len() as u32,
+            len: l.len() as u32,
+        });
+        flat.extend_from_slice(&l);
+    }
+    (bounds, spans, flat)
 }
 
 /// Whether rule `a` matches every flow rule `b` matches.

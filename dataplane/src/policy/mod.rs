@@ -173,6 +173,13 @@ pub struct Policy {
     pub candidates: Vec<u16>,
     /// Rules naming no application, in order (for applications outside the index).
     pub any_app_rules: Vec<u16>,
+    /// The source-address index: the address space cut at every edge of a rule's source
+    /// ranges (`src_bounds[k]` starts piece k); per piece the rules whose source covers it,
+    /// in order (a span into `src_candidates`). Empty when it would be too large: then every
+    /// rule is scanned.
+    pub src_bounds: Vec<u128>,
+    pub by_src: Vec<Span>,
+    pub src_candidates: Vec<u16>,
     pub default_action: Action,
     pub default_log: bool,
 }
@@ -194,6 +201,9 @@ impl Policy {
             by_app: Vec::new(),
             candidates: Vec::new(),
             any_app_rules: Vec::new(),
+            src_bounds: Vec::new(),
+            by_src: Vec::new(),
+            src_candidates: Vec::new(),
             default_action: action,
             default_log: true,
         }
@@ -221,11 +231,33 @@ impl Policy {
         }
     }
 
+    /// The rules whose source can contain `src`, in order (None: no index, every rule).
+    #[inline]
+    fn src_rules(&self, src: u128) -> Option<&[u16]> {
+        if self.src_bounds.is_empty() {
+            return None;
+        }
+        let k = self
+            .src_bounds
+            .partition_point(|&b| b <= src)
+            .saturating_sub(1);
+        self.by_src
+            .get(k)
+            .map(|sp| &self.src_candidates[sp.range()])
+    }
+
     fn check_decided(&self, s: &Subject, app: AppId) -> Verdict {
-        let list: &[u16] = match self.by_app.get(app.0 as usize) {
+        let mut list: &[u16] = match self.by_app.get(app.0 as usize) {
             Some(span) => &self.candidates[span.range()],
             None => &self.any_app_rules,
         };
+        // Both lists are in rule order and each holds every rule that can match: scan the
+        // shorter.
+        if let Some(by_src) = self.src_rules(s.src) {
+            if by_src.len() < list.len() {
+                list = by_src;
+            }
+        }
         for &i in list {
             let r = &self.rules[i as usize];
             if self.net_matches(r, s) && self.service_matches_app(r, s, app) {
@@ -263,8 +295,22 @@ impl Policy {
         // flow may turn out to be another application); one that allows lets it pass for
         // now. The first rule about any application settles the flow, unless an earlier
         // application rule matched.
+        match self.src_rules(s.src) {
+            Some(l) => self.undecided_over(s, l.iter().copied()),
+            None => self.undecided_over(s, 0..self.rules.len() as u16),
+        }
+    }
+
+    /// The undecided check by a plain scan of every rule (what the source index must agree
+    /// with).
+    pub fn check_undecided_linear(&self, s: &Subject) -> Verdict {
+        self.undecided_over(s, 0..self.rules.len() as u16)
+    }
+
+    fn undecided_over(&self, s: &Subject, rules: impl Iterator<Item = u16>) -> Verdict {
         let mut app_rule_matched = false;
-        for (i, r) in self.rules.iter().enumerate() {
+        for i in rules {
+            let r = &self.rules[i as usize];
             if !self.net_matches(r, s) {
                 continue;
             }
@@ -276,7 +322,7 @@ impl Policy {
                     if r.action == Action::Allow {
                         return Verdict {
                             action: Action::Allow,
-                            rule: i as u16,
+                            rule: i,
                             settled: false,
                         };
                     }
@@ -288,7 +334,7 @@ impl Policy {
                     }
                     return Verdict {
                         action: r.action,
-                        rule: i as u16,
+                        rule: i,
                         settled: !app_rule_matched || r.action != Action::Allow,
                     };
                 }

@@ -224,6 +224,7 @@ fn the_index_looks_only_at_rules_that_can_match_the_application() {
             ] {
                 let a = AppId(i as u16);
                 assert_eq!(pol.check(&s, Some(a)), pol.check_decided_linear(&s, a));
+                assert_eq!(pol.check(&s, None), pol.check_undecided_linear(&s));
             }
         }
     }
