@@ -92,6 +92,7 @@ forwarding:
     - {{ port: outside, address: 198.51.100.1/24 }}
 stats: {{ segment: {dir}/stats, publish-ms: 20 }}
 policy: {dir}/policy.yaml
+control: {{ socket: {dir}/control.sock }}
 "#,
                 prefix = self.prefix,
                 dir = self.dir.path().display()

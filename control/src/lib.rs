@@ -1,5 +1,9 @@
-//! Aperture's control plane. Today it reads the dataplane's shared-memory stats segment; policy
-//! compilation, the control socket and the Prometheus endpoint plug in here next (DESIGN.md).
+//! Aperture's control plane: compiles `policy.yaml` against the catalog and the dataplane's
+//! ports, pushes it through the dataplane's control socket, reloads it on request, and renders
+//! the dataplane's shared-memory counters as Prometheus metrics.
+pub mod metrics;
+pub mod serve;
+
 use aperture_dataplane::stats::{drop_reason_name, read_snapshot, Counters, StatsError, GENERAL};
 use std::path::Path;
 

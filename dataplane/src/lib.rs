@@ -6,6 +6,7 @@
 pub mod appid;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod flow;
 pub mod flowlog;
 pub mod forward;

@@ -3,6 +3,7 @@
 //! its arguments, calls the library and prints (`report`).
 use aperture_dataplane::appid::catalog::Catalog;
 use aperture_dataplane::config::{Config, ConfigError, Forwarding};
+use aperture_dataplane::control::ControlServer;
 use aperture_dataplane::policy::{Action, Policy, PolicyStore};
 use aperture_dataplane::port;
 use aperture_dataplane::replay::{self, ReplayError, Request};
@@ -198,14 +199,29 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
         policy: Some(live_policy(&cfg)?),
     };
     let mut running = runtime::start(&eal, &cfg, &ports, &opts)?;
+    let store = opts.policy.clone().expect("run always has a policy store");
+    let mut control = ControlServer::bind(
+        &cfg.control.socket,
+        store,
+        cfg.ports.iter().map(|p| p.name.clone()).collect(),
+        running.catalog.clone(),
+    )
+    .map_err(|e| {
+        Error::Other(format!(
+            "cannot listen on the control socket {}: {e}",
+            cfg.control.socket.display()
+        ))
+    })?;
     eprintln!(
-        "aperture-dataplane: {} worker(s) forwarding on {} port(s) ({}); stats segment {}",
+        "aperture-dataplane: {} worker(s) forwarding on {} port(s) ({}); stats segment {}; control socket {}",
         cfg.workers.lcores.len(),
         ports.ports.len(),
         mode_name(&cfg),
-        cfg.stats.segment.display()
+        cfg.stats.segment.display(),
+        cfg.control.socket.display()
     );
     while !term.load(Ordering::Relaxed) {
+        control.poll();
         running.drain_log(&mut log)?;
         let _ = log.flush();
         std::thread::sleep(Duration::from_millis(2));

@@ -1,5 +1,9 @@
-//! `aperture-control stats`: prints the dataplane's counters from its stats segment.
+//! `aperture-control`: the control plane. `serve` keeps the dataplane on policy.yaml and
+//! serves /metrics; `stats` prints the dataplane's counters once.
+use aperture_dataplane::config::Config;
 use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,6 +16,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Compile policy.yaml, install it in the dataplane, reload it on SIGHUP or
+    /// POST /-/reload, and serve Prometheus metrics on /metrics.
+    Serve {
+        /// The dataplane's dataplane.yaml (its ports, catalog, stats segment and control
+        /// socket); without it the embedded default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The policy to enforce.
+        #[arg(long, default_value = "/etc/aperture/policy.yaml")]
+        policy: PathBuf,
+        /// Address for /metrics and the reload API (loopback by default).
+        #[arg(long, default_value = "127.0.0.1:9750")]
+        listen: SocketAddr,
+    },
     /// Print a consistent snapshot of every worker's counters.
     Stats {
         /// The dataplane's stats segment (stats.segment in dataplane.yaml).
@@ -21,18 +39,52 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let Cmd::Stats { segment } = Cli::parse().cmd;
-    match aperture_control::Snapshot::read(&segment) {
-        Ok(s) => {
-            for (name, values) in s.rows() {
-                let v: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-                println!("{name:<32} {}", v.join(" "));
+    match Cli::parse().cmd {
+        Cmd::Serve {
+            config,
+            policy,
+            listen,
+        } => {
+            let dataplane = match &config {
+                Some(p) => Config::load(p),
+                None => Ok(Config::embedded()),
+            };
+            let dataplane = match dataplane {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("aperture-control: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let settings = aperture_control::serve::Settings {
+                dataplane,
+                policy,
+                listen,
+            };
+            match aperture_control::serve::run(settings) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("aperture-control: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("aperture-control: {e}");
-            ExitCode::FAILURE
-        }
+        Cmd::Stats { segment } => match aperture_control::Snapshot::read(&segment) {
+            Ok(s) => {
+                let mut out = std::io::stdout().lock();
+                for (name, values) in s.rows() {
+                    let v: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+                    // A closed pipe (`| head`) ends the listing quietly.
+                    if writeln!(out, "{name:<32} {}", v.join(" ")).is_err() {
+                        break;
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("aperture-control: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

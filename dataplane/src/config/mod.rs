@@ -52,6 +52,24 @@ pub struct Config {
     /// until a policy is installed; `replay` takes `--policy`).
     #[serde(default)]
     pub policy: Option<PathBuf>,
+    #[serde(default)]
+    pub control: ControlConfig,
+}
+
+/// The control socket (`run` only): where aperture-control installs policies.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ControlConfig {
+    /// Unix socket path (default /run/aperture/control.sock).
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: PathBuf::from("/run/aperture/control.sock"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -1,0 +1,239 @@
+//! `aperturectl`: the operator's command line. `check` validates a policy offline (like
+//! `nginx -t`: exit status 1 on errors); `reload` asks aperture-control to reload; `show`
+//! prints the dataplane's state. Tables for people, `--json` for scripts.
+use aperture_dataplane::appid::catalog::Catalog;
+use aperture_dataplane::config::Config;
+use aperture_dataplane::policy;
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "aperturectl", version, about = "Aperture's command line")]
+struct Cli {
+    /// dataplane.yaml (ports, catalog, stats segment, control socket); default: embedded.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Validate a policy file: errors and warnings with file, line and column.
+    Check { file: PathBuf },
+    /// Ask aperture-control to reload its policy file.
+    Reload {
+        #[arg(long, default_value = "127.0.0.1:9750")]
+        control: String,
+    },
+    #[command(subcommand)]
+    Show(Show),
+}
+
+#[derive(Subcommand)]
+enum Show {
+    /// The catalog's applications and what each depends on.
+    Apps,
+    /// The dataplane's running policy generation.
+    Policy,
+    /// Per-worker counters from the stats segment.
+    Workers,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match &cli.config {
+        Some(p) => Config::load(p),
+        None => Ok(Config::embedded()),
+    };
+    let cfg = match cfg {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let mut out = std::io::stdout().lock();
+    let r = match cli.cmd {
+        Cmd::Check { file } => return check(&file, &cfg, cli.json, &mut out),
+        Cmd::Reload { control } => return reload(&control, cli.json, &mut out),
+        Cmd::Show(Show::Apps) => show_apps(&cfg, cli.json, &mut out),
+        Cmd::Show(Show::Policy) => show_policy(&cfg, cli.json, &mut out),
+        Cmd::Show(Show::Workers) => show_workers(&cfg, cli.json, &mut out),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &str) -> ExitCode {
+    eprintln!("aperturectl: {e}");
+    ExitCode::FAILURE
+}
+
+fn catalog(cfg: &Config) -> Result<Catalog, String> {
+    Catalog::of_config(&cfg.app_id).map_err(|e| e.to_string())
+}
+
+fn check(file: &Path, cfg: &Config, as_json: bool, out: &mut impl Write) -> ExitCode {
+    let cat = match catalog(cfg) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let name = file.display().to_string();
+    let text = match std::fs::read(file) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => return fail(&format!("{name}: {e}")),
+    };
+    let ports: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
+    let (ok, errors, warnings, rules) = match policy::compile(&text, &name, &cat, Some(&ports)) {
+        Ok(c) => (true, vec![], c.warnings, c.policy.rules.len()),
+        Err(e) => (false, e, vec![], 0),
+    };
+    let lines = |d: &[policy::Diagnostic]| d.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let _ = if as_json {
+        writeln!(
+            out,
+            "{}",
+            json!({"ok": ok, "rules": rules, "errors": lines(&errors), "warnings": lines(&warnings)})
+        )
+    } else {
+        for l in lines(&errors).iter().chain(lines(&warnings).iter()) {
+            let _ = writeln!(out, "{l}");
+        }
+        if ok {
+            writeln!(
+                out,
+                "{name}: ok ({rules} rules, {} warnings)",
+                warnings.len()
+            )
+        } else {
+            writeln!(out, "{name}: {} errors", errors.len())
+        }
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// POST /-/reload to aperture-control (plain HTTP/1.1 on loopback).
+fn reload(control: &str, as_json: bool, out: &mut impl Write) -> ExitCode {
+    let r = (|| -> std::io::Result<(u16, String)> {
+        let mut s = TcpStream::connect(control)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            s,
+            "POST /-/reload HTTP/1.1\r\nHost: {control}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp)?;
+        let code = resp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        Ok((code, body))
+    })();
+    let (code, body) = match r {
+        Ok(x) => x,
+        Err(e) => return fail(&format!("aperture-control at {control}: {e}")),
+    };
+    let v: Value =
+        serde_json::from_str(body.trim()).unwrap_or(json!({"ok": false, "errors": [body]}));
+    if as_json {
+        let _ = writeln!(out, "{v}");
+    } else {
+        for w in v["warnings"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "{}", w.as_str().unwrap_or(""));
+        }
+        for e in v["errors"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "{}", e.as_str().unwrap_or(""));
+        }
+        let _ = match v["generation"].as_u64() {
+            Some(g) if code == 200 => writeln!(out, "reloaded: policy generation {g}"),
+            _ => writeln!(
+                out,
+                "reload failed (HTTP {code}); the running policy stays in force"
+            ),
+        };
+    }
+    if code == 200 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn show_apps(cfg: &Config, as_json: bool, out: &mut impl Write) -> Result<(), String> {
+    let cat = catalog(cfg)?;
+    let names = |v: &[aperture_dataplane::appid::catalog::AppId]| {
+        v.iter()
+            .map(|a| cat.name(*a).to_string())
+            .collect::<Vec<_>>()
+    };
+    for a in &cat.apps {
+        let r = if as_json {
+            writeln!(
+                out,
+                "{}",
+                json!({"name": a.name, "description": a.description, "depends_on": names(&a.depends_on),
+                       "implicit_uses": names(&a.implicit_uses), "default_ports": a.default_ports})
+            )
+        } else {
+            writeln!(
+                out,
+                "{:<26} depends on: {:<36} implicitly uses: {}",
+                a.name,
+                names(&a.depends_on).join(", "),
+                names(&a.implicit_uses).join(", ")
+            )
+        };
+        if r.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn show_policy(cfg: &Config, as_json: bool, out: &mut impl Write) -> Result<(), String> {
+    let socket = &cfg.control.socket;
+    let r = aperture_dataplane::control::request(socket, &json!({"cmd": "status"}))
+        .map_err(|e| format!("the dataplane's control socket {}: {e}", socket.display()))?;
+    let _ = if as_json {
+        writeln!(out, "{r}")
+    } else {
+        writeln!(
+            out,
+            "policy generation {} ({} rules)",
+            r["generation"], r["rules"]
+        )
+    };
+    Ok(())
+}
+
+fn show_workers(cfg: &Config, as_json: bool, out: &mut impl Write) -> Result<(), String> {
+    let s = aperture_control::Snapshot::read(&cfg.stats.segment).map_err(|e| e.to_string())?;
+    let rows = s.rows();
+    if as_json {
+        let m: serde_json::Map<String, Value> =
+            rows.into_iter().map(|(n, v)| (n, json!(v))).collect();
+        let _ = writeln!(out, "{}", Value::Object(m));
+        return Ok(());
+    }
+    for (name, values) in rows {
+        let v: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        if writeln!(out, "{name:<32} {}", v.join(" ")).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! `/metrics`: the dataplane's counters (from the stats segment) and the control plane's own
+//! state, in the OpenMetrics text format through prometheus-client. Names start with
+//! `aperture_`, are in base units, counters end in `_total`; labels come only from small
+//! fixed sets (worker, reason, result), never from flows.
+use crate::Snapshot;
+use aperture_dataplane::stats::{drop_reason_name, C, GENERAL};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+/// What the control plane knows about itself and the dataplane's policy.
+#[derive(Clone, Debug, Default)]
+pub struct ControlState {
+    /// The dataplane's policy generation (None: the dataplane is not reachable).
+    pub generation: Option<u64>,
+    pub last_reload_successful: bool,
+    pub last_reload_success_unix: f64,
+    pub reloads_success: u64,
+    pub reloads_failure: u64,
+}
+
+/// Help text of each general counter; the name is `aperture_<counter>`.
+fn help(name: &str) -> &'static str {
+    match name {
+        "rx_packets" => "Packets received by the workers",
+        "rx_bytes" => "Bytes received by the workers",
+        "tx_packets" => "Packets transmitted by the workers",
+        "tx_bytes" => "Bytes transmitted by the workers",
+        "drop_packets" => "Packets dropped by the workers, any reason",
+        "drop_bytes" => "Bytes dropped by the workers, any reason",
+        "flows_created" => "Flows created",
+        "flows_expired" => "Flows ended by timeout or close",
+        "flows_evicted" => "Flows evicted to make room",
+        "flow_log_lost" => "Flow records lost because the flow log queue was full",
+        "arp_replies_sent" => "ARP replies sent for the appliance's addresses",
+        "arp_requests_sent" => "ARP requests sent to resolve next hops",
+        "non_ip_packets" => "Non-IP frames passed",
+        "fragments" => "IP fragments seen",
+        "bursts" => "Receive bursts that returned packets",
+        "local_packets" => "Packets for the appliance itself",
+        "flows_denied" => "Flows the policy stopped (deny, drop or reset)",
+        "resets_sent" => "TCP resets and ICMP unreachables sent for reset rules",
+        _ => "Aperture counter",
+    }
+}
+
+/// Renders the metrics. `snapshot` is None when the stats segment cannot be read (the
+/// dataplane never started): then only the control plane's own metrics are there.
+pub fn render(snapshot: Option<&Snapshot>, state: &ControlState) -> String {
+    let mut reg = Registry::default();
+    if let Some(s) = snapshot {
+        worker_metrics(&mut reg, s);
+    }
+    let up = Gauge::<i64>::default();
+    up.set(i64::from(state.generation.is_some()));
+    reg.register(
+        "aperture_dataplane_up",
+        "Whether the dataplane answers on its control socket",
+        up,
+    );
+    let generation = Gauge::<i64>::default();
+    generation.set(state.generation.map_or(-1, |g| g as i64));
+    reg.register(
+        "aperture_policy_generation",
+        "The dataplane's policy generation (-1: not reachable)",
+        generation,
+    );
+    let ok = Gauge::<i64>::default();
+    ok.set(i64::from(state.last_reload_successful));
+    reg.register(
+        "aperture_config_last_reload_successful",
+        "Whether the last policy reload was compiled and installed",
+        ok,
+    );
+    let ts = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    ts.set(state.last_reload_success_unix);
+    reg.register(
+        "aperture_config_last_reload_success_timestamp_seconds",
+        "When the policy was last installed, Unix time",
+        ts,
+    );
+    let reloads = Family::<Labels, Counter>::default();
+    reloads
+        .get_or_create(&vec![("result".into(), "success".into())])
+        .inc_by(state.reloads_success);
+    reloads
+        .get_or_create(&vec![("result".into(), "failure".into())])
+        .inc_by(state.reloads_failure);
+    reg.register(
+        "aperture_config_reloads",
+        "Policy reloads by result",
+        reloads,
+    );
+    let info = Family::<Labels, Gauge>::default();
+    info.get_or_create(&vec![(
+        "version".into(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    )])
+    .set(1);
+    reg.register("aperture_build_info", "Aperture's version", info);
+    let mut out = String::new();
+    let _ = encode(&mut out, &reg);
+    out
+}
+
+fn worker_metrics(reg: &mut Registry, s: &Snapshot) {
+    let worker = |w: usize| vec![("worker".to_string(), w.to_string())];
+    for (i, name) in GENERAL.iter().enumerate() {
+        if i == C::FlowsActive as usize {
+            let g = Family::<Labels, Gauge>::default();
+            for (w, c) in s.workers.iter().enumerate() {
+                g.get_or_create(&worker(w)).set(c.0[i] as i64);
+            }
+            reg.register("aperture_flows_active", "Flows in the flow tables", g);
+            continue;
+        }
+        if *name == "drop_packets" || *name == "drop_bytes" {
+            continue; // by reason below; the sum is theirs
+        }
+        let f = Family::<Labels, Counter>::default();
+        for (w, c) in s.workers.iter().enumerate() {
+            f.get_or_create(&worker(w)).inc_by(c.0[i]);
+        }
+        reg.register(format!("aperture_{name}"), help(name), f);
+    }
+    let drops = Family::<Labels, Counter>::default();
+    for (w, c) in s.workers.iter().enumerate() {
+        for (i, v) in c.0.iter().enumerate() {
+            if let Some(reason) = drop_reason_name(i) {
+                drops
+                    .get_or_create(&vec![
+                        ("worker".to_string(), w.to_string()),
+                        ("reason".to_string(), reason.to_string()),
+                    ])
+                    .inc_by(*v);
+            }
+        }
+    }
+    reg.register(
+        "aperture_dropped_packets",
+        "Packets dropped by the workers, by reason",
+        drops,
+    );
+    let bytes = Family::<Labels, Counter>::default();
+    for (w, c) in s.workers.iter().enumerate() {
+        bytes.get_or_create(&worker(w)).inc_by(c.get(C::DropBytes));
+    }
+    reg.register(
+        "aperture_dropped_bytes",
+        "Bytes dropped by the workers, any reason",
+        bytes,
+    );
+}
+
+/// The Prometheus text format (0.0.4) of OpenMetrics text, for scrapers and tools that do
+/// not ask for OpenMetrics (promtool among them): counter families are named with their
+/// `_total` suffix, and `# EOF` / `# UNIT` lines go.
+pub fn to_prometheus_text(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((p, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    out.push_str(&format!("{p}{name}_total {tail}\n"));
+                } else {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_metrics_render_in_both_formats() {
+        let s = ControlState {
+            generation: Some(3),
+            last_reload_successful: true,
+            last_reload_success_unix: 1.5e9,
+            reloads_success: 2,
+            reloads_failure: 1,
+        };
+        let om = render(None, &s);
+        assert!(
+            om.contains("# TYPE aperture_config_reloads counter"),
+            "{om}"
+        );
+        assert!(
+            om.contains("aperture_config_reloads_total{result=\"failure\"} 1"),
+            "{om}"
+        );
+        assert!(om.contains("aperture_policy_generation 3"), "{om}");
+        assert!(om.ends_with("# EOF\n"));
+        let text = to_prometheus_text(&om);
+        assert!(
+            text.contains("# TYPE aperture_config_reloads_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP aperture_config_reloads_total Policy reloads by result"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
+    }
+}

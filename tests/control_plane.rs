@@ -1,0 +1,334 @@
+//! The control plane live: `aperture-dataplane run` forwarding a capture in a loop
+//! (net_pcap `infinite_rx`), `aperture-control serve` installing and reloading the policy and
+//! serving /metrics (checked with promtool), aperturectl reloading it; the policy reloaded
+//! 100 times under traffic (two valid policies and an invalid one, alternating); the control
+//! plane killed and restarted while the dataplane keeps forwarding.
+mod common;
+
+use common::{bin, TempDir};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ALLOW_ALL: &str = "version: 1\nrules:\n  - { name: everything, action: allow }\n";
+const NO_DNS: &str = "version: 1
+rules:
+  - { name: no-dns, application: [dns], action: drop }
+  - { name: everything, action: allow }
+";
+const INVALID: &str = "version: 1\nrules:\n  - { name: x, action: allow, colour: red }\n";
+
+/// Kills the child on drop (a failing test leaves no process behind).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http(addr: &str, method: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut r = String::new();
+    s.read_to_string(&mut r).ok()?;
+    let code = r.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, r.split("\r\n\r\n").nth(1).unwrap_or("").to_string()))
+}
+
+/// The value of a sample line `name{labels} value` (summed over label sets).
+fn metric(text: &str, name: &str) -> Option<f64> {
+    let v: Vec<f64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!v.is_empty()).then(|| v.iter().sum())
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Bed {
+    dir: TempDir,
+    cfg: PathBuf,
+    policy: PathBuf,
+    addr: String,
+}
+
+impl Bed {
+    fn new() -> Bed {
+        let dir = TempDir::new("control");
+        let sample = dir.path().join("sample.pcap");
+        aperture_traffic::sample::write_sample(&sample, 1).unwrap();
+        let d = dir.path().display();
+        let cfg = dir.path().join("dataplane.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"version: 1
+eal:
+  args: ["-l", "0-1", "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry",
+         "--file-prefix=apctl{pid}", "--log-level=lib.eal:error", "--log-level=pmd.net.pcap:error"]
+mempool: {{ mbufs: 8191, cache: 128, data-room: 2048 }}
+workers: {{ lcores: [1] }}
+ports:
+  - {{ name: inside, device: net_pcap0, vdev-args: "rx_pcap={d}/sample.pcap,infinite_rx=1,tx_pcap=/dev/null" }}
+  - {{ name: outside, device: net_pcap1, vdev-args: "tx_pcap=/dev/null" }}
+forwarding:
+  mode: virtual-wire
+  pairs: [[inside, outside]]
+stats: {{ segment: {d}/stats, publish-ms: 20 }}
+control: {{ socket: {d}/control.sock }}
+"#,
+                pid = std::process::id()
+            ),
+        )
+        .unwrap();
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(&policy, ALLOW_ALL).unwrap();
+        Bed {
+            addr: format!("127.0.0.1:{}", free_port()),
+            dir,
+            cfg,
+            policy,
+        }
+    }
+
+    fn dataplane(&self) -> Proc {
+        let log = std::fs::File::create(self.dir.path().join("dataplane.log")).unwrap();
+        let c = Command::new(bin("aperture-dataplane"))
+            .arg("--config")
+            .arg(&self.cfg)
+            .arg("--stats")
+            .arg("run")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Proc(c)
+    }
+
+    fn control(&self) -> Proc {
+        let log = std::fs::File::create(self.dir.path().join("control.log")).unwrap();
+        let c = Command::new(bin("aperture-control"))
+            .args(["serve", "--config"])
+            .arg(&self.cfg)
+            .arg("--policy")
+            .arg(&self.policy)
+            .arg("--listen")
+            .arg(&self.addr)
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Proc(c)
+    }
+
+    fn scrape(&self) -> Option<String> {
+        match http(&self.addr, "GET", "/metrics")? {
+            (200, body) => Some(body),
+            _ => None,
+        }
+    }
+
+    fn logs(&self) -> String {
+        let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
+        format!(
+            "dataplane:\n{}\ncontrol:\n{}",
+            read("dataplane.log"),
+            read("control.log")
+        )
+    }
+
+    fn rx(&self) -> f64 {
+        self.scrape()
+            .and_then(|m| metric(&m, "aperture_rx_packets_total"))
+            .unwrap_or(0.0)
+    }
+}
+
+fn promtool_check(text: &str) {
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed by scripts/setup.sh");
+    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let o = p.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn policy_reloads_under_traffic_and_metrics_survive_a_killed_control_plane() {
+    let bed = Bed::new();
+    let mut dp = bed.dataplane();
+    let mut control = bed.control();
+    let limit = Duration::from_secs(30);
+    wait_for("the first policy installed", limit, || {
+        bed.scrape()
+            .and_then(|m| metric(&m, "aperture_policy_generation"))
+            == Some(2.0)
+    });
+    wait_for("traffic", limit, || bed.rx() > 10_000.0);
+    let m = bed.scrape().unwrap();
+    promtool_check(&m);
+    assert_eq!(
+        metric(&m, "aperture_config_last_reload_successful"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(metric(&m, "aperture_dataplane_up"), Some(1.0));
+    assert!(
+        m.contains("aperture_dropped_packets_total{worker=\"0\",reason=\"policy\"}"),
+        "{m}"
+    );
+
+    // 100 reloads: allow-all, no-dns, invalid, ... through the API and aperturectl.
+    let mut generation = 2;
+    for i in 0..100 {
+        let (text, valid) = match i % 3 {
+            0 => (NO_DNS, true),
+            1 => (INVALID, false),
+            _ => (ALLOW_ALL, true),
+        };
+        std::fs::write(&bed.policy, text).unwrap();
+        let (code, body) = if i % 2 == 0 {
+            http(&bed.addr, "POST", "/-/reload").expect("reload answered")
+        } else {
+            let o = Command::new(bin("aperturectl"))
+                .args(["--json", "reload", "--control", &bed.addr])
+                .output()
+                .unwrap();
+            let code = if o.status.success() { 200 } else { 400 };
+            (code, String::from_utf8_lossy(&o.stdout).into_owned())
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"));
+        if valid {
+            generation += 1;
+            assert_eq!(
+                (code, v["generation"].as_u64()),
+                (200, Some(generation)),
+                "reload {i}: {v}"
+            );
+        } else {
+            assert_eq!(code, 400, "reload {i}: {v}");
+            let e = v["errors"][0].as_str().unwrap();
+            assert!(
+                e.starts_with(&format!(
+                    "{}:3:31: error: unknown field `colour`",
+                    bed.policy.display()
+                )),
+                "reload {i}: {e}"
+            );
+        }
+    }
+    let m = bed.scrape().unwrap();
+    assert_eq!(
+        metric(&m, "aperture_policy_generation"),
+        Some(generation as f64)
+    );
+    assert_eq!(
+        metric(&m, "aperture_config_reloads_total"),
+        Some(101.0),
+        "{m}"
+    );
+    promtool_check(&m);
+
+    // The control plane dies: the dataplane keeps forwarding on its last policy.
+    let _ = control.0.kill();
+    let _ = control.0.wait();
+    let seg = bed.dir.path().join("stats");
+    let rx_of = || {
+        aperture_control::Snapshot::read(&seg)
+            .map(|s| s.workers.iter().map(|c| c.0[0]).sum::<u64>())
+            .unwrap_or(0)
+    };
+    let before = rx_of();
+    wait_for("forwarding without the control plane", limit, || {
+        rx_of() > before + 10_000
+    });
+    // A new control plane reconnects, installs the file's policy, serves metrics again.
+    std::fs::write(&bed.policy, ALLOW_ALL).unwrap();
+    control = bed.control();
+    wait_for("the restarted control plane", limit, || {
+        bed.scrape()
+            .and_then(|m| metric(&m, "aperture_policy_generation"))
+            == Some(generation as f64 + 1.0)
+    });
+    drop(control);
+
+    // Stop the dataplane: nothing it received went unaccounted for.
+    sigint(&dp.0);
+    let mut out = String::new();
+    dp.0.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let status = dp.0.wait().unwrap();
+    assert!(status.success(), "{out}\n{}", bed.logs());
+    let counter = |name: &str| -> u64 {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    };
+    let (rx, tx, dropped) = (
+        counter("rx_packets"),
+        counter("tx_packets"),
+        counter("drop_packets"),
+    );
+    assert!(rx > 50_000, "{out}");
+    assert_eq!(
+        rx,
+        tx + dropped,
+        "every received packet is sent or a counted drop: {out}"
+    );
+    // Drop reasons print as `drop REASON  worker 0: N` when not zero.
+    let drops = |reason: &str| -> u64 {
+        out.lines()
+            .filter(|l| l.split_whitespace().take(2).eq(["drop", reason]))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eq!(drops("tx-full"), 0, "{out}");
+    assert!(drops("policy") > 0, "no-dns dropped the DNS flows: {out}");
+}
+
+/// SIGINT to the dataplane (its clean stop: flows ended, counters printed).
+fn sigint(c: &Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &c.id().to_string()])
+        .status();
+}
