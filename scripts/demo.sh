@@ -14,5 +14,11 @@ if [[ -f "${HOME:-/root}/.cargo/env" ]]; then
     . "${HOME:-/root}/.cargo/env"
 fi
 
-echo "demo: building and running aperture-dataplane replay $*"
-exec cargo run --release -p aperture-dataplane --bin aperture-dataplane -- replay "$@"
+# The example policy (allow facetime and what it depends on, DNS; reset SMTP; deny the rest)
+# unless the caller gives one.
+args=("$@")
+if [[ " $* " != *" --policy "* ]]; then
+    args+=(--policy conf/policy.yaml)
+fi
+echo "demo: building and running aperture-dataplane replay ${args[*]}"
+exec cargo run --release -p aperture-dataplane --bin aperture-dataplane -- replay "${args[@]}"
