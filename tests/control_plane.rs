@@ -212,6 +212,37 @@ fn policy_reloads_under_traffic_and_metrics_survive_a_killed_control_plane() {
         "{m}"
     );
 
+    // The dashboard shipped in conf/grafana plots only metrics that exist.
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("conf/grafana/aperture.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(dash["uid"], "aperture-overview");
+    let mut plotted = 0;
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            assert_eq!(t["datasource"]["uid"], "${datasource}", "{expr}");
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("aperture_"))
+            {
+                assert!(
+                    m.lines().any(|l| l.split(['{', ' ']).next() == Some(name)),
+                    "the dashboard plots {name}, which /metrics does not have"
+                );
+                plotted += 1;
+            }
+        }
+    }
+    assert!(plotted >= 10);
+    let o = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(common::root().join("conf/prometheus/prometheus.yml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+
     // 100 reloads: allow-all, no-dns, invalid, ... through the API and aperturectl.
     let mut generation = 2;
     for i in 0..100 {
