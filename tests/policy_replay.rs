@@ -300,3 +300,37 @@ fn a_bad_policy_fails_the_replay_with_its_line_and_column() {
         "{err}"
     );
 }
+
+#[test]
+fn aperturectl_check_passes_the_example_and_fails_a_bad_file_with_its_place() {
+    let ok = std::process::Command::new(bin("aperturectl"))
+        .arg("check")
+        .arg(common::root().join("conf/policy.yaml"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{out}");
+    assert!(out.contains("ok (3 rules, 0 warnings)"), "{out}");
+    let dir = TempDir::new("ctl-check");
+    let p = dir.path().join("bad.yaml");
+    std::fs::write(
+        &p,
+        "version: 1\nrules:\n  - { name: ft, application: [facetime], action: allow }\n  - { name: b, action: permit }\n",
+    )
+    .unwrap();
+    let bad = std::process::Command::new(bin("aperturectl"))
+        .args(["--json", "check"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(
+        v["errors"][0],
+        format!(
+            "{}:4:24: error: unknown variant `permit`, expected one of allow, deny, drop, reset",
+            p.display()
+        )
+    );
+}
