@@ -82,9 +82,9 @@ impl Shared {
     fn reload(&self) -> Reloaded {
         let _ops = self.ops.lock().unwrap_or_else(|e| e.into_inner());
         let file = self.settings.policy.display().to_string();
-        let text = match std::fs::read_to_string(&self.settings.policy) {
+        let text = match policy::compile::read_file(&self.settings.policy) {
             Ok(t) => t,
-            Err(e) => return self.refused(vec![format!("{file}: error: cannot read: {e}")]),
+            Err(e) => return self.refused(e.iter().map(|d| d.to_string()).collect()),
         };
         let warnings = match policy::compile(&text, &file, &self.catalog, Some(&self.ports())) {
             Ok(c) => c.warnings.iter().map(|w| w.to_string()).collect(),

@@ -85,13 +85,13 @@ impl FlowRecord {
         ))
     }
 
-    /// Writes the record as one JSON object and a newline; application names from `catalog`,
-    /// rule names from the policy of the record's generation in `policies`.
+    /// Writes the record as one JSON object and a newline; application names from `catalog`;
+    /// `rule` is what `rule_of` found (None: no policy enforced).
     pub fn write_json(
         &self,
         out: &mut impl Write,
         catalog: &Catalog,
-        policies: Option<&PolicyStore>,
+        rule: Option<&(String, u32)>,
     ) -> std::io::Result<()> {
         let proto_name = match self.proto {
             proto::TCP => "tcp".to_string(),
@@ -101,12 +101,12 @@ impl FlowRecord {
             p => p.to_string(),
         };
         let ts = |ns: u64| format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000);
-        let policy = match self.rule_of(policies) {
+        let policy = match rule {
             None => String::new(),
             Some((rule, generation)) => format!(
                 ",\"action\":\"{}\",\"rule\":{},\"policy_generation\":{}",
                 self.action.name(),
-                serde_json::Value::String(rule),
+                serde_json::Value::String(rule.clone()),
                 generation
             ),
         };
@@ -231,7 +231,8 @@ mod tests {
             ..r
         };
         let mut out = Vec::new();
-        r.write_json(&mut out, &c, Some(&store)).unwrap();
+        r.write_json(&mut out, &c, r.rule_of(Some(&store)).as_ref())
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["action"], "drop");
         assert_eq!(v["rule"], "say \"hi\"");

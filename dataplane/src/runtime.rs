@@ -189,9 +189,10 @@ impl Running {
     pub fn drain_log(&mut self, out: &mut impl Write) -> Result<(), RuntimeError> {
         for q in &self.logs {
             while let Some(r) = q.pop() {
-                r.write_json(out, &self.catalog, self.policy.as_deref())
+                let rule = r.rule_of(self.policy.as_deref());
+                r.write_json(out, &self.catalog, rule.as_ref())
                     .map_err(RuntimeError::Log)?;
-                if let Some((rule, _)) = r.rule_of(self.policy.as_deref()) {
+                if let Some((rule, _)) = rule {
                     self.per_rule.entry((rule, r.action)).or_default().add(&r);
                     self.per_app_action
                         .entry((r.app, r.action))

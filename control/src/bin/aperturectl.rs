@@ -87,12 +87,10 @@ fn check(file: &Path, cfg: &Config, as_json: bool, out: &mut impl Write) -> Exit
         Err(e) => return fail(&e),
     };
     let name = file.display().to_string();
-    let text = match std::fs::read(file) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) => return fail(&format!("{name}: {e}")),
-    };
     let ports: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
-    let (ok, errors, warnings, rules) = match policy::compile(&text, &name, &cat, Some(&ports)) {
+    let compiled = policy::compile::read_file(file)
+        .and_then(|text| policy::compile(&text, &name, &cat, Some(&ports)));
+    let (ok, errors, warnings, rules) = match compiled {
         Ok(c) => (true, vec![], c.warnings, c.policy.rules.len()),
         Err(e) => (false, e, vec![], 0),
     };

@@ -2,7 +2,7 @@
 //! and the checks an operator expects (unknown names, duplicates, shadowed rules, missing
 //! application dependencies), each with file, line and column.
 use super::model::{self, Action, PolicyFile, Ref};
-use super::{Policy, PortRange, Rule, Service, Span, MAX_RULES, MAX_ZONES, NO_ZONE, RULE_DEFAULT};
+use super::{Policy, PortRange, Rule, Service, Span, MAX_RULES, MAX_ZONES, NO_ZONE};
 use crate::appid::catalog::{AppId, Catalog};
 use crate::config::ConfigError;
 use serde_saphyr::Spanned;
@@ -122,6 +122,13 @@ fn whole(file: &str, message: String) -> Diagnostic {
         column: 0,
         message,
     }
+}
+
+/// Reads a policy file as text; what goes wrong is a diagnostic naming the file.
+pub fn read_file(path: &std::path::Path) -> Result<String, Vec<Diagnostic>> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| vec![whole(&name, format!("cannot read: {e}"))])?;
+    String::from_utf8(bytes).map_err(|_| vec![whole(&name, "not UTF-8 text".into())])
 }
 
 /// A set of addresses as inclusive ranges over `u128` (IPv4 mapped into IPv6).
@@ -926,13 +933,4 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
-}
-
-/// For callers that report the rule of a verdict.
-pub fn rule_label(p: &Policy, rule: u16) -> &str {
-    if rule == RULE_DEFAULT {
-        "default"
-    } else {
-        p.rule_name(rule)
-    }
 }

@@ -108,24 +108,7 @@ pub fn load_policy(
     catalog: &Catalog,
 ) -> Result<policy::Compiled, Vec<Diagnostic>> {
     let name = path.display().to_string();
-    let text = std::fs::read(path).map_err(|e| {
-        vec![Diagnostic {
-            severity: policy::Severity::Error,
-            file: name.clone(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {e}"),
-        }]
-    })?;
-    let text = String::from_utf8(text).map_err(|_| {
-        vec![Diagnostic {
-            severity: policy::Severity::Error,
-            file: name.clone(),
-            line: 0,
-            column: 0,
-            message: "not UTF-8 text".into(),
-        }]
-    })?;
+    let text = policy::compile::read_file(path)?;
     let ports: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
     policy::compile(&text, &name, catalog, Some(&ports))
 }
