@@ -63,6 +63,14 @@ fn metric(text: &str, name: &str) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum())
 }
 
+/// The value of the sample `name{...}` whose labels include `label` (e.g. `app="dns"`).
+fn labeled(text: &str, name: &str, label: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| l.split('}').next().is_some_and(|ls| ls.contains(label)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
@@ -288,6 +296,41 @@ fn policy_reloads_under_traffic_and_metrics_survive_a_killed_control_plane() {
         metric(&m, "aperture_policy_generation"),
         Some(generation as f64)
     );
+    // Per application, rule and port, from one consistent snapshot of the worker: the DNS
+    // flows were counted under dns, stopped by no-dns while it was installed, and every
+    // packet the workers saw was counted under a port.
+    let v = |name: &str, label: &str| labeled(&m, name, label).unwrap_or(0.0);
+    assert!(v("aperture_app_packets_total", "app=\"dns\"") > 0.0, "{m}");
+    assert!(
+        v("aperture_app_flows_denied_total", "app=\"dns\"") > 0.0,
+        "{m}"
+    );
+    assert!(
+        v("aperture_rule_hits_total", "rule=\"no-dns\"") > 0.0,
+        "{m}"
+    );
+    assert!(
+        v("aperture_rule_hits_total", "rule=\"everything\"") > 0.0,
+        "{m}"
+    );
+    assert!(
+        v("aperture_rule_packets_total", "rule=\"everything\"") > 0.0,
+        "{m}"
+    );
+    let app_packets = metric(&m, "aperture_app_packets_total").unwrap();
+    let rule_packets = metric(&m, "aperture_rule_packets_total").unwrap();
+    let rx = metric(&m, "aperture_rx_packets_total").unwrap();
+    assert!(rule_packets <= app_packets && app_packets <= rx, "{m}");
+    assert!(app_packets > 0.9 * rx, "the sample is IP: {m}");
+    assert!(
+        v("aperture_port_rx_packets_total", "port=\"inside\"") >= rx,
+        "{m}"
+    );
+    let (busy, looped) = (
+        metric(&m, "aperture_worker_busy_seconds_total").unwrap(),
+        metric(&m, "aperture_worker_loop_seconds_total").unwrap(),
+    );
+    assert!(busy > 0.0 && busy <= looped, "{m}");
     assert_eq!(
         metric(&m, "aperture_config_reloads_total"),
         Some(101.0),

@@ -1,9 +1,13 @@
 //! `/metrics`: the dataplane's counters (from the stats segment) and the control plane's own
 //! state, in the OpenMetrics text format through prometheus-client. Names start with
-//! `aperture_`, are in base units, counters end in `_total`; labels come only from small
-//! fixed sets (worker, reason, result), never from flows.
+//! `aperture_`, are in base units, counters end in `_total`; labels come only from bounded
+//! sets (worker, reason, result, port, the catalog's applications, the policy's rule names),
+//! never from flows.
 use crate::Snapshot;
-use aperture_dataplane::stats::{drop_reason_name, C, GENERAL};
+use aperture_dataplane::stats::Tables;
+use aperture_dataplane::stats::{
+    drop_reason_name, AppCounter, RuleCounter, C, GENERAL, PORT_COUNTERS,
+};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -121,6 +125,9 @@ fn worker_metrics(reg: &mut Registry, s: &Snapshot) {
         if *name == "drop_packets" || *name == "drop_bytes" {
             continue; // by reason below; the sum is theirs
         }
+        if i == C::LoopCycles as usize || i == C::BusyCycles as usize {
+            continue; // in seconds below
+        }
         let f = Family::<Labels, Counter>::default();
         for (w, c) in s.workers.iter().enumerate() {
             f.get_or_create(&worker(w)).inc_by(c.0[i]);
@@ -154,6 +161,142 @@ fn worker_metrics(reg: &mut Registry, s: &Snapshot) {
         "Bytes dropped by the workers, any reason",
         bytes,
     );
+    loop_metrics(reg, s);
+    let totals = s.tables_total();
+    app_metrics(reg, s, &totals);
+    rule_metrics(reg, s, &totals);
+    port_metrics(reg, s);
+}
+
+type FloatCounter = Counter<f64, std::sync::atomic::AtomicU64>;
+
+/// The workers' poll-loop time and the part of it that had packets: the rate of the busy
+/// counter over the loop counter is a worker's utilisation (a poll-mode core is always at
+/// 100% CPU to the OS).
+fn loop_metrics(reg: &mut Registry, s: &Snapshot) {
+    if s.tsc_hz == 0 {
+        return;
+    }
+    let hz = s.tsc_hz as f64;
+    for (c, name, what) in [
+        (
+            C::LoopCycles,
+            "aperture_worker_loop_seconds",
+            "Time the worker spent in its poll loop",
+        ),
+        (
+            C::BusyCycles,
+            "aperture_worker_busy_seconds",
+            "Time the worker spent on poll passes that received packets",
+        ),
+    ] {
+        let f = Family::<Labels, FloatCounter>::default();
+        for (w, k) in s.workers.iter().enumerate() {
+            f.get_or_create(&vec![("worker".to_string(), w.to_string())])
+                .inc_by(k.get(c) as f64 / hz);
+        }
+        reg.register(name, what, f);
+    }
+}
+
+/// Name of the tables' extra application entry.
+pub const UNDECIDED: &str = "(undecided)";
+
+/// Per application, summed over the workers; applications never seen are left out (a
+/// counter, once there, never goes away: its series stays).
+fn app_metrics(reg: &mut Registry, s: &Snapshot, t: &Tables) {
+    let families = [
+        (
+            AppCounter::Flows,
+            "aperture_app_flows",
+            "Flows ended, by application",
+        ),
+        (
+            AppCounter::Packets,
+            "aperture_app_packets",
+            "Packets of flows while they had the application",
+        ),
+        (
+            AppCounter::Bytes,
+            "aperture_app_bytes",
+            "Bytes of flows while they had the application",
+        ),
+        (
+            AppCounter::Denied,
+            "aperture_app_flows_denied",
+            "Flows the policy stopped, by their application then",
+        ),
+    ];
+    let fams: Vec<Family<Labels, Counter>> = families.iter().map(|_| Family::default()).collect();
+    for i in 0..t.apps() {
+        let v = t.app(i);
+        if v.iter().all(|&x| x == 0) {
+            continue;
+        }
+        let name = s.apps.get(i).map_or(UNDECIDED, String::as_str);
+        let l = vec![("app".to_string(), name.to_string())];
+        for ((c, _, _), f) in families.iter().zip(&fams) {
+            f.get_or_create(&l).inc_by(v[*c as usize]);
+        }
+    }
+    for ((_, name, what), f) in families.iter().zip(fams) {
+        reg.register(*name, *what, f);
+    }
+}
+
+/// Per rule, summed over the workers: the named slots only (the policy's rules by name, the
+/// default action as `default`).
+fn rule_metrics(reg: &mut Registry, s: &Snapshot, t: &Tables) {
+    let families = [
+        (
+            RuleCounter::Hits,
+            "aperture_rule_hits",
+            "Flows whose verdict settled under the rule",
+        ),
+        (
+            RuleCounter::Packets,
+            "aperture_rule_packets",
+            "Packets the rule decided",
+        ),
+        (
+            RuleCounter::Bytes,
+            "aperture_rule_bytes",
+            "Bytes the rule decided",
+        ),
+    ];
+    let fams: Vec<Family<Labels, Counter>> = families.iter().map(|_| Family::default()).collect();
+    for (slot, name) in s.rules.iter().enumerate() {
+        let v = t.rule(slot);
+        let l = vec![("rule".to_string(), name.clone())];
+        for ((c, _, _), f) in families.iter().zip(&fams) {
+            f.get_or_create(&l).inc_by(v[*c as usize]);
+        }
+    }
+    for ((_, name, what), f) in families.iter().zip(fams) {
+        reg.register(*name, *what, f);
+    }
+}
+
+/// The ports' driver counters (`rte_eth_stats`), by port name.
+fn port_metrics(reg: &mut Registry, s: &Snapshot) {
+    for (i, counter) in PORT_COUNTERS.iter().enumerate() {
+        let f = Family::<Labels, Counter>::default();
+        for (port, v) in &s.ports {
+            f.get_or_create(&vec![("port".to_string(), port.clone())])
+                .inc_by(v[i]);
+        }
+        let what = match *counter {
+            "rx_packets" => "Packets the port's driver received",
+            "tx_packets" => "Packets the port's driver transmitted",
+            "rx_bytes" => "Bytes the port's driver received",
+            "tx_bytes" => "Bytes the port's driver transmitted",
+            "rx_missed" => "Packets the port dropped because its receive queues were full",
+            "rx_errors" => "Erroneous packets the port received",
+            "tx_errors" => "Packets the port failed to transmit",
+            _ => "Receives that failed because the mbuf pool was empty",
+        };
+        reg.register(format!("aperture_port_{counter}"), what, f);
+    }
 }
 
 /// The Prometheus text format (0.0.4) of OpenMetrics text, for scrapers and tools that do

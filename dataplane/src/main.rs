@@ -223,6 +223,7 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
     while !term.load(Ordering::Relaxed) {
         control.poll();
         running.drain_log(&mut log)?;
+        running.service();
         let _ = log.flush();
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -246,19 +246,12 @@ pub fn counters(
         "rx_nombuf"
     )?;
     for (n, s) in ports {
-        writeln!(
-            out,
-            "  {:<14} {:>10} {:>10} {:>12} {:>12} {:>8} {:>8} {:>8} {:>10}",
-            n,
-            s.ipackets,
-            s.opackets,
-            s.ibytes,
-            s.obytes,
-            s.imissed,
-            s.ierrors,
-            s.oerrors,
-            s.rx_nombuf
-        )?;
+        let w = s.words();
+        write!(out, "  {n:<14}")?;
+        for (v, width) in w.iter().zip([10, 10, 12, 12, 8, 8, 8, 10]) {
+            write!(out, " {v:>width$}")?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }

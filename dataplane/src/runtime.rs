@@ -10,7 +10,7 @@ use crate::flowlog::{FlowLogSink, FlowRecord};
 use crate::forward::{Router, VirtualWire};
 use crate::policy::{Action, PolicyStore};
 use crate::port::{Eal, Ports, RxTimestamp};
-use crate::stats::{read_snapshot, Counters, StatsError, StatsSegment};
+use crate::stats::{read_snapshot, Counters, Layout, StatsError, StatsSegment, PORT_COUNTERS};
 use crate::worker::{Mode, Worker};
 use crossbeam_queue::ArrayQueue;
 use std::collections::BTreeMap;
@@ -83,6 +83,11 @@ pub struct Running {
     /// Under a policy: the flow records by (rule, action), and by (application, action).
     pub per_rule: BTreeMap<(String, Action), Tally>,
     pub per_app_action: BTreeMap<(AppId, Action), Tally>,
+    /// The ports whose driver counters `service` publishes.
+    ports: Vec<aperture_dpdk::Port>,
+    port_words: Vec<[u64; PORT_COUNTERS.len()]>,
+    /// Rule slots named in the stats segment so far.
+    named_slots: usize,
 }
 
 /// How many of the largest flows `Running::top` keeps.
@@ -104,9 +109,14 @@ pub fn start(
     opts: &Options,
 ) -> Result<Running, RuntimeError> {
     let catalog = Arc::new(Catalog::of_config(&cfg.app_id)?);
+    let layout = Layout {
+        apps: catalog.apps.iter().map(|a| a.name.clone()).collect(),
+        ports: cfg.ports.iter().map(|p| p.name.clone()).collect(),
+    };
     let stats = Arc::new(StatsSegment::create(
         &opts.stats_segment,
         cfg.workers.lcores.len(),
+        &layout,
     )?);
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
@@ -181,10 +191,34 @@ pub fn start(
         policy: opts.policy.clone(),
         per_rule: BTreeMap::new(),
         per_app_action: BTreeMap::new(),
+        ports: ports.ports.clone(),
+        port_words: vec![[0; PORT_COUNTERS.len()]; ports.ports.len()],
+        named_slots: 0,
     })
 }
 
 impl Running {
+    /// The service thread's periodic work besides the flow log: names the rule slots the
+    /// policy store has assigned since the last call, and publishes the ports' driver
+    /// counters. Cheap enough to call every few milliseconds.
+    pub fn service(&mut self) {
+        if let Some(store) = &self.policy {
+            if store.slot_count() != self.named_slots {
+                let names = store.slot_names();
+                self.stats.name_rules(&names);
+                self.named_slots = names.len();
+            }
+        }
+        // A port that cannot say (closed at exit) keeps its last figures: a counter
+        // never goes back.
+        for (p, w) in self.ports.iter().zip(self.port_words.iter_mut()) {
+            if let Ok(s) = p.stats() {
+                *w = s.words();
+            }
+        }
+        self.stats.publish_ports(&self.port_words);
+    }
+
     /// Writes every queued flow record to `out`.
     pub fn drain_log(&mut self, out: &mut impl Write) -> Result<(), RuntimeError> {
         for q in &self.logs {
@@ -244,6 +278,7 @@ impl Running {
             }
         }
         self.drain_log(out)?;
+        self.service();
         status?;
         Ok(read_snapshot(self.stats.path())?)
     }

@@ -24,7 +24,7 @@ use crate::forward::reject::{self, Toward};
 use crate::forward::{self, arp, ArpRequest, Decision, Finished};
 use crate::packet::{self, Fragment, Headers, Malformed};
 use crate::policy::{addr_key, short_generation, Action, Policy, PolicyReader, Subject, Verdict};
-use crate::stats::{Counters, DropReason, StatsSegment, C};
+use crate::stats::{AppCounter, Counters, DropReason, StatsSegment, Tables, C};
 use aperture_dpdk::{Burst, Mbuf, Mempool, Port, TxBuffer, BURST_SIZE};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -71,6 +71,8 @@ pub struct Worker {
     pub flows: FlowTable,
     pub appid: Engine,
     pub counters: Counters,
+    /// Per-application and per-rule counters, published with `counters`.
+    pub tables: Tables,
     clock: Clock,
     log: FlowLogSink,
     pool: Arc<Mempool>,
@@ -100,6 +102,7 @@ impl Worker {
         pool: Arc<Mempool>,
     ) -> Worker {
         let tx = ports.iter().map(|_| TxBuffer::default()).collect();
+        let tables = Tables::new(appid.catalog.apps.len());
         Worker {
             id,
             queue,
@@ -109,6 +112,7 @@ impl Worker {
             flows,
             appid,
             counters: Counters::default(),
+            tables,
             clock,
             log,
             pool,
@@ -127,20 +131,29 @@ impl Worker {
     }
 
     /// Polls until `stop`, publishing counters every `publish_ms`; then ends every flow into
-    /// the flow log and publishes a last time.
+    /// the flow log and publishes a last time. Every pass's cycles count as loop cycles, and
+    /// as busy cycles when it received packets: their ratio is the worker's utilisation (a
+    /// poll-mode core is always at 100% CPU, so the OS cannot say).
     pub fn run(&mut self, stop: &AtomicBool, stats: &StatsSegment, publish_ms: u32) {
         let period = aperture_dpdk::tsc_hz() / 1000 * publish_ms.max(1) as u64;
-        let mut next = aperture_dpdk::rdtsc() + period;
+        let mut last = aperture_dpdk::rdtsc();
+        let mut next = last + period;
         while !stop.load(Ordering::Relaxed) {
-            self.poll_once();
+            let received = self.poll_once();
             let t = aperture_dpdk::rdtsc();
+            let spent = t.wrapping_sub(last);
+            last = t;
+            self.counters.add(C::LoopCycles, spent);
+            if received > 0 {
+                self.counters.add(C::BusyCycles, spent);
+            }
             if t >= next {
                 next = t + period;
-                stats.publish(self.id, &self.counters);
+                stats.publish(self.id, &self.counters, &self.tables);
             }
         }
         self.finish();
-        stats.publish(self.id, &self.counters);
+        stats.publish(self.id, &self.counters, &self.tables);
     }
 
     /// One pass: a burst from every port, transmit, then timers. Returns packets received.
@@ -169,12 +182,13 @@ impl Worker {
         let Worker {
             flows,
             counters,
+            tables,
             log,
             id,
             appid,
             ..
         } = self;
-        flows.drain(&mut |s, f, r| end_flow(*id, counters, log, appid, s, f, r));
+        flows.drain(&mut |s, f, r| end_flow(*id, counters, tables, log, appid, s, f, r));
         counters.set(C::FlowsActive, 0);
     }
 
@@ -271,6 +285,7 @@ impl Worker {
         let Worker {
             flows,
             counters,
+            tables,
             log,
             id,
             appid,
@@ -285,7 +300,7 @@ impl Worker {
                 &meta.h,
                 &mut meta.flow,
                 meta.now,
-                &mut |a, s, f, r| end_flow(*id, counters, log, a, s, f, r),
+                &mut |a, s, f, r| end_flow(*id, counters, tables, log, a, s, f, r),
             );
             if created {
                 counters.add(C::FlowsCreated, 1);
@@ -307,6 +322,7 @@ impl Worker {
             if let Some(p) = policy {
                 let out = d.port().unwrap_or(port);
                 let v = self.policy_stage(p, &t, ev, &meta.h, port, out);
+                self.tables.rule_packet(p.slot_of(v.rule), m.pkt_len());
                 if !v.passes() {
                     if v.action == Action::Reset {
                         self.reject(port, d, &m, meta);
@@ -354,6 +370,7 @@ impl Worker {
         let Worker {
             flows,
             counters,
+            tables,
             log,
             id,
             appid,
@@ -367,11 +384,12 @@ impl Worker {
             len,
             now,
             frame,
-            &mut |a, s, f, reason| end_flow(*id, counters, log, a, s, f, reason),
+            &mut |a, s, f, reason| end_flow(*id, counters, tables, log, a, s, f, reason),
         );
         if t.created {
             counters.add(C::FlowsCreated, 1);
         }
+        tables.app_packet(flows.get_mut(t.slot).app, len);
         (t, ev)
     }
 
@@ -441,6 +459,20 @@ impl Worker {
         let v = check_flow(p, f, h, t.dir, app);
         if !v.passes() && (f.policy.generation == 0 || f.policy.verdict.passes()) {
             self.counters.add(C::FlowsDenied, 1);
+            self.tables.app_add(f.app, AppCounter::Denied, 1);
+        }
+        // A rule hit: the verdict settled now, or a later decision moved the settled flow
+        // to another rule: an App-ID shift under the same policy, or a reload that changed
+        // what happens to it (rule indices of two generations do not compare; a reload that
+        // keeps a flow's action does not count it again).
+        let old = f.policy;
+        let moved = if old.generation == generation {
+            old.verdict.rule != v.rule
+        } else {
+            old.verdict.action != v.action
+        };
+        if v.settled && (!old.verdict.settled || moved) {
+            self.tables.rule_hit(p.slot_of(v.rule));
         }
         f.policy.verdict = v;
         f.policy.generation = generation;
@@ -505,13 +537,14 @@ impl Worker {
         let Worker {
             flows,
             counters,
+            tables,
             log,
             id,
             appid,
             ..
         } = self;
         flows.expire(now, EXPIRE_BUDGET, &mut |s, f, r| {
-            end_flow(*id, counters, log, appid, s, f, r)
+            end_flow(*id, counters, tables, log, appid, s, f, r)
         });
         counters.set(C::FlowsActive, flows.active() as u64);
     }
@@ -563,6 +596,9 @@ pub fn account_and_classify(
     if !f.app_done {
         ev = appid.packet(t.slot, f, t.dir, h, frame);
     }
+    if let AppEvent::Decided(a) | AppEvent::Shifted { to: a, .. } = ev {
+        f.app = a.0;
+    }
     (t, ev)
 }
 
@@ -588,9 +624,11 @@ pub fn check_flow(p: &Policy, f: &Flow, h: &Headers, dir: Dir, app: Option<AppId
 }
 
 /// Accounts an ended flow and hands its record to the flow log.
+#[allow(clippy::too_many_arguments)]
 fn end_flow(
     worker: usize,
     counters: &mut Counters,
+    tables: &mut Tables,
     log: &FlowLogSink,
     appid: &mut Engine,
     slot: Slot,
@@ -598,6 +636,7 @@ fn end_flow(
     r: EndReason,
 ) {
     let app = appid.ended(slot, f);
+    tables.app_add(app.app.0, AppCounter::Flows, 1);
     match r {
         EndReason::Evicted => counters.add(C::FlowsEvicted, 1),
         EndReason::Exit => {}

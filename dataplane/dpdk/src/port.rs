@@ -81,6 +81,23 @@ pub struct PortStats {
     pub rx_nombuf: u64,
 }
 
+impl PortStats {
+    /// The counters in declaration order (ipackets, opackets, ibytes, obytes, imissed,
+    /// ierrors, oerrors, rx_nombuf): the order the stats segment and reports use.
+    pub fn words(&self) -> [u64; 8] {
+        [
+            self.ipackets,
+            self.opackets,
+            self.ibytes,
+            self.obytes,
+            self.imissed,
+            self.ierrors,
+            self.oerrors,
+            self.rx_nombuf,
+        ]
+    }
+}
+
 /// A started ethdev port. Cheap to copy into workers as a port id; `stop` closes it (which
 /// flushes net_pcap output files).
 #[derive(Clone, Debug)]

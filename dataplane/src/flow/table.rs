@@ -106,6 +106,9 @@ pub struct Flow {
     live: bool,
     /// App-ID has decided this flow's application: later packets skip App-ID.
     pub app_done: bool,
+    /// The catalog id of the application App-ID last gave the flow (`u16::MAX` while
+    /// undecided): what the per-application counters charge its packets to.
+    pub app: u16,
     class: TimeoutClass,
     pub tcp: TcpTrack,
     /// The policy's verdict on this flow, and what it was checked under.
@@ -231,6 +234,7 @@ impl FlowTable {
             orig_is_lo: true,
             live: false,
             app_done: false,
+            app: u16::MAX,
             class: TimeoutClass::Other,
             tcp: TcpTrack::default(),
             policy: FlowPolicy::NEW,
@@ -439,6 +443,7 @@ impl FlowTable {
             orig_is_lo: src_is_lo,
             live: true,
             app_done: false,
+            app: u16::MAX,
             class: TimeoutClass::of(key.proto(), tcp),
             tcp,
             policy: FlowPolicy::NEW,

@@ -218,6 +218,23 @@ impl<'a> Compiler<'a> {
                 );
             }
             names.entry(&r.name.value).or_insert(&r.name);
+            let name = &r.name.value;
+            if name.is_empty() || name.len() > crate::stats::NAME_BYTES {
+                self.error_at(
+                    &r.name,
+                    format!(
+                        "rule name {name:?} must be 1 to {} bytes long",
+                        crate::stats::NAME_BYTES
+                    ),
+                );
+            } else if name == super::store::DEFAULT_SLOT_NAME
+                || name == super::store::OVERFLOW_SLOT_NAME
+            {
+                self.error_at(
+                    &r.name,
+                    format!("rule name {name:?} is reserved (the default action's counters)"),
+                );
+            }
             let res = self.rule(r, &zones, &objects);
             rules.push(self.emit_rule(r, &res, &app_ports));
             resolved.push(res);
@@ -245,6 +262,7 @@ impl<'a> Compiler<'a> {
             src_candidates,
             default_action,
             default_log: m.default_log.unwrap_or(true),
+            rule_slots: Vec::new(),
         }
     }
 

@@ -182,6 +182,9 @@ pub struct Policy {
     pub src_candidates: Vec<u16>,
     pub default_action: Action,
     pub default_log: bool,
+    /// The stats slot of each rule, then of the default action (index `rules.len()`): given
+    /// by the store at install (see `stats::Tables`); empty before, when all count as slot 0.
+    pub rule_slots: Vec<u16>,
 }
 
 impl Policy {
@@ -206,7 +209,16 @@ impl Policy {
             src_candidates: Vec::new(),
             default_action: action,
             default_log: true,
+            rule_slots: Vec::new(),
         }
+    }
+
+    /// The stats slot a verdict's rule counts under.
+    #[inline(always)]
+    pub fn slot_of(&self, rule: u16) -> u16 {
+        // The default action is always slot 0; a rule the store has not given a slot
+        // (a policy never installed) counts there too.
+        self.rule_slots.get(rule as usize).copied().unwrap_or(0)
     }
 
     /// Zone of a dataplane port.

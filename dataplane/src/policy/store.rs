@@ -2,6 +2,7 @@
 //! (RCU style, `arc-swap`), swapped whole by `install`, plus the recent generations so that a
 //! flow record written after a reload still names the rule that decided it.
 use super::Policy;
+use crate::stats::RULE_SLOTS;
 use arc_swap::{ArcSwap, Cache};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,6 +15,38 @@ pub struct PolicyStore {
     current: Arc<ArcSwap<Policy>>,
     recent: Mutex<VecDeque<Arc<Policy>>>,
     last_gen: AtomicU32,
+    /// The rule name of each stats slot, in order of first sight; slot 0 is the default.
+    slots: Mutex<Vec<String>>,
+}
+
+/// The name of the default action's stats slot (no rule may take it: rule names are checked
+/// against it at compile time).
+pub const DEFAULT_SLOT_NAME: &str = "default";
+/// The last slot, shared by every rule name past the others.
+pub const OVERFLOW_SLOT_NAME: &str = "(other rules)";
+
+/// Gives `p`'s rules their stats slots, naming new ones in `slots`.
+fn assign_slots(p: &mut Policy, slots: &mut Vec<String>) {
+    let last = RULE_SLOTS - 1;
+    p.rule_slots = p
+        .rule_names
+        .iter()
+        .map(|name| {
+            let at = slots.iter().position(|s| s == name).unwrap_or_else(|| {
+                if slots.len() < last {
+                    slots.push(name.clone());
+                    slots.len() - 1
+                } else {
+                    if slots.len() == last {
+                        slots.push(OVERFLOW_SLOT_NAME.to_string());
+                    }
+                    last
+                }
+            });
+            at as u16
+        })
+        .chain(std::iter::once(0))
+        .collect();
 }
 
 impl PolicyStore {
@@ -21,11 +54,14 @@ impl PolicyStore {
     pub fn new(initial: Policy) -> Arc<PolicyStore> {
         let mut initial = initial;
         initial.generation = 1;
+        let mut slots = vec![DEFAULT_SLOT_NAME.to_string()];
+        assign_slots(&mut initial, &mut slots);
         let p = Arc::new(initial);
         Arc::new(PolicyStore {
             current: Arc::new(ArcSwap::from(Arc::clone(&p))),
             recent: Mutex::new(VecDeque::from([p])),
             last_gen: AtomicU32::new(1),
+            slots: Mutex::new(slots),
         })
     }
 
@@ -34,6 +70,10 @@ impl PolicyStore {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let generation = self.last_gen.load(Ordering::Relaxed) + 1;
         p.generation = generation;
+        assign_slots(
+            &mut p,
+            &mut self.slots.lock().unwrap_or_else(|e| e.into_inner()),
+        );
         let p = Arc::new(p);
         self.current.store(Arc::clone(&p));
         self.last_gen.store(generation, Ordering::Relaxed);
@@ -70,6 +110,16 @@ impl PolicyStore {
             .rev()
             .find(|p| super::short_generation(p.generation) == short)
             .cloned()
+    }
+
+    /// The rule name of every stats slot given so far, slot order.
+    pub fn slot_names(&self) -> Vec<String> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Stats slots given so far (cheaper than `slot_names` for "anything new?").
+    pub fn slot_count(&self) -> usize {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// A worker's reader.
@@ -112,5 +162,32 @@ mod tests {
         }
         assert!(s.by_generation(1).is_none());
         assert_eq!(s.generation(), 2 + RECENT as u32 + 2);
+    }
+
+    fn named(names: &[&str]) -> Policy {
+        let mut p = Policy::fixed(Action::Deny);
+        p.rule_names = names.iter().map(|n| n.to_string()).collect();
+        p
+    }
+
+    #[test]
+    fn a_rule_keeps_its_stats_slot_across_reloads_and_moves() {
+        let s = PolicyStore::new(named(&["a", "b"]));
+        assert_eq!(s.current().rule_slots, [1, 2, 0]);
+        s.install(named(&["c", "b", "a"]));
+        let p = s.current();
+        assert_eq!(p.rule_slots, [3, 2, 1, 0]);
+        assert_eq!(p.slot_of(0), 3);
+        assert_eq!(p.slot_of(crate::policy::RULE_DEFAULT), 0);
+        assert_eq!(s.slot_names(), ["default", "a", "b", "c"]);
+        // Past the last slot every new name shares it.
+        let many: Vec<String> = (0..RULE_SLOTS + 5).map(|i| format!("r{i}")).collect();
+        let refs: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+        s.install(named(&refs));
+        let p = s.current();
+        assert_eq!(s.slot_count(), RULE_SLOTS);
+        assert_eq!(s.slot_names()[RULE_SLOTS - 1], OVERFLOW_SLOT_NAME);
+        assert_eq!(*p.rule_slots.iter().max().unwrap() as usize, RULE_SLOTS - 1);
+        assert_eq!(p.rule_slots[0], 4);
     }
 }

@@ -278,6 +278,8 @@ fn invalid_policies_are_rejected_precisely() {
         ("unknown action", "version: 1\nrules:\n  - { name: a, action: permit }\n".into(), "policy.yaml:3:24: error: unknown variant `permit`, expected one of allow, deny, drop, reset"),
         ("unknown rule key", "version: 1\nrules:\n  - { name: a, action: allow, apps: [ssl] }\n".into(), "unknown field `apps`"),
         ("unknown application", "version: 1\nrules:\n  - { name: a, application: [facetim], action: allow }\n".into(), "policy.yaml:3:30: error: rule \"a\": no application \"facetim\" in the catalog (did you mean facetime?)"),
+        ("rule name too long", format!("version: 1\nrules:\n  - {{ name: {}, action: allow }}\n", "r".repeat(64)), "policy.yaml:3:13: error: rule name \"rrrr"),
+        ("rule named default", "version: 1\nrules:\n  - { name: default, action: allow }\n".into(), "policy.yaml:3:13: error: rule name \"default\" is reserved"),
         ("duplicate rule", "version: 1\nrules:\n  - { name: a, action: allow }\n  - { name: a, action: deny }\n".into(), "policy.yaml:4:13: error: rule \"a\" is defined twice (first on line 3)"),
         ("duplicate zone", "version: 1\nzones:\n  - { name: z, ports: [inside] }\n  - { name: z, ports: [outside] }\n".into(), "policy.yaml:4:13: error: zone \"z\" is defined twice"),
         ("zone any", "version: 1\nzones:\n  - { name: any, ports: [inside] }\n".into(), "`any` is reserved"),

@@ -188,6 +188,7 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     let input_port = &ports.ports[0];
     loop {
         running.drain_log(&mut log)?;
+        running.service();
         let s = input_port.stats().unwrap_or_default();
         let seen = s.ipackets + s.ierrors + s.rx_nombuf;
         if seen >= total {

@@ -5,9 +5,6 @@
 //! the copy (a seqlock): readers in other processes retry until they see the same even
 //! sequence before and after, so a snapshot is never torn and a worker never waits.
 use crate::packet::Malformed;
-use aperture_dpdk::shm::ShmSegment;
-use std::path::Path;
-use std::sync::atomic::{fence, Ordering};
 
 /// Why the dataplane dropped a packet: one counter each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +31,7 @@ pub enum DropReason {
     Policy,
 }
 
-const FIXED: usize = 19;
+const FIXED: usize = 21;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -57,6 +54,8 @@ pub const GENERAL: [&str; FIXED] = [
     "local_packets",
     "flows_denied",
     "resets_sent",
+    "loop_cycles",
+    "busy_cycles",
 ];
 
 /// Index of each general counter.
@@ -85,6 +84,10 @@ pub enum C {
     FlowsDenied,
     /// TCP resets and ICMP unreachables sent for `reset` rules.
     ResetsSent,
+    /// TSC cycles the worker spent in its poll loop, and in the passes that received
+    /// packets (utilisation = busy / loop).
+    LoopCycles,
+    BusyCycles,
 }
 
 const OTHER_DROPS: [(DropReason, &str); 9] = [
@@ -188,130 +191,13 @@ impl Counters {
     }
 }
 
-/// Segment layout: a header of `HEADER_WORDS` words, then one block per worker of
-/// `BLOCK_WORDS` words: [sequence, counters..., padding to a cache-line multiple].
-const MAGIC: u64 = u64::from_be_bytes(*b"APSTATS1");
-const HEADER_WORDS: usize = 8;
-pub const BLOCK_WORDS: usize = (1 + N).div_ceil(8) * 8;
-
-/// The writer side of the segment, owned by the dataplane.
-pub struct StatsSegment {
-    shm: ShmSegment,
-    workers: usize,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StatsError {
-    #[error("stats segment {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("stats segment {path} is not an Aperture segment of this version")]
-    Layout { path: String },
-    #[error("stats segment {path}: worker {worker} did not publish a consistent snapshot")]
-    Busy { path: String, worker: usize },
-}
-
-impl StatsSegment {
-    pub fn create(path: &Path, workers: usize) -> Result<StatsSegment, StatsError> {
-        let io = |source| StatsError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let shm = ShmSegment::create(path, HEADER_WORDS + workers * BLOCK_WORDS).map_err(io)?;
-        let w = shm.words().expect("created read-write");
-        w[1].store(N as u64, Ordering::Relaxed);
-        w[2].store(workers as u64, Ordering::Relaxed);
-        w[3].store(BLOCK_WORDS as u64, Ordering::Relaxed);
-        w[0].store(MAGIC, Ordering::Release);
-        Ok(StatsSegment { shm, workers })
-    }
-
-    pub fn workers(&self) -> usize {
-        self.workers
-    }
-
-    /// Publishes worker `w`'s counters (seqlock write side; never blocks).
-    pub fn publish(&self, w: usize, c: &Counters) {
-        let words = self.shm.words().expect("created read-write");
-        let base = HEADER_WORDS + w * BLOCK_WORDS;
-        let Some(block) = words.get(base..base + 1 + N) else {
-            return;
-        };
-        let seq = block[0].load(Ordering::Relaxed);
-        block[0].store(seq | 1, Ordering::Relaxed);
-        fence(Ordering::Release);
-        for (d, s) in block[1..].iter().zip(c.0.iter()) {
-            d.store(*s, Ordering::Relaxed);
-        }
-        block[0].store((seq | 1) + 1, Ordering::Release);
-    }
-
-    pub fn path(&self) -> &Path {
-        self.shm.path()
-    }
-}
-
-/// Reads a consistent snapshot of every worker's counters from a segment file (the reader
-/// side: the control plane, `--stats`).
-pub fn read_snapshot(path: &Path) -> Result<Vec<Counters>, StatsError> {
-    let shm = ShmSegment::open(path).map_err(|source| StatsError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let bad = || StatsError::Layout {
-        path: path.display().to_string(),
-    };
-    if shm.load(0, Ordering::Acquire) != MAGIC
-        || shm.load(1, Ordering::Relaxed) != N as u64
-        || shm.load(3, Ordering::Relaxed) != BLOCK_WORDS as u64
-    {
-        return Err(bad());
-    }
-    let workers = shm.load(2, Ordering::Relaxed) as usize;
-    if shm.len() < HEADER_WORDS + workers * BLOCK_WORDS {
-        return Err(bad());
-    }
-    let mut out = Vec::with_capacity(workers);
-    for w in 0..workers {
-        let base = HEADER_WORDS + w * BLOCK_WORDS;
-        let mut c = Counters::default();
-        let mut ok = false;
-        // A writer preempted mid-publication holds the sequence odd until it runs again: keep
-        // trying (yielding the CPU to it) for up to a second before calling the segment busy.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-        for attempt in 0u64.. {
-            if attempt % 64 == 63 {
-                if std::time::Instant::now() > deadline {
-                    break;
-                }
-                std::thread::yield_now();
-            }
-            let s1 = shm.load(base, Ordering::Acquire);
-            if s1 & 1 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
-            for (i, v) in c.0.iter_mut().enumerate() {
-                *v = shm.load(base + 1 + i, Ordering::Relaxed);
-            }
-            fence(Ordering::Acquire);
-            if shm.load(base, Ordering::Relaxed) == s1 {
-                ok = true;
-                break;
-            }
-        }
-        if !ok {
-            return Err(StatsError::Busy {
-                path: path.display().to_string(),
-                worker: w,
-            });
-        }
-        out.push(c);
-    }
-    Ok(out)
-}
+mod segment;
+mod tables;
+pub use segment::{read_full, read_snapshot, Layout, SegmentSnapshot, StatsError, StatsSegment};
+pub use tables::{
+    AppCounter, RuleCounter, Tables, APP_COUNTERS, NAME_BYTES, PORT_COUNTERS, RULE_COUNTERS,
+    RULE_SLOTS,
+};
 
 #[cfg(test)]
 mod tests {
@@ -336,56 +222,5 @@ mod tests {
                 Some(m.name())
             );
         }
-    }
-
-    #[test]
-    fn snapshot_roundtrip_and_consistency_under_concurrent_publishing() {
-        let path = std::env::temp_dir().join(format!("aperture-stats-test-{}", std::process::id()));
-        let seg = std::sync::Arc::new(StatsSegment::create(&path, 2).unwrap());
-        let w = seg.clone();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let writer = std::thread::spawn(move || {
-            let mut c = Counters::default();
-            let mut i = 0u64;
-            while !stop2.load(Ordering::Relaxed) {
-                i += 1;
-                // All counters equal within one publication: a torn read would show a mix.
-                c.0 = [i; N];
-                w.publish(1, &c);
-                // Publish every few microseconds: 10^4 times more often than the dataplane does.
-                let t = std::time::Instant::now();
-                while t.elapsed() < std::time::Duration::from_micros(5) {
-                    std::hint::spin_loop();
-                }
-            }
-        });
-        for _ in 0..2000 {
-            let snap = read_snapshot(&path).unwrap();
-            assert_eq!(snap.len(), 2);
-            let v = snap[1].0[0];
-            assert!(snap[1].0.iter().all(|x| *x == v), "torn snapshot");
-        }
-        stop.store(true, Ordering::Relaxed);
-        writer.join().unwrap();
-        let mut c = Counters::default();
-        c.drop(DropReason::NoRoute, 60);
-        seg.publish(0, &c);
-        let snap = read_snapshot(&path).unwrap();
-        assert_eq!(snap[0].drops(DropReason::NoRoute), 1);
-        assert_eq!(snap[0].drops_by_reason(), vec![("no-route", 1)]);
-        std::fs::remove_file(&path).unwrap();
-    }
-
-    #[test]
-    fn a_foreign_file_is_refused() {
-        let path =
-            std::env::temp_dir().join(format!("aperture-stats-foreign-{}", std::process::id()));
-        std::fs::write(&path, [7u8; 4096]).unwrap();
-        assert!(matches!(
-            read_snapshot(&path),
-            Err(StatsError::Layout { .. })
-        ));
-        std::fs::remove_file(&path).unwrap();
     }
 }
