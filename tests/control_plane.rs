@@ -338,6 +338,81 @@ fn policy_reloads_under_traffic_and_metrics_survive_a_killed_control_plane() {
     );
     promtool_check(&m);
 
+    // aperturectl show rules / show flows, from the live dataplane (no-dns is installed).
+    let ctl = |args: &[&str]| -> serde_json::Value {
+        let o = Command::new(bin("aperturectl"))
+            .arg("--config")
+            .arg(&bed.cfg)
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "aperturectl {args:?}: {text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    let r = ctl(&["show", "rules"]);
+    let rules = r["rules"].as_array().unwrap();
+    let names: Vec<&str> = rules.iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["no-dns", "everything", "default"], "{r}");
+    assert_eq!(r["generation"].as_u64(), Some(generation), "{r}");
+    assert_eq!(rules[0]["action"], "drop");
+    assert!(rules[0]["hits"].as_u64().unwrap() > 0, "{r}");
+    assert!(rules[1]["packets"].as_u64().unwrap() > 0, "{r}");
+    let f = ctl(&["show", "flows", "--app", "dns"]);
+    let flows = f["flows"].as_array().unwrap();
+    assert_eq!(f["answered"], f["workers"], "{f}");
+    assert!(!flows.is_empty(), "{f}");
+    for x in flows {
+        let on_path = x["app_path"].as_array().unwrap().iter().any(|a| a == "dns");
+        assert!(x["app"] == "dns" || on_path, "{x}");
+    }
+    assert!(
+        flows
+            .iter()
+            .any(|x| x["rule"] == "no-dns" && x["action"] == "drop"),
+        "{f}"
+    );
+    let all = ctl(&["show", "flows", "--limit", "1000"]);
+    let all = all["flows"].as_array().unwrap().clone();
+    assert!(all.len() > flows.len(), "more flows than DNS ones");
+    let ip = all[0]["src_ip"].as_str().unwrap().to_string();
+    let by_ip = ctl(&["show", "flows", "--address", &ip]);
+    let by_ip = by_ip["flows"].as_array().unwrap();
+    assert!(!by_ip.is_empty());
+    assert!(by_ip.iter().all(|x| x["src_ip"] == ip || x["dst_ip"] == ip));
+    assert!(by_ip.len() <= all.len());
+    let some = ctl(&["show", "flows", "--rule", "everything", "--limit", "3"]);
+    let some_flows = some["flows"].as_array().unwrap();
+    assert_eq!(some_flows.len(), 3, "{some}");
+    assert_eq!(some["truncated"], true, "{some}");
+    assert!(some_flows.iter().all(|x| x["rule"] == "everything"));
+    let o = Command::new(bin("aperturectl"))
+        .arg("--config")
+        .arg(&bed.cfg)
+        .args(["show", "flows", "--app", "no-such-app"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown application \"no-such-app\""));
+    let o = Command::new(bin("aperturectl"))
+        .arg("--config")
+        .arg(&bed.cfg)
+        .args(["show", "rules"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("no-dns") && l.contains("drop")),
+        "{table}"
+    );
+
     // The control plane dies: the dataplane keeps forwarding on its last policy.
     let _ = control.0.kill();
     let _ = control.0.wait();

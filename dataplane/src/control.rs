@@ -5,6 +5,12 @@
 //! - `{"cmd": "status"}` → `{"ok": true, "generation": N, "rules": R}`
 //! - `{"cmd": "install", "file": NAME, "text": YAML}` → `{"ok": true, "generation": N,
 //!   "warnings": [..]}`, or `{"ok": false, "errors": [..]}` with the running policy untouched.
+//! - `{"cmd": "rules"}` → `{"ok": true, "generation": N, "rules": [{"name", "action", "log",
+//!   "slot"}..], "default": {"action", "log", "slot"}}`: the running rules and their stats
+//!   slots (the counters themselves are in the stats segment).
+//! - `{"cmd": "flows", "app": A, "address": IP, "rule": R, "limit": N}` (filters optional) →
+//!   `{"ok": true, "flows": [..], "workers": W, "answered": W', "truncated": bool}`: the live
+//!   flows, each as the flow log would write it now (`last_ts` instead of an end).
 //!
 //! The policy travels as its text and the dataplane compiles it again against its own ports
 //! and catalog (it trusts nothing it did not check); the control plane has compiled it before
@@ -12,6 +18,7 @@
 //! The socket never blocks the service thread for long: accepts are non-blocking and each
 //! connection has a one-second budget.
 use crate::appid::catalog::Catalog;
+use crate::flowdump::{Answer, FlowDumps, FlowQuery};
 use crate::policy::{self, compile::MAX_FILE_BYTES, PolicyStore};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,10 +33,15 @@ pub struct ControlServer {
     store: Arc<PolicyStore>,
     ports: Vec<String>,
     catalog: Arc<Catalog>,
+    /// The workers' `show flows` mailbox, and how many workers answer it.
+    dumps: Option<(Arc<FlowDumps>, usize)>,
     /// Policies installed and refused through the socket.
     pub installed: u64,
     pub refused: u64,
 }
+
+/// How long `flows` waits for the workers (a worker answers within one poll pass).
+const FLOWS_WAIT: Duration = Duration::from_millis(500);
 
 impl ControlServer {
     /// Listens on `path` (a stale socket file there is replaced).
@@ -53,9 +65,16 @@ impl ControlServer {
             store,
             ports,
             catalog,
+            dumps: None,
             installed: 0,
             refused: 0,
         })
+    }
+
+    /// Serves `flows` from the `workers` workers that answer `dumps`.
+    pub fn with_flow_dumps(mut self, dumps: Arc<FlowDumps>, workers: usize) -> ControlServer {
+        self.dumps = Some((dumps, workers));
+        self
     }
 
     /// Serves every connection waiting; returns at once when there is none.
@@ -106,8 +125,107 @@ impl ControlServer {
                     }
                 }
             }
-            _ => json!({"ok": false, "errors": ["unknown command (status, install)"]}),
+            Some("rules") => {
+                let p = self.store.current();
+                let rules: Vec<Value> = p
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        json!({"name": p.rule_name(i as u16), "action": r.action.name(),
+                               "log": r.log, "slot": p.slot_of(i as u16)})
+                    })
+                    .collect();
+                json!({"ok": true, "generation": p.generation, "rules": rules,
+                       "default": {"action": p.default_action.name(), "log": p.default_log,
+                                   "slot": p.slot_of(p.rules.len() as u16)}})
+            }
+            Some("flows") => self.flows(req),
+            _ => {
+                json!({"ok": false, "errors": ["unknown command (status, install, rules, flows)"]})
+            }
         }
+    }
+
+    fn flows(&self, req: &Value) -> Value {
+        let Some((dumps, workers)) = &self.dumps else {
+            return json!({"ok": false, "errors": ["this dataplane does not list flows"]});
+        };
+        let app = match req["app"].as_str() {
+            None => None,
+            Some(n) => match self.catalog.by_name(n) {
+                Some(a) => Some(a),
+                None => {
+                    return json!({"ok": false, "errors": [format!("unknown application {n:?}")]})
+                }
+            },
+        };
+        let addr = match req["address"].as_str() {
+            None => None,
+            Some(a) => match a.parse::<std::net::IpAddr>() {
+                Ok(ip) => Some(ip.into()),
+                Err(_) => return json!({"ok": false, "errors": [format!("bad address {a:?}")]}),
+            },
+        };
+        let rule = req["rule"].as_str();
+        let limit = req["limit"].as_u64().unwrap_or(1000) as usize;
+        // With a rule filter, the workers list more (the rule is resolved here).
+        let ask = if rule.is_some() {
+            crate::flowdump::MAX_ROWS
+        } else {
+            limit
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Answer>(*workers);
+        dumps.ask(FlowQuery {
+            app,
+            addr,
+            limit: ask,
+            reply: tx,
+        });
+        let deadline = std::time::Instant::now() + FLOWS_WAIT;
+        let mut answers = Vec::new();
+        while answers.len() < *workers {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(a) => answers.push(a),
+                Err(_) => break,
+            }
+        }
+        dumps.clear();
+        answers.sort_by_key(|a| a.0);
+        let answered = answers.len();
+        let mut truncated = answers.iter().any(|a| a.2);
+        let mut flows = Vec::new();
+        'all: for (_, rows, _) in &answers {
+            for r in rows {
+                let ruled = r.rule_of(Some(&self.store));
+                if let Some(want) = rule {
+                    if ruled.as_ref().map(|x| x.0.as_str()) != Some(want) {
+                        continue;
+                    }
+                }
+                if flows.len() == limit {
+                    truncated = true;
+                    break 'all;
+                }
+                let mut line = Vec::new();
+                if r.write_json(&mut line, &self.catalog, ruled.as_ref())
+                    .is_err()
+                {
+                    continue;
+                }
+                let Ok(Value::Object(mut o)) = serde_json::from_slice::<Value>(&line) else {
+                    continue;
+                };
+                o.remove("end_reason");
+                if let Some(t) = o.remove("end_ts") {
+                    o.insert("last_ts".into(), t);
+                }
+                flows.push(Value::Object(o));
+            }
+        }
+        json!({"ok": true, "flows": flows, "workers": workers, "answered": answered,
+               "truncated": truncated})
     }
 }
 

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod flow;
+pub mod flowdump;
 pub mod flowlog;
 pub mod forward;
 pub mod offline;

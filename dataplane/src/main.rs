@@ -206,6 +206,7 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
         cfg.ports.iter().map(|p| p.name.clone()).collect(),
         running.catalog.clone(),
     )
+    .map(|c| c.with_flow_dumps(running.dumps.clone(), cfg.workers.lcores.len()))
     .map_err(|e| {
         Error::Other(format!(
             "cannot listen on the control socket {}: {e}",

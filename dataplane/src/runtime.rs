@@ -6,6 +6,7 @@ use crate::appid::engine::{Engine, Limits};
 use crate::clock::Clock;
 use crate::config::{Config, Forwarding};
 use crate::flow::FlowTable;
+use crate::flowdump::FlowDumps;
 use crate::flowlog::{FlowLogSink, FlowRecord};
 use crate::forward::{Router, VirtualWire};
 use crate::policy::{Action, PolicyStore};
@@ -88,6 +89,8 @@ pub struct Running {
     port_words: Vec<[u64; PORT_COUNTERS.len()]>,
     /// Rule slots named in the stats segment so far.
     named_slots: usize,
+    /// The workers' `show flows` mailbox.
+    pub dumps: Arc<FlowDumps>,
 }
 
 /// How many of the largest flows `Running::top` keeps.
@@ -121,6 +124,7 @@ pub fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
     let ts_field = RxTimestamp::lookup();
+    let dumps = FlowDumps::new();
     let mut logs = Vec::new();
     for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
         let queue = Arc::new(ArrayQueue::new(LOG_QUEUE));
@@ -159,6 +163,7 @@ pub fn start(
         let stats = stats.clone();
         let publish_ms = cfg.stats.publish_ms;
         let reader = opts.policy.as_ref().map(|p| p.reader());
+        let worker_dumps = dumps.clone();
         eal.launch(lcore, move || {
             // Built on the worker's own lcore so its memory is first touched there.
             let flows = FlowTable::new(capacity, &timeouts, random_seeds());
@@ -168,7 +173,8 @@ pub fn start(
             } else {
                 Clock::tsc()
             };
-            let mut w = Worker::new(i, i as u16, port_list, mode, flows, appid, clock, log, pool);
+            let mut w = Worker::new(i, i as u16, port_list, mode, flows, appid, clock, log, pool)
+                .with_flow_dumps(worker_dumps);
             if let Some(r) = reader {
                 w = w.with_policy(r);
             }
@@ -194,6 +200,7 @@ pub fn start(
         ports: ports.ports.clone(),
         port_words: vec![[0; PORT_COUNTERS.len()]; ports.ports.len()],
         named_slots: 0,
+        dumps,
     })
 }
 

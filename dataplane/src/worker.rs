@@ -19,6 +19,7 @@ use crate::appid::catalog::AppId;
 use crate::appid::engine::{AppEvent, Engine};
 use crate::clock::Clock;
 use crate::flow::{Dir, EndReason, Flow, FlowRef, FlowTable, Slot, Tracked};
+use crate::flowdump::{self, FlowDumps};
 use crate::flowlog::{FlowLogSink, FlowRecord};
 use crate::forward::reject::{self, Toward};
 use crate::forward::{self, arp, ArpRequest, Decision, Finished};
@@ -86,6 +87,8 @@ pub struct Worker {
     policy: Option<PolicyReader>,
     /// The policy of the current burst, loaded once at its start.
     current: Option<Arc<Policy>>,
+    /// Where `show flows` queries come from, and the last one answered.
+    dumps: Option<(Arc<FlowDumps>, u64)>,
 }
 
 impl Worker {
@@ -121,12 +124,19 @@ impl Worker {
             misses: [0; BURST_SIZE],
             policy: None,
             current: None,
+            dumps: None,
         }
     }
 
     /// Enforces the policy `reader` reads (loaded once per burst).
     pub fn with_policy(mut self, reader: PolicyReader) -> Worker {
         self.policy = Some(reader);
+        self
+    }
+
+    /// Answers `show flows` queries from `dumps` between bursts.
+    pub fn with_flow_dumps(mut self, dumps: Arc<FlowDumps>) -> Worker {
+        self.dumps = Some((dumps, 0));
         self
     }
 
@@ -173,6 +183,11 @@ impl Worker {
         }
         self.flush_tx();
         self.expire();
+        if let Some((dumps, seen)) = &mut self.dumps {
+            if let Some(q) = dumps.pending(seen) {
+                flowdump::answer(self.id, &q, &self.flows, &self.appid);
+            }
+        }
         total
     }
 

@@ -46,6 +46,23 @@ enum Show {
     Policy,
     /// Per-worker counters from the stats segment.
     Workers,
+    /// The running rules in order with their hits, packets and bytes.
+    Rules,
+    /// The live flows of the running dataplane.
+    Flows {
+        /// Only flows of this application (or with it on their path: `ssl` finds facetime).
+        #[arg(long)]
+        app: Option<String>,
+        /// Only flows with this address at either end.
+        #[arg(long)]
+        address: Option<String>,
+        /// Only flows whose verdict this rule gave (`default`: no rule matched).
+        #[arg(long)]
+        rule: Option<String>,
+        /// At most this many flows.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +82,21 @@ fn main() -> ExitCode {
         Cmd::Show(Show::Apps) => show_apps(&cfg, cli.json, &mut out),
         Cmd::Show(Show::Policy) => show_policy(&cfg, cli.json, &mut out),
         Cmd::Show(Show::Workers) => show_workers(&cfg, cli.json, &mut out),
+        Cmd::Show(Show::Rules) => show_rules(&cfg, cli.json, &mut out),
+        Cmd::Show(Show::Flows {
+            app,
+            address,
+            rule,
+            limit,
+        }) => {
+            let mut req = json!({"cmd": "flows", "limit": limit});
+            for (k, v) in [("app", app), ("address", address), ("rule", rule)] {
+                if let Some(v) = v {
+                    req[k] = json!(v);
+                }
+            }
+            show_flows(&cfg, &req, cli.json, &mut out)
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -202,10 +234,25 @@ fn show_apps(cfg: &Config, as_json: bool, out: &mut impl Write) -> Result<(), St
     Ok(())
 }
 
-fn show_policy(cfg: &Config, as_json: bool, out: &mut impl Write) -> Result<(), String> {
+/// One request to the dataplane's control socket; an `ok: false` reply is an error.
+fn ask(cfg: &Config, req: &Value) -> Result<Value, String> {
     let socket = &cfg.control.socket;
-    let r = aperture_dataplane::control::request(socket, &json!({"cmd": "status"}))
+    let r = aperture_dataplane::control::request(socket, req)
         .map_err(|e| format!("the dataplane's control socket {}: {e}", socket.display()))?;
+    if r["ok"] != json!(true) {
+        let errors: Vec<&str> = r["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_str())
+            .collect();
+        return Err(errors.join("; "));
+    }
+    Ok(r)
+}
+
+fn show_policy(cfg: &Config, as_json: bool, out: &mut impl Write) -> Result<(), String> {
+    let r = ask(cfg, &json!({"cmd": "status"}))?;
     let _ = if as_json {
         writeln!(out, "{r}")
     } else {
@@ -233,5 +280,119 @@ fn show_workers(cfg: &Config, as_json: bool, out: &mut impl Write) -> Result<(),
             break;
         }
     }
+    Ok(())
+}
+
+/// The running rules (from the control socket) with their counters (from the stats segment,
+/// by slot: a rule keeps its counters across reloads while its name stays).
+fn show_rules(cfg: &Config, as_json: bool, out: &mut impl Write) -> Result<(), String> {
+    let r = ask(cfg, &json!({"cmd": "rules"}))?;
+    let s = aperture_control::Snapshot::read(&cfg.stats.segment).map_err(|e| e.to_string())?;
+    let t = s.tables_total();
+    let mut rows: Vec<Value> = r["rules"].as_array().cloned().unwrap_or_default();
+    let mut default = r["default"].clone();
+    default["name"] = json!("default");
+    rows.push(default);
+    for row in &mut rows {
+        let [hits, packets, bytes] = t.rule(row["slot"].as_u64().unwrap_or(0) as usize);
+        row["hits"] = json!(hits);
+        row["packets"] = json!(packets);
+        row["bytes"] = json!(bytes);
+    }
+    if as_json {
+        let _ = writeln!(
+            out,
+            "{}",
+            json!({"generation": r["generation"], "rules": rows})
+        );
+        return Ok(());
+    }
+    let _ = writeln!(
+        out,
+        "policy generation {}\n{:<4} {:<32} {:<7} {:<4} {:>12} {:>14} {:>16}",
+        r["generation"], "#", "rule", "action", "log", "hits", "packets", "bytes"
+    );
+    for (i, row) in rows.iter().enumerate() {
+        let n = if i + 1 == rows.len() {
+            "-".to_string()
+        } else {
+            (i + 1).to_string()
+        };
+        let line = writeln!(
+            out,
+            "{:<4} {:<32} {:<7} {:<4} {:>12} {:>14} {:>16}",
+            n,
+            row["name"].as_str().unwrap_or(""),
+            row["action"].as_str().unwrap_or(""),
+            if row["log"] == json!(true) {
+                "yes"
+            } else {
+                "no"
+            },
+            row["hits"],
+            row["packets"],
+            row["bytes"]
+        );
+        if line.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn show_flows(
+    cfg: &Config,
+    req: &Value,
+    as_json: bool,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let r = ask(cfg, req)?;
+    if as_json {
+        let _ = writeln!(out, "{r}");
+        return Ok(());
+    }
+    let flows = r["flows"].as_array().cloned().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{:<9} {:<45} {:<45} {:<20} {:<7} {:<20} {:>10} {:>12}",
+        "proto", "source", "destination", "app", "action", "rule", "packets", "bytes"
+    );
+    let end = |ip: &Value, port: &Value| {
+        let ip = ip.as_str().unwrap_or("");
+        if ip.contains(':') {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
+    for f in &flows {
+        let line = writeln!(
+            out,
+            "{:<9} {:<45} {:<45} {:<20} {:<7} {:<20} {:>10} {:>12}",
+            f["proto"].as_str().unwrap_or(""),
+            end(&f["src_ip"], &f["src_port"]),
+            end(&f["dst_ip"], &f["dst_port"]),
+            f["app"].as_str().unwrap_or(""),
+            f["action"].as_str().unwrap_or("-"),
+            f["rule"].as_str().unwrap_or("-"),
+            f["packets"],
+            f["bytes"]
+        );
+        if line.is_err() {
+            return Ok(());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} flows{} ({} of {} workers answered)",
+        flows.len(),
+        if r["truncated"] == json!(true) {
+            ", more not shown (--limit)"
+        } else {
+            ""
+        },
+        r["answered"],
+        r["workers"]
+    );
     Ok(())
 }

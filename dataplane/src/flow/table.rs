@@ -524,6 +524,21 @@ impl FlowTable {
         }
     }
 
+    /// Visits live flows, least recently active first per timeout class, until `visit`
+    /// returns false (for `aperturectl show flows`: never on the packet path).
+    pub fn visit(&self, visit: &mut impl FnMut(Slot, &Flow) -> bool) {
+        for c in 0..CLASSES {
+            let mut s = self.lists[c].head;
+            while s != NIL {
+                let f = &self.slots[s as usize];
+                if !visit(s, f) {
+                    return;
+                }
+                s = f.next;
+            }
+        }
+    }
+
     fn unlink(&mut self, slot: Slot) {
         let (prev, next, class) = {
             let f = &self.slots[slot as usize];
