@@ -228,6 +228,13 @@ impl Worker {
                 .as_ref()
                 .is_none_or(|c| !Arc::ptr_eq(c, latest))
             {
+                if self
+                    .current
+                    .as_ref()
+                    .is_none_or(|c| c.timeouts != latest.timeouts)
+                {
+                    self.flows.set_timeouts(&latest.timeouts);
+                }
                 self.current = Some(Arc::clone(latest));
             }
         }

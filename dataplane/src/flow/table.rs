@@ -207,6 +207,8 @@ pub struct FlowTable {
     free: Vec<Slot>,
     lists: [List; CLASSES],
     timeout_ns: [u64; CLASSES],
+    /// The timeouts the table was made with (dataplane.yaml), which a policy may override.
+    base_ns: [u64; CLASSES],
     hasher: FlowHasher,
     capacity: usize,
     active: usize,
@@ -239,6 +241,15 @@ impl FlowTable {
             tcp: TcpTrack::default(),
             policy: FlowPolicy::NEW,
         };
+        let timeout_ns = [
+            s(t.tcp_embryonic),
+            s(t.tcp_established),
+            s(t.tcp_closing),
+            s(t.tcp_closed),
+            s(t.udp),
+            s(t.icmp),
+            s(t.other),
+        ];
         FlowTable {
             index: HashTable::with_capacity(capacity),
             slots: vec![empty; capacity],
@@ -247,15 +258,8 @@ impl FlowTable {
                 head: NIL,
                 tail: NIL,
             }; CLASSES],
-            timeout_ns: [
-                s(t.tcp_embryonic),
-                s(t.tcp_established),
-                s(t.tcp_closing),
-                s(t.tcp_closed),
-                s(t.udp),
-                s(t.icmp),
-                s(t.other),
-            ],
+            timeout_ns,
+            base_ns: timeout_ns,
             hasher: FlowHasher::new(seeds),
             capacity,
             active: 0,
@@ -521,6 +525,15 @@ impl FlowTable {
                 let head = self.lists[c].head;
                 self.remove(head, EndReason::Exit, ended);
             }
+        }
+    }
+
+    /// Sets the idle timeouts per class in seconds (a policy's `timeouts`); None restores
+    /// the table's own. Every flow of a class shares its timeout, so the lists stay in
+    /// expiry order; flows already idle past a shortened timeout end at the next `expire`.
+    pub fn set_timeouts(&mut self, secs: &[Option<u32>; CLASSES]) {
+        for ((t, base), s) in self.timeout_ns.iter_mut().zip(self.base_ns).zip(secs) {
+            *t = s.map_or(base, |s| s as u64 * 1_000_000_000);
         }
     }
 

@@ -325,3 +325,20 @@ fn a_flow_evicted_within_its_burst_is_created_again_when_accounted() {
     // Every flow created (16 before, 17 inserted, the re-created ones) ended or is live.
     assert_eq!(16 + inserted + recreated, ended + t.active());
 }
+
+#[test]
+fn a_policy_can_shorten_and_restore_a_class_timeout() {
+    let mut t = table(16);
+    let mut log = vec![];
+    feed(&mut t, &hdr(1, 1, 2, 2, 17, 0), 0, &mut log); // udp: 60 s by default
+    let mut secs = [None; 7];
+    secs[TimeoutClass::Udp as usize] = Some(5);
+    t.set_timeouts(&secs);
+    assert_eq!(t.expire(4 * S, 100, &mut |_, _, _| {}), 0);
+    assert_eq!(t.expire(5 * S, 100, &mut |_, _, _| {}), 1);
+    // Restored: a new UDP flow lives its 60 s again.
+    t.set_timeouts(&[None; 7]);
+    feed(&mut t, &hdr(1, 3, 2, 4, 17, 0), 10 * S, &mut log);
+    assert_eq!(t.expire(69 * S, 100, &mut |_, _, _| {}), 0);
+    assert_eq!(t.expire(70 * S, 100, &mut |_, _, _| {}), 1);
+}

@@ -13,6 +13,9 @@ use std::net::IpAddr;
 /// Largest policy file accepted (bytes).
 pub const MAX_FILE_BYTES: usize = 4 << 20;
 
+/// Longest idle timeout a policy may set: a week.
+pub const MAX_TIMEOUT_S: u32 = 7 * 24 * 3600;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
     Error,
@@ -242,6 +245,7 @@ impl<'a> Compiler<'a> {
         self.shadowing(m, &resolved);
         self.dependencies(m, &resolved);
         let default_action = m.default_action.as_ref().map_or(Action::Deny, |a| a.value);
+        let timeouts = self.timeouts(m);
         let (by_app, candidates, any_app_rules) = self.index(&resolved);
         let (src_bounds, by_src, src_candidates) = source_index(&resolved);
         Policy {
@@ -263,7 +267,31 @@ impl<'a> Compiler<'a> {
             default_action,
             default_log: m.default_log.unwrap_or(true),
             rule_slots: Vec::new(),
+            timeouts,
         }
+    }
+
+    /// The idle timeouts the policy sets, per `flow::TimeoutClass` (None: dataplane.yaml's).
+    fn timeouts(&mut self, m: &PolicyFile) -> [Option<u32>; 7] {
+        let mut out = [None; 7];
+        let Some(t) = &m.timeouts else {
+            return out;
+        };
+        for (o, v) in out.iter_mut().zip(t.classes()) {
+            if let Some(v) = v {
+                if v.value == 0 || v.value > MAX_TIMEOUT_S {
+                    self.error_at(
+                        v,
+                        format!(
+                            "expected a timeout of 1 to {MAX_TIMEOUT_S} seconds, found {}",
+                            v.value
+                        ),
+                    );
+                }
+                *o = Some(v.value.clamp(1, MAX_TIMEOUT_S));
+            }
+        }
+        out
     }
 
     /// Zones by name (index = zone id) and the zone of each dataplane port.

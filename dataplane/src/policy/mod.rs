@@ -185,6 +185,8 @@ pub struct Policy {
     /// The stats slot of each rule, then of the default action (index `rules.len()`): given
     /// by the store at install (see `stats::Tables`); empty before, when all count as slot 0.
     pub rule_slots: Vec<u16>,
+    /// Idle timeouts (seconds) per `flow::TimeoutClass` the policy sets (None: dataplane.yaml's).
+    pub timeouts: [Option<u32>; 7],
 }
 
 impl Policy {
@@ -210,6 +212,7 @@ impl Policy {
             default_action: action,
             default_log: true,
             rule_slots: Vec::new(),
+            timeouts: [None; 7],
         }
     }
 

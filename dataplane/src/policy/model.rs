@@ -43,6 +43,38 @@ pub struct PolicyFile {
     /// Whether flows that match no rule are logged (default true).
     #[serde(default)]
     pub default_log: Option<bool>,
+    /// Idle timeouts (seconds) while this policy runs; a class left out keeps dataplane.yaml's
+    /// `flow-table.timeouts`.
+    #[serde(default)]
+    pub timeouts: Option<PolicyTimeouts>,
+}
+
+/// Idle timeouts, the classes of dataplane.yaml's `flow-table.timeouts`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PolicyTimeouts {
+    pub tcp_embryonic: Option<Spanned<u32>>,
+    pub tcp_established: Option<Spanned<u32>>,
+    pub tcp_closing: Option<Spanned<u32>>,
+    pub tcp_closed: Option<Spanned<u32>>,
+    pub udp: Option<Spanned<u32>>,
+    pub icmp: Option<Spanned<u32>>,
+    pub other: Option<Spanned<u32>>,
+}
+
+impl PolicyTimeouts {
+    /// The classes in `flow::TimeoutClass` order.
+    pub fn classes(&self) -> [&Option<Spanned<u32>>; 7] {
+        [
+            &self.tcp_embryonic,
+            &self.tcp_established,
+            &self.tcp_closing,
+            &self.tcp_closed,
+            &self.udp,
+            &self.icmp,
+            &self.other,
+        ]
+    }
 }
 
 /// A zone: the ports (names from dataplane.yaml) whose traffic belongs to it.

@@ -308,6 +308,8 @@ fn invalid_policies_are_rejected_precisely() {
         ("huge file", huge, "a policy may have at most"),
         ("not a mapping", "- 1\n- 2\n".into(), "policy.yaml:1:1:"),
         ("empty file", "".into(), "policy.yaml"),
+        ("zero timeout", "version: 1\ntimeouts: { udp: 0 }\n".into(), "policy.yaml:2:18: error: expected a timeout of 1 to 604800 seconds, found 0"),
+        ("unknown timeout class", "version: 1\ntimeouts: { sctp: 30 }\n".into(), "policy.yaml:2:13: error: unknown field `sctp`"),
     ];
     assert!(cases.len() >= 30);
     let mut wrong = Vec::new();
@@ -340,4 +342,14 @@ fn the_fixed_policy_gives_its_action_to_every_flow() {
     assert_eq!(p.check(&s, None).action, Action::Deny);
     assert!(p.check(&s, None).settled);
     assert_eq!(p.check(&s, Some(app("ssl"))).rule, RULE_DEFAULT);
+}
+
+#[test]
+fn timeouts_override_only_the_classes_given() {
+    let c = build("version: 1\ntimeouts: { udp: 300, tcp-established: 7200 }\n");
+    let mut want = [None; 7];
+    want[crate::flow::TimeoutClass::TcpEstablished as usize] = Some(7200);
+    want[crate::flow::TimeoutClass::Udp as usize] = Some(300);
+    assert_eq!(c.policy.timeouts, want);
+    assert_eq!(build("version: 1\n").policy.timeouts, [None; 7]);
 }
