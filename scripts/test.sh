@@ -2,8 +2,9 @@
 # The whole Aperture test suite, as one command, on a fresh Debian 12 machine as root:
 #   bash scripts/test.sh        (CI runs it through .ci/run)
 # Steps: system packages (scripts/setup.sh), script syntax, cargo build, cargo test
-# (one test thread: network tests share namespaces), fuzz smoke (if fuzz/ exists).
-# Exits non-zero if any step fails. Environment: FUZZ_SECONDS (default 10) per fuzz target.
+# (one test thread: network tests share namespaces), fuzz smoke (if fuzz/ exists), the
+# container image (scripts/test-image.sh). Exits non-zero if any step fails. Environment:
+# FUZZ_SECONDS (default 10) per fuzz target, APERTURE_IMAGE_TEST=0 skips the image.
 # shellcheck disable=SC2317  # the step functions below are called indirectly, through step()
 set -euo pipefail
 
@@ -125,6 +126,11 @@ check_self_contained() {
     echo "no test, bench or script reads outside the checkout"
 }
 
+# The container image, built with podman from the Dockerfile and run as a user would.
+image_test() {
+    bash scripts/test-image.sh
+}
+
 # Further checks (promtool check metrics, tshark dissection, ...) go here as steps.
 
 # ---------------------------------------------------------------------------------------
@@ -157,6 +163,11 @@ if step "cargo build" cargo_build; then
 else
     skip "cargo test" "build failed"
     skip "fuzz smoke" "build failed"
+fi
+if [[ ${APERTURE_IMAGE_TEST:-1} == 0 ]]; then
+    skip "container image" "APERTURE_IMAGE_TEST=0"
+else
+    step "container image" image_test || true
 fi
 
 cd "$ROOT"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the container image and checks it as a user would run it (rootful podman, as root).
-# Slow (about 10 minutes on 2 cores: a release build inside the container), so it lives here
-# and not in scripts/test.sh.
+# scripts/test.sh runs it as its last step (APERTURE_IMAGE_TEST=0 skips it there); it takes
+# about 10 minutes on 2 cores, most of it the release build inside the container.
 #   1. scripts/docker-build.sh builds aperture:dev (SKIP_BUILD=1 checks an existing image);
 #   2. `podman run --rm aperture:dev` replays the embedded sample: exit 0, and the FaceTime
 #      session is named (ssl > facetime, sip > facetime, rtp > ichat-av);
