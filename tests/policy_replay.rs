@@ -274,6 +274,67 @@ fn allowing_facetime_without_stun_warns_and_drops_the_stun_flows() {
     assert!(stun_denied, "{out}");
 }
 
+/// A custom application from the policy file: its signature (TLS to Apple's 17/8 on 5223)
+/// takes the push flows from the catalog's apple-push-notifications, its own rule denies
+/// them (checked with tshark), and the rest of FaceTime stays allowed.
+#[test]
+fn a_custom_application_is_identified_and_enforced() {
+    let (_dir, sample) = bundled_sample();
+    let policy = "
+version: 1
+applications:
+  - name: corp-push
+    description: push notifications, named by the site
+    parent: [ssl]
+    signatures:
+      - { on: ssl, server: [17.0.0.0/8], port: [5223] }
+rules:
+  - { name: no-push, application: [corp-push], action: deny }
+  - name: facetime
+    application: [facetime, sip, stun, ssl, jabber, ichat-av]
+    action: allow
+default-action: deny
+";
+    let (allowed, denied, out) = check_enforcement(&sample, policy, "custom-app");
+    assert!(
+        allowed >= 8 && denied >= 2,
+        "allowed {allowed}, denied {denied}\n{out}"
+    );
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let row = |app: &str, action: &str| {
+        rows.iter()
+            .find(|t| t.len() >= 3 && t[0] == app && t[1] == action)
+            .map(|t| t[2].parse::<u64>().unwrap_or(0))
+    };
+    assert!(row("corp-push", "deny").unwrap_or(0) >= 2, "{out}");
+    assert_eq!(row("apple-push-notifications", "allow"), None, "{out}");
+    assert!(row("facetime", "allow").is_some(), "{out}");
+    // The flow log names it, with the path it was identified on.
+    let dir = TempDir::new("custom-app-log");
+    let p = dir.path().join("policy.yaml");
+    std::fs::write(&p, policy).unwrap();
+    let r = replay_with(
+        &sample,
+        dir.path(),
+        None,
+        &["--policy", p.to_str().unwrap()],
+    );
+    let push: Vec<&Value> = r.flows.iter().filter(|f| f["app"] == "corp-push").collect();
+    assert!(push.len() >= 2, "{:?}", r.flows);
+    for f in push {
+        assert_eq!(
+            f["app_path"],
+            serde_json::json!(["ssl", "corp-push"]),
+            "{f}"
+        );
+        assert_eq!(f["rule"], "no-push", "{f}");
+        assert_eq!(f["action"], "deny", "{f}");
+    }
+}
+
 #[test]
 fn a_bad_policy_fails_the_replay_with_its_line_and_column() {
     let dir = TempDir::new("bad-policy");

@@ -228,12 +228,18 @@ fn app_metrics(reg: &mut Registry, s: &Snapshot, t: &Tables) {
         ),
     ];
     let fams: Vec<Family<Labels, Counter>> = families.iter().map(|_| Family::default()).collect();
+    let undecided = t.apps() - 1;
     for i in 0..t.apps() {
         let v = t.app(i);
         if v.iter().all(|&x| x == 0) {
             continue;
         }
-        let name = s.apps.get(i).map_or(UNDECIDED, String::as_str);
+        // A row reserved for a custom application counts only once it has a name.
+        let name = match s.apps.get(i) {
+            _ if i == undecided => UNDECIDED,
+            Some(n) => n.as_str(),
+            None => continue,
+        };
         let l = vec![("app".to_string(), name.to_string())];
         for ((c, _, _), f) in families.iter().zip(&fams) {
             f.get_or_create(&l).inc_by(v[*c as usize]);

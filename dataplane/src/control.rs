@@ -110,7 +110,12 @@ impl ControlServer {
                 let (Some(file), Some(text)) = (req["file"].as_str(), req["text"].as_str()) else {
                     return json!({"ok": false, "errors": ["install needs `file` and `text`"]});
                 };
-                match policy::compile(text, file, &self.catalog, Some(&self.ports)) {
+                // Against the running catalog, custom applications included: a custom
+                // application keeps its id across reloads, and one the new policy drops
+                // keeps its name for the flows that still have it.
+                let running = self.store.current().catalog.clone();
+                let catalog = running.as_deref().unwrap_or(&self.catalog);
+                match policy::compile(text, file, catalog, Some(&self.ports)) {
                     Ok(c) => {
                         let generation = self.store.install(c.policy);
                         self.installed += 1;
@@ -302,6 +307,29 @@ mod tests {
         let r = serve_until(&mut server, h);
         assert_eq!(r["generation"], 2);
         assert_eq!((server.installed, server.refused), (1, 1));
+        // Custom applications across installs: compiled against the running catalog, so a
+        // kept one keeps its id and a dropped one keeps its name.
+        let custom = |names: &[&str]| {
+            let apps: String = names
+                .iter()
+                .map(|n| {
+                    format!(
+                        "  - {{ name: {n}, signatures: [{{ on: ssl, host: [{n}.example] }}] }}\n"
+                    )
+                })
+                .collect();
+            json!({"cmd": "install", "file": "p.yaml", "text": format!("version: 1\napplications:\n{apps}")})
+        };
+        let h = client(custom(&["corp-a", "corp-b"]));
+        assert_eq!(serve_until(&mut server, h)["ok"], true);
+        let first = store.current().catalog.clone().unwrap();
+        let h = client(custom(&["corp-c", "corp-b"]));
+        assert_eq!(serve_until(&mut server, h)["ok"], true);
+        let second = store.current().catalog.clone().unwrap();
+        for n in ["corp-a", "corp-b"] {
+            assert_eq!(first.by_name(n), second.by_name(n), "{n}");
+        }
+        assert_eq!(second.apps.len(), first.apps.len() + 1);
         drop(server);
         assert!(!path.exists());
         let _ = std::fs::remove_dir_all(dir);

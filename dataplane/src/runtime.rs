@@ -1,7 +1,7 @@
 //! Starting and stopping the workers: one per worker lcore, each owning a queue on every port.
 //! The main lcore stays the service thread: it drains the flow log, watches for the end of a
 //! replay or a signal, and collects the final counters.
-use crate::appid::catalog::{AppId, Catalog};
+use crate::appid::catalog::{AppId, Catalog, MAX_CUSTOM_APPS};
 use crate::appid::engine::{Engine, Limits};
 use crate::clock::Clock;
 use crate::config::{Config, Forwarding};
@@ -114,6 +114,7 @@ pub fn start(
     let catalog = Arc::new(Catalog::of_config(&cfg.app_id)?);
     let layout = Layout {
         apps: catalog.apps.iter().map(|a| a.name.clone()).collect(),
+        custom_apps: MAX_CUSTOM_APPS,
         ports: cfg.ports.iter().map(|p| p.name.clone()).collect(),
     };
     let stats = Arc::new(StatsSegment::create(
@@ -191,7 +192,7 @@ pub fn start(
         lcores: cfg.workers.lcores.clone(),
         records: 0,
         per_proto: vec![(0, 0, 0); 256],
-        per_app: vec![(0, 0, 0); catalog.apps.len()],
+        per_app: vec![(0, 0, 0); catalog.apps.len() + MAX_CUSTOM_APPS],
         catalog,
         top: Vec::with_capacity(TOP_FLOWS + 1),
         policy: opts.policy.clone(),
@@ -209,6 +210,7 @@ impl Running {
     /// policy store has assigned since the last call, and publishes the ports' driver
     /// counters. Cheap enough to call every few milliseconds.
     pub fn service(&mut self) {
+        self.refresh_catalog();
         if let Some(store) = &self.policy {
             if store.slot_count() != self.named_slots {
                 let names = store.slot_names();
@@ -226,8 +228,28 @@ impl Running {
         self.stats.publish_ports(&self.port_words);
     }
 
+    /// Takes on the running policy's catalog when it brought custom applications (the
+    /// catalog only grows, so every id a record holds keeps its name) and names their rows
+    /// in the stats segment.
+    fn refresh_catalog(&mut self) {
+        let Some(store) = &self.policy else {
+            return;
+        };
+        let p = store.current();
+        let Some(c) = &p.catalog else {
+            return;
+        };
+        if Arc::ptr_eq(c, &self.catalog) {
+            return;
+        }
+        self.catalog = Arc::clone(c);
+        let names: Vec<&str> = c.apps.iter().map(|a| a.name.as_str()).collect();
+        self.stats.name_apps(&names);
+    }
+
     /// Writes every queued flow record to `out`.
     pub fn drain_log(&mut self, out: &mut impl Write) -> Result<(), RuntimeError> {
+        self.refresh_catalog();
         for q in &self.logs {
             while let Some(r) = q.pop() {
                 let rule = r.rule_of(self.policy.as_deref());

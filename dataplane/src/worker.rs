@@ -15,7 +15,7 @@
 //! A worker owns its flow table, counters, neighbour cache and tx buffers; it shares nothing
 //! mutable with other threads except the lock-free flow-log queue and its own block of the
 //! stats segment. Per packet it never allocates, locks, or makes a system call.
-use crate::appid::catalog::AppId;
+use crate::appid::catalog::{AppId, MAX_CUSTOM_APPS};
 use crate::appid::engine::{AppEvent, Engine};
 use crate::clock::Clock;
 use crate::flow::{Dir, EndReason, Flow, FlowRef, FlowTable, Slot, Tracked};
@@ -105,7 +105,7 @@ impl Worker {
         pool: Arc<Mempool>,
     ) -> Worker {
         let tx = ports.iter().map(|_| TxBuffer::default()).collect();
-        let tables = Tables::new(appid.catalog.apps.len());
+        let tables = Tables::new(appid.catalog.apps.len() + MAX_CUSTOM_APPS);
         Worker {
             id,
             queue,
@@ -234,6 +234,13 @@ impl Worker {
                     .is_none_or(|c| c.timeouts != latest.timeouts)
                 {
                     self.flows.set_timeouts(&latest.timeouts);
+                }
+                // A policy with custom applications brings its catalog (append-only: the
+                // ids this worker's flows hold keep their meaning).
+                if let Some(c) = &latest.catalog {
+                    if !Arc::ptr_eq(c, &self.appid.catalog) {
+                        self.appid.catalog = Arc::clone(c);
+                    }
                 }
                 self.current = Some(Arc::clone(latest));
             }

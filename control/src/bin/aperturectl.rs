@@ -40,8 +40,12 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum Show {
-    /// The catalog's applications and what each depends on.
-    Apps,
+    /// The catalog's applications and what each depends on, with the custom applications
+    /// of a policy file (`--policy`, else the one dataplane.yaml names).
+    Apps {
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
     /// The dataplane's running policy generation.
     Policy,
     /// Per-worker counters from the stats segment.
@@ -79,7 +83,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Check { file } => return check(&file, &cfg, cli.json, &mut out),
         Cmd::Reload { control } => return reload(&control, cli.json, &mut out),
-        Cmd::Show(Show::Apps) => show_apps(&cfg, cli.json, &mut out),
+        Cmd::Show(Show::Apps { policy }) => show_apps(&cfg, policy.as_deref(), cli.json, &mut out),
         Cmd::Show(Show::Policy) => show_policy(&cfg, cli.json, &mut out),
         Cmd::Show(Show::Workers) => show_workers(&cfg, cli.json, &mut out),
         Cmd::Show(Show::Rules) => show_rules(&cfg, cli.json, &mut out),
@@ -122,22 +126,36 @@ fn check(file: &Path, cfg: &Config, as_json: bool, out: &mut impl Write) -> Exit
     let ports: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
     let compiled = policy::compile::read_file(file)
         .and_then(|text| policy::compile(&text, &name, &cat, Some(&ports)));
-    let (ok, errors, warnings, rules) = match compiled {
-        Ok(c) => (true, vec![], c.warnings, c.policy.rules.len()),
-        Err(e) => (false, e, vec![], 0),
+    let (ok, errors, warnings, rules, custom) = match compiled {
+        Ok(c) => {
+            let custom = c
+                .policy
+                .catalog
+                .as_ref()
+                .map_or(0, |k| k.apps.len() - k.builtin);
+            (true, vec![], c.warnings, c.policy.rules.len(), custom)
+        }
+        Err(e) => (false, e, vec![], 0, 0),
     };
     let lines = |d: &[policy::Diagnostic]| d.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let _ = if as_json {
         writeln!(
             out,
             "{}",
-            json!({"ok": ok, "rules": rules, "errors": lines(&errors), "warnings": lines(&warnings)})
+            json!({"ok": ok, "rules": rules, "custom_applications": custom,
+                   "errors": lines(&errors), "warnings": lines(&warnings)})
         )
     } else {
         for l in lines(&errors).iter().chain(lines(&warnings).iter()) {
             let _ = writeln!(out, "{l}");
         }
-        if ok {
+        if ok && custom > 0 {
+            writeln!(
+                out,
+                "{name}: ok ({rules} rules, {custom} custom applications, {} warnings)",
+                warnings.len()
+            )
+        } else if ok {
             writeln!(
                 out,
                 "{name}: ok ({rules} rules, {} warnings)",
@@ -203,28 +221,57 @@ fn reload(control: &str, as_json: bool, out: &mut impl Write) -> ExitCode {
     }
 }
 
-fn show_apps(cfg: &Config, as_json: bool, out: &mut impl Write) -> Result<(), String> {
-    let cat = catalog(cfg)?;
+fn show_apps(
+    cfg: &Config,
+    policy_file: Option<&Path>,
+    as_json: bool,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let base = catalog(cfg)?;
+    // A policy's custom applications join the list (the policy must compile).
+    let extended = match policy_file.or(cfg.policy.as_deref()) {
+        Some(file) => {
+            let name = file.display().to_string();
+            let ports: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
+            policy::compile::read_file(file)
+                .and_then(|text| policy::compile(&text, &name, &base, Some(&ports)))
+                .map_err(|e| {
+                    let lines: Vec<String> = e.iter().map(|d| d.to_string()).collect();
+                    lines.join("\n")
+                })?
+                .policy
+                .catalog
+        }
+        None => None,
+    };
+    let cat = extended.as_deref().unwrap_or(&base);
     let names = |v: &[aperture_dataplane::appid::catalog::AppId]| {
         v.iter()
             .map(|a| cat.name(*a).to_string())
             .collect::<Vec<_>>()
     };
-    for a in &cat.apps {
+    for (i, a) in cat.apps.iter().enumerate() {
+        let custom = i >= cat.builtin;
         let r = if as_json {
             writeln!(
                 out,
                 "{}",
                 json!({"name": a.name, "description": a.description, "depends_on": names(&a.depends_on),
-                       "implicit_uses": names(&a.implicit_uses), "default_ports": a.default_ports})
+                       "implicit_uses": names(&a.implicit_uses), "default_ports": a.default_ports,
+                       "custom": custom})
             )
         } else {
             writeln!(
                 out,
-                "{:<26} depends on: {:<36} implicitly uses: {}",
+                "{:<26} depends on: {:<36} implicitly uses: {}{}",
                 a.name,
                 names(&a.depends_on).join(", "),
-                names(&a.implicit_uses).join(", ")
+                names(&a.implicit_uses).join(", "),
+                if custom {
+                    "  (custom, from the policy)"
+                } else {
+                    ""
+                }
             )
         };
         if r.is_err() {

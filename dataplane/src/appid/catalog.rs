@@ -9,6 +9,10 @@ use std::path::Path;
 /// The catalog the binary uses without `app-id.catalog` in dataplane.yaml.
 pub const EMBEDDED: &str = include_str!("../../../conf/apps.yaml");
 
+/// Custom applications (a policy's `applications:`) that can exist while a dataplane runs:
+/// the stats segment reserves this many application rows for them.
+pub const MAX_CUSTOM_APPS: usize = 64;
+
 /// Index of an application in the catalog.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct AppId(pub u16);
@@ -25,10 +29,11 @@ struct File {
     applications: Vec<AppSpec>,
 }
 
+/// One application as `apps.yaml` (and a policy's `applications:`) writes it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct AppSpec {
-    name: String,
+pub struct AppSpec {
+    pub name: String,
     #[serde(default)]
     description: String,
     /// The decoder protocol this application is (base protocols only).
@@ -55,7 +60,7 @@ struct AppSpec {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct SigSpec {
+pub struct SigSpec {
     on: String,
     #[serde(default)]
     host: Vec<String>,
@@ -115,6 +120,9 @@ pub struct App {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pub apps: Vec<App>,
+    /// How many of `apps` come from the catalog file; the rest are a policy's custom
+    /// applications (see `with_custom`).
+    pub builtin: usize,
     /// App of each decoder protocol, indexed by `Proto as usize`.
     by_proto: Vec<AppId>,
     signatures: Vec<Signature>,
@@ -155,6 +163,65 @@ pub fn glob(pattern: &str, text: &str) -> bool {
         }
     }
     p[pi..].iter().all(|&c| c == b'*')
+}
+
+fn not_in_catalog(app: &str, what: &str, n: &str) -> String {
+    format!("application {app:?}: {what} names {n:?}, which is not in the catalog")
+}
+
+/// Compiles one application spec as application `me`; names resolve through `resolve`.
+fn build_app(
+    a: &AppSpec,
+    me: AppId,
+    resolve: &dyn Fn(&str) -> Option<AppId>,
+) -> Result<(App, Vec<Signature>), String> {
+    let id = |n: &str, what: &str| resolve(n).ok_or_else(|| not_in_catalog(&a.name, what, n));
+    let list = |v: &[String], what: &str| -> Result<Vec<AppId>, String> {
+        v.iter().map(|n| id(n, what)).collect()
+    };
+    let mut signatures = Vec::new();
+    for s in &a.signatures {
+        let server = s
+            .server
+            .iter()
+            .map(|p| {
+                p.parse::<Prefix>()
+                    .map_err(|e| format!("application {:?}: server: {e}", a.name))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ports = s
+            .port
+            .iter()
+            .map(|p| match p {
+                PortSpec::One(n) => Ok((*n, *n)),
+                PortSpec::Range(r) => r
+                    .split_once('-')
+                    .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+                    .filter(|(a, b): &(u16, u16)| a <= b)
+                    .ok_or_else(|| format!("application {:?}: port {r:?} is not N or N-M", a.name)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        signatures.push(Signature {
+            on: id(&s.on, "a signature's `on`")?,
+            host: s.host.clone(),
+            user_agent: s.user_agent.clone(),
+            stun_software: s.stun_software.clone(),
+            server,
+            ports,
+            app: me,
+        });
+    }
+    let app = App {
+        name: a.name.clone(),
+        description: a.description.clone(),
+        parent: list(&a.parent, "parent")?,
+        default_ports: a.default_ports.clone(),
+        depends_on: list(&a.depends_on, "depends-on")?,
+        implicit_uses: list(&a.implicit_uses, "implicit-uses")?,
+        timeouts: a.timeouts.unwrap_or_default(),
+        alg: a.alg.clone(),
+    };
+    Ok((app, signatures))
 }
 
 fn err(file: &str, message: String) -> ConfigError {
@@ -208,19 +275,13 @@ impl Catalog {
                 .iter()
                 .position(|x| *x == n)
                 .map(|i| AppId(i as u16))
-                .ok_or_else(|| {
-                    err(
-                        file,
-                        format!(
-                            "application {app:?}: {what} names {n:?}, which is not in the catalog"
-                        ),
-                    )
-                })
+                .ok_or_else(|| err(file, not_in_catalog(app, what, n)))
         };
         let mut by_proto = vec![AppId::NONE; Proto::ALL.len()];
         let mut by_ip_proto = vec![AppId::NONE; 256];
         let mut apps = Vec::new();
         let mut signatures = Vec::new();
+        let resolve = |n: &str| names.iter().position(|x| *x == n).map(|i| AppId(i as u16));
         for (i, a) in f.applications.iter().enumerate() {
             if let Some(d) = &a.decoder {
                 let p = Proto::ALL.iter().find(|p| p.name() == d).ok_or_else(|| {
@@ -231,58 +292,9 @@ impl Catalog {
             if let Some(n) = a.ip_protocol {
                 by_ip_proto[n as usize] = AppId(i as u16);
             }
-            let list = |v: &[String], what: &str| -> Result<Vec<AppId>, ConfigError> {
-                v.iter().map(|n| id(n, what, &a.name)).collect()
-            };
-            for s in &a.signatures {
-                let server = s
-                    .server
-                    .iter()
-                    .map(|p| {
-                        p.parse::<Prefix>().map_err(|e| {
-                            err(file, format!("application {:?}: server: {e}", a.name))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let ports = s
-                    .port
-                    .iter()
-                    .map(|p| match p {
-                        PortSpec::One(n) => Ok((*n, *n)),
-                        PortSpec::Range(r) => r
-                            .split_once('-')
-                            .and_then(|(a, b)| {
-                                Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
-                            })
-                            .filter(|(a, b): &(u16, u16)| a <= b)
-                            .ok_or_else(|| {
-                                err(
-                                    file,
-                                    format!("application {:?}: port {r:?} is not N or N-M", a.name),
-                                )
-                            }),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                signatures.push(Signature {
-                    on: id(&s.on, "a signature's `on`", &a.name)?,
-                    host: s.host.clone(),
-                    user_agent: s.user_agent.clone(),
-                    stun_software: s.stun_software.clone(),
-                    server,
-                    ports,
-                    app: AppId(i as u16),
-                });
-            }
-            apps.push(App {
-                name: a.name.clone(),
-                description: a.description.clone(),
-                parent: list(&a.parent, "parent")?,
-                default_ports: a.default_ports.clone(),
-                depends_on: list(&a.depends_on, "depends-on")?,
-                implicit_uses: list(&a.implicit_uses, "implicit-uses")?,
-                timeouts: a.timeouts.unwrap_or_default(),
-                alg: a.alg.clone(),
-            });
+            let (app, sigs) = build_app(a, AppId(i as u16), &resolve).map_err(|m| err(file, m))?;
+            apps.push(app);
+            signatures.extend(sigs);
         }
         if let Some(p) = Proto::ALL
             .iter()
@@ -301,10 +313,138 @@ impl Catalog {
             insufficient_data: need("insufficient-data")?,
             unknown_ip: need("unknown-ip")?,
             by_ip_proto,
+            builtin: apps.len(),
             apps,
             by_proto,
             signatures,
         })
+    }
+
+    /// This catalog with a policy's custom applications: `custom` in order, each either
+    /// replacing the custom application of that name this catalog already has (it keeps its
+    /// id) or appended. Custom applications this catalog has that `custom` no longer defines
+    /// stay, without signatures, so that ids given out before keep their names. Custom
+    /// applications are identified only by signatures on a protocol App-ID decodes; their
+    /// signatures are tried before the catalog's, so a custom application takes precedence.
+    /// At most `max_custom` custom ids exist. On an error returns the index into `custom` of
+    /// the application at fault (or `custom.len()` when the total is) and the message.
+    pub fn with_custom(
+        &self,
+        custom: &[&AppSpec],
+        max_custom: usize,
+    ) -> Result<Catalog, (usize, String)> {
+        let mut names: Vec<&str> = self.apps.iter().map(|a| a.name.as_str()).collect();
+        let mut ids = Vec::with_capacity(custom.len());
+        for (k, a) in custom.iter().enumerate() {
+            let n = a.name.as_str();
+            if custom[..k].iter().any(|b| b.name == n) {
+                return Err((k, format!("application {n:?} is defined twice")));
+            }
+            match names.iter().position(|x| *x == n) {
+                Some(i) if i < self.builtin => {
+                    return Err((
+                        k,
+                        format!(
+                            "application {n:?} is already in the catalog (a custom application needs a name of its own)"
+                        ),
+                    ))
+                }
+                Some(i) => ids.push(AppId(i as u16)),
+                None => {
+                    ids.push(AppId(names.len() as u16));
+                    names.push(n);
+                }
+            }
+        }
+        if names.len() - self.builtin > max_custom {
+            return Err((
+                custom.len(),
+                format!(
+                    "applications: at most {max_custom} custom applications can be defined while the dataplane runs (removed ones keep their ids until a restart)"
+                ),
+            ));
+        }
+        let resolve = |n: &str| names.iter().position(|x| *x == n).map(|i| AppId(i as u16));
+        let mut c = self.clone();
+        let mut first = Vec::new();
+        for (k, (a, id)) in custom.iter().zip(&ids).enumerate() {
+            if a.decoder.is_some() || a.ip_protocol.is_some() {
+                return Err((
+                    k,
+                    format!(
+                        "application {:?}: `decoder` and `ip-protocol` are for the catalog's protocols; a custom application is identified by its signatures",
+                        a.name
+                    ),
+                ));
+            }
+            if a.signatures.is_empty() {
+                return Err((
+                    k,
+                    format!(
+                        "application {:?}: a custom application needs at least one signature (App-ID could never name it)",
+                        a.name
+                    ),
+                ));
+            }
+            let (app, sigs) = build_app(a, *id, &resolve).map_err(|m| (k, m))?;
+            for sig in &sigs {
+                if !self.by_proto.contains(&sig.on) {
+                    let decoded: Vec<&str> = Proto::ALL.iter().map(|p| p.name()).collect();
+                    return Err((
+                        k,
+                        format!(
+                            "application {:?}: a signature's `on` must be a protocol App-ID decodes ({}), not {:?}",
+                            a.name,
+                            decoded.join(", "),
+                            names[sig.on.0 as usize]
+                        ),
+                    ));
+                }
+                if sig.host.is_empty()
+                    && sig.user_agent.is_empty()
+                    && sig.stun_software.is_empty()
+                    && sig.server.is_empty()
+                    && sig.ports.is_empty()
+                {
+                    return Err((
+                        k,
+                        format!(
+                            "application {:?}: a signature needs at least one of host, user-agent, stun-software, server, port",
+                            a.name
+                        ),
+                    ));
+                }
+            }
+            first.extend(sigs);
+            let at = id.0 as usize;
+            if at < c.apps.len() {
+                c.apps[at] = app;
+            } else {
+                c.apps.push(app);
+            }
+        }
+        // Custom applications no longer defined: names only.
+        for (i, app) in c.apps.iter_mut().enumerate().skip(self.builtin) {
+            if !ids.contains(&AppId(i as u16)) {
+                app.description = "(custom application no longer in the policy)".into();
+                app.depends_on.clear();
+                app.implicit_uses.clear();
+                app.default_ports.clear();
+            }
+        }
+        first.extend(
+            self.signatures
+                .iter()
+                .filter(|s| (s.app.0 as usize) < self.builtin)
+                .cloned(),
+        );
+        c.signatures = first;
+        Ok(c)
+    }
+
+    /// Whether `a` is a policy's custom application.
+    pub fn is_custom(&self, a: AppId) -> bool {
+        (a.0 as usize) >= self.builtin && (a.0 as usize) < self.apps.len()
     }
 
     pub fn name(&self, a: AppId) -> &str {

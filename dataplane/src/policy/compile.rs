@@ -3,12 +3,13 @@
 //! application dependencies), each with file, line and column.
 use super::model::{self, Action, PolicyFile, Ref};
 use super::{Policy, PortRange, Rule, Service, Span, MAX_RULES, MAX_ZONES, NO_ZONE};
-use crate::appid::catalog::{AppId, Catalog};
+use crate::appid::catalog::{AppId, AppSpec, Catalog, MAX_CUSTOM_APPS};
 use crate::config::ConfigError;
 use serde_saphyr::Spanned;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Largest policy file accepted (bytes).
 pub const MAX_FILE_BYTES: usize = 4 << 20;
@@ -97,24 +98,55 @@ pub fn compile(
         }],
         other => vec![whole(file, other.to_string())],
     })?;
+    let extended = custom_catalog(&model, catalog, file)?;
     let mut c = Compiler {
         file,
-        catalog,
+        catalog: extended.as_deref().unwrap_or(catalog),
         errors: Vec::new(),
         warnings: Vec::new(),
         ranges: Vec::new(),
         ports: Vec::new(),
         apps: Vec::new(),
     };
-    let policy = c.policy(&model, ports);
-    if c.errors.is_empty() {
-        Ok(Compiled {
-            policy,
-            warnings: c.warnings,
-        })
+    let mut policy = c.policy(&model, ports);
+    let errors = std::mem::take(&mut c.errors);
+    let warnings = std::mem::take(&mut c.warnings);
+    drop(c);
+    policy.catalog = extended;
+    if errors.is_empty() {
+        Ok(Compiled { policy, warnings })
     } else {
-        Err(c.errors)
+        Err(errors)
     }
+}
+
+/// The catalog extended with the policy's custom applications, when it has any or `catalog`
+/// already carries some (which then stay, retired, so their ids keep their names).
+fn custom_catalog(
+    m: &PolicyFile,
+    catalog: &Catalog,
+    file: &str,
+) -> Result<Option<Arc<Catalog>>, Vec<Diagnostic>> {
+    if m.applications.is_empty() && catalog.apps.len() == catalog.builtin {
+        return Ok(None);
+    }
+    let specs: Vec<&AppSpec> = m.applications.iter().map(|a| &a.value).collect();
+    catalog
+        .with_custom(&specs, MAX_CUSTOM_APPS)
+        .map(|c| Some(Arc::new(c)))
+        .map_err(|(k, message)| {
+            let (line, column) = m
+                .applications
+                .get(k)
+                .map_or((0, 0), |a| (a.referenced.line(), a.referenced.column()));
+            vec![Diagnostic {
+                severity: Severity::Error,
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }]
+        })
 }
 
 fn whole(file: &str, message: String) -> Diagnostic {
@@ -268,6 +300,7 @@ impl<'a> Compiler<'a> {
             default_log: m.default_log.unwrap_or(true),
             rule_slots: Vec::new(),
             timeouts,
+            catalog: None,
         }
     }
 

@@ -18,8 +18,9 @@ pub use compile::{compile, Compiled, Diagnostic, Severity};
 pub use model::Action;
 pub use store::{PolicyReader, PolicyStore};
 
-use crate::appid::catalog::AppId;
+use crate::appid::catalog::{AppId, Catalog};
 use crate::packet::IpAddr16;
+use std::sync::Arc;
 
 /// `Verdict::rule` when no rule matched (the default action).
 pub const RULE_DEFAULT: u16 = u16::MAX;
@@ -187,6 +188,10 @@ pub struct Policy {
     pub rule_slots: Vec<u16>,
     /// Idle timeouts (seconds) per `flow::TimeoutClass` the policy sets (None: dataplane.yaml's).
     pub timeouts: [Option<u32>; 7],
+    /// The catalog with the policy's custom applications (`Catalog::with_custom`), which the
+    /// workers' App-ID takes on when they pick the policy up; None: the catalog the policy
+    /// was compiled against, unchanged.
+    pub catalog: Option<Arc<Catalog>>,
 }
 
 impl Policy {
@@ -213,6 +218,7 @@ impl Policy {
             default_log: true,
             rule_slots: Vec::new(),
             timeouts: [None; 7],
+            catalog: None,
         }
     }
 

@@ -9,6 +9,11 @@
 //!   - { name: lan, prefixes: [192.168.0.0/16, "10.0.0.1-10.0.0.50", "2001:db8::/32"] }
 //! address-groups:
 //!   - { name: clients, members: [lan] }
+//! applications:
+//!   - name: corp-portal
+//!     parent: [ssl]
+//!     signatures: [{ on: ssl, host: ["portal.example.com"] }]
+//!     default-ports: [tcp/443]
 //! rules:
 //!   - name: facetime
 //!     from: [inside]
@@ -18,6 +23,7 @@
 //!     action: allow
 //! default-action: deny
 //! ```
+use crate::appid::catalog::AppSpec;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -35,6 +41,10 @@ pub struct PolicyFile {
     pub addresses: Vec<Address>,
     #[serde(default)]
     pub address_groups: Vec<AddressGroup>,
+    /// Custom applications, in `conf/apps.yaml`'s schema (signatures on a decoded protocol;
+    /// tried before the catalog's).
+    #[serde(default)]
+    pub applications: Vec<Spanned<AppSpec>>,
     #[serde(default)]
     pub rules: Vec<Rule>,
     /// What happens to a flow no rule matches (default `deny`).

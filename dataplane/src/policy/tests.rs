@@ -310,6 +310,15 @@ fn invalid_policies_are_rejected_precisely() {
         ("empty file", "".into(), "policy.yaml"),
         ("zero timeout", "version: 1\ntimeouts: { udp: 0 }\n".into(), "policy.yaml:2:18: error: expected a timeout of 1 to 604800 seconds, found 0"),
         ("unknown timeout class", "version: 1\ntimeouts: { sctp: 30 }\n".into(), "policy.yaml:2:13: error: unknown field `sctp`"),
+        ("custom app named like the catalog's", "version: 1\napplications:\n  - { name: ssl, signatures: [{ on: ssl, host: [a.example] }] }\n".into(), "policy.yaml:3:5: error: application \"ssl\" is already in the catalog"),
+        ("custom app without signatures", "version: 1\napplications:\n  - { name: corp, parent: [ssl] }\n".into(), "policy.yaml:3:5: error: application \"corp\": a custom application needs at least one signature"),
+        ("custom app on a non-protocol", "version: 1\napplications:\n  - { name: corp, signatures: [{ on: facetime, host: [a.example] }] }\n".into(), "policy.yaml:3:5: error: application \"corp\": a signature's `on` must be a protocol App-ID decodes"),
+        ("custom app signature matching everything", "version: 1\napplications:\n  - { name: corp, signatures: [{ on: ssl }] }\n".into(), "needs at least one of host, user-agent, stun-software, server, port"),
+        ("custom app with a decoder", "version: 1\napplications:\n  - { name: corp, decoder: ssl, signatures: [{ on: ssl, host: [x] }] }\n".into(), "`decoder` and `ip-protocol` are for the catalog's protocols"),
+        ("custom app with an unknown dependency", "version: 1\napplications:\n  - name: corp\n    depends-on: [skype]\n    signatures: [{ on: ssl, host: [x] }]\n".into(), "policy.yaml:3:5: error: application \"corp\": depends-on names \"skype\", which is not in the catalog"),
+        ("custom app defined twice", "version: 1\napplications:\n  - { name: corp, signatures: [{ on: ssl, host: [x] }] }\n  - { name: corp, signatures: [{ on: ssl, host: [y] }] }\n".into(), "policy.yaml:4:5: error: application \"corp\" is defined twice"),
+        ("custom app with a bad server prefix", "version: 1\napplications:\n  - { name: corp, signatures: [{ on: ssl, server: [10.0.0.0/99] }] }\n".into(), "policy.yaml:3:5: error: application \"corp\": server:"),
+        ("custom app unknown key", "version: 1\napplications:\n  - { name: corp, colour: red }\n".into(), "policy.yaml:3:19: error: unknown field `colour`"),
     ];
     assert!(cases.len() >= 30);
     let mut wrong = Vec::new();
@@ -352,4 +361,139 @@ fn timeouts_override_only_the_classes_given() {
     want[crate::flow::TimeoutClass::Udp as usize] = Some(300);
     assert_eq!(c.policy.timeouts, want);
     assert_eq!(build("version: 1\n").policy.timeouts, [None; 7]);
+}
+
+const CUSTOM: &str = "
+version: 1
+applications:
+  - name: corp-portal
+    description: the intranet portal
+    parent: [ssl]
+    default-ports: [tcp/8443]
+    depends-on: [dns]
+    signatures:
+      - { on: ssl, host: ['*.portal.example'] }
+  - name: corp-sip
+    parent: [sip]
+    signatures:
+      - { on: sip, user-agent: ['CorpPhone*'] }
+rules:
+  - { name: portal, application: [corp-portal], service: application-default, action: allow }
+  - { name: phones, application: [corp-sip, sip], action: deny }
+";
+
+fn subject_ev<'a>(ev: &'a crate::appid::Evidence, port: u16) -> crate::appid::catalog::Subject<'a> {
+    crate::appid::catalog::Subject {
+        ev,
+        server: "192.0.2.7".parse().ok(),
+        server_port: port,
+    }
+}
+
+/// Custom applications join the catalog the policy carries: rules name them, their default
+/// ports make `application-default`, their dependencies draw the warning, and their
+/// signatures win over the catalog's (a custom application takes precedence).
+#[test]
+fn custom_applications_are_named_by_rules_and_identified_first() {
+    let base = catalog();
+    let c = build(CUSTOM);
+    let cat = c
+        .policy
+        .catalog
+        .clone()
+        .expect("the policy carries its catalog");
+    assert_eq!(cat.builtin, base.apps.len());
+    let portal = cat.by_name("corp-portal").unwrap();
+    let corp_sip = cat.by_name("corp-sip").unwrap();
+    assert_eq!(portal.0 as usize, base.apps.len());
+    assert_eq!(corp_sip.0 as usize, base.apps.len() + 1);
+    assert!(cat.is_custom(portal) && !cat.is_custom(cat.by_name("ssl").unwrap()));
+    // The dependency warning names what the custom application needs.
+    let w: Vec<String> = c.warnings.iter().map(|d| d.to_string()).collect();
+    assert!(
+        w.iter()
+            .any(|l| l.contains("corp-portal") && l.contains("dns")),
+        "{w:?}"
+    );
+    // Enforcement: the portal on its default port is allowed, elsewhere not.
+    let p = &c.policy;
+    let s = |port| subject("10.0.0.1", "192.0.2.7", 6, port);
+    assert_eq!(p.check(&s(8443), Some(portal)).action, Action::Allow);
+    assert_eq!(p.check(&s(443), Some(portal)).action, Action::Deny);
+    // Identification: the custom signature shifts ssl, and wins over the catalog's.
+    let ssl = cat.by_name("ssl").unwrap();
+    let mut ev = crate::appid::Evidence::default();
+    ev.host.set(b"www.portal.example");
+    assert_eq!(cat.shift(ssl, &subject_ev(&ev, 443)), Some(portal));
+    assert_eq!(base.shift(ssl, &subject_ev(&ev, 443)), None);
+    let sip = cat.by_name("sip").unwrap();
+    let mut ev = crate::appid::Evidence::default();
+    ev.user_agent.set(b"CorpPhone 2.1");
+    assert_eq!(cat.shift(sip, &subject_ev(&ev, 5060)), Some(corp_sip));
+    // The catalog's own signatures still apply.
+    let mut ev = crate::appid::Evidence::default();
+    ev.user_agent.set(b"Viceroy 1.4");
+    assert_eq!(
+        cat.shift(sip, &subject_ev(&ev, 16402)).map(|a| cat.name(a)),
+        Some("facetime")
+    );
+}
+
+/// Recompiled against the running catalog (as the dataplane does on a reload), a custom
+/// application keeps its id; one the new policy drops stays as a name without signatures;
+/// a new one is appended; past `MAX_CUSTOM_APPS` the reload is refused.
+#[test]
+fn custom_application_ids_are_stable_across_reloads() {
+    let first = build(CUSTOM).policy.catalog.unwrap();
+    let portal = first.by_name("corp-portal").unwrap();
+    let corp_sip = first.by_name("corp-sip").unwrap();
+    let next = "
+version: 1
+applications:
+  - name: corp-video
+    signatures: [{ on: rtp, server: [192.0.2.0/24] }]
+  - name: corp-portal
+    signatures: [{ on: ssl, host: ['portal2.example'] }]
+rules:
+  - { name: video, application: [corp-video], action: allow }
+";
+    let c = compile(next, "policy.yaml", &first, Some(&ports())).unwrap();
+    let cat = c.policy.catalog.unwrap();
+    assert_eq!(cat.by_name("corp-portal"), Some(portal), "kept its id");
+    assert_eq!(cat.by_name("corp-sip"), Some(corp_sip), "kept as a name");
+    assert_eq!(cat.by_name("corp-video").unwrap().0, corp_sip.0 + 1);
+    assert_eq!(cat.builtin, first.builtin);
+    // The retired one no longer matches; the redefined one matches its new signature only.
+    let sip = cat.by_name("sip").unwrap();
+    let mut ev = crate::appid::Evidence::default();
+    ev.user_agent.set(b"CorpPhone 2.1");
+    assert_eq!(cat.shift(sip, &subject_ev(&ev, 5060)), None);
+    let ssl = cat.by_name("ssl").unwrap();
+    let mut ev = crate::appid::Evidence::default();
+    ev.host.set(b"www.portal.example");
+    assert_eq!(cat.shift(ssl, &subject_ev(&ev, 443)), None);
+    ev.host.set(b"portal2.example");
+    assert_eq!(cat.shift(ssl, &subject_ev(&ev, 443)), Some(portal));
+    // A policy without custom applications still carries the running ones, retired.
+    let c = compile("version: 1\n", "policy.yaml", &cat, Some(&ports())).unwrap();
+    let k = c.policy.catalog.unwrap();
+    assert_eq!(k.apps.len(), cat.apps.len());
+    assert_eq!(k.by_name("corp-video").map(|a| k.is_custom(a)), Some(true));
+    // The total of custom ids is bounded.
+    let many: String = (0..crate::appid::catalog::MAX_CUSTOM_APPS)
+        .map(|i| format!("  - {{ name: app{i}, signatures: [{{ on: ssl, host: [h{i}] }}] }}\n"))
+        .collect();
+    let Err(e) = compile(
+        &format!("version: 1\napplications:\n{many}"),
+        "policy.yaml",
+        &k,
+        Some(&ports()),
+    ) else {
+        panic!("too many custom applications accepted");
+    };
+    assert!(
+        e[0].to_string().contains("at most 64 custom applications"),
+        "{}",
+        e[0]
+    );
 }

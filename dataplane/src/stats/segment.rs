@@ -35,13 +35,16 @@ mod h {
     pub const PORTS: usize = 6;
     pub const TSC_HZ: usize = 7;
     pub const NAMED_RULES: usize = 8;
+    pub const NAMED_APPS: usize = 9;
 }
 
 /// What the segment holds besides the general counters: the names of the applications (the
-/// catalog, in id order) and of the ports.
+/// catalog, in id order), rows reserved for applications named later (a policy's custom
+/// applications), and the names of the ports.
 #[derive(Clone, Debug, Default)]
 pub struct Layout {
     pub apps: Vec<String>,
+    pub custom_apps: usize,
     pub ports: Vec<String>,
 }
 
@@ -146,7 +149,11 @@ impl StatsSegment {
             path: path.display().to_string(),
             source,
         };
-        let g = Geometry::new(workers, layout.apps.len(), layout.ports.len());
+        let g = Geometry::new(
+            workers,
+            layout.apps.len() + layout.custom_apps,
+            layout.ports.len(),
+        );
         let shm = ShmSegment::create(path, g.total).map_err(io)?;
         let w = shm.words().expect("created read-write");
         for (i, name) in layout.apps.iter().enumerate() {
@@ -162,6 +169,7 @@ impl StatsSegment {
         w[h::RULE_SLOTS].store(RULE_SLOTS as u64, Ordering::Relaxed);
         w[h::PORTS].store(g.ports as u64, Ordering::Relaxed);
         w[h::TSC_HZ].store(aperture_dpdk::tsc_hz(), Ordering::Relaxed);
+        w[h::NAMED_APPS].store(layout.apps.len() as u64, Ordering::Relaxed);
         w[h::MAGIC].store(MAGIC, Ordering::Release);
         Ok(StatsSegment { shm, g })
     }
@@ -216,6 +224,26 @@ impl StatsSegment {
         w[h::NAMED_RULES].store(upto as u64, Ordering::Release);
     }
 
+    /// Application rows that have a name.
+    pub fn named_apps(&self) -> usize {
+        self.shm.load(h::NAMED_APPS, Ordering::Acquire) as usize
+    }
+
+    /// Names the application rows past those already named, from the catalog's names in id
+    /// order (a policy's custom applications; a name once given never changes).
+    pub fn name_apps(&self, names: &[&str]) {
+        let w = self.words();
+        let named = self.named_apps();
+        let upto = names.len().min(self.g.apps);
+        if upto <= named {
+            return;
+        }
+        for (i, name) in names.iter().enumerate().take(upto).skip(named) {
+            write_name(&w[self.g.app_name(i)..], name);
+        }
+        w[h::NAMED_APPS].store(upto as u64, Ordering::Release);
+    }
+
     pub fn path(&self) -> &Path {
         self.shm.path()
     }
@@ -265,7 +293,9 @@ pub struct SegmentSnapshot {
     pub workers: Vec<Counters>,
     /// Per worker, its application and rule tables.
     pub tables: Vec<Tables>,
-    /// Application names by id; the tables have one more entry, "undecided".
+    /// Names of the applications named so far, by id; the tables may have rows past them
+    /// (reserved for applications not named yet, not counted until named) and one more
+    /// entry, "undecided".
     pub apps: Vec<String>,
     /// (name, counters) of each port, `PORT_COUNTERS` order.
     pub ports: Vec<(String, [u64; PORT_COUNTERS.len()])>,
@@ -283,7 +313,11 @@ impl SegmentSnapshot {
 
     /// Every worker's tables summed.
     pub fn tables_total(&self) -> Tables {
-        let mut t = Tables::new(self.apps.len());
+        let rows = self
+            .tables
+            .first()
+            .map_or(self.apps.len(), |t| t.apps() - 1);
+        let mut t = Tables::new(rows);
         for w in &self.tables {
             t.merge(w);
         }
@@ -361,7 +395,8 @@ pub fn read_full(path: &Path) -> Result<SegmentSnapshot, StatsError> {
     if !seq_read(&shm, g.ports_base, &mut pbuf) {
         pbuf.fill(0);
     }
-    snap.apps = (0..apps).map(|i| read_name(&shm, g.app_name(i))).collect();
+    let named = (shm.load(h::NAMED_APPS, Ordering::Acquire) as usize).min(apps);
+    snap.apps = (0..named).map(|i| read_name(&shm, g.app_name(i))).collect();
     for (i, chunk) in pbuf.chunks_exact(PORT_COUNTERS.len()).enumerate() {
         let mut v = [0u64; PORT_COUNTERS.len()];
         v.copy_from_slice(chunk);
@@ -382,6 +417,7 @@ mod tests {
     fn layout() -> Layout {
         Layout {
             apps: vec!["dns".into(), "ssl".into()],
+            custom_apps: 0,
             ports: vec!["capture-in".into(), "capture-out".into()],
         }
     }
@@ -448,12 +484,41 @@ mod tests {
     }
 
     #[test]
+    fn reserved_application_rows_are_named_later_and_once() {
+        let path = std::env::temp_dir().join(format!("aperture-stats-apps-{}", std::process::id()));
+        let l = Layout {
+            apps: vec!["dns".into(), "ssl".into()],
+            custom_apps: 3,
+            ports: vec![],
+        };
+        let seg = StatsSegment::create(&path, 1, &l).unwrap();
+        let mut t = Tables::new(5);
+        t.app_packet(2, 10); // the first custom row, counted before it has a name
+        seg.publish(0, &Counters::default(), &t);
+        let snap = read_full(&path).unwrap();
+        assert_eq!(snap.apps, ["dns", "ssl"]);
+        assert_eq!(snap.tables_total().apps(), 6, "5 rows and undecided");
+        assert_eq!(snap.tables_total().app(2)[1], 1);
+        seg.name_apps(&["dns", "ssl", "corp-portal"]);
+        seg.name_apps(&["dns", "ssl", "renamed"]);
+        assert_eq!(
+            read_full(&path).unwrap().apps,
+            ["dns", "ssl", "corp-portal"]
+        );
+        // Never past the reserved rows.
+        seg.name_apps(&["dns", "ssl", "corp-portal", "a", "b", "c", "d"]);
+        assert_eq!(read_full(&path).unwrap().apps.len(), 5);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn long_and_multibyte_names_are_cut_at_a_character() {
         let path =
             std::env::temp_dir().join(format!("aperture-stats-names-{}", std::process::id()));
         let long = "é".repeat(40); // 80 bytes
         let l = Layout {
             apps: vec![long.clone()],
+            custom_apps: 0,
             ports: vec![],
         };
         let _seg = StatsSegment::create(&path, 1, &l).unwrap();
