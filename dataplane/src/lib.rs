@@ -11,6 +11,7 @@ pub mod flow;
 pub mod flowdump;
 pub mod flowlog;
 pub mod forward;
+pub mod nat;
 pub mod offline;
 pub mod packet;
 pub mod policy;

@@ -18,6 +18,13 @@ use hashbrown::HashTable;
 /// Index of a flow in the slab.
 pub type Slot = u32;
 const NIL: Slot = Slot::MAX;
+/// Set in an index entry that is a flow's second key (its translated tuple, under NAT).
+const ALIAS: u32 = 1 << 31;
+
+/// `Flow::bits`.
+const LIVE: u8 = 1;
+/// The flow has a second key (NAT): `FlowTable::set_alias`.
+const NAT: u8 = 2;
 /// Granularity of the idle timers: how stale a flow's place in its list may become.
 pub const REQUEUE_NS: u64 = 1_000_000_000;
 
@@ -102,8 +109,9 @@ pub struct Flow {
     queued_ns: u64,
     /// Whether the originator is the key's `lo` endpoint.
     pub orig_is_lo: bool,
-    /// False once removed: a slot found before a removal in the same burst is then stale.
-    live: bool,
+    /// `LIVE` (cleared once removed: a slot found before a removal in the same burst is
+    /// then stale), `NAT` (the flow has a second key).
+    bits: u8,
     /// App-ID has decided this flow's application: later packets skip App-ID.
     pub app_done: bool,
     /// The catalog id of the application App-ID last gave the flow (`u16::MAX` while
@@ -120,6 +128,16 @@ impl Flow {
         self.class
     }
 
+    /// Whether the flow is translated (it has a second key, `FlowTable::set_alias`).
+    #[inline(always)]
+    pub fn nat(&self) -> bool {
+        self.bits & NAT != 0
+    }
+
+    fn live(&self) -> bool {
+        self.bits & LIVE != 0
+    }
+
     /// The reason to log when this flow is removed for `cause` (a timeout, eviction, exit).
     pub fn end_reason(&self, cause: EndReason) -> EndReason {
         if self.key.proto() == proto::TCP && cause != EndReason::Evicted {
@@ -134,6 +152,14 @@ impl Flow {
         }
         cause
     }
+}
+
+/// A flow's second key, and whether the flow's originator is that key's `lo` end.
+#[derive(Clone, Copy, Debug)]
+struct Alias {
+    key: FlowKey,
+    hash: u64,
+    orig_is_lo: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -178,7 +204,7 @@ impl FlowRef {
 
     /// The slot the lookup found, if any.
     pub fn hint(&self) -> Option<Slot> {
-        (self.hint != NIL).then_some(self.hint)
+        (self.hint != NIL).then_some(self.hint & !ALIAS)
     }
 
     /// Whether the lookup missed: the packet needs the slow path (`FlowTable::insert`).
@@ -202,8 +228,12 @@ pub struct Tracked {
 }
 
 pub struct FlowTable {
+    /// Slots, or `slot | ALIAS` for a flow's second key.
     index: HashTable<Slot>,
     slots: Vec<Flow>,
+    /// Each translated flow's second key: the tuple its packets carry on the other side of
+    /// the translation. Reserved with the slab.
+    aliases: Vec<Alias>,
     free: Vec<Slot>,
     lists: [List; CLASSES],
     timeout_ns: [u64; CLASSES],
@@ -220,7 +250,7 @@ impl FlowTable {
     /// A table of `capacity` flows. `seeds` key the hash (take them from a random source: the
     /// table is keyed by attacker-controlled tuples).
     pub fn new(capacity: usize, timeouts: &Timeouts, seeds: [u64; 4]) -> FlowTable {
-        let capacity = capacity.clamp(1, (NIL - 1) as usize);
+        let capacity = capacity.clamp(1, (ALIAS - 1) as usize);
         let s = |x: u32| x as u64 * 1_000_000_000;
         let t = timeouts;
         let empty = Flow {
@@ -234,7 +264,7 @@ impl FlowTable {
             last_ns: 0,
             queued_ns: 0,
             orig_is_lo: true,
-            live: false,
+            bits: 0,
             app_done: false,
             app: u16::MAX,
             class: TimeoutClass::Other,
@@ -251,8 +281,17 @@ impl FlowTable {
             s(t.other),
         ];
         FlowTable {
-            index: HashTable::with_capacity(capacity),
+            // Room for every flow's second key too: nothing reallocates later.
+            index: HashTable::with_capacity(capacity * 2),
             slots: vec![empty; capacity],
+            aliases: vec![
+                Alias {
+                    key: empty.key,
+                    hash: 0,
+                    orig_is_lo: true,
+                };
+                capacity
+            ],
             free: (0..capacity as Slot).rev().collect(),
             lists: [List {
                 head: NIL,
@@ -301,14 +340,100 @@ impl FlowTable {
         }
     }
 
+    /// The index entry (a slot, or `slot | ALIAS`) whose key is that of `h`.
     #[inline]
     fn find(&self, h: &Headers, r: &FlowRef) -> Option<Slot> {
-        let slots = &self.slots;
+        let (slots, aliases) = (&self.slots, &self.aliases);
         self.index
             .find(r.hash, |&s| {
-                slots[s as usize].key.matches(h, r.src_is_lo, r.rest)
+                if s & ALIAS == 0 {
+                    slots[s as usize].key.matches(h, r.src_is_lo, r.rest)
+                } else {
+                    aliases[(s & !ALIAS) as usize]
+                        .key
+                        .matches(h, r.src_is_lo, r.rest)
+                }
             })
             .copied()
+    }
+
+    /// Whether index entry `e` is live and its key is that of `h`.
+    #[inline(always)]
+    fn matches(&self, e: Slot, h: &Headers, src_is_lo: bool, rest: u64) -> bool {
+        let slot = (e & !ALIAS) as usize;
+        let f = &self.slots[slot];
+        if !f.live() {
+            return false;
+        }
+        if e & ALIAS == 0 {
+            f.key.matches(h, src_is_lo, rest)
+        } else {
+            f.nat() && self.aliases[slot].key.matches(h, src_is_lo, rest)
+        }
+    }
+
+    /// Gives flow `slot` a second key: the tuple of packets of `dir` on the other side of a
+    /// translation, as (source, source port, destination, destination port). Packets with
+    /// either tuple then find the flow. False when another flow already has that tuple (the
+    /// translation must pick another). Never allocates (room was reserved in `new`).
+    pub fn set_alias(
+        &mut self,
+        slot: Slot,
+        dir: Dir,
+        src: (crate::packet::IpAddr16, u16),
+        dst: (crate::packet::IpAddr16, u16),
+    ) -> bool {
+        let f = self.slots[slot as usize];
+        let (src, dst) = match dir {
+            Dir::Orig => (src, dst),
+            Dir::Reply => (dst, src),
+        };
+        // `src` is now the originator's end.
+        let orig_is_lo =
+            (u128::from_ne_bytes(src.0 .0), src.1) <= (u128::from_ne_bytes(dst.0 .0), dst.1);
+        let (lo, hi) = if orig_is_lo { (src, dst) } else { (dst, src) };
+        let key = FlowKey::new(lo, hi, f.key.vlan(), f.key.proto());
+        let hash = self.hasher.hash(&key);
+        let (slots, aliases) = (&self.slots, &self.aliases);
+        let taken = self.index.find(hash, |&e| {
+            let i = (e & !ALIAS) as usize;
+            if e & ALIAS == 0 {
+                slots[i].key == key
+            } else {
+                slots[i].nat() && aliases[i].key == key
+            }
+        });
+        if taken.is_some() {
+            return false;
+        }
+        if f.nat() {
+            let old = self.aliases[slot as usize].hash;
+            if let Ok(e) = self.index.find_entry(old, |&s| s == slot | ALIAS) {
+                e.remove();
+            }
+        }
+        self.aliases[slot as usize] = Alias {
+            key,
+            hash,
+            orig_is_lo,
+        };
+        let aliases = &self.aliases;
+        let slots = &self.slots;
+        self.index.insert_unique(hash, slot | ALIAS, |&e| {
+            if e & ALIAS == 0 {
+                slots[e as usize].hash
+            } else {
+                aliases[(e & !ALIAS) as usize].hash
+            }
+        });
+        self.slots[slot as usize].bits |= NAT;
+        true
+    }
+
+    /// Whether a packet with headers `h` would find a flow (for the NAT's inbound checks).
+    pub fn contains(&self, h: &Headers) -> bool {
+        let r = self.flow_ref(h);
+        self.find(h, &r).is_some()
     }
 
     /// Looks up the flow of `h` (which loads the flow it finds). Done for a whole burst
@@ -357,14 +482,12 @@ impl FlowTable {
         let (src_is_lo, hash) = (r.src_is_lo, r.hash);
         let found = match r.hint {
             s if s != NIL && r.removals == self.removals => Some(s),
-            s if s != NIL
-                && self.slots[s as usize].live
-                && self.slots[s as usize].key.matches(h, src_is_lo, r.rest) =>
-            {
-                Some(s)
-            }
+            s if s != NIL && self.matches(s, h, src_is_lo, r.rest) => Some(s),
             _ => self.find(h, r),
         };
+        // Which key the packet matched: the flow's own, or its second (translated) one.
+        let via_alias = found.is_some_and(|e| e & ALIAS != 0);
+        let found = found.map(|e| e & !ALIAS);
         let (slot, created) = match found {
             Some(slot) => {
                 let f = &self.slots[slot as usize];
@@ -383,8 +506,13 @@ impl FlowTable {
         };
         // A flow inserted for this very packet has its TCP state from this packet already.
         let first = created || (r.inserted && found == Some(r.hint));
+        let orig_is_lo = if via_alias && !created {
+            self.aliases[slot as usize].orig_is_lo
+        } else {
+            self.slots[slot as usize].orig_is_lo
+        };
         let f = &mut self.slots[slot as usize];
-        let dir = if src_is_lo == f.orig_is_lo {
+        let dir = if src_is_lo == orig_is_lo {
             Dir::Orig
         } else {
             Dir::Reply
@@ -445,7 +573,7 @@ impl FlowTable {
             last_ns: now_ns,
             queued_ns: now_ns,
             orig_is_lo: src_is_lo,
-            live: true,
+            bits: LIVE,
             app_done: false,
             app: u16::MAX,
             class: TimeoutClass::of(key.proto(), tcp),
@@ -482,13 +610,20 @@ impl FlowTable {
         cause: EndReason,
         ended: &mut impl FnMut(Slot, &Flow, EndReason),
     ) {
-        self.slots[slot as usize].live = false;
+        self.slots[slot as usize].bits &= !LIVE;
         self.removals += 1;
         let f = self.slots[slot as usize];
         ended(slot, &f, f.end_reason(cause));
         self.unlink(slot);
         if let Ok(e) = self.index.find_entry(f.hash, |&s| s == slot) {
             e.remove();
+        }
+        if f.nat() {
+            let a = self.aliases[slot as usize];
+            if let Ok(e) = self.index.find_entry(a.hash, |&s| s == slot | ALIAS) {
+                e.remove();
+            }
+            self.slots[slot as usize].bits &= !NAT;
         }
         self.free.push(slot);
         self.active -= 1;

@@ -342,3 +342,62 @@ fn a_policy_can_shorten_and_restore_a_class_timeout() {
     assert_eq!(t.expire(69 * S, 100, &mut |_, _, _| {}), 0);
     assert_eq!(t.expire(70 * S, 100, &mut |_, _, _| {}), 1);
 }
+
+/// A translated flow: the originator's packets find it by its own key, the replies by the
+/// translated tuple (its second key), each in its direction; the second key goes with the
+/// flow, and a tuple another flow holds is refused.
+#[test]
+fn a_translated_flow_is_found_by_both_keys() {
+    let mut t = table(8);
+    let mut log = vec![];
+    // 10.0.0.1:4000 -> 10.0.0.9:53, translated to source 10.0.0.200:61000.
+    let out = hdr(1, 4000, 9, 53, proto::UDP, 0);
+    let a = feed(&mut t, &out, S, &mut log);
+    assert!(a.created && a.dir == Dir::Orig && !t.get(a.slot).nat());
+    let nat = (IpAddr16::from_v4([10, 0, 0, 200]), 61000);
+    let peer = (IpAddr16::from_v4([10, 0, 0, 9]), 53);
+    assert!(t.set_alias(a.slot, Dir::Orig, nat, peer));
+    assert!(t.get(a.slot).nat());
+    // The reply as it arrives: 10.0.0.9:53 -> 10.0.0.200:61000.
+    let back = hdr(9, 53, 200, 61000, proto::UDP, 0);
+    let b = feed(&mut t, &back, 2 * S, &mut log);
+    assert_eq!((b.slot, b.dir, b.created), (a.slot, Dir::Reply, false));
+    // The originator's next packet, by the flow's own key.
+    let c = feed(&mut t, &out, 3 * S, &mut log);
+    assert_eq!((c.slot, c.dir), (a.slot, Dir::Orig));
+    assert_eq!(t.get(a.slot).packets, [2, 1]);
+    // Another flow cannot take the same translated tuple.
+    let other = feed(&mut t, &hdr(2, 4000, 9, 53, proto::UDP, 0), 3 * S, &mut log);
+    assert!(!t.set_alias(other.slot, Dir::Orig, nat, peer));
+    assert!(!t.get(other.slot).nat());
+    // Nor the tuple of an existing flow's own key.
+    let own = (IpAddr16::from_v4([10, 0, 0, 1]), 4000);
+    assert!(!t.set_alias(other.slot, Dir::Orig, own, peer));
+    // When the flow ends its second key goes with it: the reply tuple starts a new flow.
+    t.expire(1000 * S, 16, &mut |_, _, _| {});
+    assert_eq!(t.active(), 0);
+    let d = feed(&mut t, &back, 1001 * S, &mut log);
+    assert!(d.created && d.dir == Dir::Orig);
+    assert!(!t.get(d.slot).nat());
+    // An alias given from the reply side (destination NAT as the responder sees it).
+    let e = feed(
+        &mut t,
+        &hdr(3, 5000, 7, 80, proto::TCP, SYN),
+        1002 * S,
+        &mut log,
+    );
+    let server = (IpAddr16::from_v4([10, 0, 0, 50]), 8080);
+    let client = (IpAddr16::from_v4([10, 0, 0, 3]), 5000);
+    assert!(t.set_alias(e.slot, Dir::Reply, server, client));
+    let r = feed(
+        &mut t,
+        &hdr(50, 8080, 3, 5000, proto::TCP, SYN | ACK),
+        1002 * S,
+        &mut log,
+    );
+    assert_eq!((r.slot, r.dir), (e.slot, Dir::Reply));
+    assert_eq!(
+        t.get(e.slot).tcp.state,
+        crate::flow::tcp::TcpState::SynReceived
+    );
+}
