@@ -57,21 +57,8 @@ impl Testbed {
         self.dir.path().join("flows.jsonl")
     }
 
-    fn start_dataplane(&mut self) {
-        // The inside may reach the outside; nothing may start from the outside.
-        std::fs::write(
-            self.dir.path().join("policy.yaml"),
-            "version: 1
-zones:
-  - { name: inside, ports: [inside] }
-  - { name: outside, ports: [outside] }
-rules:
-  - { name: refused, from: [inside], service: [udp/9999, tcp/8081], action: reset }
-  - { name: lan-out, from: [inside], to: [outside], source: [192.0.2.0/24], action: allow }
-default-action: deny
-",
-        )
-        .unwrap();
+    fn start_dataplane(&mut self, policy: &str) {
+        std::fs::write(self.dir.path().join("policy.yaml"), policy).unwrap();
         let cfg = self.dir.path().join("routed.yaml");
         std::fs::write(
             &cfg,
@@ -159,6 +146,61 @@ control: {{ socket: {dir}/control.sock }}
         self.log()
     }
 
+    /// A TCP exchange: an echo server in namespace `server.0` bound to (`server.1`,
+    /// `server.2`), a client in `client.0` connecting to (`client.1`, `client.2`), 100 KiB
+    /// each way. Returns the client's verdict ("ok") and the peer address the server saw.
+    fn tcp_exchange(
+        &self,
+        server: (&str, &str, u16),
+        client: (&str, &str, u16),
+    ) -> (String, String) {
+        let listener = spawn_ready(self.exec(
+            server.0,
+            &["python3", "-c", &tcp_echo_peer(server.1, server.2)],
+        ));
+        let o = self
+            .exec(
+                client.0,
+                &["python3", "-c", &tcp_client(client.1, client.2)],
+            )
+            .output()
+            .unwrap();
+        let heard = listener.wait_with_output().unwrap();
+        (
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            String::from_utf8_lossy(&heard.stdout)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    }
+
+    /// Waits (bounded) until one echo from the client to the server makes the round trip,
+    /// then sends 5 that must all come back; returns ping's output.
+    fn pings_through(&self) -> String {
+        let warm = (0..10).any(|_| {
+            self.exec("client", &["ping", "-c", "1", "-W", "1", "198.51.100.2"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        assert!(warm, "no echo reply within 10 tries: {}", self.log());
+        let o = self
+            .exec(
+                "client",
+                &["ping", "-c", "5", "-i", "0.2", "-W", "2", "198.51.100.2"],
+            )
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success() && text.contains("5 received"),
+            "ping: {text}\n{}",
+            self.log()
+        );
+        text
+    }
+
     fn exec(&self, ns: &str, args: &[&str]) -> Command {
         let mut c = Command::new("timeout");
         c.arg("20")
@@ -177,6 +219,17 @@ impl Drop for Testbed {
         let _ = self.testbed("down");
     }
 }
+
+/// The inside may reach the outside; nothing may start from the outside.
+const ROUTED_POLICY: &str = "version: 1
+zones:
+  - { name: inside, ports: [inside] }
+  - { name: outside, ports: [outside] }
+rules:
+  - { name: refused, from: [inside], service: [udp/9999, tcp/8081], action: reset }
+  - { name: lan-out, from: [inside], to: [outside], source: [192.0.2.0/24], action: allow }
+default-action: deny
+";
 
 const UDP_ECHO: &str = r#"
 import socket, sys
@@ -235,33 +288,6 @@ except socket.timeout:
 print(" ".join(r))
 "#;
 
-const TCP_ECHO: &str = r#"
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("198.51.100.2", 8080)); s.listen(1); s.settimeout(10)
-print("ready", flush=True)
-c, _ = s.accept(); c.settimeout(5)
-buf = b""
-while True:
-    d = c.recv(65536)
-    if not d: break
-    buf += d
-c.sendall(buf[::-1]); c.close()
-"#;
-
-const TCP_CLIENT: &str = r#"
-import socket
-c = socket.create_connection(("198.51.100.2", 8080), timeout=5)
-payload = bytes(range(256)) * 400
-c.sendall(payload); c.shutdown(socket.SHUT_WR)
-got = b""
-while True:
-    d = c.recv(65536)
-    if not d: break
-    got += d
-print("ok" if got == payload[::-1] else "bad %d" % len(got))
-"#;
-
 fn spawn_ready(mut cmd: Command) -> Child {
     use std::io::BufRead;
     let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn peer");
@@ -287,28 +313,12 @@ fn client_reaches_server_through_the_routed_dataplane() {
         "ping succeeded without the dataplane: the testbed leaks"
     );
 
-    tb.start_dataplane();
+    tb.start_dataplane(ROUTED_POLICY);
 
     // Warm-up: the client's kernel remembers the failed resolution above and every hop still
-    // has to learn its neighbours; wait (bounded) until one echo makes the round trip.
-    let warm = (0..10).any(|_| {
-        tb.exec("client", &["ping", "-c", "1", "-W", "1", "198.51.100.2"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    assert!(warm, "no echo reply within 10 tries: {}", tb.log());
+    // has to learn its neighbours; then every echo of a series must come back.
+    let text = tb.pings_through();
 
-    // Then every echo of a series must come back.
-    let o = tb
-        .exec(
-            "client",
-            &["ping", "-c", "5", "-i", "0.2", "-W", "2", "198.51.100.2"],
-        )
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "ping failed: {text}\n{}", tb.log());
-    assert!(text.contains("5 received"), "{text}");
     assert!(
         text.contains("ttl=63"),
         "the appliance decrements TTL: {text}"
@@ -362,18 +372,11 @@ fn client_reaches_server_through_the_routed_dataplane() {
     );
     assert!(server.wait_with_output().unwrap().status.success());
 
-    let server = spawn_ready(tb.exec("server", &["python3", "-c", TCP_ECHO]));
-    let o = tb
-        .exec("client", &["python3", "-c", TCP_CLIENT])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout).trim(),
-        "ok",
-        "TCP echo: {}",
-        String::from_utf8_lossy(&o.stderr)
+    let (result, _) = tb.tcp_exchange(
+        ("server", "198.51.100.2", 8080),
+        ("client", "198.51.100.2", 8080),
     );
-    assert!(server.wait_with_output().unwrap().status.success());
+    assert_eq!(result, "ok", "TCP echo: {}", tb.log());
 
     // The control plane reads the live counters from the shared-memory stats segment.
     let o = Command::new(bin("aperture-control"))
@@ -455,4 +458,172 @@ fn client_reaches_server_through_the_routed_dataplane() {
         out.contains("arp_replies_sent"),
         "--stats printed at exit: {out}"
     );
+}
+
+/// The NAT gateway: the inside leaves as the outside interface's address (dynamic IP and
+/// port), and tcp/2080 on that address is forwarded to the inside host's port 8080.
+const NAT_POLICY: &str = "version: 1
+zones:
+  - { name: inside, ports: [inside] }
+  - { name: outside, ports: [outside] }
+nat:
+  - name: web-in
+    from: [outside]
+    destination: [198.51.100.1]
+    service: [tcp/2080]
+    destination-translation: { address: 192.0.2.2, port: 8080 }
+  - name: hide-lan
+    from: [inside]
+    to: [outside]
+    source: [192.0.2.0/24]
+    source-translation: { interface: outside }
+rules:
+  - { name: lan-out, from: [inside], to: [outside], source: [192.0.2.0/24], action: allow }
+  # Security rules see the original packet (addresses and ports before NAT) and the zone it
+  # goes to after NAT, as commercial firewalls do.
+  - { name: web-in, from: [outside], to: [inside], destination: [198.51.100.1], service: [tcp/2080], action: allow }
+default-action: deny
+";
+
+/// A UDP echo server that also says which peers it saw.
+const UDP_ECHO_PEERS: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.51.100.2", 7000)); s.settimeout(10)
+print("ready", flush=True)
+peers = set()
+for _ in range(int(sys.argv[1])):
+    data, peer = s.recvfrom(2048); s.sendto(data.upper(), peer); peers.add(peer[0])
+print(" ".join(sorted(peers)))
+"#;
+
+/// A TCP echo server (reversing) that prints the peer address of each connection.
+fn tcp_echo_peer(bind: &str, port: u16) -> String {
+    format!(
+        r#"
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("{bind}", {port})); s.listen(1); s.settimeout(10)
+print("ready", flush=True)
+c, peer = s.accept(); c.settimeout(5)
+buf = b""
+while True:
+    d = c.recv(65536)
+    if not d: break
+    buf += d
+c.sendall(buf[::-1]); c.close()
+print(peer[0])
+"#
+    )
+}
+
+fn tcp_client(host: &str, port: u16) -> String {
+    format!(
+        r#"
+import socket
+c = socket.create_connection(("{host}", {port}), timeout=5)
+payload = bytes(range(256)) * 400
+c.sendall(payload); c.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = c.recv(65536)
+    if not d: break
+    got += d
+print("ok" if got == payload[::-1] else "bad %d" % len(got))
+"#
+    )
+}
+
+/// Source NAT to the outside interface's address and a port forward, across namespaces: the
+/// server sees only the appliance's address (ping, UDP, TCP all make the round trip), a
+/// connection from the outside to the forwarded port reaches the inside host, and the flow
+/// log says what each flow was translated to.
+#[test]
+fn a_nat_gateway_hides_the_inside_and_forwards_a_port() {
+    let mut tb = Testbed::up();
+    tb.start_dataplane(NAT_POLICY);
+    tb.pings_through();
+
+    // UDP: the server sees the appliance's address, and every echo comes back.
+    let server = spawn_ready(tb.exec("server", &["python3", "-c", UDP_ECHO_PEERS, "10"]));
+    let o = tb
+        .exec("client", &["python3", "-c", UDP_CLIENT, "10"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "10",
+        "UDP echoes through NAT: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        tb.log()
+    );
+    let peers = server.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&peers.stdout).lines().last(),
+        Some("198.51.100.1")
+    );
+
+    // TCP, 100 KiB each way.
+    let (result, peer) = tb.tcp_exchange(
+        ("server", "198.51.100.2", 8080),
+        ("client", "198.51.100.2", 8080),
+    );
+    assert_eq!(result, "ok", "TCP through NAT: {}", tb.log());
+    assert_eq!(peer, "198.51.100.1");
+
+    // The port forward: the server connects to the appliance's address, the inside host
+    // answers and sees the real outside peer.
+    let (result, peer) = tb.tcp_exchange(
+        ("client", "192.0.2.2", 8080),
+        ("server", "198.51.100.1", 2080),
+    );
+    assert_eq!(result, "ok", "port forward: {}", tb.log());
+    assert_eq!(peer, "198.51.100.2");
+
+    // Nothing else from the outside gets in: a ping to the appliance's address and a
+    // connection to another port are not forwarded.
+    let o = tb
+        .exec(
+            "server",
+            &["python3", "-c", &tcp_client("198.51.100.1", 2081)],
+        )
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&o.stdout).trim(), "ok");
+
+    let out = tb.stop_dataplane();
+    let flows = read_flows(&tb.flow_log());
+    let udp = flows
+        .iter()
+        .find(|f| f["proto"] == "udp" && f["dst_port"] == 7000)
+        .unwrap_or_else(|| panic!("no UDP flow: {flows:?}"));
+    assert_eq!(
+        udp["src_ip"], "192.0.2.2",
+        "the flow log keys flows as first seen"
+    );
+    assert_eq!(udp["nat_src_ip"], "198.51.100.1", "{udp}");
+    assert_eq!(
+        (udp["c2s_packets"].as_u64(), udp["s2c_packets"].as_u64()),
+        (Some(10), Some(10))
+    );
+    let fwd = flows
+        .iter()
+        .find(|f| f["proto"] == "tcp" && f["dst_port"] == 2080)
+        .unwrap_or_else(|| panic!("no forwarded flow: {flows:?}"));
+    assert_eq!(
+        (fwd["nat_dst_ip"].as_str(), fwd["nat_dst_port"].as_u64()),
+        (Some("192.0.2.2"), Some(8080)),
+        "{fwd}"
+    );
+    assert_eq!(fwd["action"], "allow", "{fwd}");
+    assert!(fwd["s2c_bytes"].as_u64().unwrap() > 100_000, "{fwd}");
+    let stat = |name: &str| -> u64 {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    };
+    assert!(stat("nat_mappings_created") >= 3, "{out}");
+    assert!(stat("nat_bindings_created") >= 4, "{out}");
 }

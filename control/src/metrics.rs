@@ -48,6 +48,14 @@ fn help(name: &str) -> &'static str {
         "local_packets" => "Packets for the appliance itself",
         "flows_denied" => "Flows the policy stopped (deny, drop or reset)",
         "resets_sent" => "TCP resets and ICMP unreachables sent for reset rules",
+        "nat_mappings_created" => {
+            "Source-NAT mappings made (inside endpoint to external address and port)"
+        }
+        "nat_bindings_created" => "Flows translated by NAT",
+        "nat_port_exhausted" => "NAT translations refused for want of a free external port",
+        "nat_inbound_filtered" => {
+            "New flows from outside to a NAT mapping refused by address-dependent filtering"
+        }
         _ => "Aperture counter",
     }
 }
@@ -120,6 +128,18 @@ fn worker_metrics(reg: &mut Registry, s: &Snapshot) {
                 g.get_or_create(&worker(w)).set(c.0[i] as i64);
             }
             reg.register("aperture_flows_active", "Flows in the flow tables", g);
+            continue;
+        }
+        if i == C::NatMappingsActive as usize {
+            let g = Family::<Labels, Gauge>::default();
+            for (w, c) in s.workers.iter().enumerate() {
+                g.get_or_create(&worker(w)).set(c.0[i] as i64);
+            }
+            reg.register(
+                "aperture_nat_mappings_active",
+                "Source-NAT mappings live now",
+                g,
+            );
             continue;
         }
         if *name == "drop_packets" || *name == "drop_bytes" {

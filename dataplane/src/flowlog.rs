@@ -34,6 +34,8 @@ pub struct FlowRecord {
     pub action: Action,
     pub rule: u16,
     pub policy_generation: u16,
+    /// What the originator's packets became under NAT (None: not translated).
+    pub nat: Option<crate::nat::Tuple>,
 }
 
 impl FlowRecord {
@@ -59,6 +61,7 @@ impl FlowRecord {
             action: f.policy.verdict.action,
             rule: f.policy.verdict.rule,
             policy_generation: f.policy.generation,
+            nat: None,
         }
     }
 
@@ -140,6 +143,16 @@ impl FlowRecord {
             self.vlan,
             self.worker,
         )?;
+        if let Some(n) = &self.nat {
+            write!(
+                out,
+                ",\"nat_src_ip\":\"{}\",\"nat_src_port\":{},\"nat_dst_ip\":\"{}\",\"nat_dst_port\":{}",
+                std::net::Ipv4Addr::from(n.src),
+                n.sport,
+                std::net::Ipv4Addr::from(n.dst),
+                n.dport
+            )?;
+        }
         writeln!(out, "{policy}}}")
     }
 }
@@ -195,6 +208,7 @@ mod tests {
             action: Action::Allow,
             rule: RULE_DEFAULT,
             policy_generation: 0,
+            nat: None,
         };
         let c = Catalog::embedded();
         let (sip, facetime) = (c.by_name("sip").unwrap(), c.by_name("facetime").unwrap());
@@ -218,6 +232,7 @@ mod tests {
         assert_eq!(v["start_ts"].as_f64().unwrap(), 1105725482.965944);
         assert!(out.ends_with(b"}\n"));
         assert!(v.get("action").is_none());
+        assert!(v.get("nat_src_ip").is_none());
         // Under a policy: the action, the rule by name, the generation.
         let text = "version: 1\nrules:\n  - { name: \"say \\\"hi\\\"\", action: drop }\n";
         let p = crate::policy::compile(text, "p.yaml", &c, None)
@@ -237,5 +252,22 @@ mod tests {
         assert_eq!(v["action"], "drop");
         assert_eq!(v["rule"], "say \"hi\"");
         assert_eq!(v["policy_generation"], 1);
+        // Translated: what the originator's packets became.
+        let r = FlowRecord {
+            nat: Some(crate::nat::Tuple {
+                src: [203, 0, 113, 1],
+                sport: 61000,
+                dst: [198, 51, 100, 2],
+                dport: 5060,
+            }),
+            ..r
+        };
+        let mut out = Vec::new();
+        r.write_json(&mut out, &c, None).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["nat_src_ip"], "203.0.113.1");
+        assert_eq!(v["nat_src_port"], 61000);
+        assert_eq!(v["nat_dst_ip"], "198.51.100.2");
+        assert_eq!(v["nat_dst_port"], 5060);
     }
 }

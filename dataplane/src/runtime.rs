@@ -9,6 +9,7 @@ use crate::flow::FlowTable;
 use crate::flowdump::FlowDumps;
 use crate::flowlog::{FlowLogSink, FlowRecord};
 use crate::forward::{Router, VirtualWire};
+use crate::nat::PortRange;
 use crate::policy::{Action, PolicyStore};
 use crate::port::{Eal, Ports, RxTimestamp};
 use crate::stats::{read_snapshot, Counters, Layout, StatsError, StatsSegment, PORT_COUNTERS};
@@ -127,6 +128,7 @@ pub fn start(
     let ts_field = RxTimestamp::lookup();
     let dumps = FlowDumps::new();
     let mut logs = Vec::new();
+    let workers = cfg.workers.lcores.len();
     for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
         let queue = Arc::new(ArrayQueue::new(LOG_QUEUE));
         logs.push(queue.clone());
@@ -175,7 +177,8 @@ pub fn start(
                 Clock::tsc()
             };
             let mut w = Worker::new(i, i as u16, port_list, mode, flows, appid, clock, log, pool)
-                .with_flow_dumps(worker_dumps);
+                .with_flow_dumps(worker_dumps)
+                .with_nat_ports(PortRange::of_worker(i, workers));
             if let Some(r) = reader {
                 w = w.with_policy(r);
             }

@@ -23,8 +23,11 @@ use crate::flowdump::{self, FlowDumps};
 use crate::flowlog::{FlowLogSink, FlowRecord};
 use crate::forward::reject::{self, Toward};
 use crate::forward::{self, arp, ArpRequest, Decision, Finished};
-use crate::packet::{self, Fragment, Headers, Malformed};
-use crate::policy::{addr_key, short_generation, Action, Policy, PolicyReader, Subject, Verdict};
+use crate::nat::{self, NatSubject, NatTable, Plan, PortRange};
+use crate::packet::{self, Fragment, Headers, IpAddr16, Malformed, L3};
+use crate::policy::{
+    addr_key, short_generation, Action, Policy, PolicyReader, Subject, Verdict, NO_ZONE,
+};
 use crate::stats::{AppCounter, Counters, DropReason, StatsSegment, Tables, C};
 use aperture_dpdk::{Burst, Mbuf, Mempool, Port, TxBuffer, BURST_SIZE};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,6 +92,11 @@ pub struct Worker {
     current: Option<Arc<Policy>>,
     /// Where `show flows` queries come from, and the last one answered.
     dumps: Option<(Arc<FlowDumps>, u64)>,
+    /// NAT bindings and mappings: made when the first policy with NAT rules arrives, then
+    /// kept (sized for the flow table, so nothing allocates after).
+    nat: Option<NatTable>,
+    /// The external ports this worker gives out.
+    nat_ports: PortRange,
 }
 
 impl Worker {
@@ -125,7 +133,31 @@ impl Worker {
             policy: None,
             current: None,
             dumps: None,
+            nat: None,
+            nat_ports: PortRange::of_worker(0, 1),
         }
+    }
+
+    /// The flow table, App-ID, and what ending a flow touches, borrowed apart.
+    #[inline(always)]
+    fn split(&mut self) -> (&mut FlowTable, &mut Engine, FlowEnds<'_>) {
+        (
+            &mut self.flows,
+            &mut self.appid,
+            FlowEnds {
+                id: self.id,
+                counters: &mut self.counters,
+                tables: &mut self.tables,
+                log: &self.log,
+                nat: &mut self.nat,
+            },
+        )
+    }
+
+    /// Gives out NAT ports from `ports` (this worker's share, `PortRange::of_worker`).
+    pub fn with_nat_ports(mut self, ports: PortRange) -> Worker {
+        self.nat_ports = ports;
+        self
     }
 
     /// Enforces the policy `reader` reads (loaded once per burst).
@@ -194,17 +226,9 @@ impl Worker {
     /// Ends every flow (reason `exit` unless TCP already closed) and flushes what is queued.
     pub fn finish(&mut self) {
         self.flush_tx();
-        let Worker {
-            flows,
-            counters,
-            tables,
-            log,
-            id,
-            appid,
-            ..
-        } = self;
-        flows.drain(&mut |s, f, r| end_flow(*id, counters, tables, log, appid, s, f, r));
-        counters.set(C::FlowsActive, 0);
+        let (flows, appid, mut ends) = self.split();
+        flows.drain(&mut |s, f, r| ends.end(appid, s, f, r));
+        ends.counters.set(C::FlowsActive, 0);
     }
 
     /// A burst through the stage chain (see the module comment): each pass's memory accesses
@@ -216,9 +240,6 @@ impl Worker {
         };
         let bytes = self.parse_pass(port, n, &mut metas);
         let misses = self.find_pass(n, &mut metas);
-        if misses > 0 {
-            self.slow_path(misses, &mut metas);
-        }
         // The policy for this burst: one atomic load while it is unchanged; the Arc is moved
         // out of the worker for the burst, so no shared reference count is touched.
         if let Some(r) = self.policy.as_mut() {
@@ -228,22 +249,12 @@ impl Worker {
                 .as_ref()
                 .is_none_or(|c| !Arc::ptr_eq(c, latest))
             {
-                if self
-                    .current
-                    .as_ref()
-                    .is_none_or(|c| c.timeouts != latest.timeouts)
-                {
-                    self.flows.set_timeouts(&latest.timeouts);
-                }
-                // A policy with custom applications brings its catalog (append-only: the
-                // ids this worker's flows hold keep their meaning).
-                if let Some(c) = &latest.catalog {
-                    if !Arc::ptr_eq(c, &self.appid.catalog) {
-                        self.appid.catalog = Arc::clone(c);
-                    }
-                }
-                self.current = Some(Arc::clone(latest));
+                let latest = Arc::clone(latest);
+                self.install(latest);
             }
+        }
+        if misses > 0 {
+            self.slow_path(port, misses, &mut metas);
         }
         let policy = self.current.take();
         for (i, meta) in metas[..n].iter().enumerate() {
@@ -254,6 +265,35 @@ impl Worker {
         self.current = policy;
         self.meta = Some(metas);
         bytes
+    }
+
+    /// Takes on a new policy at the start of a burst: its timeouts, its catalog, and the NAT
+    /// table the first time a policy has NAT rules (the one allocation a policy change may
+    /// make, off the packet path).
+    #[cold]
+    fn install(&mut self, latest: Arc<Policy>) {
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|c| c.timeouts != latest.timeouts)
+        {
+            self.flows.set_timeouts(&latest.timeouts);
+        }
+        // A policy with custom applications brings its catalog (append-only: the ids this
+        // worker's flows hold keep their meaning).
+        if let Some(c) = &latest.catalog {
+            if !Arc::ptr_eq(c, &self.appid.catalog) {
+                self.appid.catalog = Arc::clone(c);
+            }
+        }
+        if !latest.nat.is_empty() && self.nat.is_none() {
+            self.nat = Some(NatTable::new(
+                self.flows.capacity(),
+                self.nat_ports,
+                [self.flows.hash_seed(1), self.flows.hash_seed(2)],
+            ));
+        }
+        self.current = Some(latest);
     }
 
     /// Pass 1: parse, decide where each packet goes, hash its flow. Each packet's data is
@@ -283,7 +323,14 @@ impl Worker {
                 Ok(()) => forward::decide(&self.mode, port, m.data(), &meta.h),
                 Err(e) => Err(DropReason::Malformed(e)),
             };
-            meta.has_flow = meta.h.is_ip() && matches!(meta.fwd, Ok(d) if d != Decision::Arp);
+            // Packets for the appliance's own addresses have a flow only as NAT return
+            // traffic (or a flow a NAT rule forwards): looked up when NAT is on.
+            meta.has_flow = meta.h.is_ip()
+                && match meta.fwd {
+                    Ok(d) => d != Decision::Arp,
+                    Err(DropReason::LocalDelivery) => self.nat.is_some(),
+                    Err(_) => false,
+                };
             if meta.has_flow {
                 meta.flow = self.flows.flow_ref(&meta.h);
             }
@@ -308,46 +355,84 @@ impl Worker {
     }
 
     /// The slow path, over the burst's misses in order: insert each flow (once, when several
-    /// packets of a new flow share the burst) and start App-ID on it.
+    /// packets of a new flow share the burst), start App-ID on it, and translate it when a
+    /// NAT rule (or an existing mapping, for a flow from outside) says so. A packet for the
+    /// appliance's own address gets a flow only that way; otherwise it stays a miss and is
+    /// dropped as local delivery.
     #[cold]
-    fn slow_path(&mut self, misses: usize, metas: &mut [Meta; BURST_SIZE]) {
-        let Worker {
-            flows,
-            counters,
-            tables,
-            log,
-            id,
-            appid,
-            misses: list,
-            ..
-        } = self;
-        for &i in &list[..misses] {
-            let meta = &mut metas[i as usize];
+    fn slow_path(&mut self, port: usize, misses: usize, metas: &mut [Meta; BURST_SIZE]) {
+        let policy = self.current.clone();
+        for k in 0..misses {
+            let i = self.misses[k] as usize;
+            let meta = &mut metas[i];
+            let plan = match (&mut self.nat, &policy) {
+                (Some(nat), Some(p)) if meta.h.l3 == L3::Ipv4 && !self.flows.contains(&meta.h) => {
+                    nat_plan(nat, p, &self.mode, &meta.h, meta.fwd, port)
+                }
+                _ => NewFlow::Plain,
+            };
+            if plan == NewFlow::NotOurs {
+                continue;
+            }
+            let (flows, appid, mut ends) = self.split();
             let created = insert_flow(
                 flows,
                 appid,
                 &meta.h,
                 &mut meta.flow,
                 meta.now,
-                &mut |a, s, f, r| end_flow(*id, counters, tables, log, a, s, f, r),
+                &mut |a, s, f, r| ends.end(a, s, f, r),
             );
-            if created {
-                counters.add(C::FlowsCreated, 1);
+            if !created {
+                continue;
+            }
+            ends.counters.add(C::FlowsCreated, 1);
+            let Some(slot) = meta.flow.hint() else {
+                continue;
+            };
+            let (Some(n), false) = (ends.nat.as_mut(), plan == NewFlow::Plain) else {
+                continue;
+            };
+            let ok = match plan {
+                NewFlow::Inbound(inside) => n
+                    .bind_inbound(flows, slot, &meta.h, inside, u16::MAX)
+                    .is_some(),
+                NewFlow::Nat(Plan::Translate {
+                    rule,
+                    source,
+                    destination,
+                }) => n
+                    .translate_new(flows, slot, &meta.h, rule, source, destination)
+                    .is_some(),
+                _ => false,
+            };
+            if !ok {
+                flows.set_nat_failed(slot);
             }
         }
     }
 
-    /// Pass 3 for one packet: ARP, or the flow stage, the policy stage, then
-    /// `forward::finish`, then send.
+    /// Pass 3 for one packet: ARP, or the flow stage, the NAT stage (what the packet becomes,
+    /// and where that goes), the policy stage, the rewrite, then `forward::finish`, then send.
     #[inline(always)]
-    fn packet(&mut self, port: usize, m: Mbuf, meta: &Meta, policy: Option<&Policy>) {
+    fn packet(&mut self, port: usize, mut m: Mbuf, meta: &Meta, policy: Option<&Policy>) {
         let d = match meta.fwd {
             Ok(Decision::Arp) => return self.arp(port, m, meta),
-            Ok(d) => d,
+            Ok(d) => Some(d),
+            // For the appliance's own address: only a flow NAT found or made goes on.
+            Err(DropReason::LocalDelivery) if meta.has_flow && !meta.flow.missed() => None,
             Err(r) => return self.drop(r, m),
         };
-        if meta.has_flow {
+        let mut to = None;
+        let d = if meta.has_flow {
             let (t, ev) = self.flow_stage(&meta.h, &meta.flow, m.pkt_len(), meta.now, m.data());
+            let d = match self.nat_stage(&t, meta, port, d, m.data()) {
+                Ok((d, x)) => {
+                    to = x;
+                    d
+                }
+                Err(r) => return self.drop(r, m),
+            };
             if let Some(p) = policy {
                 let out = d.port().unwrap_or(port);
                 let v = self.policy_stage(p, &t, ev, &meta.h, port, out);
@@ -359,11 +444,56 @@ impl Worker {
                     return self.drop(DropReason::Policy, m);
                 }
             }
+            d
         } else {
             self.counters.add(C::NonIpPackets, 1);
+            match d {
+                Some(d) => d,
+                None => return self.drop(DropReason::LocalDelivery, m),
+            }
+        };
+        if let Some(to) = to {
+            if nat::rewrite(m.data_mut(), &meta.h, &to).is_err() {
+                return self.drop(DropReason::NatUnrewritable, m);
+            }
         }
         let f = forward::finish(&mut self.mode, d, m, &meta.h, meta.now);
         self.finished(f);
+    }
+
+    /// The NAT stage of one packet: for a translated flow, the tuple the packet becomes in
+    /// its direction and where that goes (decided again when the destination changes:
+    /// return traffic to the appliance's address, destination NAT); a flow NAT could not
+    /// translate is dropped; any other goes where pass 1 decided.
+    #[inline(always)]
+    fn nat_stage(
+        &mut self,
+        t: &Tracked,
+        meta: &Meta,
+        in_port: usize,
+        d: Option<Decision>,
+        frame: &[u8],
+    ) -> Result<(Decision, Option<nat::Tuple>), DropReason> {
+        let f = self.flows.get(t.slot);
+        if !f.nat() {
+            if f.nat_failed() {
+                return Err(DropReason::NatFailed);
+            }
+            return d.map(|d| (d, None)).ok_or(DropReason::LocalDelivery);
+        }
+        let Some(n) = &self.nat else {
+            return Err(DropReason::NatFailed);
+        };
+        let to = n.binding(t.slot).to[t.dir as usize];
+        let d = match d {
+            Some(d) if meta.h.dst.v4() == Some(to.dst) => d,
+            _ => {
+                let mut h = meta.h;
+                h.dst = IpAddr16::from_v4(to.dst);
+                forward::decide(&self.mode, in_port, frame, &h)?
+            }
+        };
+        Ok((d, Some(to)))
     }
 
     /// Sends what `forward::finish` completed (or holds, or drops).
@@ -396,15 +526,7 @@ impl Worker {
         if h.fragment != Fragment::No {
             self.counters.add(C::Fragments, 1);
         }
-        let Worker {
-            flows,
-            counters,
-            tables,
-            log,
-            id,
-            appid,
-            ..
-        } = self;
+        let (flows, appid, mut ends) = self.split();
         let (t, ev) = account_and_classify(
             flows,
             appid,
@@ -413,12 +535,12 @@ impl Worker {
             len,
             now,
             frame,
-            &mut |a, s, f, reason| end_flow(*id, counters, tables, log, a, s, f, reason),
+            &mut |a, s, f, reason| ends.end(a, s, f, reason),
         );
         if t.created {
-            counters.add(C::FlowsCreated, 1);
+            ends.counters.add(C::FlowsCreated, 1);
         }
-        tables.app_packet(flows.get_mut(t.slot).app, len);
+        ends.tables.app_packet(flows.get_mut(t.slot).app, len);
         (t, ev)
     }
 
@@ -563,19 +685,84 @@ impl Worker {
 
     fn expire(&mut self) {
         let now = self.clock.now();
-        let Worker {
-            flows,
-            counters,
-            tables,
-            log,
-            id,
-            appid,
-            ..
-        } = self;
-        flows.expire(now, EXPIRE_BUDGET, &mut |s, f, r| {
-            end_flow(*id, counters, tables, log, appid, s, f, r)
-        });
+        let (flows, appid, mut ends) = self.split();
+        flows.expire(now, EXPIRE_BUDGET, &mut |s, f, r| ends.end(appid, s, f, r));
+        let counters = ends.counters;
         counters.set(C::FlowsActive, flows.active() as u64);
+        if let Some(n) = ends.nat {
+            let c = n.counters;
+            counters.set(C::NatMappingsCreated, c.mappings_created);
+            counters.set(C::NatMappingsActive, c.mappings_active);
+            counters.set(C::NatBindingsCreated, c.bindings_created);
+            counters.set(C::NatPortExhausted, c.exhausted);
+            counters.set(C::NatInboundFiltered, c.filtered);
+        }
+    }
+}
+
+/// What the slow path does with a new flow as far as NAT goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NewFlow {
+    /// A plain flow: no NAT rule matches.
+    Plain,
+    /// For the appliance's own address and nothing NAT forwards: no flow (local delivery).
+    NotOurs,
+    /// From outside to a mapping the inside endpoint (address, port) made.
+    Inbound((u32, u16)),
+    Nat(Plan),
+}
+
+/// What NAT does with the new flow of `h` (its first packet, received on `in_port`, going
+/// where `fwd` says). Slow path only.
+fn nat_plan(
+    nat: &mut NatTable,
+    p: &Policy,
+    mode: &Mode,
+    h: &Headers,
+    fwd: Result<Decision, DropReason>,
+    in_port: usize,
+) -> NewFlow {
+    let local = fwd == Err(DropReason::LocalDelivery);
+    match nat.inbound(h) {
+        nat::Inbound::Allowed(a, port) => return NewFlow::Inbound((a, port)),
+        nat::Inbound::Filtered => return NewFlow::Nat(Plan::Fail),
+        nat::Inbound::NotMapped => {}
+    }
+    let (Some(src), Some(dst)) = (h.src.v4(), h.dst.v4()) else {
+        return if local {
+            NewFlow::NotOurs
+        } else {
+            NewFlow::Plain
+        };
+    };
+    let out_port = match fwd {
+        Ok(d) => d.port().unwrap_or(in_port),
+        Err(_) => in_port,
+    };
+    let zone = |port: usize| p.zone_of_port.get(port).copied().unwrap_or(NO_ZONE);
+    let s = NatSubject {
+        from_zone: zone(in_port),
+        to_zone: zone(out_port),
+        src: u32::from_be_bytes(src),
+        dst: u32::from_be_bytes(dst),
+        proto: h.proto,
+        dst_port: h.dst_port,
+    };
+    let plan = nat::plan(&p.nat, &s, |port| match mode {
+        Mode::Routed(r) => r.iface_on(port).map(|i| u32::from(i.addr)),
+        Mode::Wire(_) => None,
+    });
+    match plan {
+        Plan::None if local => NewFlow::NotOurs,
+        Plan::None => NewFlow::Plain,
+        // Traffic for the appliance itself that only a source translation matches: not
+        // forwarded (only destination NAT sends a local address on).
+        Plan::Translate {
+            destination: None, ..
+        } if local => NewFlow::NotOurs,
+        // A later fragment has no ports to translate: never sent untranslated.
+        _ if h.fragment == Fragment::Later => NewFlow::Nat(Plan::Fail),
+        plan => NewFlow::Nat(plan),
     }
 }
 
@@ -652,29 +839,38 @@ pub fn check_flow(p: &Policy, f: &Flow, h: &Headers, dir: Dir, app: Option<AppId
     p.check(&s, app)
 }
 
-/// Accounts an ended flow and hands its record to the flow log.
-#[allow(clippy::too_many_arguments)]
-fn end_flow(
-    worker: usize,
-    counters: &mut Counters,
-    tables: &mut Tables,
-    log: &FlowLogSink,
-    appid: &mut Engine,
-    slot: Slot,
-    f: &Flow,
-    r: EndReason,
-) {
-    let app = appid.ended(slot, f);
-    tables.app_add(app.app.0, AppCounter::Flows, 1);
-    match r {
-        EndReason::Evicted => counters.add(C::FlowsEvicted, 1),
-        EndReason::Exit => {}
-        _ => counters.add(C::FlowsExpired, 1),
-    }
-    if !log.push(FlowRecord::new(worker as u16, f, r, &app)) {
-        counters.add(C::FlowLogLost, 1);
+/// What ending a flow touches besides the flow table and App-ID: split off the worker so
+/// the table's callbacks can reach it while the table is borrowed (`Worker::split`).
+struct FlowEnds<'a> {
+    id: usize,
+    counters: &'a mut Counters,
+    tables: &'a mut Tables,
+    log: &'a FlowLogSink,
+    nat: &'a mut Option<NatTable>,
+}
+
+impl FlowEnds<'_> {
+    /// Accounts an ended flow, releases its NAT binding, and hands its record to the flow log.
+    fn end(&mut self, appid: &mut Engine, slot: Slot, f: &Flow, r: EndReason) {
+        let app = appid.ended(slot, f);
+        let mut record = FlowRecord::new(self.id as u16, f, r, &app);
+        if f.nat() {
+            if let Some(n) = self.nat {
+                record.nat = Some(n.ended(slot).to[0]);
+            }
+        }
+        self.tables.app_add(app.app.0, AppCounter::Flows, 1);
+        match r {
+            EndReason::Evicted => self.counters.add(C::FlowsEvicted, 1),
+            EndReason::Exit => {}
+            _ => self.counters.add(C::FlowsExpired, 1),
+        }
+        if !self.log.push(record) {
+            self.counters.add(C::FlowLogLost, 1);
+        }
     }
 }
+
 #[cfg(test)]
 mod tests {
     /// The per-burst metadata is written and read for every packet: keep it small. A

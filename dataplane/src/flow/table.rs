@@ -25,6 +25,8 @@ const ALIAS: u32 = 1 << 31;
 const LIVE: u8 = 1;
 /// The flow has a second key (NAT): `FlowTable::set_alias`.
 const NAT: u8 = 2;
+/// A NAT rule matched the flow but could not translate it: its packets are dropped.
+const NAT_FAILED: u8 = 4;
 /// Granularity of the idle timers: how stale a flow's place in its list may become.
 pub const REQUEUE_NS: u64 = 1_000_000_000;
 
@@ -132,6 +134,12 @@ impl Flow {
     #[inline(always)]
     pub fn nat(&self) -> bool {
         self.bits & NAT != 0
+    }
+
+    /// Whether a NAT rule matched the flow but could not translate it.
+    #[inline(always)]
+    pub fn nat_failed(&self) -> bool {
+        self.bits & NAT_FAILED != 0
     }
 
     fn live(&self) -> bool {
@@ -325,6 +333,18 @@ impl FlowTable {
         self.hasher.hash(key)
     }
 
+    /// A secret value derived from the table's hash seeds (for other per-worker tables keyed
+    /// by attacker-controlled values, as the NAT's).
+    pub fn hash_seed(&self, salt: u64) -> u64 {
+        let k = FlowKey::new(
+            (Default::default(), salt as u16),
+            (Default::default(), (salt >> 16) as u16),
+            (salt >> 32) as u16,
+            0xfe,
+        );
+        self.hasher.hash(&k)
+    }
+
     /// The hash of a packet's flow, not looked up yet.
     #[inline]
     pub fn flow_ref(&self, h: &Headers) -> FlowRef {
@@ -428,6 +448,11 @@ impl FlowTable {
         });
         self.slots[slot as usize].bits |= NAT;
         true
+    }
+
+    /// Marks flow `slot` as one a NAT rule could not translate.
+    pub fn set_nat_failed(&mut self, slot: Slot) {
+        self.slots[slot as usize].bits |= NAT_FAILED;
     }
 
     /// Whether a packet with headers `h` would find a flow (for the NAT's inbound checks).

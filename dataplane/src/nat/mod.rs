@@ -59,6 +59,17 @@ pub enum SourceNat {
     },
 }
 
+/// What a new flow's source becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Keep,
+    /// This address, the port kept (static NAT).
+    Address(u32),
+    /// This external address with a port from the worker's range, through the inside
+    /// endpoint's mapping (dynamic IP and port).
+    Dynamic(u32),
+}
+
 /// Destination translation (port forwarding): the original destination becomes `address`
 /// (and `port`, when given).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -339,34 +350,35 @@ impl NatTable {
         self.counters.mappings_active -= 1;
     }
 
-    /// Translates the new flow `slot`, whose first packet (direction Orig) is `h`, by
-    /// `rule`: source NAT to `src_nat` (the address the rule's source translation gives,
-    /// resolved by the caller) and/or destination NAT. Gives the flow its second key. None
-    /// when it cannot (ports exhausted, a tuple clash): the caller drops the packet.
+    /// Translates the new flow `slot`, whose first packet (direction Orig) is `h`: its
+    /// source as `source` says, its destination to `destination`. Gives the flow its second
+    /// key. None when it cannot (ports exhausted, a tuple clash): the caller drops the flow's
+    /// packets (never sends them untranslated).
     pub fn translate_new(
         &mut self,
         flows: &mut FlowTable,
         slot: Slot,
         h: &Headers,
-        rule: (u16, &NatRule),
-        src_nat: Option<u32>,
+        rule: u16,
+        source: Source,
+        destination: Option<DestinationNat>,
     ) -> Option<&Binding> {
         let orig = Tuple::of(h)?;
         let mut to = orig;
         let mut mapping = NO_MAPPING;
         let proto_ = h.proto;
-        let (rule_index, rule) = rule;
-        if let Some(d) = rule.destination {
+        if let Some(d) = destination {
             to.dst = d.address.to_be_bytes();
             if let Some(p) = d.port {
-                if proto_ != proto::ICMP {
+                if proto_ == proto::TCP || proto_ == proto::UDP {
                     to.dport = p;
                 }
             }
         }
-        match (&rule.source, src_nat) {
-            (SourceNat::Static { .. }, Some(ext)) => to.src = ext.to_be_bytes(),
-            (SourceNat::Interface(_) | SourceNat::Pool(_), Some(ext)) => {
+        match source {
+            Source::Keep => {}
+            Source::Address(a) => to.src = a.to_be_bytes(),
+            Source::Dynamic(ext) => {
                 let inside = u32::from_be_bytes(orig.src);
                 let i = self.map(proto_, inside, orig.sport, ext)?;
                 let m = &self.mappings[i as usize];
@@ -377,8 +389,6 @@ impl NatTable {
                 }
                 mapping = i;
             }
-            (SourceNat::None, _) => {}
-            (_, None) => return None,
         }
         // The other side's tuple for the reply: (to.dst, to.dport) -> (to.src, to.sport).
         let ok = flows.set_alias(
@@ -409,7 +419,7 @@ impl NatTable {
         self.bindings[slot as usize] = Binding {
             to: [to, reply],
             mapping,
-            rule: rule_index,
+            rule,
         };
         self.counters.bindings_created += 1;
         Some(&self.bindings[slot as usize])
@@ -417,18 +427,21 @@ impl NatTable {
 
     /// A new flow from outside addressed to a mapping's external endpoint (an outside host
     /// answering what the inside endpoint learnt by STUN, or a peer of a call): the inside
-    /// endpoint it maps, if the mapping exists and the inside endpoint has sent to this
-    /// address before (address-dependent filtering; otherwise counted as filtered).
-    pub fn inbound(&mut self, h: &Headers) -> Option<(u32, u16)> {
-        let dst = u32::from_be_bytes(h.dst.v4()?);
-        let src = u32::from_be_bytes(h.src.v4()?);
-        let i = self.find_outside(h.proto, dst, h.dst_port)?;
+    /// endpoint it maps to, if the inside endpoint has sent to this address before
+    /// (address-dependent filtering; otherwise `Filtered`, and counted).
+    pub fn inbound(&mut self, h: &Headers) -> Inbound {
+        let (Some(dst), Some(src)) = (h.dst.v4(), h.src.v4()) else {
+            return Inbound::NotMapped;
+        };
+        let Some(i) = self.find_outside(h.proto, u32::from_be_bytes(dst), h.dst_port) else {
+            return Inbound::NotMapped;
+        };
         let m = &self.mappings[i as usize];
-        if !m.remotes.contains(&src) {
+        if !m.remotes.contains(&u32::from_be_bytes(src)) {
             self.counters.filtered += 1;
-            return None;
+            return Inbound::Filtered;
         }
-        Some((m.inside, m.inside_port))
+        Inbound::Allowed(m.inside, m.inside_port)
     }
 
     /// Binds the new inbound flow `slot` (first packet `h`, from outside to mapping
@@ -487,6 +500,89 @@ impl NatTable {
     pub fn mappings_active(&self) -> u64 {
         self.counters.mappings_active
     }
+}
+
+/// What `NatTable::inbound` found for a new flow from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inbound {
+    /// Not addressed to a mapping.
+    NotMapped,
+    /// To a mapping whose inside endpoint (address, port) has sent to this source address.
+    Allowed(u32, u16),
+    /// To a mapping, from an address its inside endpoint never sent to.
+    Filtered,
+}
+
+/// What the NAT rules say of a new flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// No rule matches: not translated.
+    None,
+    /// Rule `rule` translates it.
+    Translate {
+        rule: u16,
+        source: Source,
+        destination: Option<DestinationNat>,
+    },
+    /// A rule matches but cannot give it an address (an interface without one): the flow's
+    /// packets are dropped, never sent untranslated.
+    Fail,
+}
+
+/// The first of `rules` that matches `s` (a flow's first packet), with the source address
+/// it gives (`iface` says a dataplane port's IPv4 address). A bidirectional static rule also
+/// matches a flow from outside to one of its translated addresses, which it sends to the
+/// original address.
+pub fn plan(rules: &[NatRule], s: &NatSubject, iface: impl Fn(usize) -> Option<u32>) -> Plan {
+    for (i, r) in rules.iter().enumerate() {
+        let rule = i as u16;
+        if r.matches(s) {
+            let source = match &r.source {
+                SourceNat::None => Source::Keep,
+                SourceNat::Interface(p) => match iface(*p) {
+                    Some(a) => Source::Dynamic(a),
+                    None => return Plan::Fail,
+                },
+                SourceNat::Pool(pool) => match pool_address(pool, s.src) {
+                    Some(a) => Source::Dynamic(a),
+                    None => return Plan::Fail,
+                },
+                SourceNat::Static {
+                    original,
+                    translated,
+                    len,
+                    ..
+                } => match static_address(*original, *translated, *len, s.src) {
+                    Some(a) => Source::Address(a),
+                    None => Source::Keep,
+                },
+            };
+            return Plan::Translate {
+                rule,
+                source,
+                destination: r.destination,
+            };
+        }
+        if let SourceNat::Static {
+            original,
+            translated,
+            len,
+            bidirectional: true,
+        } = r.source
+        {
+            if let Some(a) = static_address(translated, original, len, s.dst) {
+                return Plan::Translate {
+                    rule,
+                    source: Source::Keep,
+                    destination: Some(DestinationNat {
+                        address: a,
+                        port: None,
+                    }),
+                };
+            }
+        }
+    }
+    Plan::None
 }
 
 /// The address `SourceNat::Pool` gives inside address `a` (paired pooling: always the same).

@@ -44,7 +44,11 @@ fn new_flow(
     let mut r = flows.flow_ref(h);
     flows.lookup(h, &mut r);
     let t = flows.account(h, &r, 60, 1, &mut |_, _, _| {});
-    let b = nat.translate_new(flows, t.slot, h, (0, rule), Some(EXT))?;
+    let source = match rule.source {
+        SourceNat::None => Source::Keep,
+        _ => Source::Dynamic(EXT),
+    };
+    let b = nat.translate_new(flows, t.slot, h, 0, source, rule.destination)?;
     Some((t.slot, *b))
 }
 
@@ -101,17 +105,20 @@ fn udp_mappings_are_endpoint_independent_with_address_dependent_filtering() {
     assert!(!flows.contains(&peer));
     assert_eq!(
         nat.inbound(&peer),
-        Some((u32::from_be_bytes([10, 0, 0, 5]), 40000))
+        Inbound::Allowed(u32::from_be_bytes([10, 0, 0, 5]), 40000)
     );
     // A stranger: filtered.
     let stranger = hdr([192, 0, 2, 66], 5000, [203, 0, 113, 1], 40000, proto::UDP);
-    assert_eq!(nat.inbound(&stranger), None);
+    assert_eq!(nat.inbound(&stranger), Inbound::Filtered);
     assert_eq!(nat.counters.filtered, 1);
     // The peer's inbound flow is bound to the inside endpoint; its reply finds it.
     let mut r = flows.flow_ref(&peer);
     flows.lookup(&peer, &mut r);
     let t = flows.account(&peer, &r, 60, 2, &mut |_, _, _| {});
-    let inside = nat.inbound(&peer).unwrap();
+    let Inbound::Allowed(a, p) = nat.inbound(&peer) else {
+        panic!()
+    };
+    let inside = (a, p);
     let bi = *nat
         .bind_inbound(&mut flows, t.slot, &peer, inside, 0)
         .unwrap();
@@ -145,7 +152,7 @@ fn a_mapping_ends_with_its_last_flow() {
     nat.ended(sb);
     assert_eq!(nat.counters.mappings_active, 0);
     let peer = hdr([198, 51, 100, 1], 53, [203, 0, 113, 1], 40000, proto::UDP);
-    assert_eq!(nat.inbound(&peer), None);
+    assert_eq!(nat.inbound(&peer), Inbound::NotMapped);
 }
 
 /// A worker's ports run out: the new flow is refused and counted, nothing else breaks, and

@@ -3,6 +3,9 @@
 //! application dependencies), each with file, line and column.
 use super::model::{self, Action, PolicyFile, Ref};
 use super::{Policy, PortRange, Rule, Service, Span, MAX_RULES, MAX_ZONES, NO_ZONE};
+#[path = "compile_nat.rs"]
+mod nat;
+
 use crate::appid::catalog::{AppId, AppSpec, Catalog, MAX_CUSTOM_APPS};
 use crate::config::ConfigError;
 use serde_saphyr::Spanned;
@@ -278,6 +281,7 @@ impl<'a> Compiler<'a> {
         self.dependencies(m, &resolved);
         let default_action = m.default_action.as_ref().map_or(Action::Deny, |a| a.value);
         let timeouts = self.timeouts(m);
+        let nat = self.nat_rules(m, &zones, &objects, port_names);
         let (by_app, candidates, any_app_rules) = self.index(&resolved);
         let (src_bounds, by_src, src_candidates) = source_index(&resolved);
         Policy {
@@ -301,6 +305,7 @@ impl<'a> Compiler<'a> {
             rule_slots: Vec::new(),
             timeouts,
             catalog: None,
+            nat,
         }
     }
 

@@ -192,6 +192,8 @@ pub struct Policy {
     /// workers' App-ID takes on when they pick the policy up; None: the catalog the policy
     /// was compiled against, unchanged.
     pub catalog: Option<Arc<Catalog>>,
+    /// NAT rules, first match wins (matched when a flow starts, on its original packet).
+    pub nat: Vec<crate::nat::NatRule>,
 }
 
 impl Policy {
@@ -219,6 +221,7 @@ impl Policy {
             rule_slots: Vec::new(),
             timeouts: [None; 7],
             catalog: None,
+            nat: Vec::new(),
         }
     }
 

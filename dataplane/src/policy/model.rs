@@ -47,6 +47,9 @@ pub struct PolicyFile {
     pub applications: Vec<Spanned<AppSpec>>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// NAT rules (NAT44), first match wins, matched on the original packet.
+    #[serde(default)]
+    pub nat: Vec<NatRule>,
     /// What happens to a flow no rule matches (default `deny`).
     #[serde(default)]
     pub default_action: Option<Spanned<Action>>,
@@ -144,6 +147,76 @@ pub struct Rule {
     /// Log the rule's flows (default true).
     #[serde(default)]
     pub log: Option<bool>,
+}
+
+/// A NAT rule: the original packet it matches (lists left out mean any) and how it is
+/// translated.
+///
+/// ```yaml
+/// nat:
+///   - name: outbound
+///     from: [inside]
+///     to: [outside]
+///     source: [lan]
+///     source-translation: { interface: wan }      # or { pool: [198.51.100.10-198.51.100.12] }
+///   - name: web-server
+///     to: [outside]
+///     destination: [198.51.100.1]
+///     service: [tcp/80]
+///     destination-translation: { address: 192.168.1.10, port: 8080 }
+///   - name: dmz-host
+///     source: [192.168.2.0/24]
+///     source-translation: { static: 198.51.100.64/24, bidirectional: true }
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NatRule {
+    pub name: Ref,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub from: Vec<Ref>,
+    /// The zone the original destination routes to.
+    #[serde(default)]
+    pub to: Vec<Ref>,
+    #[serde(default)]
+    pub source: Vec<Ref>,
+    #[serde(default)]
+    pub destination: Vec<Ref>,
+    /// `any` or a list of `tcp/N`, `udp/N-M` (the original destination port).
+    #[serde(default)]
+    pub service: Option<Spanned<Service>>,
+    #[serde(default)]
+    pub source_translation: Option<Spanned<SourceTranslation>>,
+    #[serde(default)]
+    pub destination_translation: Option<Spanned<DestinationTranslation>>,
+}
+
+/// Source translation: exactly one of `interface`, `pool`, `static`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SourceTranslation {
+    /// Dynamic IP and port to the address of this dataplane port.
+    #[serde(default)]
+    pub interface: Option<Ref>,
+    /// Dynamic IP and port to these IPv4 addresses (addresses, prefixes, ranges).
+    #[serde(default)]
+    pub pool: Vec<Ref>,
+    /// One-to-one onto this prefix, the length of the rule's source prefix.
+    #[serde(default, rename = "static")]
+    pub static_: Option<Ref>,
+    /// With `static`: flows from outside to the translated addresses reach the originals.
+    #[serde(default)]
+    pub bidirectional: bool,
+}
+
+/// Destination translation (port forwarding).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DestinationTranslation {
+    pub address: Ref,
+    #[serde(default)]
+    pub port: Option<Spanned<u16>>,
 }
 
 #[derive(Debug, Deserialize)]

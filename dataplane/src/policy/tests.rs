@@ -318,6 +318,16 @@ fn invalid_policies_are_rejected_precisely() {
         ("custom app with an unknown dependency", "version: 1\napplications:\n  - name: corp\n    depends-on: [skype]\n    signatures: [{ on: ssl, host: [x] }]\n".into(), "policy.yaml:3:5: error: application \"corp\": depends-on names \"skype\", which is not in the catalog"),
         ("custom app defined twice", "version: 1\napplications:\n  - { name: corp, signatures: [{ on: ssl, host: [x] }] }\n  - { name: corp, signatures: [{ on: ssl, host: [y] }] }\n".into(), "policy.yaml:4:5: error: application \"corp\" is defined twice"),
         ("custom app with a bad server prefix", "version: 1\napplications:\n  - { name: corp, signatures: [{ on: ssl, server: [10.0.0.0/99] }] }\n".into(), "policy.yaml:3:5: error: application \"corp\": server:"),
+        ("NAT rule translating nothing", "version: 1\nnat:\n  - { name: n }\n".into(), "policy.yaml:3:13: error: NAT rule \"n\" translates nothing"),
+        ("NAT rule with two source translations", "version: 1\nnat:\n  - { name: n, source-translation: { interface: outside, pool: [198.51.100.1] } }\n".into(), "policy.yaml:3:36: error: NAT rule \"n\": source-translation needs exactly one of `interface`, `pool`, `static`"),
+        ("NAT to an unknown port", "version: 1\nnat:\n  - { name: n, source-translation: { interface: wan } }\n".into(), "policy.yaml:3:49: error: NAT rule \"n\": no port \"wan\" in dataplane.yaml (its ports: inside, outside)"),
+        ("NAT pool with IPv6", "version: 1\nnat:\n  - { name: n, source-translation: { pool: [\"2001:db8::1\"] } }\n".into(), "NAT44 translates IPv4 only"),
+        ("NAT static without one source prefix", "version: 1\nnat:\n  - { name: n, source-translation: { static: 198.51.100.0/24 } }\n".into(), "static translation needs the rule's `source` to be one IPv4 prefix"),
+        ("NAT static of another length", "version: 1\nnat:\n  - { name: n, source: [10.0.0.0/16], source-translation: { static: 198.51.100.0/24 } }\n".into(), "static /24 does not match the source prefix's length /16"),
+        ("NAT destination to a range", "version: 1\nnat:\n  - { name: n, destination-translation: { address: 10.0.0.0/24 } }\n".into(), "destination-translation needs one address"),
+        ("NAT rule defined twice", "version: 1\nnat:\n  - { name: n, destination-translation: { address: 10.0.0.1 } }\n  - { name: n, destination-translation: { address: 10.0.0.2 } }\n".into(), "policy.yaml:4:13: error: NAT rule \"n\" is defined twice (first on line 3)"),
+        ("NAT unknown key", "version: 1\nnat:\n  - { name: n, translate: yes }\n".into(), "unknown field `translate`"),
+        ("NAT bidirectional without static", "version: 1\nnat:\n  - { name: n, source-translation: { interface: outside, bidirectional: true } }\n".into(), "`bidirectional` applies to `static` translation only"),
         ("custom app unknown key", "version: 1\napplications:\n  - { name: corp, colour: red }\n".into(), "policy.yaml:3:19: error: unknown field `colour`"),
     ];
     assert!(cases.len() >= 30);
@@ -496,4 +506,81 @@ rules:
         "{}",
         e[0]
     );
+}
+
+#[test]
+fn nat_rules_compile_to_what_the_workers_match() {
+    use crate::nat::{NatSubject, SourceNat};
+    let c = build(
+        "
+version: 1
+zones:
+  - { name: trust, ports: [inside] }
+  - { name: untrust, ports: [outside] }
+addresses:
+  - { name: lan, prefixes: [10.0.0.0/8] }
+nat:
+  - name: web
+    to: [untrust]
+    destination: [198.51.100.1]
+    service: [tcp/80]
+    destination-translation: { address: 10.0.0.80, port: 8080 }
+  - name: dmz
+    source: [10.9.0.0/24]
+    source-translation: { static: 198.51.100.0/24, bidirectional: true }
+  - name: out
+    from: [trust]
+    to: [untrust]
+    source: [lan]
+    source-translation: { interface: outside }
+  - name: pool
+    source-translation: { pool: [203.0.113.8/30, 203.0.113.20] }
+",
+    );
+    let n = &c.policy.nat;
+    assert_eq!(n.len(), 4);
+    let ip = |s: &str| u32::from(s.parse::<std::net::Ipv4Addr>().unwrap());
+    assert_eq!(n[0].destination.unwrap().address, ip("10.0.0.80"));
+    assert_eq!(n[0].destination.unwrap().port, Some(8080));
+    assert_eq!(
+        n[1].source,
+        SourceNat::Static {
+            original: ip("10.9.0.0"),
+            translated: ip("198.51.100.0"),
+            len: 24,
+            bidirectional: true
+        }
+    );
+    assert_eq!(n[2].source, SourceNat::Interface(1));
+    assert_eq!(
+        n[3].source,
+        SourceNat::Pool(vec![
+            ip("203.0.113.8"),
+            ip("203.0.113.9"),
+            ip("203.0.113.10"),
+            ip("203.0.113.11"),
+            ip("203.0.113.20")
+        ])
+    );
+    let s = |from, to, src: &str, dst: &str, proto, port| NatSubject {
+        from_zone: from,
+        to_zone: to,
+        src: ip(src),
+        dst: ip(dst),
+        proto,
+        dst_port: port,
+    };
+    // First match wins, on zones, addresses and service.
+    let first = |x: &NatSubject| n.iter().position(|r| r.matches(x));
+    assert_eq!(
+        first(&s(1, 1, "192.0.2.9", "198.51.100.1", TCP, 80)),
+        Some(0)
+    );
+    assert_eq!(
+        first(&s(1, 1, "192.0.2.9", "198.51.100.1", TCP, 443)),
+        Some(3)
+    );
+    assert_eq!(first(&s(0, 1, "10.9.0.7", "192.0.2.1", UDP, 53)), Some(1));
+    assert_eq!(first(&s(0, 1, "10.1.0.7", "192.0.2.1", UDP, 53)), Some(2));
+    assert_eq!(first(&s(1, 0, "10.1.0.7", "192.0.2.1", UDP, 53)), Some(3));
 }

@@ -29,9 +29,15 @@ pub enum DropReason {
     /// A packet of a flow the policy stopped (deny, drop, reset), or of a flow no rule can
     /// allow.
     Policy,
+    /// A packet of a flow a NAT rule matched but could not translate (no free port, no
+    /// address on the interface, a tuple clash): never sent untranslated.
+    NatFailed,
+    /// A packet of a translated flow that cannot be rewritten (a later fragment, headers
+    /// outside the first segment).
+    NatUnrewritable,
 }
 
-const FIXED: usize = 21;
+const FIXED: usize = 26;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -56,6 +62,11 @@ pub const GENERAL: [&str; FIXED] = [
     "resets_sent",
     "loop_cycles",
     "busy_cycles",
+    "nat_mappings_created",
+    "nat_mappings_active",
+    "nat_bindings_created",
+    "nat_port_exhausted",
+    "nat_inbound_filtered",
 ];
 
 /// Index of each general counter.
@@ -88,9 +99,19 @@ pub enum C {
     /// packets (utilisation = busy / loop).
     LoopCycles,
     BusyCycles,
+    /// Source-NAT mappings (inside endpoint -> external address and port) made.
+    NatMappingsCreated,
+    /// Mappings live now (a gauge).
+    NatMappingsActive,
+    /// Flows translated.
+    NatBindingsCreated,
+    /// Translations refused for want of a free external port.
+    NatPortExhausted,
+    /// New flows from outside to a mapping refused by address-dependent filtering.
+    NatInboundFiltered,
 }
 
-const OTHER_DROPS: [(DropReason, &str); 9] = [
+const OTHER_DROPS: [(DropReason, &str); 11] = [
     (DropReason::TtlExceeded, "ttl-exceeded"),
     (DropReason::NoRoute, "no-route"),
     (DropReason::NeighbourUnresolved, "neighbour-unresolved"),
@@ -100,6 +121,8 @@ const OTHER_DROPS: [(DropReason, &str); 9] = [
     (DropReason::TxFull, "tx-full"),
     (DropReason::NotOurMac, "not-our-mac"),
     (DropReason::Policy, "policy"),
+    (DropReason::NatFailed, "nat-failed"),
+    (DropReason::NatUnrewritable, "nat-unrewritable"),
 ];
 
 /// Number of counters per worker.
