@@ -86,12 +86,47 @@ control: {{ socket: {dir}/control.sock }}
             ),
         )
         .unwrap();
+        self.launch(&cfg);
+    }
+
+    /// Starts the dataplane on one of conf/examples/ (its dataplane.yaml and policy.yaml),
+    /// attached to this testbed: interface names, runtime paths and the EAL file prefix
+    /// substituted, nothing else changed.
+    fn start_example(&mut self, example: &str) {
+        let dir = root().join("conf/examples").join(example);
+        let run = self.dir.path().display().to_string();
+        let subst = |text: String| {
+            text.replace("iface=eth1", "iface=a0")
+                .replace("iface=eth2", "iface=a1")
+                .replace("/run/aperture", &run)
+                .replace(
+                    "--file-prefix=aperture-nat-gw",
+                    &format!("--file-prefix={}dp", self.prefix),
+                )
+        };
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        std::fs::write(self.dir.path().join("policy.yaml"), read("policy.yaml")).unwrap();
+        let cfg = self.dir.path().join("routed.yaml");
+        let text = subst(read("dataplane.yaml"));
+        for gone in ["eth1", "eth2", "/run/aperture", "aperture-nat-gw"] {
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| !l.trim_start().starts_with('#') && l.contains(gone)),
+                "{gone} left in {text}"
+            );
+        }
+        std::fs::write(&cfg, text).unwrap();
+        self.launch(&cfg);
+    }
+
+    fn launch(&mut self, cfg: &std::path::Path) {
         let log = std::fs::File::create(self.dir.path().join("dataplane.log")).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns("appl")])
             .arg(bin("aperture-dataplane"))
             .arg("--config")
-            .arg(&cfg)
+            .arg(cfg)
             .arg("--stats")
             .arg("run")
             .arg("--flow-log")
@@ -460,31 +495,6 @@ fn client_reaches_server_through_the_routed_dataplane() {
     );
 }
 
-/// The NAT gateway: the inside leaves as the outside interface's address (dynamic IP and
-/// port), and tcp/2080 on that address is forwarded to the inside host's port 8080.
-const NAT_POLICY: &str = "version: 1
-zones:
-  - { name: inside, ports: [inside] }
-  - { name: outside, ports: [outside] }
-nat:
-  - name: web-in
-    from: [outside]
-    destination: [198.51.100.1]
-    service: [tcp/2080]
-    destination-translation: { address: 192.0.2.2, port: 8080 }
-  - name: hide-lan
-    from: [inside]
-    to: [outside]
-    source: [192.0.2.0/24]
-    source-translation: { interface: outside }
-rules:
-  - { name: lan-out, from: [inside], to: [outside], source: [192.0.2.0/24], action: allow }
-  # Security rules see the original packet (addresses and ports before NAT) and the zone it
-  # goes to after NAT, as commercial firewalls do.
-  - { name: web-in, from: [outside], to: [inside], destination: [198.51.100.1], service: [tcp/2080], action: allow }
-default-action: deny
-";
-
 /// A UDP echo server that also says which peers it saw.
 const UDP_ECHO_PEERS: &str = r#"
 import socket, sys
@@ -534,14 +544,15 @@ print("ok" if got == payload[::-1] else "bad %d" % len(got))
     )
 }
 
-/// Source NAT to the outside interface's address and a port forward, across namespaces: the
+/// conf/examples/nat-gateway across namespaces: source NAT to the outside interface's
+/// address and a port forward. The
 /// server sees only the appliance's address (ping, UDP, TCP all make the round trip), a
 /// connection from the outside to the forwarded port reaches the inside host, and the flow
 /// log says what each flow was translated to.
 #[test]
 fn a_nat_gateway_hides_the_inside_and_forwards_a_port() {
     let mut tb = Testbed::up();
-    tb.start_dataplane(NAT_POLICY);
+    tb.start_example("nat-gateway");
     tb.pings_through();
 
     // UDP: the server sees the appliance's address, and every echo comes back.
