@@ -52,18 +52,8 @@ if [[ -f "${HOME:-/root}/.cargo/env" ]]; then
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found (run: bash scripts/setup.sh)"
 
-# podman settings measured to work here: runc (crun fails on this cgroup layout), cgroupfs,
-# capped ulimits, file event logger.
-export CONTAINERS_CONF="$WORK/containers.conf"
-cat >"$CONTAINERS_CONF" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-EOF
+# podman settings measured to work here (runc, cgroupfs, capped ulimits).
+export CONTAINERS_CONF="$ROOT/scripts/podman-containers.conf"
 log "CONTAINERS_CONF=$CONTAINERS_CONF (runc, cgroupfs)"
 
 # 2. base image

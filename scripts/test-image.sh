@@ -21,16 +21,7 @@ fail() { printf 'image: FAIL: %s\n' "$*" >&2; exit 1; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/aperture-image-check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 # The same engine settings as scripts/docker-build.sh (runc, cgroupfs, capped ulimits).
-export CONTAINERS_CONF="$WORK/containers.conf"
-cat >"$CONTAINERS_CONF" <<'EOF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-EOF
+export CONTAINERS_CONF="$PWD/scripts/podman-containers.conf"
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     start=$(date +%s)

@@ -366,7 +366,9 @@ impl Worker {
             let i = self.misses[k] as usize;
             let meta = &mut metas[i];
             let plan = match (&mut self.nat, &policy) {
-                (Some(nat), Some(p)) if meta.h.l3 == L3::Ipv4 && !self.flows.contains(&meta.h) => {
+                (Some(nat), Some(p))
+                    if meta.h.l3 == L3::Ipv4 && !self.flows.has(&meta.h, &meta.flow) =>
+                {
                     nat_plan(nat, p, &self.mode, &meta.h, meta.fwd, port)
                 }
                 _ => NewFlow::Plain,

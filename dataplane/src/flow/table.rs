@@ -457,8 +457,12 @@ impl FlowTable {
 
     /// Whether a packet with headers `h` would find a flow (for the NAT's inbound checks).
     pub fn contains(&self, h: &Headers) -> bool {
-        let r = self.flow_ref(h);
-        self.find(h, &r).is_some()
+        self.has(h, &self.flow_ref(h))
+    }
+
+    /// `contains` with the packet's hash already computed (`flow_ref`).
+    pub fn has(&self, h: &Headers, r: &FlowRef) -> bool {
+        self.find(h, r).is_some()
     }
 
     /// Looks up the flow of `h` (which loads the flow it finds). Done for a whole burst

@@ -243,34 +243,51 @@ impl NatTable {
         &self.bindings[slot as usize]
     }
 
+    /// The hash of an endpoint in the inside (`outside` false) or outside index.
+    fn hash_of(&self, outside: bool, proto_: u8, addr: u32, port: u16) -> u64 {
+        mix(
+            self.seeds,
+            endpoint_word(proto_, addr, port),
+            1 + outside as u64,
+        )
+    }
+
     fn hash_in(&self, proto_: u8, addr: u32, port: u16) -> u64 {
-        mix(self.seeds, endpoint_word(proto_, addr, port), 1)
+        self.hash_of(false, proto_, addr, port)
     }
 
     fn hash_out(&self, proto_: u8, addr: u32, port: u16) -> u64 {
-        mix(self.seeds, endpoint_word(proto_, addr, port), 2)
+        self.hash_of(true, proto_, addr, port)
+    }
+
+    /// The mapping whose inside (`outside` false) or external endpoint is this one.
+    fn find(&self, outside: bool, proto_: u8, addr: u32, port: u16) -> Option<u32> {
+        let h = self.hash_of(outside, proto_, addr, port);
+        let m = &self.mappings;
+        let index = if outside {
+            &self.by_outside
+        } else {
+            &self.by_inside
+        };
+        index
+            .find(h, |&i| {
+                let x = &m[i as usize];
+                let (a, p) = if outside {
+                    (x.ext, x.ext_port)
+                } else {
+                    (x.inside, x.inside_port)
+                };
+                x.proto == proto_ && a == addr && p == port
+            })
+            .copied()
     }
 
     fn find_inside(&self, proto_: u8, addr: u32, port: u16) -> Option<u32> {
-        let h = self.hash_in(proto_, addr, port);
-        let m = &self.mappings;
-        self.by_inside
-            .find(h, |&i| {
-                let x = &m[i as usize];
-                x.proto == proto_ && x.inside == addr && x.inside_port == port
-            })
-            .copied()
+        self.find(false, proto_, addr, port)
     }
 
     fn find_outside(&self, proto_: u8, addr: u32, port: u16) -> Option<u32> {
-        let h = self.hash_out(proto_, addr, port);
-        let m = &self.mappings;
-        self.by_outside
-            .find(h, |&i| {
-                let x = &m[i as usize];
-                x.proto == proto_ && x.ext == addr && x.ext_port == port
-            })
-            .copied()
+        self.find(true, proto_, addr, port)
     }
 
     /// The mapping of inside endpoint (`proto_`, `addr`, `port`) onto external address
@@ -495,10 +512,6 @@ impl NatTable {
             self.release_mapping(b.mapping);
         }
         b
-    }
-
-    pub fn mappings_active(&self) -> u64 {
-        self.counters.mappings_active
     }
 }
 
