@@ -3,6 +3,7 @@
 //! routed L3), `stats` (counters and the shared-memory segment); `worker` strings them together.
 #![forbid(unsafe_code)]
 
+pub mod alg;
 pub mod appid;
 pub mod clock;
 pub mod config;

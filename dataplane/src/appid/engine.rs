@@ -222,6 +222,19 @@ impl Engine {
         AppEvent::None
     }
 
+    /// A new flow in `slot` was predicted by an ALG (a call's media through its pinhole):
+    /// it takes its call's application at once and App-ID does not look at it.
+    pub fn predicted(&mut self, slot: Slot, f: &mut Flow, app: AppId) -> AppEvent {
+        let info = &mut self.info[slot as usize];
+        if info.ctx != NO_CTX {
+            self.free.push(info.ctx);
+        }
+        *info = AppInfo::NEW;
+        Self::push_path(info, app);
+        Self::finish(info, app, None, f);
+        AppEvent::Decided(app)
+    }
+
     /// Classifies one packet of an undecided flow (`f.app_done` false); `frame` is the
     /// packet's first segment, of which the engine reads the L4 payload. Returns what changed.
     #[inline]

@@ -48,6 +48,8 @@ pub struct Config {
     pub stats: StatsConfig,
     #[serde(default)]
     pub app_id: AppIdConfig,
+    #[serde(default)]
+    pub alg: AlgConfig,
     /// policy.yaml that `run` enforces from the start (without one, `run` denies every flow
     /// until a policy is installed; `replay` takes `--policy`).
     #[serde(default)]
@@ -93,6 +95,61 @@ impl Default for AppIdConfig {
             contexts: 8192,
             tcp_packets: 12,
             udp_packets: 8,
+        }
+    }
+}
+
+/// Application-level gateways.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct AlgConfig {
+    pub sip: SipAlgConfig,
+}
+
+/// The SIP ALG: rewrites SIP/SDP where NAT changed addresses, and opens each call's media.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct SipAlgConfig {
+    /// Off: SIP passes untouched and opens nothing (default on).
+    pub enabled: bool,
+    /// Pinholes each worker holds at most (default 8192); more are refused and counted.
+    pub pinholes: usize,
+    /// Calls and registrations each worker tracks at most (default 4096).
+    pub dialogs: usize,
+    /// Calls and registrations one signalling source address may hold (default 256).
+    pub per_source: u32,
+    /// Seconds a pinhole waits for its first flow (default 180: a call may ring that long).
+    pub initial_timeout: u32,
+    /// Seconds a used pinhole stays after it last let a flow in (default 300).
+    pub idle_timeout: u32,
+    /// Longest registration honoured, seconds (default 7200; a REGISTER without Expires
+    /// asks for 3600).
+    pub max_register: u32,
+    /// What happens to a SIP message on a translated flow that cannot be rewritten
+    /// (malformed, too many edits, too large): `pass` it untouched or `drop` it (default);
+    /// either way it is counted. Untranslated flows always pass.
+    pub unrewritable: Unrewritable,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unrewritable {
+    Pass,
+    #[default]
+    Drop,
+}
+
+impl Default for SipAlgConfig {
+    fn default() -> Self {
+        SipAlgConfig {
+            enabled: true,
+            pinholes: 8192,
+            dialogs: 4096,
+            per_source: 256,
+            initial_timeout: 180,
+            idle_timeout: 300,
+            max_register: 7200,
+            unrewritable: Unrewritable::Drop,
         }
     }
 }

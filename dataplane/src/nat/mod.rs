@@ -367,6 +367,27 @@ impl NatTable {
         self.counters.mappings_active -= 1;
     }
 
+    /// Holds a mapping of inside endpoint (`proto_`, `addr`, `port`) onto `ext` for an ALG
+    /// (a call's media port, a registered contact): made if there is none, kept while held.
+    /// Returns its index (for `release`) and external port; None when ports are exhausted.
+    pub fn hold(&mut self, proto_: u8, addr: u32, port: u16, ext: u32) -> Option<(u32, u16)> {
+        let i = self.map(proto_, addr, port, ext)?;
+        let m = &mut self.mappings[i as usize];
+        m.refs += 1;
+        Some((i, m.ext_port))
+    }
+
+    /// Lets go of a mapping `hold` gave.
+    pub fn release(&mut self, i: u32) {
+        self.release_mapping(i);
+    }
+
+    /// The NAT mapping flow `slot` holds, if any.
+    pub fn mapping_of(&self, slot: Slot) -> Option<u32> {
+        let m = self.bindings[slot as usize].mapping;
+        (m != NO_MAPPING).then_some(m)
+    }
+
     /// Translates the new flow `slot`, whose first packet (direction Orig) is `h`: its
     /// source as `source` says, its destination to `destination`. Gives the flow its second
     /// key. None when it cannot (ports exhausted, a tuple clash): the caller drops the flow's

@@ -1,0 +1,477 @@
+//! Application-level gateways: the SIP ALG.
+//!
+//! On every flow whose application's catalog entry says `alg: sip` (sip, facetime, ...), on
+//! any port, each SIP message is read (`sip::scan`, `sdp::parse`) to follow its calls and
+//! registrations: the media each offer and answer describes gets pinholes (`pinhole`), open
+//! to the other party's media address only, whether or not NAT applies; BYE, CANCEL and
+//! failure responses close them, a re-INVITE moves them, hold closes them. Where NAT
+//! translated the packet, the addresses it changed are rewritten inside the message (and
+//! the media ports it maps), then Content-Length; a message NAT did not change is never
+//! touched, byte for byte. A message that cannot be read is counted and left alone on an
+//! untranslated flow; on a translated flow it is dropped or passed per configuration, never
+//! half-rewritten.
+//!
+//! The ALG owns per-worker state reserved at start (pinholes, dialogs, one message buffer):
+//! per message it never allocates and never panics.
+pub mod edit;
+pub mod pinhole;
+pub mod sdp;
+pub mod sip;
+
+#[cfg(test)]
+mod tests;
+
+use crate::config::{SipAlgConfig, Unrewritable};
+use crate::flow::{Dir, Slot};
+use crate::nat::NatTable;
+use crate::packet::proto;
+use edit::{Edits, Text};
+use pinhole::{Key, Limits, Pinholes, Purpose};
+use sdp::{MappedMedia, Sdp, MAX_MEDIA};
+use sip::{Kind, Message, Method, ScanError, Xlate};
+
+/// The largest SIP message rewritten (a datagram's payload).
+pub const MAX_MESSAGE: usize = 65_535;
+const NS: u64 = 1_000_000_000;
+/// A registration's pinhole outlives its Expires by this much (refreshes arrive late).
+const REGISTER_GRACE_NS: u64 = 32 * NS;
+
+/// SIP ALG counters a worker publishes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SipCounters {
+    pub messages: u64,
+    pub rewritten: u64,
+    /// Not SIP after all, or not parseable: left alone (or dropped on a translated flow).
+    pub malformed: u64,
+    /// Parseable but not rewritable (too many edits, too large after rewriting).
+    pub unrewritable: u64,
+    /// Media NAT could not map a port for (exhausted): the call's media there fails.
+    pub media_unmapped: u64,
+}
+
+/// What happens to the packet whose SIP message was looked at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent as it is.
+    Unchanged,
+    /// Sent with its payload replaced by `SipAlg::rewritten()`.
+    Rewritten,
+    /// Dropped (a translated message that could not be rewritten, by configuration).
+    Drop,
+}
+
+/// One SIP-carrying packet as the ALG needs to see it.
+#[derive(Clone, Copy, Debug)]
+pub struct SipPacket<'a> {
+    pub payload: &'a [u8],
+    /// Its direction in the signalling flow: which party sent it.
+    pub dir: Dir,
+    /// Its IP protocol (UDP or TCP): the protocol of a registration's pinhole.
+    pub proto: u8,
+    /// What NAT does to it (nothing: no rewrite).
+    pub xlate: Xlate,
+    /// Where it is going after translation: the other party, as its packets' source looks
+    /// when they arrive.
+    pub peer: [u8; 4],
+    /// The signalling flow: its `flow_id`, key hash, application and originator address.
+    pub flow_id: u64,
+    pub flow_hash: u64,
+    pub app: u16,
+    pub source: u32,
+    pub now: u64,
+}
+
+/// One worker's SIP ALG.
+pub struct SipAlg {
+    pub pinholes: Pinholes,
+    pub counters: SipCounters,
+    config: SipAlgConfig,
+    edits: Edits,
+    out: Box<[u8]>,
+    out_len: usize,
+    /// Per flow slot: the `flow_id` of the signalling flow whose pinhole admitted it (0:
+    /// not predicted).
+    predicted: Vec<u64>,
+}
+
+impl SipAlg {
+    pub fn new(config: &SipAlgConfig, flows: usize, seeds: [u64; 2]) -> SipAlg {
+        let limits = Limits {
+            pinholes: config.pinholes,
+            dialogs: config.dialogs,
+            per_source: config.per_source,
+            initial_ns: config.initial_timeout as u64 * NS,
+            idle_ns: config.idle_timeout as u64 * NS,
+        };
+        SipAlg {
+            pinholes: Pinholes::new(limits, seeds),
+            counters: SipCounters::default(),
+            config: config.clone(),
+            edits: Edits::default(),
+            out: vec![0u8; MAX_MESSAGE].into_boxed_slice(),
+            out_len: 0,
+            predicted: vec![0; flows],
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// The payload `Outcome::Rewritten` refers to.
+    pub fn rewritten(&self) -> &[u8] {
+        &self.out[..self.out_len]
+    }
+
+    /// Flow `slot` was let in by a pinhole of signalling flow `parent`.
+    pub fn set_predicted(&mut self, slot: Slot, parent: u64) {
+        self.predicted[slot as usize] = parent;
+    }
+
+    /// Flow `slot` ended: the signalling flow that predicted it, if one did.
+    pub fn ended(&mut self, slot: Slot) -> Option<u64> {
+        let p = std::mem::take(&mut self.predicted[slot as usize]);
+        (p != 0).then_some(p)
+    }
+
+    /// Closes expired pinholes and dialogs (a bounded pass), releasing their NAT mappings.
+    pub fn expire(&mut self, now: u64, budget: usize, nat: Option<&mut NatTable>) {
+        if self.pinholes.counters.dialogs == 0 {
+            return;
+        }
+        match nat {
+            Some(n) => self.pinholes.expire(now, budget, &mut |m| n.release(m)),
+            None => self.pinholes.expire(now, budget, &mut |_| {}),
+        }
+    }
+
+    /// One datagram's SIP message (UDP, or a TCP segment holding whole messages): follows
+    /// its call, and rewrites it where NAT changed an address it carries.
+    pub fn on_message(&mut self, p: &SipPacket, nat: Option<&mut NatTable>) -> Outcome {
+        self.counters.messages += 1;
+        let skip = sip::leading_blank(p.payload);
+        if skip == p.payload.len() {
+            return Outcome::Unchanged;
+        }
+        let b = &p.payload[skip..];
+        let msg = match sip::scan(b, p.proto == proto::UDP) {
+            Ok(m) => m,
+            Err(ScanError::Incomplete | ScanError::Malformed) => {
+                self.counters.malformed += 1;
+                return self.unrewritable(p);
+            }
+        };
+        let sdp = if msg.sdp && !msg.body.is_empty() {
+            sdp::parse(b, msg.body)
+        } else {
+            None
+        };
+        let mut mapped = [None; MAX_MEDIA];
+        self.follow(b, &msg, sdp.as_ref(), p, nat, &mut mapped);
+        if p.xlate.is_none() {
+            return Outcome::Unchanged;
+        }
+        self.edits.clear();
+        sip::header_edits(b, &msg, &p.xlate, &mut self.edits);
+        if let (Some(sdp), Some(c)) = (&sdp, p.xlate.src) {
+            sdp::edits(b, sdp, c.from.addr, c.to.addr, &mapped, &mut self.edits);
+        }
+        if self.edits.is_empty() {
+            return Outcome::Unchanged;
+        }
+        let body = msg.body;
+        let delta = self
+            .edits
+            .delta_within(body.start as usize, body.end as usize);
+        if delta != 0 {
+            if let Some(cl) = msg.content_length {
+                let n = (body.end - body.start) as isize + delta;
+                let mut t = Text::default();
+                t.number(n.max(0) as u64);
+                self.edits
+                    .replace(b, cl.start as usize, cl.end as usize, t.as_bytes());
+            }
+        }
+        self.out[..skip].copy_from_slice(&p.payload[..skip]);
+        match self.edits.apply(b, &mut self.out[skip..]) {
+            Some(n) => {
+                self.out_len = skip + n;
+                self.counters.rewritten += 1;
+                Outcome::Rewritten
+            }
+            None => {
+                self.counters.unrewritable += 1;
+                self.unrewritable(p)
+            }
+        }
+    }
+
+    fn unrewritable(&self, p: &SipPacket) -> Outcome {
+        if p.xlate.is_none() || self.config.unrewritable == Unrewritable::Pass {
+            Outcome::Unchanged
+        } else {
+            Outcome::Drop
+        }
+    }
+
+    /// The call and registration state a message changes: pinholes opened, moved, closed.
+    fn follow(
+        &mut self,
+        b: &[u8],
+        msg: &Message,
+        sdp: Option<&Sdp>,
+        p: &SipPacket,
+        mut nat: Option<&mut NatTable>,
+        mapped: &mut [Option<MappedMedia>; MAX_MEDIA],
+    ) {
+        let id = pinhole::dialog_id(msg.call_id.of(b), p.flow_hash);
+        let method = msg.method();
+        let mut release = |m: u32| {
+            if let Some(n) = nat.as_deref_mut() {
+                n.release(m)
+            }
+        };
+        match msg.kind {
+            Kind::Request(Method::Bye | Method::Cancel) => {
+                if let Some(d) = self.pinholes.find_dialog(id) {
+                    self.pinholes.close_dialog(d, &mut release);
+                }
+                return;
+            }
+            Kind::Request(Method::Register) => {
+                return self.register(b, msg, p, nat);
+            }
+            Kind::Response(code) if method == Method::Invite => {
+                if let Some(d) = self.pinholes.find_dialog(id) {
+                    if (200..300).contains(&code) {
+                        self.pinholes.dialog_mut(d).confirmed = true;
+                    } else if code >= 300 && !self.pinholes.dialog(d).confirmed {
+                        self.pinholes.close_dialog(d, &mut release);
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+        let Some(sdp) = sdp else {
+            return;
+        };
+        let carries_sdp = match msg.kind {
+            Kind::Request(m) => matches!(
+                m,
+                Method::Invite | Method::Update | Method::Prack | Method::Ack
+            ),
+            Kind::Response(c) => {
+                (180..300).contains(&c)
+                    && matches!(method, Method::Invite | Method::Update | Method::Prack)
+            }
+        };
+        if !carries_sdp {
+            return;
+        }
+        let Some(d) = self
+            .pinholes
+            .dialog_for(id, p.flow_id, p.app, p.source, p.now)
+        else {
+            return;
+        };
+        self.describe(d, sdp, p, nat, mapped);
+    }
+
+    /// Party `p.dir` described its media in `sdp`: map its ports when NAT translates it,
+    /// and give it the pinholes it now needs (replacing those of its last description).
+    fn describe(
+        &mut self,
+        d: u32,
+        sdp: &Sdp,
+        p: &SipPacket,
+        mut nat: Option<&mut NatTable>,
+        mapped: &mut [Option<MappedMedia>; MAX_MEDIA],
+    ) {
+        let party = p.dir as usize;
+        // (key address, rtp, rtcp, inside address, mappings) per receiving media line.
+        let mut wanted: [Option<Wanted>; MAX_MEDIA] = [None; MAX_MEDIA];
+        let mut first_addr = None;
+        for (i, m) in sdp.media().iter().enumerate() {
+            let Some(addr) = sdp.address_of(m) else {
+                continue;
+            };
+            if first_addr.is_none() && addr != [0; 4] {
+                first_addr = Some(addr);
+            }
+            if !m.udp || m.port == 0 || addr == [0; 4] {
+                continue;
+            }
+            let rtcp = Sdp::rtcp_port(m);
+            let translated = p.xlate.src.filter(|c| c.from.addr == addr);
+            let mut w = Wanted {
+                addr,
+                ports: [m.port, rtcp],
+                inside: None,
+                inside_ports: [m.port, rtcp],
+                maps: [pinhole::NONE; 2],
+            };
+            if let (Some(c), Some(n)) = (translated, nat.as_deref_mut()) {
+                let (inside, ext) = (u32::from_be_bytes(addr), u32::from_be_bytes(c.to.addr));
+                let Some((m1, rtp)) = n.hold(proto::UDP, inside, m.port, ext) else {
+                    self.counters.media_unmapped += 1;
+                    continue;
+                };
+                let Some((m2, rtcp_ext)) = n.hold(proto::UDP, inside, rtcp, ext) else {
+                    n.release(m1);
+                    self.counters.media_unmapped += 1;
+                    continue;
+                };
+                mapped[i] = Some(MappedMedia {
+                    rtp,
+                    rtcp: rtcp_ext,
+                });
+                w = Wanted {
+                    addr: c.to.addr,
+                    ports: [rtp, rtcp_ext],
+                    inside: Some(inside),
+                    inside_ports: [m.port, rtcp],
+                    maps: [m1, m2],
+                };
+                // A pinhole is only for media this party receives; the mapping stays for
+                // the rewrite either way, held by the pinhole or let go below.
+            }
+            if sdp.direction_of(m).receives() {
+                wanted[i] = Some(w);
+            } else if let Some(n) = nat.as_deref_mut() {
+                for x in w.maps.into_iter().filter(|&x| x != pinhole::NONE) {
+                    n.release(x);
+                }
+            }
+        }
+        let mut release = |m: u32| {
+            if let Some(n) = nat.as_deref_mut() {
+                n.release(m)
+            }
+        };
+        // The new description replaces the last one's pinholes (mappings were taken first,
+        // so a port that stays keeps its mapping).
+        self.pinholes
+            .close_party(d, party, Purpose::Media, &mut release);
+        let dl = *self.pinholes.dialog(d);
+        let peer = match dl.media_addr[1 - party] {
+            [0, 0, 0, 0] => p.peer,
+            a => a,
+        };
+        let deadline = p.now + self.pinholes.limits().initial_ns;
+        for w in wanted.iter().flatten() {
+            for (k, port) in w.ports.into_iter().enumerate() {
+                let key = Key {
+                    proto: proto::UDP,
+                    addr: w.addr,
+                    port,
+                };
+                let inside = w.inside.map(|a| (a, w.inside_ports[k]));
+                let opened = self.pinholes.open(
+                    d,
+                    party,
+                    key,
+                    peer,
+                    Purpose::Media,
+                    inside,
+                    w.maps[k],
+                    deadline,
+                );
+                if opened.is_none() && w.maps[k] != pinhole::NONE {
+                    release(w.maps[k]);
+                }
+            }
+        }
+        // This party's media comes from here: the other party's pinholes admit only it.
+        if let Some(a) = first_addr {
+            self.pinholes.dialog_mut(d).media_addr[party] = a;
+            self.pinholes.set_peer(d, 1 - party, a);
+        }
+    }
+
+    /// A REGISTER: a pinhole to the registered contact (as the registrar reaches it) from
+    /// the registrar, for its Expires; Expires 0 removes it.
+    fn register(&mut self, b: &[u8], msg: &Message, p: &SipPacket, mut nat: Option<&mut NatTable>) {
+        let Some((contact, expires)) = sip::register_contact(b, msg, 3600) else {
+            return;
+        };
+        let id = pinhole::dialog_id(msg.call_id.of(b), p.flow_hash);
+        let party = p.dir as usize;
+        let mut release = |m: u32| {
+            if let Some(n) = nat.as_deref_mut() {
+                n.release(m)
+            }
+        };
+        if expires == 0 {
+            if let Some(d) = self.pinholes.find_dialog(id) {
+                self.pinholes.close_dialog(d, &mut release);
+            }
+            return;
+        }
+        let Some(d) = self
+            .pinholes
+            .dialog_for(id, p.flow_id, p.app, p.source, p.now)
+        else {
+            return;
+        };
+        let expires = expires.min(self.config.max_register) as u64;
+        let deadline = p.now + expires * NS + REGISTER_GRACE_NS;
+        let translated = p
+            .xlate
+            .src
+            .filter(|c| c.from.addr == contact.addr && c.from.port == contact.port);
+        let mut key = Key {
+            proto: p.proto,
+            addr: contact.addr,
+            port: contact.port,
+        };
+        let (mut inside, mut mapping) = (None, pinhole::NONE);
+        if let (Some(c), Some(n)) = (translated, nat.as_deref_mut()) {
+            let a = u32::from_be_bytes(contact.addr);
+            let Some((m, ext_port)) =
+                n.hold(p.proto, a, contact.port, u32::from_be_bytes(c.to.addr))
+            else {
+                self.counters.media_unmapped += 1;
+                return;
+            };
+            key.addr = c.to.addr;
+            key.port = ext_port;
+            inside = Some((a, contact.port));
+            mapping = m;
+        }
+        let mut release = |m: u32| {
+            if let Some(n) = nat.as_deref_mut() {
+                n.release(m)
+            }
+        };
+        self.pinholes
+            .close_party(d, party, Purpose::Register, &mut release);
+        let opened = self.pinholes.open(
+            d,
+            party,
+            key,
+            p.peer,
+            Purpose::Register,
+            inside,
+            mapping,
+            deadline,
+        );
+        if opened.is_none() && mapping != pinhole::NONE {
+            release(mapping);
+        }
+    }
+}
+
+/// A media line's pinholes as `describe` works them out.
+#[derive(Clone, Copy, Debug)]
+struct Wanted {
+    /// The address and ports its media arrives at (after translation, when NAT applies).
+    addr: [u8; 4],
+    /// RTP and RTCP ports there.
+    ports: [u16; 2],
+    /// The inside address when translated, and the ports there.
+    inside: Option<u32>,
+    inside_ports: [u16; 2],
+    /// The NAT mappings held for them (`pinhole::NONE`: none).
+    maps: [u32; 2],
+}

@@ -1,0 +1,330 @@
+//! SDP (RFC 8866) bodies as the SIP ALG needs them: the origin and connection addresses, each
+//! media description's port, its RTCP port (`a=rtcp`, RFC 3605) and direction attribute
+//! (RFC 3264 hold), with where each sits so it can be rewritten.
+//!
+//! Only IPv4 connection data is ever rewritten; IPv6, FQDNs, ICE candidates and every other
+//! line stay byte-identical. Never allocates, never panics.
+use super::edit::{Edits, Text};
+use super::sip::{parse_ipv4, Span};
+
+/// Media descriptions looked at per body; more are left alone (no pinholes, not rewritten).
+pub const MAX_MEDIA: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    fn of(attr: &[u8]) -> Option<Direction> {
+        match attr {
+            b"sendrecv" => Some(Direction::SendRecv),
+            b"sendonly" => Some(Direction::SendOnly),
+            b"recvonly" => Some(Direction::RecvOnly),
+            b"inactive" => Some(Direction::Inactive),
+            _ => None,
+        }
+    }
+
+    /// Whether the party that wrote it receives media.
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+}
+
+/// An IPv4 address in the body and where its text is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addr {
+    pub addr: [u8; 4],
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Media {
+    pub port: u16,
+    pub port_span: Span,
+    /// Where the line after the `m=` line starts (an inserted `a=rtcp` goes there).
+    pub after_line: u32,
+    /// Media-level `c=` (IPv4 only; `conn_other` when it is IPv6 or a name).
+    pub conn: Option<Addr>,
+    pub conn_other: bool,
+    /// `a=rtcp:PORT [IN IP4 ADDR]`.
+    pub rtcp: Option<(u16, Span)>,
+    pub rtcp_addr: Option<Addr>,
+    /// A media-level direction attribute.
+    pub dir: Option<Direction>,
+    /// The transport is RTP-based (`RTP/AVP`, `RTP/SAVP`, `UDP/TLS/RTP/SAVPF`, ...) or plain
+    /// `udp`: media the ALG opens pinholes for.
+    pub udp: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sdp {
+    pub origin: Option<Addr>,
+    pub conn: Option<Addr>,
+    pub conn_other: bool,
+    pub dir: Option<Direction>,
+    pub media: [Media; MAX_MEDIA],
+    pub n_media: usize,
+    /// The body uses bare `\n` line ends.
+    pub bare_lf: bool,
+}
+
+impl Sdp {
+    pub fn media(&self) -> &[Media] {
+        &self.media[..self.n_media]
+    }
+
+    /// The IPv4 address media `m` is sent to (media-level `c=`, else session-level), None
+    /// for IPv6 or names.
+    pub fn address_of(&self, m: &Media) -> Option<[u8; 4]> {
+        if m.conn_other {
+            return None;
+        }
+        match m.conn {
+            Some(c) => Some(c.addr),
+            None if self.conn_other => None,
+            None => self.conn.map(|c| c.addr),
+        }
+    }
+
+    pub fn direction_of(&self, m: &Media) -> Direction {
+        m.dir.or(self.dir).unwrap_or_default()
+    }
+
+    /// The RTCP port of `m`: `a=rtcp`, else the next port up (RFC 3550).
+    pub fn rtcp_port(m: &Media) -> u16 {
+        m.rtcp.map_or(m.port.wrapping_add(1), |r| r.0)
+    }
+}
+
+fn parse_u16(d: &[u8]) -> Option<u16> {
+    if d.is_empty() || d.len() > 5 || !d.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = d.iter().fold(0u32, |v, &c| v * 10 + (c - b'0') as u32);
+    u16::try_from(v).ok()
+}
+
+/// `IN IP4 <addr>[/ttl]` at `at` in `b` (a `c=` value or the tail of `o=` / `a=rtcp`).
+/// Some(Ok) for an IPv4 literal, Some(Err) for IPv6 or a name, None if not `IN`.
+fn conn_addr(b: &[u8], s: usize, e: usize) -> Option<Result<Addr, ()>> {
+    let v = b.get(s..e)?;
+    let mut words = v.split(|&c| c == b' ').filter(|w| !w.is_empty());
+    if words.next()? != b"IN" {
+        return None;
+    }
+    let family = words.next()?;
+    let addr = words.next()?;
+    if family != b"IP4" {
+        return Some(Err(()));
+    }
+    let text = addr.split(|&c| c == b'/').next().unwrap_or_default();
+    // Where `addr` is in `b`: the words are sub-slices of `v`.
+    let start = s + (addr.as_ptr() as usize - v.as_ptr() as usize);
+    match parse_ipv4(text) {
+        Some(a) => Some(Ok(Addr {
+            addr: a,
+            span: Span {
+                start: start as u32,
+                end: (start + text.len()) as u32,
+            },
+        })),
+        None => Some(Err(())),
+    }
+}
+
+/// Parses the SDP in `b[body]`. None when it is not SDP (no `v=` line first).
+pub fn parse(b: &[u8], body: Span) -> Option<Sdp> {
+    let (start, end) = (body.start as usize, (body.end as usize).min(b.len()));
+    if !b.get(start..end)?.starts_with(b"v=") {
+        return None;
+    }
+    let mut sdp = Sdp::default();
+    let mut at = start;
+    let mut in_media = false;
+    let mut skipping = false;
+    while at < end {
+        let nl = b[at..end].iter().position(|&c| c == b'\n');
+        let next = nl.map_or(end, |p| at + p + 1);
+        let mut te = nl.map_or(end, |p| at + p);
+        if te > at && b[te - 1] == b'\r' {
+            te -= 1;
+        } else if nl.is_some() {
+            sdp.bare_lf = true;
+        }
+        let line = &b[at..te];
+        if line.len() >= 2 && line[1] == b'=' {
+            let (vs, ve) = (at + 2, te);
+            let v = &b[vs..ve];
+            match line[0] {
+                b'o' if !in_media => {
+                    // o=<username> <sess-id> <sess-version> IN IP4 <address>
+                    let mut spaces = 0;
+                    let mut k = 0;
+                    while k < v.len() && spaces < 3 {
+                        if v[k] == b' ' {
+                            spaces += 1;
+                        }
+                        k += 1;
+                    }
+                    if let Some(Ok(a)) = conn_addr(b, vs + k, ve) {
+                        sdp.origin = Some(a);
+                    }
+                }
+                b'c' => {
+                    let c = conn_addr(b, vs, ve);
+                    if in_media && !skipping {
+                        let m = &mut sdp.media[sdp.n_media - 1];
+                        match c {
+                            Some(Ok(a)) => m.conn = Some(a),
+                            _ => m.conn_other = true,
+                        }
+                    } else if !in_media {
+                        match c {
+                            Some(Ok(a)) => sdp.conn = Some(a),
+                            _ => sdp.conn_other = true,
+                        }
+                    }
+                }
+                b'm' => {
+                    in_media = true;
+                    if sdp.n_media == MAX_MEDIA {
+                        skipping = true;
+                    } else {
+                        let mut w = v.split(|&c| c == b' ');
+                        let _kind = w.next();
+                        let port_word = w.next().unwrap_or_default();
+                        let proto = w.next().unwrap_or_default();
+                        // m=audio 49170/2 RTP/AVP 0: the port before the '/'.
+                        let digits = port_word.split(|&c| c == b'/').next().unwrap_or_default();
+                        let ps = vs + (port_word.as_ptr() as usize - v.as_ptr() as usize);
+                        let Some(port) = parse_u16(digits) else {
+                            // Unparseable media line: the body is not rewritten.
+                            return None;
+                        };
+                        sdp.media[sdp.n_media] = Media {
+                            port,
+                            port_span: Span {
+                                start: ps as u32,
+                                end: (ps + digits.len()) as u32,
+                            },
+                            after_line: next as u32,
+                            udp: proto.windows(3).any(|x| x.eq_ignore_ascii_case(b"RTP"))
+                                || proto.eq_ignore_ascii_case(b"UDP"),
+                            ..Media::default()
+                        };
+                        sdp.n_media += 1;
+                    }
+                }
+                b'a' => {
+                    let target = if in_media {
+                        if skipping {
+                            None
+                        } else {
+                            Some(sdp.n_media - 1)
+                        }
+                    } else {
+                        None
+                    };
+                    if let Some(d) = Direction::of(v) {
+                        match target {
+                            Some(i) => sdp.media[i].dir = Some(d),
+                            None if !in_media => sdp.dir = Some(d),
+                            None => {}
+                        }
+                    } else if let (Some(rest), Some(i)) = (v.strip_prefix(b"rtcp:"), target) {
+                        let digits_len = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+                        if let Some(p) = parse_u16(&rest[..digits_len]) {
+                            let ps = vs + 5;
+                            let m = &mut sdp.media[i];
+                            m.rtcp = Some((
+                                p,
+                                Span {
+                                    start: ps as u32,
+                                    end: (ps + digits_len) as u32,
+                                },
+                            ));
+                            if let Some(Ok(a)) = conn_addr(b, ps + digits_len, ve) {
+                                m.rtcp_addr = Some(a);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        at = next;
+    }
+    Some(sdp)
+}
+
+/// A media port the ALG gives the translated party: RTP and RTCP as the outside sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MappedMedia {
+    pub rtp: u16,
+    pub rtcp: u16,
+}
+
+/// Edits for a body written by a party NAT translates from `from` to `to`: the origin and
+/// connection addresses that are `from`, and each media port `mapped` gives (index-aligned
+/// with `sdp.media()`; None: the media is not at `from`, or not mapped). An RTCP port that is
+/// no longer the RTP port plus one gets an `a=rtcp` line.
+pub fn edits(
+    b: &[u8],
+    sdp: &Sdp,
+    from: [u8; 4],
+    to: [u8; 4],
+    mapped: &[Option<MappedMedia>],
+    edits: &mut Edits,
+) {
+    let mut addr = Text::default();
+    addr.ipv4(to);
+    let swap = |a: &Option<Addr>, edits: &mut Edits| {
+        if let Some(a) = a {
+            if a.addr == from {
+                edits.replace(
+                    b,
+                    a.span.start as usize,
+                    a.span.end as usize,
+                    addr.as_bytes(),
+                );
+            }
+        }
+    };
+    swap(&sdp.origin, edits);
+    swap(&sdp.conn, edits);
+    for (i, m) in sdp.media().iter().enumerate() {
+        swap(&m.conn, edits);
+        swap(&m.rtcp_addr, edits);
+        let Some(Some(x)) = mapped.get(i) else {
+            continue;
+        };
+        let mut t = Text::default();
+        t.number(x.rtp as u64);
+        edits.replace(
+            b,
+            m.port_span.start as usize,
+            m.port_span.end as usize,
+            t.as_bytes(),
+        );
+        match m.rtcp {
+            Some((_, span)) => {
+                let mut t = Text::default();
+                t.number(x.rtcp as u64);
+                edits.replace(b, span.start as usize, span.end as usize, t.as_bytes());
+            }
+            None if x.rtcp != x.rtp.wrapping_add(1) => {
+                let mut t = Text::default();
+                t.push(b"a=rtcp:").number(x.rtcp as u64);
+                t.push(if sdp.bare_lf { b"\n" } else { b"\r\n" });
+                edits.insert(m.after_line as usize, t.as_bytes());
+            }
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,411 @@
+use super::pinhole::Key;
+use super::sip::{scan, Change, Endpoint, Kind, Method, Xlate};
+use super::*;
+use crate::config::SipAlgConfig;
+use crate::nat::{NatTable, PortRange};
+
+const INSIDE: [u8; 4] = [10, 0, 0, 1];
+const OUTSIDE: [u8; 4] = [203, 0, 113, 7];
+const SERVER: [u8; 4] = [198, 51, 100, 20];
+
+pub(super) const INVITE: &str = "INVITE sip:bob@198.51.100.20 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds;rport\r\n\
+Max-Forwards: 70\r\n\
+To: Bob <sip:bob@198.51.100.20>\r\n\
+From: Alice <sip:alice@10.0.0.1>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@10.0.0.1\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:alice@10.0.0.1:5060;transport=udp>\r\n\
+User-Agent: test\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 142\r\n\
+\r\n\
+v=0\r\n\
+o=alice 2890844526 2890844526 IN IP4 10.0.0.1\r\n\
+s=-\r\n\
+c=IN IP4 10.0.0.1\r\n\
+t=0 0\r\n\
+m=audio 49170 RTP/AVP 0\r\n\
+a=rtpmap:0 PCMU/8000\r\n";
+
+fn snat_out() -> Xlate {
+    Xlate {
+        src: Some(Change {
+            from: Endpoint {
+                addr: INSIDE,
+                port: 5060,
+            },
+            to: Endpoint {
+                addr: OUTSIDE,
+                port: 40000,
+            },
+        }),
+        dst: None,
+    }
+}
+
+fn fixed(s: &str) -> Vec<u8> {
+    // The test message with Content-Length set to its real body.
+    let split = s.find("\r\n\r\n").unwrap() + 4;
+    let (head, body) = s.split_at(split);
+    let at = head.find("Content-Length: ").unwrap() + 16;
+    let end = at + head[at..].find("\r\n").unwrap();
+    format!("{}{}{}{}", &head[..at], body.len(), &head[end..], body).into_bytes()
+}
+
+fn alg() -> SipAlg {
+    SipAlg::new(&SipAlgConfig::default(), 64, [1, 2])
+}
+
+fn packet<'a>(payload: &'a [u8], dir: Dir, xlate: Xlate, peer: [u8; 4]) -> SipPacket<'a> {
+    SipPacket {
+        payload,
+        dir,
+        proto: proto::UDP,
+        xlate,
+        peer,
+        flow_id: 77,
+        flow_hash: 5,
+        app: 3,
+        source: u32::from_be_bytes(INSIDE),
+        now: 1_000,
+    }
+}
+
+fn nat_table() -> NatTable {
+    NatTable::new(64, PortRange::of_worker(0, 1), [3, 4])
+}
+
+#[test]
+fn scan_finds_the_parts_of_an_invite() {
+    let b = fixed(INVITE);
+    let m = scan(&b, true).unwrap();
+    assert_eq!(m.kind, Kind::Request(Method::Invite));
+    assert_eq!(m.uri.of(&b), b"sip:bob@198.51.100.20");
+    assert_eq!(m.call_id.of(&b), b"a84b4c76e66710@10.0.0.1");
+    assert!(m.sdp);
+    assert_eq!(m.len, b.len());
+    assert!(m.body.of(&b).starts_with(b"v=0"));
+}
+
+#[test]
+fn scan_tells_incomplete_from_malformed() {
+    let b = fixed(INVITE);
+    assert_eq!(scan(&b[..60], false).unwrap_err(), ScanError::Incomplete);
+    assert_eq!(
+        scan(&b[..b.len() - 3], false).unwrap_err(),
+        ScanError::Incomplete
+    );
+    assert_eq!(
+        scan(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", true).unwrap_err(),
+        ScanError::Malformed
+    );
+    let bad_length = INVITE.replace("Content-Length: 142", "Content-Length: 1x2");
+    assert_eq!(
+        scan(bad_length.as_bytes(), true).unwrap_err(),
+        ScanError::Malformed
+    );
+}
+
+#[test]
+fn no_translation_leaves_the_message_byte_identical_and_opens_the_media() {
+    let b = fixed(INVITE);
+    let mut a = alg();
+    let out = a.on_message(&packet(&b, Dir::Orig, Xlate::default(), SERVER), None);
+    assert_eq!(out, Outcome::Unchanged);
+    // The offer's media at 10.0.0.1:49170/49171, open to the server only until the answer.
+    let k = Key {
+        proto: proto::UDP,
+        addr: INSIDE,
+        port: 49170,
+    };
+    assert!(a.pinholes.admit(k, [192, 0, 2, 99], 2_000).is_none());
+    let admitted = a.pinholes.admit(k, SERVER, 2_000).unwrap();
+    assert_eq!(admitted.parent, 77);
+    assert_eq!(admitted.app, 3);
+    let rtcp = Key { port: 49171, ..k };
+    assert!(a.pinholes.admit(rtcp, SERVER, 2_000).is_some());
+}
+
+#[test]
+fn source_nat_rewrites_what_it_changed_and_content_length() {
+    let b = fixed(INVITE);
+    let mut a = alg();
+    let mut nat = nat_table();
+    let out = a.on_message(&packet(&b, Dir::Orig, snat_out(), SERVER), Some(&mut nat));
+    assert_eq!(out, Outcome::Rewritten);
+    let text = String::from_utf8(a.rewritten().to_vec()).unwrap();
+    assert!(text.contains("Via: SIP/2.0/UDP 203.0.113.7:40000;branch=z9hG4bK776asdhds;rport\r\n"));
+    assert!(text.contains("Contact: <sip:alice@203.0.113.7:40000;transport=udp>\r\n"));
+    // From carries the address only: the address changes, no port is added.
+    assert!(text.contains("From: Alice <sip:alice@203.0.113.7>;tag=1928301774\r\n"));
+    // The Request-URI and To name the server: untouched. Call-ID is not an address.
+    assert!(text.starts_with("INVITE sip:bob@198.51.100.20 SIP/2.0\r\n"));
+    assert!(text.contains("Call-ID: a84b4c76e66710@10.0.0.1\r\n"));
+    assert!(text.contains("o=alice 2890844526 2890844526 IN IP4 203.0.113.7\r\n"));
+    assert!(text.contains("c=IN IP4 203.0.113.7\r\n"));
+    // The media port keeps its number when this worker has it free.
+    assert!(text.contains("m=audio 49170 RTP/AVP 0\r\n"));
+    let m = scan(a.rewritten(), true).unwrap();
+    let body = m.body.of(a.rewritten());
+    let cl: usize = std::str::from_utf8(m.content_length.unwrap().of(a.rewritten()))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(cl, body.len());
+    assert!(!text.contains("10.0.0.1:"));
+    // The media pinhole is on the outside address, and leads inside.
+    let k = Key {
+        proto: proto::UDP,
+        addr: OUTSIDE,
+        port: 49170,
+    };
+    let admitted = a.pinholes.admit(k, SERVER, 2_000).unwrap();
+    assert_eq!(admitted.inside, Some((u32::from_be_bytes(INSIDE), 49170)));
+}
+
+#[test]
+fn the_answer_restricts_the_offer_to_the_answerer_media_and_bye_closes_all() {
+    let b = fixed(INVITE);
+    let mut a = alg();
+    a.on_message(&packet(&b, Dir::Orig, Xlate::default(), SERVER), None);
+    let answer = fixed(
+        "SIP/2.0 200 OK\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds;received=10.0.0.1\r\n\
+To: Bob <sip:bob@198.51.100.20>;tag=a6c85cf\r\n\
+From: Alice <sip:alice@10.0.0.1>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@10.0.0.1\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:bob@198.51.100.20>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 0\r\n\
+\r\n\
+v=0\r\n\
+o=bob 1 1 IN IP4 198.51.100.20\r\n\
+s=-\r\n\
+c=IN IP4 198.51.100.30\r\n\
+t=0 0\r\n\
+m=audio 3456 RTP/AVP 0\r\n\
+a=rtcp:3460\r\n",
+    );
+    a.on_message(&packet(&answer, Dir::Reply, Xlate::default(), INSIDE), None);
+    let offer = Key {
+        proto: proto::UDP,
+        addr: INSIDE,
+        port: 49170,
+    };
+    // The media comes from the answer's address, not the signalling server's.
+    assert!(a.pinholes.admit(offer, SERVER, 2_000).is_none());
+    assert!(a.pinholes.admit(offer, [198, 51, 100, 30], 2_000).is_some());
+    let ans = Key {
+        proto: proto::UDP,
+        addr: [198, 51, 100, 30],
+        port: 3460,
+    };
+    assert!(a.pinholes.admit(ans, INSIDE, 2_000).is_some());
+    assert!(a
+        .pinholes
+        .admit(Key { port: 3457, ..ans }, INSIDE, 2_000)
+        .is_none());
+    let bye = "BYE sip:bob@198.51.100.20 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKnashds7\r\n\
+Call-ID: a84b4c76e66710@10.0.0.1\r\n\
+CSeq: 231 BYE\r\n\
+Content-Length: 0\r\n\r\n";
+    a.on_message(
+        &packet(bye.as_bytes(), Dir::Orig, Xlate::default(), SERVER),
+        None,
+    );
+    assert!(a.pinholes.is_empty());
+    assert!(a.pinholes.admit(ans, INSIDE, 3_000).is_none());
+}
+
+#[test]
+fn hold_closes_the_holder_media_and_resume_reopens_it() {
+    let b = fixed(INVITE);
+    let mut a = alg();
+    a.on_message(&packet(&b, Dir::Orig, Xlate::default(), SERVER), None);
+    let k = Key {
+        proto: proto::UDP,
+        addr: INSIDE,
+        port: 49170,
+    };
+    assert!(a.pinholes.admit(k, SERVER, 2_000).is_some());
+    let hold = fixed(&INVITE.replace("c=IN IP4 10.0.0.1", "c=IN IP4 0.0.0.0"));
+    a.on_message(&packet(&hold, Dir::Orig, Xlate::default(), SERVER), None);
+    assert!(a.pinholes.admit(k, SERVER, 2_000).is_none());
+    let inactive = fixed(&INVITE.replace("a=rtpmap:0 PCMU/8000", "a=inactive"));
+    a.on_message(
+        &packet(&inactive, Dir::Orig, Xlate::default(), SERVER),
+        None,
+    );
+    assert!(a.pinholes.admit(k, SERVER, 2_000).is_none());
+    a.on_message(&packet(&b, Dir::Orig, Xlate::default(), SERVER), None);
+    assert!(a.pinholes.admit(k, SERVER, 2_000).is_some());
+}
+
+#[test]
+fn a_failure_response_closes_an_unanswered_call() {
+    let b = fixed(INVITE);
+    let mut a = alg();
+    a.on_message(&packet(&b, Dir::Orig, Xlate::default(), SERVER), None);
+    let busy = "SIP/2.0 486 Busy Here\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds\r\n\
+Call-ID: a84b4c76e66710@10.0.0.1\r\n\
+CSeq: 314159 INVITE\r\n\
+Content-Length: 0\r\n\r\n";
+    a.on_message(
+        &packet(busy.as_bytes(), Dir::Reply, Xlate::default(), INSIDE),
+        None,
+    );
+    assert!(a.pinholes.is_empty());
+}
+
+#[test]
+fn responses_inbound_get_the_inside_address_back() {
+    let resp = "SIP/2.0 100 Trying\r\n\
+v: SIP/2.0/UDP 203.0.113.7:40000;branch=z9hG4bK1;received=203.0.113.7;rport=40000, SIP/2.0/UDP [2001:db8::1]:5060;branch=x\r\n\
+f: <sip:alice@203.0.113.7>;tag=1\r\n\
+t: <sip:bob@198.51.100.20>\r\n\
+i: abc\r\n\
+CSeq: 1 INVITE\r\n\
+l: 0\r\n\r\n";
+    let x = Xlate {
+        src: None,
+        dst: Some(Change {
+            from: Endpoint {
+                addr: OUTSIDE,
+                port: 40000,
+            },
+            to: Endpoint {
+                addr: INSIDE,
+                port: 5060,
+            },
+        }),
+    };
+    let mut a = alg();
+    assert_eq!(
+        a.on_message(&packet(resp.as_bytes(), Dir::Reply, x, INSIDE), None),
+        Outcome::Rewritten
+    );
+    let text = std::str::from_utf8(a.rewritten()).unwrap();
+    assert!(text.contains(
+        "v: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;received=10.0.0.1;rport=5060, SIP/2.0/UDP [2001:db8::1]:5060;branch=x\r\n"
+    ));
+    assert!(text.contains("f: <sip:alice@10.0.0.1>;tag=1\r\n"));
+    assert!(text.contains("l: 0\r\n"));
+}
+
+#[test]
+fn folded_headers_and_bare_line_feeds_survive() {
+    let msg = concat!(
+        "REGISTER sip:198.51.100.20 SIP/2.0\n",
+        "Via: SIP/2.0/UDP\n 10.0.0.1:5060\n ;branch=z9hG4bK9\n",
+        "Call-ID: r1\n",
+        "CSeq: 1 REGISTER\n",
+        "Contact: <sip:alice@10.0.0.1>\n",
+        "  ;expires=600\n",
+        "Content-Length: 0\n\n"
+    );
+    let mut a = alg();
+    let mut nat = nat_table();
+    assert_eq!(
+        a.on_message(
+            &packet(msg.as_bytes(), Dir::Orig, snat_out(), SERVER),
+            Some(&mut nat)
+        ),
+        Outcome::Rewritten
+    );
+    let text = std::str::from_utf8(a.rewritten()).unwrap();
+    assert_eq!(
+        text,
+        msg.replace("10.0.0.1:5060", "203.0.113.7:40000")
+            .replace("alice@10.0.0.1>", "alice@203.0.113.7:40000>")
+    );
+}
+
+#[test]
+fn registration_opens_the_contact_to_the_registrar_for_its_expiry() {
+    let msg = "REGISTER sip:198.51.100.20 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK9\r\n\
+Call-ID: reg-1\r\n\
+CSeq: 1 REGISTER\r\n\
+Contact: <sip:alice@10.0.0.1:5060>\r\n\
+Expires: 60\r\n\
+Content-Length: 0\r\n\r\n";
+    let mut a = alg();
+    let mut nat = nat_table();
+    // The signalling flow's own mapping, as NAT made it for the REGISTER.
+    let (_, ext) = nat
+        .hold(
+            proto::UDP,
+            u32::from_be_bytes(INSIDE),
+            5060,
+            u32::from_be_bytes(OUTSIDE),
+        )
+        .unwrap();
+    let mut x = snat_out();
+    x.src.as_mut().unwrap().to.port = ext;
+    a.on_message(
+        &packet(msg.as_bytes(), Dir::Orig, x, SERVER),
+        Some(&mut nat),
+    );
+    let k = Key {
+        proto: proto::UDP,
+        addr: OUTSIDE,
+        port: ext,
+    };
+    let got = a.pinholes.admit(k, SERVER, 2_000).unwrap();
+    assert_eq!(got.inside, Some((u32::from_be_bytes(INSIDE), 5060)));
+    assert!(a.pinholes.admit(k, [192, 0, 2, 1], 2_000).is_none());
+    // Past Expires and its grace: gone.
+    a.expire(1_000 + 93 * NS, 1 << 20, Some(&mut nat));
+    assert!(a.pinholes.admit(k, SERVER, 94 * NS).is_none());
+    // A new registration, then Expires 0, removes it at once.
+    a.on_message(
+        &packet(msg.as_bytes(), Dir::Orig, x, SERVER),
+        Some(&mut nat),
+    );
+    assert!(!a.pinholes.is_empty());
+    let unreg = msg.replace("Expires: 60", "Expires: 0");
+    a.on_message(
+        &packet(unreg.as_bytes(), Dir::Orig, x, SERVER),
+        Some(&mut nat),
+    );
+    assert!(a.pinholes.is_empty());
+}
+
+#[test]
+fn a_malformed_message_is_counted_and_dropped_only_when_translated() {
+    let junk = b"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\nContent-Length: 5\r\n\r\n";
+    let mut a = alg();
+    assert_eq!(
+        a.on_message(&packet(junk, Dir::Orig, Xlate::default(), SERVER), None),
+        Outcome::Unchanged
+    );
+    assert_eq!(
+        a.on_message(&packet(junk, Dir::Orig, snat_out(), SERVER), None),
+        Outcome::Drop
+    );
+    assert_eq!(a.counters.malformed, 2);
+}
+
+#[test]
+fn ipv6_and_names_are_left_alone() {
+    let msg = INVITE
+        .replace("c=IN IP4 10.0.0.1", "c=IN IP6 2001:db8::5")
+        .replace(
+            "Contact: <sip:alice@10.0.0.1:5060;transport=udp>",
+            "Contact: <sip:alice@[2001:db8::5]:5060>, <sip:alice@pc.example.com>",
+        );
+    let b = fixed(&msg);
+    let mut a = alg();
+    let mut nat = nat_table();
+    a.on_message(&packet(&b, Dir::Orig, snat_out(), SERVER), Some(&mut nat));
+    let text = std::str::from_utf8(a.rewritten()).unwrap();
+    assert!(
+        text.contains("Contact: <sip:alice@[2001:db8::5]:5060>, <sip:alice@pc.example.com>\r\n")
+    );
+    assert!(text.contains("c=IN IP6 2001:db8::5\r\n"));
+    assert!(text.contains("m=audio 49170 RTP/AVP 0\r\n"));
+}
