@@ -52,6 +52,7 @@ fn policy(rules: usize, catalog: &Catalog) -> (Policy, Subject, AppId) {
         dst: u128::from_be_bytes([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100, 1]),
         proto: 6,
         dst_port: 443,
+        predicted: false,
     };
     assert_eq!(p.check(&s, Some(app)).rule, last as u16);
     assert_eq!(p.check_decided_linear(&s, app).rule, last as u16);

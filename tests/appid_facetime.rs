@@ -8,7 +8,8 @@
 //!   otherwise an application facetime depends on;
 //! - STUN (and TURN: Allocate, ChannelBind, ChannelData media) to 3478 is `stun`;
 //! - the Viceroy SIP dialog is `facetime` with path [sip, facetime];
-//! - direct RTP and RTCP on the SDP's ports (16393-16402) are `ichat-av` on rtp / rtcp;
+//! - direct RTP and RTCP on the SDP's ports (16393-16402) are `ichat-av` on rtp / rtcp, and
+//!   then `facetime`: the SIP ALG's pinholes let them in as the media of a facetime call;
 //! - DNS lookups before the TLS connections are `dns`;
 //!
 //! and no flow at all is anything but facetime or an application facetime depends on or rides
@@ -97,7 +98,7 @@ fn expected(s: &FacetimeSession) -> Vec<Expected> {
         v.push(Expected {
             what: if video { "rtp video" } else { "rtp audio" },
             tuple: Tuple::new("udp", ep(client), ep(m.peer)),
-            path: Some(&["rtp", "ichat-av"]),
+            path: Some(&["rtp", "ichat-av", "facetime"]),
         });
         if m.client_rtcp + m.peer_rtcp > 0 {
             let c = SocketAddrV4::new(s.client_ip, m.client_port + 1);
@@ -105,7 +106,7 @@ fn expected(s: &FacetimeSession) -> Vec<Expected> {
             v.push(Expected {
                 what: if video { "rtcp video" } else { "rtcp audio" },
                 tuple: Tuple::new("udp", ep(c), ep(p)),
-                path: Some(&["rtcp", "ichat-av"]),
+                path: Some(&["rtcp", "ichat-av", "facetime"]),
             });
         }
     }

@@ -56,6 +56,18 @@ fn help(name: &str) -> &'static str {
         "nat_inbound_filtered" => {
             "New flows from outside to a NAT mapping refused by address-dependent filtering"
         }
+        "sip_messages" => "SIP messages the SIP ALG read",
+        "sip_rewritten" => "SIP messages the SIP ALG rewrote because NAT changed an address",
+        "sip_malformed" => "Messages on SIP flows that were not parseable SIP",
+        "sip_unrewritable" => "SIP messages the ALG could not rewrite (too many edits, too large)",
+        "sip_media_unmapped" => "SDP media lines NAT could not map a port for",
+        "pinholes_opened" => "Pinholes the SIP ALG opened for negotiated media or registrations",
+        "pinholes_used" => "New flows a pinhole let in",
+        "pinholes_expired" => "Pinholes closed by their timeout",
+        "pinholes_closed" => {
+            "Pinholes closed by their call (BYE, CANCEL, failure, re-INVITE, hold)"
+        }
+        "pinholes_refused" => "Pinholes not opened because of a limit",
         _ => "Aperture counter",
     }
 }
@@ -130,16 +142,27 @@ fn worker_metrics(reg: &mut Registry, s: &Snapshot) {
             reg.register("aperture_flows_active", "Flows in the flow tables", g);
             continue;
         }
-        if i == C::NatMappingsActive as usize {
+        let gauge = if i == C::NatMappingsActive as usize {
+            Some((
+                "aperture_nat_mappings_active",
+                "Source-NAT mappings live now",
+            ))
+        } else if i == C::PinholesActive as usize {
+            Some(("aperture_pinholes_active", "SIP ALG pinholes open now"))
+        } else if i == C::SipDialogsActive as usize {
+            Some((
+                "aperture_sip_dialogs_active",
+                "Calls and registrations the SIP ALG tracks now",
+            ))
+        } else {
+            None
+        };
+        if let Some((metric, help)) = gauge {
             let g = Family::<Labels, Gauge>::default();
             for (w, c) in s.workers.iter().enumerate() {
                 g.get_or_create(&worker(w)).set(c.0[i] as i64);
             }
-            reg.register(
-                "aperture_nat_mappings_active",
-                "Source-NAT mappings live now",
-                g,
-            );
+            reg.register(metric, help, g);
             continue;
         }
         if *name == "drop_packets" || *name == "drop_bytes" {

@@ -94,7 +94,13 @@ pub fn answer(worker: usize, q: &FlowQuery, flows: &FlowTable, appid: &Engine) {
         if f.app != u16::MAX {
             info.app = AppId(f.app);
         }
-        rows.push(FlowRecord::new(worker as u16, f, EndReason::Exit, &info));
+        rows.push(FlowRecord::new(
+            worker as u16,
+            slot,
+            f,
+            EndReason::Exit,
+            &info,
+        ));
         true
     });
     let _ = q.reply.try_send((worker, rows, truncated));

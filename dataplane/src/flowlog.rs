@@ -36,10 +36,31 @@ pub struct FlowRecord {
     pub policy_generation: u16,
     /// What the originator's packets became under NAT (None: not translated).
     pub nat: Option<crate::nat::Tuple>,
+    /// This flow's id (`flow_id`), and the signalling flow whose ALG pinhole let it in.
+    pub flow_id: u64,
+    pub predicted_by: Option<u64>,
+}
+
+/// A flow's id in the flow log: a mix of the worker, its slot and its start time, positive
+/// as an i64 (as eve-style consumers expect) and never 0. The same inputs give the same id,
+/// so an ALG can name the signalling flow before that flow's record is written.
+pub fn flow_id(worker: u16, slot: crate::flow::Slot, start_ns: u64) -> u64 {
+    let mut z = start_ns ^ ((worker as u64) << 48 | slot as u64).rotate_left(17);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z & (i64::MAX as u64)).max(1)
 }
 
 impl FlowRecord {
-    pub fn new(worker: u16, f: &Flow, reason: EndReason, app: &AppInfo) -> FlowRecord {
+    pub fn new(
+        worker: u16,
+        slot: crate::flow::Slot,
+        f: &Flow,
+        reason: EndReason,
+        app: &AppInfo,
+    ) -> FlowRecord {
         let (src, src_port, dst, dst_port) = f.key.oriented(f.orig_is_lo);
         FlowRecord {
             worker,
@@ -62,6 +83,8 @@ impl FlowRecord {
             rule: f.policy.verdict.rule,
             policy_generation: f.policy.generation,
             nat: None,
+            flow_id: flow_id(worker, slot, f.start_ns),
+            predicted_by: None,
         }
     }
 
@@ -118,7 +141,7 @@ impl FlowRecord {
             "{{\"proto\":\"{}\",\"src_ip\":\"{}\",\"src_port\":{},\"dst_ip\":\"{}\",\"dst_port\":{},\
              \"packets\":{},\"bytes\":{},\"c2s_packets\":{},\"s2c_packets\":{},\"c2s_bytes\":{},\"s2c_bytes\":{},\
              \"start_ts\":{},\"end_ts\":{},\"end_reason\":\"{}\",\"app\":\"{}\",\"app_path\":[{}],\
-             \"app_decided_after\":{},\"vlan\":{},\"worker\":{}",
+             \"app_decided_after\":{},\"vlan\":{},\"worker\":{},\"flow_id\":{}",
             proto_name,
             self.src.to_std(),
             self.src_port,
@@ -142,7 +165,11 @@ impl FlowRecord {
             self.app_decided_after,
             self.vlan,
             self.worker,
+            self.flow_id,
         )?;
+        if let Some(p) = self.predicted_by {
+            write!(out, ",\"predicted_by\":{p}")?;
+        }
         if let Some(n) = &self.nat {
             write!(
                 out,
@@ -209,6 +236,8 @@ mod tests {
             rule: RULE_DEFAULT,
             policy_generation: 0,
             nat: None,
+            flow_id: 1,
+            predicted_by: None,
         };
         let c = Catalog::embedded();
         let (sip, facetime) = (c.by_name("sip").unwrap(), c.by_name("facetime").unwrap());
@@ -254,6 +283,8 @@ mod tests {
         assert_eq!(v["policy_generation"], 1);
         // Translated: what the originator's packets became.
         let r = FlowRecord {
+            flow_id: 2,
+            predicted_by: Some(1),
             nat: Some(crate::nat::Tuple {
                 src: [203, 0, 113, 1],
                 sport: 61000,

@@ -56,7 +56,7 @@ impl Offline {
         self.flows.lookup(&self.h, &mut r);
         let records = &mut self.records;
         let mut ended = |e: &mut Engine, s, f: &_, reason| {
-            records.push(FlowRecord::new(0, f, reason, &e.ended(s, f)))
+            records.push(FlowRecord::new(0, s, f, reason, &e.ended(s, f)))
         };
         if r.missed() {
             insert_flow(
@@ -81,7 +81,7 @@ impl Offline {
         let records = &mut self.records;
         let engine = &mut self.engine;
         self.flows.expire(ts_ns, 64, &mut |s, f, reason| {
-            records.push(FlowRecord::new(0, f, reason, &engine.ended(s, f)))
+            records.push(FlowRecord::new(0, s, f, reason, &engine.ended(s, f)))
         });
         ev
     }
@@ -91,7 +91,7 @@ impl Offline {
         let records = &mut self.records;
         let engine = &mut self.engine;
         self.flows.drain(&mut |s, f, reason| {
-            records.push(FlowRecord::new(0, f, reason, &engine.ended(s, f)))
+            records.push(FlowRecord::new(0, s, f, reason, &engine.ended(s, f)))
         });
         self.records
     }

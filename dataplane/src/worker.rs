@@ -15,12 +15,16 @@
 //! A worker owns its flow table, counters, neighbour cache and tx buffers; it shares nothing
 //! mutable with other threads except the lock-free flow-log queue and its own block of the
 //! stats segment. Per packet it never allocates, locks, or makes a system call.
+use crate::alg::sip::{Change, Endpoint, Xlate};
+use crate::alg::{self, pinhole, Outcome, SipAlg, SipPacket};
 use crate::appid::catalog::{AppId, MAX_CUSTOM_APPS};
 use crate::appid::engine::{AppEvent, Engine};
+use crate::appid::Proto;
 use crate::clock::Clock;
+use crate::config::SipAlgConfig;
 use crate::flow::{Dir, EndReason, Flow, FlowRef, FlowTable, Slot, Tracked};
 use crate::flowdump::{self, FlowDumps};
-use crate::flowlog::{FlowLogSink, FlowRecord};
+use crate::flowlog::{self, FlowLogSink, FlowRecord};
 use crate::forward::reject::{self, Toward};
 use crate::forward::{self, arp, ArpRequest, Decision, Finished};
 use crate::nat::{self, NatSubject, NatTable, Plan, PortRange};
@@ -97,6 +101,8 @@ pub struct Worker {
     nat: Option<NatTable>,
     /// The external ports this worker gives out.
     nat_ports: PortRange,
+    /// The SIP ALG: calls' pinholes, and SIP/SDP rewriting where NAT applies.
+    alg: SipAlg,
 }
 
 impl Worker {
@@ -114,6 +120,11 @@ impl Worker {
     ) -> Worker {
         let tx = ports.iter().map(|_| TxBuffer::default()).collect();
         let tables = Tables::new(appid.catalog.apps.len() + MAX_CUSTOM_APPS);
+        let alg = SipAlg::new(
+            &SipAlgConfig::default(),
+            flows.capacity(),
+            [flows.hash_seed(3), flows.hash_seed(4)],
+        );
         Worker {
             id,
             queue,
@@ -135,7 +146,23 @@ impl Worker {
             dumps: None,
             nat: None,
             nat_ports: PortRange::of_worker(0, 1),
+            alg,
         }
+    }
+
+    /// Runs the SIP ALG as `config` says (replacing the default one).
+    pub fn with_sip_alg(mut self, config: &SipAlgConfig) -> Worker {
+        self.alg = SipAlg::new(
+            config,
+            self.flows.capacity(),
+            [self.flows.hash_seed(3), self.flows.hash_seed(4)],
+        );
+        self
+    }
+
+    /// The SIP ALG's state (pinholes, counters).
+    pub fn sip_alg(&self) -> &SipAlg {
+        &self.alg
     }
 
     /// The flow table, App-ID, and what ending a flow touches, borrowed apart.
@@ -150,6 +177,7 @@ impl Worker {
                 tables: &mut self.tables,
                 log: &self.log,
                 nat: &mut self.nat,
+                alg: &mut self.alg,
             },
         )
     }
@@ -365,7 +393,13 @@ impl Worker {
         for k in 0..misses {
             let i = self.misses[k] as usize;
             let meta = &mut metas[i];
+            // A call's media (or an incoming call to a registered phone) that a pinhole
+            // expects: admitted from its peer only, with its call's application.
+            let admitted = self.pinhole_for(&meta.h, meta.now, &meta.flow);
             let plan = match (&mut self.nat, &policy) {
+                _ if admitted.is_some_and(|a| a.inside.is_some()) => {
+                    NewFlow::Inbound(admitted.and_then(|a| a.inside).unwrap_or_default())
+                }
                 (Some(nat), Some(p))
                     if meta.h.l3 == L3::Ipv4 && !self.flows.has(&meta.h, &meta.flow) =>
                 {
@@ -392,26 +426,68 @@ impl Worker {
             let Some(slot) = meta.flow.hint() else {
                 continue;
             };
-            let (Some(n), false) = (ends.nat.as_mut(), plan == NewFlow::Plain) else {
-                continue;
-            };
-            let ok = match plan {
-                NewFlow::Inbound(inside) => n
-                    .bind_inbound(flows, slot, &meta.h, inside, u16::MAX)
-                    .is_some(),
-                NewFlow::Nat(Plan::Translate {
-                    rule,
-                    source,
-                    destination,
-                }) => n
-                    .translate_new(flows, slot, &meta.h, rule, source, destination)
-                    .is_some(),
-                _ => false,
-            };
-            if !ok {
-                flows.set_nat_failed(slot);
+            if let (Some(n), false) = (ends.nat.as_mut(), plan == NewFlow::Plain) {
+                let ok = match plan {
+                    NewFlow::Inbound(inside) => n
+                        .bind_inbound(flows, slot, &meta.h, inside, u16::MAX)
+                        .is_some(),
+                    NewFlow::Nat(Plan::Translate {
+                        rule,
+                        source,
+                        destination,
+                    }) => n
+                        .translate_new(flows, slot, &meta.h, rule, source, destination)
+                        .is_some(),
+                    _ => false,
+                };
+                if !ok {
+                    flows.set_nat_failed(slot);
+                }
+            }
+            if let Some(a) = admitted {
+                self.predict(slot, a);
             }
         }
+    }
+
+    /// The pinhole a new flow's first packet matches, if any (IPv4 UDP or TCP, the ALG on,
+    /// some pinhole open, and the flow not already there as another's second key).
+    #[inline]
+    fn pinhole_for(
+        &mut self,
+        h: &Headers,
+        now: u64,
+        r: &crate::flow::FlowRef,
+    ) -> Option<pinhole::Admitted> {
+        if self.alg.pinholes.is_empty() || self.flows.has(h, r) {
+            return None;
+        }
+        self.pinhole_admits(h, now)
+    }
+
+    /// The pinhole admitting a flow whose first packet is `h` (IPv4 UDP or TCP), if any.
+    #[inline]
+    fn pinhole_admits(&mut self, h: &Headers, now: u64) -> Option<pinhole::Admitted> {
+        if !matches!(h.proto, packet::proto::UDP | packet::proto::TCP) {
+            return None;
+        }
+        let (Some(src), Some(dst)) = (h.src.v4(), h.dst.v4()) else {
+            return None;
+        };
+        let key = pinhole::Key {
+            proto: h.proto,
+            addr: dst,
+            port: h.dst_port,
+        };
+        self.alg.pinholes.admit(key, src, now)
+    }
+
+    /// Flow `slot` was let in by a pinhole: it remembers the signalling flow and its
+    /// application, which policy checks it as (the rule that allowed the call allows its
+    /// media). App-ID still names what it carries (rtp, rtcp, ichat-av, ...).
+    fn predict(&mut self, slot: Slot, a: pinhole::Admitted) {
+        self.flows.get_mut(slot).set_predicted();
+        self.alg.set_predicted(slot, a.parent, a.app);
     }
 
     /// Pass 3 for one packet: ARP, or the flow stage, the NAT stage (what the packet becomes,
@@ -426,8 +502,21 @@ impl Worker {
             Err(r) => return self.drop(r, m),
         };
         let mut to = None;
+        let mut dir = Dir::Orig;
         let d = if meta.has_flow {
-            let (t, ev) = self.flow_stage(&meta.h, &meta.flow, m.pkt_len(), meta.now, m.data());
+            let (t, mut ev) = self.flow_stage(&meta.h, &meta.flow, m.pkt_len(), meta.now, m.data());
+            dir = t.dir;
+            if t.first && !self.alg.pinholes.is_empty() && !self.flows.get(t.slot).predicted() {
+                // The slow path ran before this burst's signalling opened its pinholes (a
+                // call's first media packet in the same burst as its answer).
+                if let Some(a) = self.pinhole_admits(&meta.h, meta.now) {
+                    self.predict(t.slot, a);
+                    if ev == AppEvent::None {
+                        // Checked again now, as the call's media.
+                        ev = AppEvent::Decided(AppId(a.app));
+                    }
+                }
+            }
             let d = match self.nat_stage(&t, meta, port, d, m.data()) {
                 Ok((d, x)) => {
                     to = x;
@@ -454,13 +543,153 @@ impl Worker {
                 None => return self.drop(DropReason::LocalDelivery, m),
             }
         };
+        let mut h = meta.h;
+        if meta.has_flow && self.alg.enabled() && h.payload_len > 0 {
+            match self.alg_stage(&mut m, &mut h, meta, dir, to.as_ref(), policy) {
+                Ok(()) => {}
+                Err(r) => return self.drop(r, m),
+            }
+        }
         if let Some(to) = to {
-            if nat::rewrite(m.data_mut(), &meta.h, &to).is_err() {
+            if nat::rewrite(m.data_mut(), &h, &to).is_err() {
                 return self.drop(DropReason::NatUnrewritable, m);
             }
         }
-        let f = forward::finish(&mut self.mode, d, m, &meta.h, meta.now);
+        let f = forward::finish(&mut self.mode, d, m, &h, meta.now);
         self.finished(f);
+    }
+
+    /// The ALG stage of one packet of a flow whose application has the SIP ALG (and the
+    /// rule that allowed it did not switch the ALG off): its call is followed, and its
+    /// message rewritten where NAT (`to`: what the packet becomes) changed an address.
+    #[inline(always)]
+    fn alg_stage(
+        &mut self,
+        m: &mut Mbuf,
+        h: &mut Headers,
+        meta: &Meta,
+        dir: Dir,
+        to: Option<&nat::Tuple>,
+        policy: Option<&Policy>,
+    ) -> Result<(), DropReason> {
+        let Some(slot) = meta.flow.hint() else {
+            return Ok(());
+        };
+        let f = self.flows.get(slot);
+        if !f.alg() || h.l3 != L3::Ipv4 || h.fragment != Fragment::No {
+            return Ok(());
+        }
+        if h.proto != packet::proto::UDP {
+            // SIP over TCP: followed and rewritten in a later stage of this work.
+            return Ok(());
+        }
+        if policy.is_some_and(|p| !p.alg_allowed(f.policy.verdict.rule)) {
+            return Ok(());
+        }
+        let (Some(src), Some(dst)) = (h.src.v4(), h.dst.v4()) else {
+            return Ok(());
+        };
+        let mut xlate = Xlate::default();
+        let mut peer = dst;
+        if let Some(t) = to {
+            let (s0, d0) = (
+                Endpoint {
+                    addr: src,
+                    port: h.src_port,
+                },
+                Endpoint {
+                    addr: dst,
+                    port: h.dst_port,
+                },
+            );
+            let (s1, d1) = (
+                Endpoint {
+                    addr: t.src,
+                    port: t.sport,
+                },
+                Endpoint {
+                    addr: t.dst,
+                    port: t.dport,
+                },
+            );
+            xlate.src = (s0 != s1).then_some(Change { from: s0, to: s1 });
+            xlate.dst = (d0 != d1).then_some(Change { from: d0, to: d1 });
+            peer = t.dst;
+        }
+        let (osrc, ..) = f.key.oriented(f.orig_is_lo);
+        // The sender's side and the peer's side of the flow (ports, zones).
+        let [p0, p1] = f.policy.ports;
+        let (from_port, to_port) = match dir {
+            Dir::Orig => (p0 as usize, p1 as usize),
+            Dir::Reply => (p1 as usize, p0 as usize),
+        };
+        let mode = &self.mode;
+        let media_nat = |a: [u8; 4]| -> Option<[u8; 4]> {
+            let p = policy?;
+            let iface = match mode {
+                // Only a host reached through the sender's own side is inside with it.
+                Mode::Routed(r) => {
+                    match r.route(std::net::Ipv4Addr::from(a)) {
+                        forward::routed::Hop::Forward { port, .. } if port == from_port => {}
+                        _ => return None,
+                    }
+                    r.iface_on(to_port).map(|i| u32::from(i.addr))
+                }
+                Mode::Wire(_) => None,
+            };
+            let s = NatSubject {
+                from_zone: p.zone_of(from_port),
+                to_zone: p.zone_of(to_port),
+                src: u32::from_be_bytes(a),
+                dst: u32::from_be_bytes(peer),
+                proto: packet::proto::UDP,
+                dst_port: 0,
+            };
+            match nat::plan(&p.nat, &s, |_| iface) {
+                Plan::Translate {
+                    source: nat::Source::Dynamic(e) | nat::Source::Address(e),
+                    ..
+                } => Some(e.to_be_bytes()),
+                _ => None,
+            }
+        };
+        let frame = m.data();
+        let start = h.payload_offset as usize;
+        let Some(payload) = frame.get(start..start + h.payload_len as usize) else {
+            return Ok(());
+        };
+        let p = SipPacket {
+            payload,
+            dir,
+            proto: h.proto,
+            xlate,
+            media_nat: &media_nat,
+            peer,
+            flow_id: flowlog::flow_id(self.id as u16, slot, f.start_ns),
+            flow_hash: f.key_hash(),
+            app: f.app,
+            source: osrc.v4().map_or(0, u32::from_be_bytes),
+            now: meta.now,
+        };
+        match self.alg.on_message(&p, self.nat.as_mut()) {
+            Outcome::Unchanged => Ok(()),
+            Outcome::Drop => Err(DropReason::AlgUnrewritable),
+            Outcome::Rewritten => {
+                let out = self.alg.rewritten();
+                let end = start + out.len();
+                if !m.set_len(end) {
+                    self.alg.counters.unrewritable += 1;
+                    return Err(DropReason::AlgUnrewritable);
+                }
+                match alg::write_udp_payload(m.data_mut(), h, self.alg.rewritten()) {
+                    Some(nh) => {
+                        *h = nh;
+                        Ok(())
+                    }
+                    None => Err(DropReason::AlgUnrewritable),
+                }
+            }
+        }
     }
 
     /// The NAT stage of one packet: for a translated flow, the tuple the packet becomes in
@@ -542,6 +771,18 @@ impl Worker {
         if t.created {
             ends.counters.add(C::FlowsCreated, 1);
         }
+        let mut ev = ev;
+        if let AppEvent::Decided(a) | AppEvent::Shifted { to: a, .. } = ev {
+            let f = flows.get_mut(t.slot);
+            // The media of a call of a specific application (facetime, not plain sip)
+            // takes that application, after what App-ID found (["rtp", "facetime"]).
+            let call = AppId(ends.alg.call_app(t.slot));
+            if f.predicted() && call != a && call != appid.catalog.of_proto(Proto::Sip) {
+                ev = appid.adopt(t.slot, f, call);
+            }
+            let sip = appid.catalog.has_sip_alg(AppId(f.app));
+            f.set_alg(sip && !f.predicted());
+        }
         ends.tables.app_packet(flows.get_mut(t.slot).app, len);
         (t, ev)
     }
@@ -607,8 +848,12 @@ impl Worker {
             // The first packet's ports give the flow's zones for every later check.
             f.policy.ports = [in_port as u8, out_port as u8];
         }
-        let app = self.appid.info(t.slot).app;
-        let app = (app != AppId::NONE).then_some(app);
+        let app = match self.appid.info(t.slot).app {
+            // A call's media is checked as its call's application.
+            _ if f.predicted() => Some(AppId(self.alg.call_app(t.slot))),
+            AppId::NONE => None,
+            a => Some(a),
+        };
         let v = check_flow(p, f, h, t.dir, app);
         if !v.passes() && (f.policy.generation == 0 || f.policy.verdict.passes()) {
             self.counters.add(C::FlowsDenied, 1);
@@ -687,6 +932,7 @@ impl Worker {
 
     fn expire(&mut self) {
         let now = self.clock.now();
+        self.alg.expire(now, EXPIRE_BUDGET, self.nat.as_mut());
         let (flows, appid, mut ends) = self.split();
         flows.expire(now, EXPIRE_BUDGET, &mut |s, f, r| ends.end(appid, s, f, r));
         let counters = ends.counters;
@@ -699,6 +945,19 @@ impl Worker {
             counters.set(C::NatPortExhausted, c.exhausted);
             counters.set(C::NatInboundFiltered, c.filtered);
         }
+        let (a, p) = (ends.alg.counters, ends.alg.pinholes.counters);
+        counters.set(C::SipMessages, a.messages);
+        counters.set(C::SipRewritten, a.rewritten);
+        counters.set(C::SipMalformed, a.malformed);
+        counters.set(C::SipUnrewritable, a.unrewritable);
+        counters.set(C::SipMediaUnmapped, a.media_unmapped);
+        counters.set(C::PinholesOpened, p.opened);
+        counters.set(C::PinholesUsed, p.used);
+        counters.set(C::PinholesExpired, p.expired);
+        counters.set(C::PinholesClosed, p.closed);
+        counters.set(C::PinholesRefused, p.refused);
+        counters.set(C::PinholesActive, p.active);
+        counters.set(C::SipDialogsActive, p.dialogs);
     }
 }
 
@@ -837,6 +1096,7 @@ pub fn check_flow(p: &Policy, f: &Flow, h: &Headers, dir: Dir, app: Option<AppId
         dst: addr_key(dst),
         proto: h.proto,
         dst_port,
+        predicted: f.predicted(),
     };
     p.check(&s, app)
 }
@@ -849,13 +1109,15 @@ struct FlowEnds<'a> {
     tables: &'a mut Tables,
     log: &'a FlowLogSink,
     nat: &'a mut Option<NatTable>,
+    alg: &'a mut SipAlg,
 }
 
 impl FlowEnds<'_> {
     /// Accounts an ended flow, releases its NAT binding, and hands its record to the flow log.
     fn end(&mut self, appid: &mut Engine, slot: Slot, f: &Flow, r: EndReason) {
         let app = appid.ended(slot, f);
-        let mut record = FlowRecord::new(self.id as u16, f, r, &app);
+        let mut record = FlowRecord::new(self.id as u16, slot, f, r, &app);
+        record.predicted_by = self.alg.ended(slot);
         if f.nat() {
             if let Some(n) = self.nat {
                 record.nat = Some(n.ended(slot).to[0]);

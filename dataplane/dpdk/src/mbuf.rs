@@ -121,6 +121,33 @@ impl Mbuf {
         unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
     }
 
+    /// Sets the length of a one-segment packet to `len` bytes (an ALG that rewrote its
+    /// payload), within the buffer's room after the data offset; bytes it grows by are
+    /// zeroed. False, and nothing changed, for a chained packet or a length that does not fit.
+    pub fn set_len(&mut self, len: usize) -> bool {
+        let h = self.hdr();
+        let room = (h.buf_len as usize).saturating_sub(h.data_off as usize);
+        if h.nb_segs != 1 || len > room || len > u16::MAX as usize {
+            return false;
+        }
+        let (addr, off, old) = (
+            h.buf_addr as *mut u8,
+            h.data_off as usize,
+            h.data_len as usize,
+        );
+        if len > old {
+            // SAFETY: off + len <= buf_len, so old..len lies inside this mbuf's buffer, which
+            // `&mut self` owns exclusively.
+            unsafe { std::ptr::write_bytes(addr.add(off + old), 0, len - old) };
+        }
+        // SAFETY: one segment, so data_len and pkt_len describe the same bytes; the new
+        // length is within the buffer (checked above) and initialised (zeroed or old data).
+        let m = unsafe { self.raw.as_mut() };
+        m.data_len = len as u16;
+        m.pkt_len = len as u32;
+        true
+    }
+
     /// Asks the CPU to start loading the first cache line of packet data (the headers).
     #[inline]
     pub fn prefetch_data(&self) {

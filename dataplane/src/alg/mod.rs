@@ -61,7 +61,7 @@ pub enum Outcome {
 }
 
 /// One SIP-carrying packet as the ALG needs to see it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct SipPacket<'a> {
     pub payload: &'a [u8],
     /// Its direction in the signalling flow: which party sent it.
@@ -70,6 +70,10 @@ pub struct SipPacket<'a> {
     pub proto: u8,
     /// What NAT does to it (nothing: no rewrite).
     pub xlate: Xlate,
+    /// Where NAT would send the media of another inside host the message names (a media
+    /// gateway beside the signalling server): the external address, or None. Asked only
+    /// when the packet's source is translated.
+    pub media_nat: &'a dyn Fn([u8; 4]) -> Option<[u8; 4]>,
     /// Where it is going after translation: the other party, as its packets' source looks
     /// when they arrive.
     pub peer: [u8; 4],
@@ -90,8 +94,8 @@ pub struct SipAlg {
     out: Box<[u8]>,
     out_len: usize,
     /// Per flow slot: the `flow_id` of the signalling flow whose pinhole admitted it (0:
-    /// not predicted).
-    predicted: Vec<u64>,
+    /// not predicted), and that flow's application.
+    predicted: Vec<(u64, u16)>,
 }
 
 impl SipAlg {
@@ -110,7 +114,7 @@ impl SipAlg {
             edits: Edits::default(),
             out: vec![0u8; MAX_MESSAGE].into_boxed_slice(),
             out_len: 0,
-            predicted: vec![0; flows],
+            predicted: vec![(0, 0); flows],
         }
     }
 
@@ -123,14 +127,22 @@ impl SipAlg {
         &self.out[..self.out_len]
     }
 
-    /// Flow `slot` was let in by a pinhole of signalling flow `parent`.
-    pub fn set_predicted(&mut self, slot: Slot, parent: u64) {
-        self.predicted[slot as usize] = parent;
+    /// Flow `slot` was let in by a pinhole of signalling flow `parent`, of application
+    /// `app`.
+    pub fn set_predicted(&mut self, slot: Slot, parent: u64, app: u16) {
+        self.predicted[slot as usize] = (parent, app);
+    }
+
+    /// The application of the call that predicted flow `slot` (valid for a flow marked
+    /// predicted).
+    #[inline]
+    pub fn call_app(&self, slot: Slot) -> u16 {
+        self.predicted[slot as usize].1
     }
 
     /// Flow `slot` ended: the signalling flow that predicted it, if one did.
     pub fn ended(&mut self, slot: Slot) -> Option<u64> {
-        let p = std::mem::take(&mut self.predicted[slot as usize]);
+        let (p, _) = std::mem::take(&mut self.predicted[slot as usize]);
         (p != 0).then_some(p)
     }
 
@@ -174,7 +186,14 @@ impl SipAlg {
         self.edits.clear();
         sip::header_edits(b, &msg, &p.xlate, &mut self.edits);
         if let (Some(sdp), Some(c)) = (&sdp, p.xlate.src) {
-            sdp::edits(b, sdp, c.from.addr, c.to.addr, &mapped, &mut self.edits);
+            let to_of = |a: [u8; 4]| {
+                if a == c.from.addr {
+                    Some(c.to.addr)
+                } else {
+                    (p.media_nat)(a)
+                }
+            };
+            sdp::edits(b, sdp, &to_of, &mapped, &mut self.edits);
         }
         if self.edits.is_empty() {
             return Outcome::Unchanged;
@@ -303,7 +322,13 @@ impl SipAlg {
                 continue;
             }
             let rtcp = Sdp::rtcp_port(m);
-            let translated = p.xlate.src.filter(|c| c.from.addr == addr);
+            let translated = p.xlate.src.and_then(|c| {
+                if c.from.addr == addr {
+                    Some(c.to.addr)
+                } else {
+                    (p.media_nat)(addr)
+                }
+            });
             let mut w = Wanted {
                 addr,
                 ports: [m.port, rtcp],
@@ -311,8 +336,8 @@ impl SipAlg {
                 inside_ports: [m.port, rtcp],
                 maps: [pinhole::NONE; 2],
             };
-            if let (Some(c), Some(n)) = (translated, nat.as_deref_mut()) {
-                let (inside, ext) = (u32::from_be_bytes(addr), u32::from_be_bytes(c.to.addr));
+            if let (Some(to), Some(n)) = (translated, nat.as_deref_mut()) {
+                let (inside, ext) = (u32::from_be_bytes(addr), u32::from_be_bytes(to));
                 let Some((m1, rtp)) = n.hold(proto::UDP, inside, m.port, ext) else {
                     self.counters.media_unmapped += 1;
                     continue;
@@ -327,7 +352,7 @@ impl SipAlg {
                     rtcp: rtcp_ext,
                 });
                 w = Wanted {
-                    addr: c.to.addr,
+                    addr: to,
                     ports: [rtp, rtcp_ext],
                     inside: Some(inside),
                     inside_ports: [m.port, rtcp],
@@ -379,6 +404,20 @@ impl SipAlg {
                 );
                 if opened.is_none() && w.maps[k] != pinhole::NONE {
                     release(w.maps[k]);
+                }
+                // Translated: the party's own address too, from the same peer only (traffic
+                // that reaches it untranslated: a hairpin, a path around the NAT, a replay
+                // of a capture taken inside).
+                if let Some(a) = w.inside {
+                    let key = Key {
+                        proto: proto::UDP,
+                        addr: a.to_be_bytes(),
+                        port: w.inside_ports[k],
+                    };
+                    let none = pinhole::NONE;
+                    let purpose = Purpose::Media;
+                    self.pinholes
+                        .open(d, party, key, peer, purpose, None, none, deadline);
                 }
             }
         }
@@ -474,4 +513,50 @@ struct Wanted {
     inside_ports: [u16; 2],
     /// The NAT mappings held for them (`pinhole::NONE`: none).
     maps: [u32; 2],
+}
+
+/// Puts `payload` in place of the UDP payload of the IPv4 packet `frame` (already sized to
+/// end with it): IP total length and header checksum, UDP length and checksum (left 0 when
+/// the sender sent none) follow. Returns the headers with the new lengths.
+pub fn write_udp_payload(
+    frame: &mut [u8],
+    h: &crate::packet::Headers,
+    payload: &[u8],
+) -> Option<crate::packet::Headers> {
+    use crate::packet::checksum;
+    let (l3, l4, at) = (
+        h.l3_offset as usize,
+        h.l4_offset as usize,
+        h.payload_offset as usize,
+    );
+    let ihl = (l4.checked_sub(l3)?).max(20);
+    let end = at + payload.len();
+    if h.proto != proto::UDP || l4 + 8 != at || frame.len() < end || end - l3 > u16::MAX as usize {
+        return None;
+    }
+    frame[at..end].copy_from_slice(payload);
+    let ip_len = (end - l3) as u16;
+    frame[l3 + 2..l3 + 4].copy_from_slice(&ip_len.to_be_bytes());
+    frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+    let c = checksum::checksum(frame.get(l3..l3 + ihl)?);
+    frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+    let udp_len = (end - l4) as u16;
+    frame[l4 + 4..l4 + 6].copy_from_slice(&udp_len.to_be_bytes());
+    if frame[l4 + 6..l4 + 8] != [0, 0] {
+        frame[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
+        let mut pseudo = [0u8; 12];
+        pseudo[..8].copy_from_slice(&frame[l3 + 12..l3 + 20]);
+        pseudo[9] = proto::UDP;
+        pseudo[10..].copy_from_slice(&udp_len.to_be_bytes());
+        let s = checksum::sum(&frame[l4..end], checksum::sum(&pseudo, 0));
+        let mut c = !(s as u16);
+        if c == 0 {
+            c = 0xffff;
+        }
+        frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+    }
+    let mut out = *h;
+    out.payload_len = payload.len() as u16;
+    out.ip_len = ip_len;
+    Some(out)
 }

@@ -9,8 +9,9 @@
 //! table refuses (and the caller counts it), it never evicts.
 use hashbrown::HashTable;
 
-/// Pinholes one party of a call holds at most (RTP and RTCP of four media lines).
-pub const PER_PARTY: usize = 8;
+/// Pinholes one party of a call holds at most (RTP and RTCP of four media lines, at the
+/// translated and the party's own address).
+pub const PER_PARTY: usize = 16;
 
 /// What a pinhole admits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

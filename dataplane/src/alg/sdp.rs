@@ -270,29 +270,23 @@ pub struct MappedMedia {
     pub rtcp: u16,
 }
 
-/// Edits for a body written by a party NAT translates from `from` to `to`: the origin and
-/// connection addresses that are `from`, and each media port `mapped` gives (index-aligned
-/// with `sdp.media()`; None: the media is not at `from`, or not mapped). An RTCP port that is
-/// no longer the RTP port plus one gets an `a=rtcp` line.
+/// Edits for a body written by a party NAT translates: the origin and connection addresses
+/// `to_of` translates (the sender's own, another inside host's), and each media port
+/// `mapped` gives (index-aligned with `sdp.media()`; None: not translated, or not mapped).
+/// An RTCP port that is no longer the RTP port plus one gets an `a=rtcp` line.
 pub fn edits(
     b: &[u8],
     sdp: &Sdp,
-    from: [u8; 4],
-    to: [u8; 4],
+    to_of: &dyn Fn([u8; 4]) -> Option<[u8; 4]>,
     mapped: &[Option<MappedMedia>],
     edits: &mut Edits,
 ) {
-    let mut addr = Text::default();
-    addr.ipv4(to);
     let swap = |a: &Option<Addr>, edits: &mut Edits| {
         if let Some(a) = a {
-            if a.addr == from {
-                edits.replace(
-                    b,
-                    a.span.start as usize,
-                    a.span.end as usize,
-                    addr.as_bytes(),
-                );
+            if let Some(to) = to_of(a.addr) {
+                let mut t = Text::default();
+                t.ipv4(to);
+                edits.replace(b, a.span.start as usize, a.span.end as usize, t.as_bytes());
             }
         }
     };

@@ -63,6 +63,7 @@ fn packet<'a>(payload: &'a [u8], dir: Dir, xlate: Xlate, peer: [u8; 4]) -> SipPa
         dir,
         proto: proto::UDP,
         xlate,
+        media_nat: &|_| None,
         peer,
         flow_id: 77,
         flow_hash: 5,

@@ -447,6 +447,13 @@ impl Catalog {
         (a.0 as usize) >= self.builtin && (a.0 as usize) < self.apps.len()
     }
 
+    /// Whether application `a` has the SIP ALG (`alg: sip`).
+    pub fn has_sip_alg(&self, a: AppId) -> bool {
+        self.apps
+            .get(a.0 as usize)
+            .is_some_and(|x| x.alg.as_deref() == Some("sip"))
+    }
+
     pub fn name(&self, a: AppId) -> &str {
         self.apps
             .get(a.0 as usize)

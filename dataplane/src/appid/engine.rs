@@ -222,17 +222,19 @@ impl Engine {
         AppEvent::None
     }
 
-    /// A new flow in `slot` was predicted by an ALG (a call's media through its pinhole):
-    /// it takes its call's application at once and App-ID does not look at it.
-    pub fn predicted(&mut self, slot: Slot, f: &mut Flow, app: AppId) -> AppEvent {
+    /// The decided flow in `slot` takes application `app` after the one App-ID found (an
+    /// ALG predicted it as the media of a call of `app`): appended to its path.
+    pub fn adopt(&mut self, slot: Slot, f: &mut Flow, app: AppId) -> AppEvent {
         let info = &mut self.info[slot as usize];
-        if info.ctx != NO_CTX {
-            self.free.push(info.ctx);
-        }
-        *info = AppInfo::NEW;
+        let from = info.app;
         Self::push_path(info, app);
-        Self::finish(info, app, None, f);
-        AppEvent::Decided(app)
+        info.app = app;
+        f.app = app.0;
+        if from == AppId::NONE {
+            AppEvent::Decided(app)
+        } else {
+            AppEvent::Shifted { from, to: app }
+        }
     }
 
     /// Classifies one packet of an undecided flow (`f.app_done` false); `frame` is the

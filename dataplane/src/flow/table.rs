@@ -27,6 +27,11 @@ const LIVE: u8 = 1;
 const NAT: u8 = 2;
 /// A NAT rule matched the flow but could not translate it: its packets are dropped.
 const NAT_FAILED: u8 = 4;
+/// The flow's application has an ALG (`alg: sip` in the catalog): its messages go to it.
+const ALG: u8 = 8;
+/// An ALG's pinhole let the flow in (a call's media): policy treats its ports as the
+/// application's own.
+const PREDICTED: u8 = 16;
 /// Granularity of the idle timers: how stale a flow's place in its list may become.
 pub const REQUEUE_NS: u64 = 1_000_000_000;
 
@@ -140,6 +145,38 @@ impl Flow {
     #[inline(always)]
     pub fn nat_failed(&self) -> bool {
         self.bits & NAT_FAILED != 0
+    }
+
+    /// The hash of the flow's own key (the same for both directions, translated or not).
+    #[inline(always)]
+    pub fn key_hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// Whether the flow's messages go through an ALG.
+    #[inline(always)]
+    pub fn alg(&self) -> bool {
+        self.bits & ALG != 0
+    }
+
+    /// Whether an ALG's pinhole let the flow in.
+    #[inline(always)]
+    pub fn predicted(&self) -> bool {
+        self.bits & PREDICTED != 0
+    }
+
+    /// Sends (or stops sending) the flow's messages through its application's ALG.
+    pub fn set_alg(&mut self, on: bool) {
+        if on {
+            self.bits |= ALG;
+        } else {
+            self.bits &= !ALG;
+        }
+    }
+
+    /// Marks the flow as let in by an ALG's pinhole.
+    pub fn set_predicted(&mut self) {
+        self.bits |= PREDICTED;
     }
 
     fn live(&self) -> bool {

@@ -680,6 +680,7 @@ impl<'a> Compiler<'a> {
             app_default_any,
             action: r.action.value,
             log: r.log.unwrap_or(true),
+            alg: r.alg.unwrap_or(true),
         }
     }
 

@@ -79,6 +79,8 @@ pub struct Rule {
     pub app_default_any: bool,
     pub action: Action,
     pub log: bool,
+    /// The application's ALG runs on the rule's flows (`alg: false` switches it off).
+    pub alg: bool,
 }
 
 /// What a flow's check found. Four bytes: it lives in every flow.
@@ -142,6 +144,9 @@ pub struct Subject {
     pub dst: u128,
     pub proto: u8,
     pub dst_port: u16,
+    /// A flow an ALG predicted (a call's media): `application-default` holds on any port,
+    /// since the signalling negotiated it.
+    pub predicted: bool,
 }
 
 /// An address as the policy compares it: IPv4 as IPv4-mapped IPv6 (`::ffff:a.b.c.d`), the
@@ -240,6 +245,12 @@ impl Policy {
     }
 
     /// The name of a rule, `default` for `RULE_DEFAULT`.
+    /// Whether the ALG runs on flows rule `rule` allowed (the default action's too).
+    #[inline]
+    pub fn alg_allowed(&self, rule: u16) -> bool {
+        self.rules.get(rule as usize).is_none_or(|r| r.alg)
+    }
+
     pub fn rule_name(&self, rule: u16) -> &str {
         self.rule_names
             .get(rule as usize)
@@ -400,6 +411,7 @@ impl Policy {
         match r.service {
             Service::Any => true,
             Service::Ports(sp) => self.port_in(sp, s.proto, s.dst_port),
+            Service::AppDefault if s.predicted => true,
             Service::AppDefault => match self.app_ports.get(app.0 as usize) {
                 Some(sp) if sp.len > 0 => self.port_in(*sp, s.proto, s.dst_port),
                 _ => true,

@@ -147,6 +147,11 @@ pub struct Rule {
     /// Log the rule's flows (default true).
     #[serde(default)]
     pub log: Option<bool>,
+    /// Run the application's ALG (the SIP ALG) on the rule's flows (default true): false is
+    /// the application override for a peer that handles NAT itself (an SBC, a phone with
+    /// STUN/ICE), whose messages then pass untouched and open no pinholes.
+    #[serde(default)]
+    pub alg: Option<bool>,
 }
 
 /// A NAT rule: the original packet it matches (lists left out mean any) and how it is

@@ -45,6 +45,7 @@ fn subject(src: &str, dst: &str, proto: u8, dport: u16) -> Subject {
         dst: addr(dst),
         proto,
         dst_port: dport,
+        predicted: false,
     }
 }
 

@@ -35,9 +35,12 @@ pub enum DropReason {
     /// A packet of a translated flow that cannot be rewritten (a later fragment, headers
     /// outside the first segment).
     NatUnrewritable,
+    /// A SIP message on a translated flow the ALG could not rewrite (malformed, too large),
+    /// dropped rather than leak untranslated addresses (`alg.sip.unrewritable: drop`).
+    AlgUnrewritable,
 }
 
-const FIXED: usize = 26;
+const FIXED: usize = 38;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -67,6 +70,18 @@ pub const GENERAL: [&str; FIXED] = [
     "nat_bindings_created",
     "nat_port_exhausted",
     "nat_inbound_filtered",
+    "sip_messages",
+    "sip_rewritten",
+    "sip_malformed",
+    "sip_unrewritable",
+    "sip_media_unmapped",
+    "pinholes_opened",
+    "pinholes_used",
+    "pinholes_expired",
+    "pinholes_closed",
+    "pinholes_refused",
+    "pinholes_active",
+    "sip_dialogs_active",
 ];
 
 /// Index of each general counter.
@@ -109,9 +124,29 @@ pub enum C {
     NatPortExhausted,
     /// New flows from outside to a mapping refused by address-dependent filtering.
     NatInboundFiltered,
+    /// SIP messages the ALG read.
+    SipMessages,
+    /// Messages it rewrote (NAT changed an address they carry).
+    SipRewritten,
+    /// Messages that were not parseable SIP (left alone, or dropped when translated).
+    SipMalformed,
+    /// Parseable messages it could not rewrite (too many edits, too large).
+    SipUnrewritable,
+    /// Media lines NAT could not map a port for.
+    SipMediaUnmapped,
+    /// Pinholes opened, used by a new flow, expired, closed by their call, refused (a
+    /// limit), and open now (a gauge).
+    PinholesOpened,
+    PinholesUsed,
+    PinholesExpired,
+    PinholesClosed,
+    PinholesRefused,
+    PinholesActive,
+    /// Calls and registrations tracked now (a gauge).
+    SipDialogsActive,
 }
 
-const OTHER_DROPS: [(DropReason, &str); 11] = [
+const OTHER_DROPS: [(DropReason, &str); 12] = [
     (DropReason::TtlExceeded, "ttl-exceeded"),
     (DropReason::NoRoute, "no-route"),
     (DropReason::NeighbourUnresolved, "neighbour-unresolved"),
@@ -123,6 +158,7 @@ const OTHER_DROPS: [(DropReason, &str); 11] = [
     (DropReason::Policy, "policy"),
     (DropReason::NatFailed, "nat-failed"),
     (DropReason::NatUnrewritable, "nat-unrewritable"),
+    (DropReason::AlgUnrewritable, "alg-unrewritable"),
 ];
 
 /// Number of counters per worker.
