@@ -715,6 +715,9 @@ impl Worker {
         let Some(n) = &self.nat else {
             return Err(DropReason::NatFailed);
         };
+        if t.dir == Dir::Reply && !meta.flow.via_alias() && matches!(self.mode, Mode::Routed(_)) {
+            return Err(DropReason::NatBypass);
+        }
         let to = n.binding(t.slot).to[t.dir as usize];
         let d = match d {
             Some(d) if meta.h.dst.v4() == Some(to.dst) => d,
@@ -1098,7 +1101,29 @@ pub fn check_flow(p: &Policy, f: &Flow, h: &Headers, dir: Dir, app: Option<AppId
         dst_port,
         predicted: f.predicted(),
     };
-    p.check(&s, app)
+    let v = p.check(&s, app);
+    if v.passes() || !f.predicted() {
+        return v;
+    }
+    // A call's media flows both ways whichever end sends first: the rule that allows the
+    // call from one side allows its media in either direction.
+    let reversed = Subject {
+        from_zone: s.to_zone,
+        to_zone: s.from_zone,
+        src: s.dst,
+        dst: s.src,
+        dst_port: match dir {
+            Dir::Orig => h.src_port,
+            Dir::Reply => h.dst_port,
+        },
+        ..s
+    };
+    let r = p.check(&reversed, app);
+    if r.passes() {
+        r
+    } else {
+        v
+    }
 }
 
 /// What ending a flow touches besides the flow table and App-ID: split off the worker so

@@ -252,6 +252,12 @@ impl FlowRef {
         (self.hint != NIL).then_some(self.hint & !ALIAS)
     }
 
+    /// Whether the lookup found the flow by its second key (the translated tuple).
+    #[inline(always)]
+    pub fn via_alias(&self) -> bool {
+        self.hint != NIL && self.hint & ALIAS != 0
+    }
+
     /// Whether the lookup missed: the packet needs the slow path (`FlowTable::insert`).
     #[inline(always)]
     pub fn missed(&self) -> bool {

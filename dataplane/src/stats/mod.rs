@@ -35,6 +35,9 @@ pub enum DropReason {
     /// A packet of a translated flow that cannot be rewritten (a later fragment, headers
     /// outside the first segment).
     NatUnrewritable,
+    /// Routed: a packet for a translated flow's inside endpoint from the outside, addressed
+    /// to the untranslated tuple (its replies must come to the translated address).
+    NatBypass,
     /// A SIP message on a translated flow the ALG could not rewrite (malformed, too large),
     /// dropped rather than leak untranslated addresses (`alg.sip.unrewritable: drop`).
     AlgUnrewritable,
@@ -146,7 +149,7 @@ pub enum C {
     SipDialogsActive,
 }
 
-const OTHER_DROPS: [(DropReason, &str); 12] = [
+const OTHER_DROPS: [(DropReason, &str); 13] = [
     (DropReason::TtlExceeded, "ttl-exceeded"),
     (DropReason::NoRoute, "no-route"),
     (DropReason::NeighbourUnresolved, "neighbour-unresolved"),
@@ -158,6 +161,7 @@ const OTHER_DROPS: [(DropReason, &str); 12] = [
     (DropReason::Policy, "policy"),
     (DropReason::NatFailed, "nat-failed"),
     (DropReason::NatUnrewritable, "nat-unrewritable"),
+    (DropReason::NatBypass, "nat-bypass"),
     (DropReason::AlgUnrewritable, "alg-unrewritable"),
 ];
 
