@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(h.payload_offset >= h.l4_offset);
             let (k, lo) = FlowKey::from_headers(&h);
             let (src, sport, dst, dport) = k.oriented(lo);
-            assert_eq!((src, sport, dst, dport), (h.src, h.src_port, h.dst, h.dst_port));
+            assert_eq!(
+                (src, sport, dst, dport),
+                (h.src, h.src_port, h.dst, h.dst_port)
+            );
         }
     }
 });

@@ -110,25 +110,45 @@ fn parse_u16(d: &[u8]) -> Option<u16> {
     u16::try_from(v).ok()
 }
 
+/// The first three space-separated words of `v`, as ranges.
+fn words(v: &[u8]) -> [Option<(usize, usize)>; 3] {
+    let mut out = [None; 3];
+    let mut i = 0;
+    for w in out.iter_mut() {
+        while i < v.len() && v[i] == b' ' {
+            i += 1;
+        }
+        if i == v.len() {
+            break;
+        }
+        let s = i;
+        while i < v.len() && v[i] != b' ' {
+            i += 1;
+        }
+        *w = Some((s, i));
+    }
+    out
+}
+
 /// `IN IP4 <addr>[/ttl]` at `at` in `b` (a `c=` value or the tail of `o=` / `a=rtcp`).
 /// Some(Ok) for an IPv4 literal, Some(Err) for IPv6 or a name, None if not `IN`.
 fn conn_addr(b: &[u8], s: usize, e: usize) -> Option<Result<Addr, ()>> {
     let v = b.get(s..e)?;
-    let mut words = v.split(|&c| c == b' ').filter(|w| !w.is_empty());
-    if words.next()? != b"IN" {
+    let [Some(net), Some(family), Some(addr)] = words(v) else {
+        return None;
+    };
+    if &v[net.0..net.1] != b"IN" {
         return None;
     }
-    let family = words.next()?;
-    let addr = words.next()?;
-    if family != b"IP4" {
+    if &v[family.0..family.1] != b"IP4" {
         return Some(Err(()));
     }
-    let text = addr.split(|&c| c == b'/').next().unwrap_or_default();
-    // Where `addr` is in `b`: the words are sub-slices of `v`.
-    let start = s + (addr.as_ptr() as usize - v.as_ptr() as usize);
+    let a = &v[addr.0..addr.1];
+    let text = &a[..a.iter().position(|&c| c == b'/').unwrap_or(a.len())];
+    let start = s + addr.0;
     match parse_ipv4(text) {
-        Some(a) => Some(Ok(Addr {
-            addr: a,
+        Some(ip) => Some(Ok(Addr {
+            addr: ip,
             span: Span {
                 start: start as u32,
                 end: (start + text.len()) as u32,
@@ -196,13 +216,16 @@ pub fn parse(b: &[u8], body: Span) -> Option<Sdp> {
                     if sdp.n_media == MAX_MEDIA {
                         skipping = true;
                     } else {
-                        let mut w = v.split(|&c| c == b' ');
-                        let _kind = w.next();
-                        let port_word = w.next().unwrap_or_default();
-                        let proto = w.next().unwrap_or_default();
-                        // m=audio 49170/2 RTP/AVP 0: the port before the '/'.
-                        let digits = port_word.split(|&c| c == b'/').next().unwrap_or_default();
-                        let ps = vs + (port_word.as_ptr() as usize - v.as_ptr() as usize);
+                        // m=audio 49170/2 RTP/AVP 0: the port (before any '/'), then the
+                        // transport.
+                        let w = words(v);
+                        let (Some(port_word), proto) = (w[1], w[2]) else {
+                            return None;
+                        };
+                        let proto = proto.map_or(&[][..], |(a, b)| &v[a..b]);
+                        let pw = &v[port_word.0..port_word.1];
+                        let digits = &pw[..pw.iter().position(|&c| c == b'/').unwrap_or(pw.len())];
+                        let ps = vs + port_word.0;
                         let Some(port) = parse_u16(digits) else {
                             // Unparseable media line: the body is not rewritten.
                             return None;
