@@ -227,7 +227,7 @@ fn count(pcap: &Path, filter: &str) -> usize {
 }
 
 /// Places one call from the client to the server through whatever gateway runs now.
-fn call(tb: &Testbed, dir: &Path, tag: &str) -> CallResult {
+fn call(tb: &Testbed, dir: &Path, tag: &str, sip_port: u16) -> CallResult {
     let audio = dir.join("audio.pcap");
     write_audio(&audio);
     let scenario = |name: &str, text: &str| {
@@ -258,7 +258,7 @@ fn call(tb: &Testbed, dir: &Path, tag: &str) -> CallResult {
             "-i",
             SERVER,
             "-p",
-            "5060",
+            &sip_port.to_string(),
             "-mi",
             SERVER,
             "-mp",
@@ -271,13 +271,13 @@ fn call(tb: &Testbed, dir: &Path, tag: &str) -> CallResult {
     let client = sipp(
         "client",
         &[
-            &format!("{SERVER}:5060"),
+            &format!("{SERVER}:{sip_port}"),
             "-sf",
             uac.to_str().unwrap(),
             "-i",
             CLIENT,
             "-p",
-            "5060",
+            &sip_port.to_string(),
             "-mi",
             CLIENT,
             "-mp",
@@ -305,6 +305,8 @@ fn call(tb: &Testbed, dir: &Path, tag: &str) -> CallResult {
     let sip = tshark(
         &spcap,
         &[
+            "-d",
+            &format!("udp.port=={sip_port},sip"),
             "-Y",
             "sip && ip.dst == 198.51.100.2",
             "-T",
@@ -386,37 +388,44 @@ fn sip_calls_through_the_nat_gateway_have_two_way_media_and_no_inside_address_ou
     let dir = TempDir::new("sip-e2e");
     let mut table: Vec<(String, String, CallResult)> = vec![];
 
+    // The cases: a call on the SIP port, and a FaceTime-style call with SIP on a port of
+    // FaceTime's media range (port-based ALGs never look there).
+    let cases: [(&str, u16); 2] = [("udp call", 5060), ("facetime port", 16402)];
+    let run_all = |tb: &Testbed, gw: &str, table: &mut Vec<(String, String, CallResult)>| {
+        for (case, port) in cases {
+            let tag = format!("{gw}-{port}").replace([' ', ','], "_");
+            let r = call(tb, dir.path(), &tag, port);
+            table.push((case.to_string(), gw.to_string(), r));
+        }
+    };
+
     // Aperture as the README's NAT gateway.
     tb.start_example("nat-gateway");
-    let r = call(&tb, dir.path(), "aperture");
+    run_all(&tb, "aperture", &mut table);
     let log = tb.stop_dataplane();
-    table.push(("udp call".into(), "aperture".into(), r));
 
-    // The same gateway with the ALG switched off on the rule that allows the call.
+    // The same gateway with the ALG switched off on the rule that allows the calls.
     let policy = std::fs::read_to_string(tb.dir.path().join("policy.yaml")).unwrap();
     let off = policy.replace("action: allow }", "action: allow, alg: false }");
     assert_ne!(off, policy, "the example's lan-out rule changed shape");
     std::fs::write(tb.dir.path().join("policy.yaml"), &off).unwrap();
     tb.launch(&tb.dir.path().join("routed.yaml"));
-    let r = call(&tb, dir.path(), "alg-off");
+    let r = call(&tb, dir.path(), "alg-off", 5060);
     tb.stop_dataplane();
     table.push(("udp call".into(), "aperture, alg off".into(), r));
 
     // Linux's SIP ALG in the same place.
     linux_gateway(&tb);
-    let r = call(&tb, dir.path(), "linux");
-    table.push(("udp call".into(), "linux nf_nat_sip".into(), r));
+    run_all(&tb, "linux nf_nat_sip", &mut table);
 
     println!("\n{:<12} {:<20} result", "case", "gateway");
     for (case, gw, r) in &table {
         println!("{case:<12} {gw:<20} {}  {r:?}", r.reason());
     }
     let get = |gw: &str| &table.iter().find(|(_, g, _)| g == gw).unwrap().2;
-    assert!(
-        get("aperture").passes(),
-        "Aperture: {}\n{log}",
-        get("aperture").reason()
-    );
+    for (case, gw, r) in table.iter().filter(|(_, g, _)| g == "aperture") {
+        assert!(r.passes(), "{case} through {gw}: {}\n{log}", r.reason());
+    }
     let off = get("aperture, alg off");
     assert!(
         !off.passes() && off.to_client < PACKETS / 2,
