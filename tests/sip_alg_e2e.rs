@@ -138,6 +138,103 @@ Content-Length: 0
 </scenario>
 "#;
 
+/// A re-INVITE from the caller with its SDP's direction `dir` (hold: sendonly, resume:
+/// sendrecv), answered, acknowledged.
+fn reinvite(cseq: u32, dir: &str) -> String {
+    format!(
+        r#"  <send retrans="500"><![CDATA[
+INVITE sip:service@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: service <sip:service@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} INVITE
+Contact: <sip:sipp@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=user1 53655765 {cseq} IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 8
+a=rtpmap:8 PCMA/8000
+a={dir}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="200"/>
+  <send><![CDATA[
+ACK sip:service@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: service <sip:service@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} ACK
+Contact: <sip:sipp@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+"#
+    )
+}
+
+/// The callee's side of one re-INVITE: its answer (with `dir`), then the ACK.
+fn answer_reinvite(dir: &str) -> String {
+    format!(
+        r#"  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=user1 53655765 2353687638 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 8
+a=rtpmap:8 PCMA/8000
+a={dir}
+]]></send>
+  <recv request="ACK" crlf="true"/>
+"#
+    )
+}
+
+/// The scenarios of a call put on hold by the caller after its first audio, resumed, and
+/// given a second round of audio each way.
+fn hold_resume() -> (String, String) {
+    let play = "  <nop><action><exec play_pcap_audio=\"AUDIO\"/></action></nop>\n";
+    let uac_split = UAC.find("  <pause milliseconds=\"3000\"/>").unwrap();
+    let uac = format!(
+        "{}  <pause milliseconds=\"2500\"/>\n{}  <pause milliseconds=\"1000\"/>\n{}{}{}",
+        &UAC[..uac_split],
+        reinvite(2, "sendonly"),
+        reinvite(3, "sendrecv"),
+        play,
+        &UAC[uac_split..].replace("CSeq: 2 BYE", "CSeq: 4 BYE"),
+    );
+    let uas_split = UAS.find("  <recv request=\"BYE\"").unwrap();
+    let uas = format!(
+        "{}{}{}{}{}",
+        &UAS[..uas_split],
+        answer_reinvite("recvonly"),
+        answer_reinvite("sendrecv"),
+        play,
+        &UAS[uas_split..],
+    );
+    (uac, uas)
+}
+
 /// What one call through one gateway showed.
 #[derive(Debug)]
 struct CallResult {
@@ -148,14 +245,14 @@ struct CallResult {
     to_server: usize,
     /// SIP lines that reached the outside naming the client's inside address.
     leaks: Vec<String>,
+    /// Rounds of audio each side played (2 with a hold and resume between).
+    rounds: usize,
 }
 
 impl CallResult {
     fn passes(&self) -> bool {
-        self.signalling
-            && self.to_client >= PACKETS / 2
-            && self.to_server >= PACKETS / 2
-            && self.leaks.is_empty()
+        let want = self.rounds * PACKETS - PACKETS / 2;
+        self.signalling && self.to_client >= want && self.to_server >= want && self.leaks.is_empty()
     }
 
     fn reason(&self) -> String {
@@ -166,7 +263,8 @@ impl CallResult {
         if !self.signalling {
             r.push("call failed".to_string());
         }
-        if self.to_client < PACKETS / 2 || self.to_server < PACKETS / 2 {
+        let want = self.rounds * PACKETS - PACKETS / 2;
+        if self.to_client < want || self.to_server < want {
             r.push(format!(
                 "media {} to client, {} to server",
                 self.to_client, self.to_server
@@ -197,7 +295,7 @@ fn write_audio(path: &Path) {
 }
 
 /// Seconds each capture runs: longer than a call (ringing, 3 s of media, hang-up).
-const CAPTURE_S: u64 = 12;
+const CAPTURE_S: u64 = 16;
 
 /// A capture of UDP on `dev` in namespace `ns` that stops by itself after `CAPTURE_S`.
 fn capture(tb: &Testbed, ns: &str, dev: &str, out: &Path) -> Child {
@@ -227,7 +325,7 @@ fn count(pcap: &Path, filter: &str) -> usize {
 }
 
 /// Places one call from the client to the server through whatever gateway runs now.
-fn call(tb: &Testbed, dir: &Path, tag: &str, sip_port: u16) -> CallResult {
+fn call(tb: &Testbed, dir: &Path, tag: &str, sip_port: u16, hold: bool) -> CallResult {
     let audio = dir.join("audio.pcap");
     write_audio(&audio);
     let scenario = |name: &str, text: &str| {
@@ -235,7 +333,15 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, sip_port: u16) -> CallResult {
         std::fs::write(&p, text.replace("AUDIO", audio.to_str().unwrap())).unwrap();
         p
     };
-    let (uac, uas) = (scenario("uac.xml", UAC), scenario("uas.xml", UAS));
+    let (uac_text, uas_text) = if hold {
+        hold_resume()
+    } else {
+        (UAC.to_string(), UAS.to_string())
+    };
+    let (uac, uas) = (
+        scenario("uac.xml", &uac_text),
+        scenario("uas.xml", &uas_text),
+    );
     let (cpcap, spcap) = (
         dir.join(format!("{tag}-client.pcap")),
         dir.join(format!("{tag}-server.pcap")),
@@ -333,6 +439,7 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, sip_port: u16) -> CallResult {
         to_client,
         to_server,
         leaks,
+        rounds: if hold { 2 } else { 1 },
     }
 }
 
@@ -390,11 +497,15 @@ fn sip_calls_through_the_nat_gateway_have_two_way_media_and_no_inside_address_ou
 
     // The cases: a call on the SIP port, and a FaceTime-style call with SIP on a port of
     // FaceTime's media range (port-based ALGs never look there).
-    let cases: [(&str, u16); 2] = [("udp call", 5060), ("facetime port", 16402)];
+    let cases: [(&str, u16, bool); 3] = [
+        ("udp call", 5060, false),
+        ("hold/resume", 5060, true),
+        ("facetime port", 16402, false),
+    ];
     let run_all = |tb: &Testbed, gw: &str, table: &mut Vec<(String, String, CallResult)>| {
-        for (case, port) in cases {
-            let tag = format!("{gw}-{port}").replace([' ', ','], "_");
-            let r = call(tb, dir.path(), &tag, port);
+        for (case, port, hold) in cases {
+            let tag = format!("{gw}-{port}-{hold}").replace([' ', ','], "_");
+            let r = call(tb, dir.path(), &tag, port, hold);
             table.push((case.to_string(), gw.to_string(), r));
         }
     };
@@ -410,7 +521,7 @@ fn sip_calls_through_the_nat_gateway_have_two_way_media_and_no_inside_address_ou
     assert_ne!(off, policy, "the example's lan-out rule changed shape");
     std::fs::write(tb.dir.path().join("policy.yaml"), &off).unwrap();
     tb.launch(&tb.dir.path().join("routed.yaml"));
-    let r = call(&tb, dir.path(), "alg-off", 5060);
+    let r = call(&tb, dir.path(), "alg-off", 5060, false);
     tb.stop_dataplane();
     table.push(("udp call".into(), "aperture, alg off".into(), r));
 
