@@ -65,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
             ]),
             proto: if b(7) & 1 == 0 { 6 } else { 17 },
             dst_port: u16::from_be_bytes([b(6), b(7)]),
+            predicted: b(7) & 1 == 1,
         };
         assert_eq!(p.check(&s, None), p.check_undecided_linear(&s));
         let app = AppId((i % catalog().apps.len()) as u16);
