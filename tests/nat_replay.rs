@@ -5,25 +5,12 @@
 //! to).
 mod common;
 
-use common::{bin, corpus, replay_with, tshark, TempDir};
+use common::{bin, corpus, replay_with, source_nat_policy, tshark, TempDir};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 const POOL: &str = "203.0.113.7";
-
-fn nat_policy(inside: &str) -> String {
-    format!(
-        "version: 1
-nat:
-  - name: hide
-    source: [{inside}]
-    source-translation: {{ pool: [{POOL}] }}
-rules:
-  - {{ name: all, action: allow }}
-"
-    )
-}
 
 /// (checksum field, status) counts over a capture: tshark's 1 = good, 2 = bad.
 fn checksum_statuses(pcap: &Path) -> BTreeMap<(usize, String), u64> {
@@ -83,7 +70,7 @@ fn check(pcap: &Path, inside: &str, tag: &str) -> usize {
     let dir = TempDir::new(tag);
     let plain = replay_with(pcap, dir.path(), None, &[]);
     let p = dir.path().join("policy.yaml");
-    std::fs::write(&p, nat_policy(inside)).unwrap();
+    std::fs::write(&p, source_nat_policy(inside, POOL)).unwrap();
     let natd_dir = dir.path().join("nat");
     std::fs::create_dir_all(&natd_dir).unwrap();
     let natd = replay_with(pcap, &natd_dir, None, &["--policy", p.to_str().unwrap()]);

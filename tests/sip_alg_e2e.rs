@@ -315,11 +315,6 @@ fn capture(tb: &Testbed, ns: &str, dev: &str, out: &Path) -> Child {
     child
 }
 
-/// Waits for a capture to end (bounded: `exec` runs it under timeout(1)).
-fn wait_capture(mut c: Child) {
-    let _ = c.wait();
-}
-
 fn count(pcap: &Path, filter: &str) -> usize {
     tshark(pcap, &["-Y", filter]).lines().count()
 }
@@ -401,8 +396,10 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, sip_port: u16, hold: bool) -> CallR
     let _ = server.kill();
     let _ = server.wait();
     std::thread::sleep(Duration::from_millis(500));
-    wait_capture(cc);
-    wait_capture(sc);
+    // Each capture ends by itself (and `exec` bounds it with timeout(1)).
+    for mut c in [cc, sc] {
+        let _ = c.wait();
+    }
     let rtp = |dst: &str, port: u16| {
         format!("ip.dst == {dst} && udp.dstport == {port} && udp.length == 180")
     };

@@ -9,7 +9,7 @@
 //!   is in none of its Via, Contact, From, SDP origin or connection fields.
 mod common;
 
-use common::{corpus, replay_with, tshark, TempDir};
+use common::{corpus, replay_with, source_nat_policy, tshark, TempDir};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -201,20 +201,7 @@ fn source_nat_rewrites_sip_and_sdp_and_keeps_the_pinholes() {
         {
             let dir = TempDir::new(&format!("alg-nat-{i}-{k}"));
             let policy = dir.path().join("policy.yaml");
-            std::fs::write(
-                &policy,
-                format!(
-                    "version: 1
-nat:
-  - name: hide
-    source: [{inside}]
-    source-translation: {{ pool: [{POOL}] }}
-rules:
-  - {{ name: all, action: allow }}
-"
-                ),
-            )
-            .unwrap();
+            std::fs::write(&policy, source_nat_policy(inside, POOL)).unwrap();
             let r = replay_with(
                 pcap,
                 dir.path(),

@@ -150,8 +150,12 @@ impl Worker {
         }
     }
 
-    /// Runs the SIP ALG as `config` says (replacing the default one).
+    /// Runs the SIP ALG as `config` says (the default one is kept when they agree: its
+    /// tables are not reserved twice).
     pub fn with_sip_alg(mut self, config: &SipAlgConfig) -> Worker {
+        if self.alg.config() == config {
+            return self;
+        }
         self.alg = SipAlg::new(
             config,
             self.flows.capacity(),

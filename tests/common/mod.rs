@@ -227,3 +227,18 @@ pub fn bytes_agree(exact: u64, printed: &[(u64, String)]) -> bool {
     };
     (exact as f64 / scale as f64 - *v as f64).abs() <= 1.0
 }
+
+/// A policy that hides `inside` (a prefix) behind the pool address `pool` and allows
+/// everything.
+pub fn source_nat_policy(inside: &str, pool: &str) -> String {
+    format!(
+        "version: 1
+nat:
+  - name: hide
+    source: [{inside}]
+    source-translation: {{ pool: [{pool}] }}
+rules:
+  - {{ name: all, action: allow }}
+"
+    )
+}

@@ -116,10 +116,6 @@ impl Edits {
         self.len == 0
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     pub fn as_slice(&self) -> &[Edit] {
         &self.list[..self.len]
     }

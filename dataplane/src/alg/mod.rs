@@ -28,7 +28,7 @@ use crate::packet::proto;
 use edit::{Edits, Text};
 use pinhole::{Key, Limits, Pinholes, Purpose};
 use sdp::{MappedMedia, Sdp, MAX_MEDIA};
-use sip::{Kind, Message, Method, ScanError, Xlate};
+use sip::{Kind, Message, Method, Xlate};
 
 /// The largest SIP message rewritten (a datagram's payload).
 pub const MAX_MESSAGE: usize = 65_535;
@@ -122,6 +122,10 @@ impl SipAlg {
         self.config.enabled
     }
 
+    pub fn config(&self) -> &SipAlgConfig {
+        &self.config
+    }
+
     /// The payload `Outcome::Rewritten` refers to.
     pub fn rewritten(&self) -> &[u8] {
         &self.out[..self.out_len]
@@ -151,10 +155,9 @@ impl SipAlg {
         if self.pinholes.counters.dialogs == 0 {
             return;
         }
-        match nat {
-            Some(n) => self.pinholes.expire(now, budget, &mut |m| n.release(m)),
-            None => self.pinholes.expire(now, budget, &mut |_| {}),
-        }
+        let mut nat = nat;
+        self.pinholes
+            .expire(now, budget, &mut |m| give_back(&mut nat, m));
     }
 
     /// One datagram's SIP message (UDP, or a TCP segment holding whole messages): follows
@@ -168,7 +171,7 @@ impl SipAlg {
         let b = &p.payload[skip..];
         let msg = match sip::scan(b, p.proto == proto::UDP) {
             Ok(m) => m,
-            Err(ScanError::Incomplete | ScanError::Malformed) => {
+            Err(_) => {
                 self.counters.malformed += 1;
                 return self.unrewritable(p);
             }
@@ -245,11 +248,7 @@ impl SipAlg {
     ) {
         let id = pinhole::dialog_id(msg.call_id.of(b), p.flow_hash);
         let method = msg.method();
-        let mut release = |m: u32| {
-            if let Some(n) = nat.as_deref_mut() {
-                n.release(m)
-            }
-        };
+        let mut release = |m: u32| give_back(&mut nat, m);
         match msg.kind {
             Kind::Request(Method::Bye | Method::Cancel) => {
                 if let Some(d) = self.pinholes.find_dialog(id) {
@@ -308,7 +307,7 @@ impl SipAlg {
         mapped: &mut [Option<MappedMedia>; MAX_MEDIA],
     ) {
         let party = p.dir as usize;
-        // (key address, rtp, rtcp, inside address, mappings) per receiving media line.
+        // The pinholes each receiving media line needs.
         let mut wanted: [Option<Wanted>; MAX_MEDIA] = [None; MAX_MEDIA];
         let mut first_addr = None;
         for (i, m) in sdp.media().iter().enumerate() {
@@ -363,17 +362,13 @@ impl SipAlg {
             }
             if sdp.direction_of(m).receives() {
                 wanted[i] = Some(w);
-            } else if let Some(n) = nat.as_deref_mut() {
+            } else {
                 for x in w.maps.into_iter().filter(|&x| x != pinhole::NONE) {
-                    n.release(x);
+                    give_back(&mut nat, x);
                 }
             }
         }
-        let mut release = |m: u32| {
-            if let Some(n) = nat.as_deref_mut() {
-                n.release(m)
-            }
-        };
+        let mut release = |m: u32| give_back(&mut nat, m);
         // The new description replaces the last one's pinholes (mappings were taken first,
         // so a port that stays keeps its mapping).
         self.pinholes
@@ -436,11 +431,7 @@ impl SipAlg {
         };
         let id = pinhole::dialog_id(msg.call_id.of(b), p.flow_hash);
         let party = p.dir as usize;
-        let mut release = |m: u32| {
-            if let Some(n) = nat.as_deref_mut() {
-                n.release(m)
-            }
-        };
+        let mut release = |m: u32| give_back(&mut nat, m);
         if expires == 0 {
             if let Some(d) = self.pinholes.find_dialog(id) {
                 self.pinholes.close_dialog(d, &mut release);
@@ -478,11 +469,7 @@ impl SipAlg {
             inside = Some((a, contact.port));
             mapping = m;
         }
-        let mut release = |m: u32| {
-            if let Some(n) = nat.as_deref_mut() {
-                n.release(m)
-            }
-        };
+        let mut release = |m: u32| give_back(&mut nat, m);
         self.pinholes
             .close_party(d, party, Purpose::Register, &mut release);
         let opened = self.pinholes.open(
@@ -498,6 +485,13 @@ impl SipAlg {
         if opened.is_none() && mapping != pinhole::NONE {
             release(mapping);
         }
+    }
+}
+
+/// Lets go of NAT mapping `m` an ALG held (nothing to do without NAT).
+fn give_back(nat: &mut Option<&mut NatTable>, m: u32) {
+    if let Some(n) = nat {
+        n.release(m);
     }
 }
 

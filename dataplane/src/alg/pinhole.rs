@@ -199,11 +199,6 @@ impl Pinholes {
         &mut self.dialogs[d as usize]
     }
 
-    /// Live pinholes, for `show pinholes`.
-    pub fn live(&self) -> impl Iterator<Item = &Pinhole> {
-        self.holes.iter().filter(|h| h.live)
-    }
-
     /// The pinhole admitting a new flow whose first packet goes to `key` from `src`; it is
     /// used (its deadline pushed out). Slow path.
     pub fn admit(&mut self, key: Key, src: [u8; 4], now: u64) -> Option<Admitted> {

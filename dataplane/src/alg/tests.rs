@@ -1,5 +1,5 @@
 use super::pinhole::Key;
-use super::sip::{scan, Change, Endpoint, Kind, Method, Xlate};
+use super::sip::{scan, Change, Endpoint, Kind, Method, ScanError, Xlate};
 use super::*;
 use crate::config::SipAlgConfig;
 use crate::nat::{NatTable, PortRange};

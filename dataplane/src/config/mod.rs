@@ -107,7 +107,7 @@ pub struct AlgConfig {
 }
 
 /// The SIP ALG: rewrites SIP/SDP where NAT changed addresses, and opens each call's media.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct SipAlgConfig {
     /// Off: SIP passes untouched and opens nothing (default on).
