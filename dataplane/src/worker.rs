@@ -103,6 +103,19 @@ pub struct Worker {
     nat_ports: PortRange,
     /// The SIP ALG: calls' pinholes, and SIP/SDP rewriting where NAT applies.
     alg: SipAlg,
+    /// The headers of a rewritten SIP segment whose message continues in more segments
+    /// (`send_rest` copies them).
+    tcp_headers: [u8; 256],
+}
+
+/// The rest of a rewritten SIP message after its first segment: `SipAlg::rewritten()` from
+/// `from`, in segments of `segment` bytes from sequence number `seq`; `fin` on the last.
+#[derive(Clone, Copy, Debug)]
+struct Rest {
+    from: usize,
+    segment: usize,
+    seq: u32,
+    fin: bool,
 }
 
 impl Worker {
@@ -147,6 +160,7 @@ impl Worker {
             nat: None,
             nat_ports: PortRange::of_worker(0, 1),
             alg,
+            tcp_headers: [0; 256],
         }
     }
 
@@ -548,9 +562,13 @@ impl Worker {
             }
         };
         let mut h = meta.h;
-        if meta.has_flow && self.alg.enabled() && h.payload_len > 0 {
+        let mut rest = None;
+        if meta.has_flow
+            && self.alg.enabled()
+            && (h.payload_len > 0 || h.proto == packet::proto::TCP)
+        {
             match self.alg_stage(&mut m, &mut h, meta, dir, to.as_ref(), policy) {
-                Ok(()) => {}
+                Ok(r) => rest = r,
                 Err(r) => return self.drop(r, m),
             }
         }
@@ -561,6 +579,60 @@ impl Worker {
         }
         let f = forward::finish(&mut self.mode, d, m, &h, meta.now);
         self.finished(f);
+        if let Some(r) = rest {
+            self.send_rest(r, &h, d, to.as_ref(), meta.now);
+        }
+    }
+
+    /// The segments after the first of a rewritten SIP message that no longer fits in one
+    /// (`alg_tcp`): each a copy of the first's headers with its part of the message, its
+    /// own sequence number, then NAT and forwarding as the first had.
+    #[cold]
+    fn send_rest(
+        &mut self,
+        r: Rest,
+        first: &Headers,
+        d: Decision,
+        to: Option<&nat::Tuple>,
+        now: u64,
+    ) {
+        let hdr = first.payload_offset as usize;
+        let mut at = r.from;
+        let total = self.alg.rewritten().len();
+        while at < total {
+            let n = (total - at).min(r.segment);
+            let last = at + n == total;
+            let Some(mut m) = Mbuf::alloc(&self.pool) else {
+                self.counters.add(C::AlgSegmentsLost, 1);
+                return;
+            };
+            if !m.set_len(hdr + n) {
+                self.counters.add(C::AlgSegmentsLost, 1);
+                return;
+            }
+            let seq = r.seq.wrapping_add((at - r.from) as u32);
+            let frame = m.data_mut();
+            frame[..hdr].copy_from_slice(&self.tcp_headers[..hdr]);
+            let Some(h) = alg::write_tcp_payload(
+                frame,
+                first,
+                &self.alg.rewritten()[at..at + n],
+                seq,
+                last && r.fin,
+            ) else {
+                self.counters.add(C::AlgSegmentsLost, 1);
+                return;
+            };
+            if let Some(to) = to {
+                if nat::rewrite(m.data_mut(), &h, to).is_err() {
+                    return self.drop(DropReason::NatUnrewritable, m);
+                }
+            }
+            self.counters.add(C::AlgSegmentsSent, 1);
+            let f = forward::finish(&mut self.mode, d, m, &h, now);
+            self.finished(f);
+            at += n;
+        }
     }
 
     /// The ALG stage of one packet of a flow whose application has the SIP ALG (and the
@@ -575,23 +647,30 @@ impl Worker {
         dir: Dir,
         to: Option<&nat::Tuple>,
         policy: Option<&Policy>,
-    ) -> Result<(), DropReason> {
+    ) -> Result<Option<Rest>, DropReason> {
         let Some(slot) = meta.flow.hint() else {
-            return Ok(());
+            return Ok(None);
         };
         let f = self.flows.get(slot);
         if !f.alg() || h.l3 != L3::Ipv4 || h.fragment != Fragment::No {
-            return Ok(());
+            return Ok(None);
         }
-        if h.proto != packet::proto::UDP {
-            // SIP over TCP: followed and rewritten in a later stage of this work.
-            return Ok(());
+        let tcp = h.proto == packet::proto::TCP;
+        if tcp && h.payload_len == 0 {
+            // Only its numbers, where an earlier rewrite moved them.
+            if self.alg.streams.adjusts(slot) {
+                self.shift(m, h, slot, dir, None);
+            }
+            return Ok(None);
+        }
+        if !tcp && h.proto != packet::proto::UDP {
+            return Ok(None);
         }
         if policy.is_some_and(|p| !p.alg_allowed(f.policy.verdict.rule)) {
-            return Ok(());
+            return Ok(None);
         }
         let (Some(src), Some(dst)) = (h.src.v4(), h.dst.v4()) else {
-            return Ok(());
+            return Ok(None);
         };
         let mut xlate = Xlate::default();
         let mut peer = dst;
@@ -660,7 +739,7 @@ impl Worker {
         let frame = m.data();
         let start = h.payload_offset as usize;
         let Some(payload) = frame.get(start..start + h.payload_len as usize) else {
-            return Ok(());
+            return Ok(None);
         };
         let p = SipPacket {
             payload,
@@ -675,8 +754,12 @@ impl Worker {
             source: osrc.v4().map_or(0, u32::from_be_bytes),
             now: meta.now,
         };
+        if tcp {
+            let seg = self.alg.on_segment(&p, slot, h.tcp_seq, self.nat.as_mut());
+            return self.segment_out(m, h, slot, dir, seg);
+        }
         match self.alg.on_message(&p, self.nat.as_mut()) {
-            Outcome::Unchanged => Ok(()),
+            Outcome::Unchanged => Ok(None),
             Outcome::Drop => Err(DropReason::AlgUnrewritable),
             Outcome::Rewritten => {
                 let out = self.alg.rewritten();
@@ -688,12 +771,76 @@ impl Worker {
                 match alg::write_udp_payload(m.data_mut(), h, self.alg.rewritten()) {
                     Some(nh) => {
                         *h = nh;
-                        Ok(())
+                        Ok(None)
                     }
                     None => Err(DropReason::AlgUnrewritable),
                 }
             }
         }
+    }
+
+    /// What the ALG decided for a TCP segment, done to the packet: sent with its numbers
+    /// shifted, its payload replaced by the rewritten messages (the first segment's worth;
+    /// the `Rest` goes after it), or consumed.
+    fn segment_out(
+        &mut self,
+        m: &mut Mbuf,
+        h: &mut Headers,
+        slot: Slot,
+        dir: Dir,
+        seg: alg::Segment,
+    ) -> Result<Option<Rest>, DropReason> {
+        match seg {
+            alg::Segment::Unchanged => {
+                if self.alg.streams.adjusts(slot) {
+                    self.shift(m, h, slot, dir, None);
+                }
+                Ok(None)
+            }
+            alg::Segment::Held => Err(DropReason::AlgHeld),
+            alg::Segment::Reordered => Err(DropReason::AlgReordered),
+            alg::Segment::Drop => Err(DropReason::AlgUnrewritable),
+            alg::Segment::Emit { seq, segment } => {
+                let start = h.payload_offset as usize;
+                let total = self.alg.rewritten().len();
+                // The mbuf's own room bounds the first segment too.
+                let segment = segment.min(m.room().saturating_sub(start)).max(1);
+                let n = total.min(segment);
+                if !m.set_len(start + n) {
+                    self.alg.counters.unrewritable += 1;
+                    return Err(DropReason::AlgUnrewritable);
+                }
+                // The acknowledgement and SACK first (the payload's checksum follows).
+                self.shift(m, h, slot, dir, Some(seq));
+                let fin = h.tcp_flags & 0x01 != 0;
+                let out = &self.alg.rewritten()[..n];
+                let Some(nh) = alg::write_tcp_payload(m.data_mut(), h, out, seq, n == total && fin)
+                else {
+                    return Err(DropReason::AlgUnrewritable);
+                };
+                *h = nh;
+                if n == total {
+                    return Ok(None);
+                }
+                self.tcp_headers[..start].copy_from_slice(&m.data()[..start]);
+                Ok(Some(Rest {
+                    from: n,
+                    segment,
+                    seq: seq.wrapping_add(n as u32),
+                    fin,
+                }))
+            }
+        }
+    }
+
+    /// Shifts a TCP packet's sequence number (to `mapped`, or by the correction of its
+    /// direction), acknowledgement and SACK blocks by the corrections the ALG's rewrites
+    /// made on its connection.
+    fn shift(&mut self, m: &mut Mbuf, h: &mut Headers, slot: Slot, dir: Dir, mapped: Option<u32>) {
+        let s = &self.alg.streams;
+        let seq = mapped.unwrap_or_else(|| s.shift(slot, dir, h.tcp_seq, 0).0);
+        alg::shift_tcp(m.data_mut(), h, seq, &|v| s.unmap_sack(slot, dir, v));
+        h.tcp_seq = seq;
     }
 
     /// The NAT stage of one packet: for a translated flow, the tuple the packet becomes in
@@ -958,6 +1105,13 @@ impl Worker {
         counters.set(C::SipMalformed, a.malformed);
         counters.set(C::SipUnrewritable, a.unrewritable);
         counters.set(C::SipMediaUnmapped, a.media_unmapped);
+        let t = ends.alg.streams.counters;
+        counters.set(C::SipTcpHeld, t.held);
+        counters.set(C::SipTcpReordered, t.reordered);
+        counters.set(C::SipTcpUnbuffered, t.unbuffered);
+        counters.set(C::SipTcpAbandoned, t.abandoned);
+        counters.set(C::SipTcpAdjusted, t.adjusted);
+        counters.set(C::SipTcpStreamsActive, ends.alg.streams.active() as u64);
         counters.set(C::PinholesOpened, p.opened);
         counters.set(C::PinholesUsed, p.used);
         counters.set(C::PinholesExpired, p.expired);

@@ -121,6 +121,13 @@ impl Mbuf {
         unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
     }
 
+    /// Bytes this packet's first segment can hold from its data offset (what `set_len`
+    /// accepts).
+    pub fn room(&self) -> usize {
+        let h = self.hdr();
+        (h.buf_len as usize).saturating_sub(h.data_off as usize)
+    }
+
     /// Sets the length of a one-segment packet to `len` bytes (an ALG that rewrote its
     /// payload), within the buffer's room after the data offset; bytes it grows by are
     /// zeroed. False, and nothing changed, for a chained packet or a length that does not fit.

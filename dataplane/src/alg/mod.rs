@@ -17,6 +17,7 @@ pub mod edit;
 pub mod pinhole;
 pub mod sdp;
 pub mod sip;
+pub mod tcp;
 
 #[cfg(test)]
 mod tests;
@@ -28,7 +29,8 @@ use crate::packet::proto;
 use edit::{Edits, Text};
 use pinhole::{Key, Limits, Pinholes, Purpose};
 use sdp::{MappedMedia, Sdp, MAX_MEDIA};
-use sip::{Kind, Message, Method, Xlate};
+use sip::{Kind, Message, Method, ScanError, Xlate};
+use tcp::{Assembled, Hold, Streams};
 
 /// The largest SIP message rewritten (a datagram's payload).
 pub const MAX_MESSAGE: usize = 65_535;
@@ -58,6 +60,29 @@ pub enum Outcome {
     Rewritten,
     /// Dropped (a translated message that could not be rewritten, by configuration).
     Drop,
+}
+
+/// What happens to a TCP segment of a SIP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segment {
+    /// Sent as it is (its sequence numbers shifted where an earlier rewrite moved them).
+    Unchanged,
+    /// Its payload becomes `SipAlg::rewritten()`, from sequence number `seq` (already
+    /// shifted), in segments of at most `segment` bytes.
+    Emit { seq: u32, segment: usize },
+    /// Consumed: its bytes are held until the message they begin completes.
+    Held,
+    /// Out of order while bytes are held: dropped (the sender sends it again).
+    Reordered,
+    /// A translated message that cannot be rewritten, dropped by configuration.
+    Drop,
+}
+
+/// What `stream_messages` did.
+struct Stream {
+    done: usize,
+    out: Option<usize>,
+    changed: bool,
 }
 
 /// One SIP-carrying packet as the ALG needs to see it.
@@ -91,6 +116,8 @@ pub struct SipAlg {
     pub counters: SipCounters,
     config: SipAlgConfig,
     edits: Edits,
+    /// SIP over TCP: held bytes and sequence corrections per connection.
+    pub streams: Streams,
     out: Box<[u8]>,
     out_len: usize,
     /// Per flow slot: the `flow_id` of the signalling flow whose pinhole admitted it (0:
@@ -112,6 +139,12 @@ impl SipAlg {
             counters: SipCounters::default(),
             config: config.clone(),
             edits: Edits::default(),
+            streams: Streams::new(
+                flows,
+                config.tcp_streams,
+                config.tcp_buffers,
+                config.tcp_buffer_bytes,
+            ),
             out: vec![0u8; MAX_MESSAGE].into_boxed_slice(),
             out_len: 0,
             predicted: vec![(0, 0); flows],
@@ -146,6 +179,7 @@ impl SipAlg {
 
     /// Flow `slot` ended: the signalling flow that predicted it, if one did.
     pub fn ended(&mut self, slot: Slot) -> Option<u64> {
+        self.streams.ended(slot);
         let (p, _) = std::mem::take(&mut self.predicted[slot as usize]);
         (p != 0).then_some(p)
     }
@@ -160,8 +194,8 @@ impl SipAlg {
             .expire(now, budget, &mut |m| give_back(&mut nat, m));
     }
 
-    /// One datagram's SIP message (UDP, or a TCP segment holding whole messages): follows
-    /// its call, and rewrites it where NAT changed an address it carries.
+    /// One datagram's SIP message: follows its call, and rewrites it where NAT changed an
+    /// address it carries.
     pub fn on_message(&mut self, p: &SipPacket, nat: Option<&mut NatTable>) -> Outcome {
         self.counters.messages += 1;
         let skip = sip::leading_blank(p.payload);
@@ -176,18 +210,218 @@ impl SipAlg {
                 return self.unrewritable(p);
             }
         };
+        self.out[..skip].copy_from_slice(&p.payload[..skip]);
+        match self.message(b, &msg, p, nat, skip) {
+            Ok(None) => Outcome::Unchanged,
+            Ok(Some(n)) => {
+                self.out_len = skip + n;
+                Outcome::Rewritten
+            }
+            Err(()) => self.unrewritable(p),
+        }
+    }
+
+    /// One TCP segment of a SIP connection (flow `slot`, original sequence number `seq`):
+    /// the whole messages it completes are followed and, on a translated connection,
+    /// rewritten; an unfinished one is held (`tcp`).
+    pub fn on_segment(
+        &mut self,
+        p: &SipPacket,
+        slot: Slot,
+        seq: u32,
+        nat: Option<&mut NatTable>,
+    ) -> Segment {
+        let translated = !p.xlate.is_none();
+        let (joined, base) = match self.streams.assemble(slot, p.dir, seq, p.payload) {
+            Assembled::Alone => (None, seq),
+            Assembled::Joined {
+                buf,
+                seq,
+                len,
+                consumed,
+            } => (Some((buf, len, consumed)), seq),
+            Assembled::Duplicate => return Segment::Held,
+            Assembled::Reordered { consumed: true } => return Segment::Reordered,
+            Assembled::Reordered { consumed: false } => return Segment::Unchanged,
+        };
+        // The held bytes went on unchanged (untranslated when held): nothing to rewrite.
+        let rewrite = translated && joined.is_none_or(|(_, _, consumed)| consumed);
+        let taken = joined.map(|(b, ..)| self.streams.take_buffer(b));
+        let data: &[u8] = match (&taken, joined) {
+            (Some(t), Some((_, len, _))) => &t[..len],
+            _ => p.payload,
+        };
+        let r = self.stream_messages(data, p, rewrite, nat);
+        let tail_len = data.len() - r.done;
+        let total = data.len();
+        if let (Some(t), Some((b, ..))) = (taken, joined) {
+            self.streams.put_back(b, t);
+        }
+        let Some(out) = r.out else {
+            self.streams.release(slot, p.dir);
+            return if self.config.unrewritable == Unrewritable::Pass {
+                Segment::Unchanged
+            } else {
+                Segment::Drop
+            };
+        };
+        let mut out = out;
+        let mut done = r.done;
+        if tail_len == 0 {
+            self.streams.release(slot, p.dir);
+        } else {
+            // A tail after held bytes is in their buffer (`assemble` checked it fits).
+            let t = match joined {
+                Some(_) => Hold::InBuffer {
+                    from: done,
+                    len: tail_len,
+                },
+                None => Hold::Bytes(&p.payload[done..]),
+            };
+            if !self.streams.hold(
+                slot,
+                p.dir,
+                base.wrapping_add(done as u32),
+                t,
+                rewrite,
+                p.now,
+            ) && rewrite
+            {
+                // It cannot be held (so it is this segment's own tail): unrewritable, never
+                // sent half-translated.
+                self.counters.unrewritable += 1;
+                self.streams.release(slot, p.dir);
+                if self.config.unrewritable == Unrewritable::Drop {
+                    return Segment::Drop;
+                }
+                let Some(t) = self.out.get_mut(out..out + tail_len) else {
+                    return Segment::Drop;
+                };
+                t.copy_from_slice(&p.payload[p.payload.len() - tail_len..]);
+                out += tail_len;
+                done += tail_len;
+            }
+        }
+        if !rewrite {
+            return Segment::Unchanged;
+        }
+        // Noted once a hold made the stream: the size later segments keep to.
+        let segment = self.streams.segment_size(slot, p.dir, p.payload.len());
+        if done == 0 {
+            return Segment::Held;
+        }
+        if joined.is_none() && !r.changed && done == total {
+            return Segment::Unchanged;
+        }
+        let (seq_out, _) = self.streams.shift(slot, p.dir, base, 0);
+        if !self.streams.record(slot, p.dir, base, done, out) {
+            self.counters.unrewritable += 1;
+            return Segment::Drop;
+        }
+        self.out_len = out;
+        Segment::Emit {
+            seq: seq_out,
+            segment,
+        }
+    }
+
+    /// The whole messages at the start of `data`, followed, and rewritten into `self.out`
+    /// when `rewrite`. `done`: bytes of `data` they (and keep-alives) take; `out`: the
+    /// length written (None: one was unrewritable and the configuration drops it).
+    fn stream_messages(
+        &mut self,
+        data: &[u8],
+        p: &SipPacket,
+        rewrite: bool,
+        mut nat: Option<&mut NatTable>,
+    ) -> Stream {
+        let (mut at, mut out, mut changed) = (0, 0, false);
+        let drop_bad = rewrite && self.config.unrewritable == Unrewritable::Drop;
+        let fail = Stream {
+            done: 0,
+            out: None,
+            changed: false,
+        };
+        while at < data.len() {
+            let rest = &data[at..];
+            let skip = sip::leading_blank(rest);
+            let b = &rest[skip..];
+            let (len, written) = if b.is_empty() {
+                (0, None)
+            } else {
+                match sip::scan(b, false) {
+                    Ok(msg) => {
+                        self.counters.messages += 1;
+                        let one = &b[..msg.len];
+                        let w = match self.message(one, &msg, p, nat.as_deref_mut(), out + skip) {
+                            Ok(w) => w,
+                            Err(()) if drop_bad => return fail,
+                            Err(()) => None,
+                        };
+                        (msg.len, w)
+                    }
+                    Err(ScanError::Incomplete) => break,
+                    Err(ScanError::Malformed) => {
+                        // Not SIP from here on: left as it is (or dropped when translated).
+                        self.counters.malformed += 1;
+                        if drop_bad {
+                            return fail;
+                        }
+                        (b.len(), None)
+                    }
+                }
+            };
+            if rewrite {
+                let Some(o) = self.out.get_mut(out..out + skip) else {
+                    return fail;
+                };
+                o.copy_from_slice(&rest[..skip]);
+                match written {
+                    Some(n) => {
+                        out += skip + n;
+                        changed = true;
+                    }
+                    None => {
+                        let Some(o) = self.out.get_mut(out + skip..out + skip + len) else {
+                            return fail;
+                        };
+                        o.copy_from_slice(&b[..len]);
+                        out += skip + len;
+                    }
+                }
+            }
+            at += skip + len;
+        }
+        Stream {
+            done: at,
+            out: Some(out),
+            changed,
+        }
+    }
+
+    /// Follows one whole message `b` (scanned as `msg`) and, where NAT changed an address it
+    /// carries, writes it rewritten at `self.out[at..]`: its length, or None when it needs
+    /// no change; Err when it cannot be rewritten (counted).
+    fn message(
+        &mut self,
+        b: &[u8],
+        msg: &Message,
+        p: &SipPacket,
+        nat: Option<&mut NatTable>,
+        at: usize,
+    ) -> Result<Option<usize>, ()> {
         let sdp = if msg.sdp && !msg.body.is_empty() {
             sdp::parse(b, msg.body)
         } else {
             None
         };
         let mut mapped = [None; MAX_MEDIA];
-        self.follow(b, &msg, sdp.as_ref(), p, nat, &mut mapped);
+        self.follow(b, msg, sdp.as_ref(), p, nat, &mut mapped);
         if p.xlate.is_none() {
-            return Outcome::Unchanged;
+            return Ok(None);
         }
         self.edits.clear();
-        sip::header_edits(b, &msg, &p.xlate, &mut self.edits);
+        sip::header_edits(b, msg, &p.xlate, &mut self.edits);
         if let (Some(sdp), Some(c)) = (&sdp, p.xlate.src) {
             let to_of = |a: [u8; 4]| {
                 if a == c.from.addr {
@@ -199,7 +433,7 @@ impl SipAlg {
             sdp::edits(b, sdp, &to_of, &mapped, &mut self.edits);
         }
         if self.edits.is_empty() {
-            return Outcome::Unchanged;
+            return Ok(None);
         }
         let body = msg.body;
         let delta = self
@@ -214,16 +448,14 @@ impl SipAlg {
                     .replace(b, cl.start as usize, cl.end as usize, t.as_bytes());
             }
         }
-        self.out[..skip].copy_from_slice(&p.payload[..skip]);
-        match self.edits.apply(b, &mut self.out[skip..]) {
+        match self.out.get_mut(at..).and_then(|o| self.edits.apply(b, o)) {
             Some(n) => {
-                self.out_len = skip + n;
                 self.counters.rewritten += 1;
-                Outcome::Rewritten
+                Ok(Some(n))
             }
             None => {
                 self.counters.unrewritable += 1;
-                self.unrewritable(p)
+                Err(())
             }
         }
     }
@@ -553,4 +785,112 @@ pub fn write_udp_payload(
     out.payload_len = payload.len() as u16;
     out.ip_len = ip_len;
     Some(out)
+}
+
+/// Puts `payload` in place of the TCP payload of the IPv4 packet `frame` (already sized to
+/// end with it), with sequence number `seq`, FIN kept only when `fin` (a message cut into
+/// several segments carries the sender's FIN on its last): IP total length and header
+/// checksum, TCP checksum follow. Returns the headers with the new lengths.
+pub fn write_tcp_payload(
+    frame: &mut [u8],
+    h: &crate::packet::Headers,
+    payload: &[u8],
+    seq: u32,
+    fin: bool,
+) -> Option<crate::packet::Headers> {
+    use crate::packet::checksum;
+    let (l3, l4, at) = (
+        h.l3_offset as usize,
+        h.l4_offset as usize,
+        h.payload_offset as usize,
+    );
+    let ihl = (l4.checked_sub(l3)?).max(20);
+    let end = at + payload.len();
+    if h.proto != proto::TCP || at < l4 + 20 || frame.len() < end || end - l3 > u16::MAX as usize {
+        return None;
+    }
+    frame[at..end].copy_from_slice(payload);
+    let ip_len = (end - l3) as u16;
+    frame[l3 + 2..l3 + 4].copy_from_slice(&ip_len.to_be_bytes());
+    frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+    let c = checksum::checksum(frame.get(l3..l3 + ihl)?);
+    frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+    frame[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+    if !fin {
+        frame[l4 + 13] &= !0x01;
+    }
+    frame[l4 + 16..l4 + 18].copy_from_slice(&[0, 0]);
+    let tcp_len = (end - l4) as u16;
+    let mut pseudo = [0u8; 12];
+    pseudo[..8].copy_from_slice(&frame[l3 + 12..l3 + 20]);
+    pseudo[9] = proto::TCP;
+    pseudo[10..].copy_from_slice(&tcp_len.to_be_bytes());
+    let s = checksum::sum(&frame[l4..end], checksum::sum(&pseudo, 0));
+    frame[l4 + 16..l4 + 18].copy_from_slice(&(!(s as u16)).to_be_bytes());
+    let mut out = *h;
+    out.payload_len = payload.len() as u16;
+    out.ip_len = ip_len;
+    out.tcp_seq = seq;
+    if !fin {
+        out.tcp_flags &= !0x01;
+    }
+    Some(out)
+}
+
+/// Shifts the TCP header of `frame`: sequence number to `seq`, acknowledgement through
+/// `unmap` (when ACK is set), and the edges of SACK blocks through `unmap`, each with an
+/// incremental checksum update (RFC 1624), so a packet that arrived damaged stays damaged.
+pub fn shift_tcp(
+    frame: &mut [u8],
+    h: &crate::packet::Headers,
+    seq: u32,
+    unmap: &dyn Fn(u32) -> u32,
+) {
+    use crate::packet::checksum::update16;
+    let l4 = h.l4_offset as usize;
+    let Some(t) = frame.get_mut(l4..h.payload_offset as usize) else {
+        return;
+    };
+    if t.len() < 20 {
+        return;
+    }
+    let mut csum = u16::from_be_bytes([t[16], t[17]]);
+    let mut put = |t: &mut [u8], at: usize, v: u32| {
+        let old = u32::from_be_bytes([t[at], t[at + 1], t[at + 2], t[at + 3]]);
+        if old != v {
+            csum = update16(csum, (old >> 16) as u16, (v >> 16) as u16);
+            csum = update16(csum, old as u16, v as u16);
+            t[at..at + 4].copy_from_slice(&v.to_be_bytes());
+        }
+    };
+    put(t, 4, seq);
+    if t[13] & 0x10 != 0 {
+        let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
+        put(t, 8, unmap(ack));
+    }
+    // Options: SACK (kind 5) blocks.
+    let mut i = 20;
+    while i < t.len() {
+        match t[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let Some(&len) = t.get(i + 1) else { break };
+                let len = len as usize;
+                if len < 2 || i + len > t.len() {
+                    break;
+                }
+                if kind == 5 {
+                    let mut e = i + 2;
+                    while e + 4 <= i + len {
+                        let v = u32::from_be_bytes([t[e], t[e + 1], t[e + 2], t[e + 3]]);
+                        put(t, e, unmap(v));
+                        e += 4;
+                    }
+                }
+                i += len;
+            }
+        }
+    }
+    t[16..18].copy_from_slice(&csum.to_be_bytes());
 }

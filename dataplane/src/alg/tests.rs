@@ -410,3 +410,175 @@ fn ipv6_and_names_are_left_alone() {
     assert!(text.contains("c=IN IP6 2001:db8::5\r\n"));
     assert!(text.contains("m=audio 49170 RTP/AVP 0\r\n"));
 }
+
+fn tcp_packet<'a>(payload: &'a [u8], xlate: Xlate) -> SipPacket<'a> {
+    SipPacket {
+        proto: proto::TCP,
+        ..packet(payload, Dir::Orig, xlate, SERVER)
+    }
+}
+
+/// The same INVITE on TCP, rewritten whole, for comparison.
+fn rewritten_whole(msg: &[u8]) -> Vec<u8> {
+    let mut a = alg();
+    let mut nat = nat_table();
+    match a.on_segment(&tcp_packet(msg, snat_out()), 1, 1000, Some(&mut nat)) {
+        Segment::Emit { seq, .. } => assert_eq!(seq, 1000),
+        s => panic!("not rewritten: {s:?}"),
+    }
+    a.rewritten().to_vec()
+}
+
+#[test]
+fn tcp_segment_with_two_messages_rewrites_both_and_shifts_later_numbers() {
+    let one = fixed(INVITE);
+    let two: Vec<u8> = [&one[..], b"\r\n\r\n", &one[..]].concat();
+    let mut a = alg();
+    let mut nat = nat_table();
+    let seg = a.on_segment(&tcp_packet(&two, snat_out()), 1, 1000, Some(&mut nat));
+    let Segment::Emit { seq, segment } = seg else {
+        panic!("not rewritten: {seg:?}");
+    };
+    assert_eq!((seq, segment), (1000, two.len()));
+    let out = a.rewritten().to_vec();
+    let whole = rewritten_whole(&one);
+    assert_eq!(out, [&whole[..], b"\r\n\r\n", &whole[..]].concat());
+    assert_eq!(a.counters.rewritten, 2);
+    // The next segment's sequence number moves by the growth, the reply's ack back.
+    let grow = out.len() as i64 - two.len() as i64;
+    let next = 1000 + two.len() as u32;
+    let (s, ack) = a.streams.shift(1, Dir::Orig, next, 0);
+    assert_eq!(s as i64, next as i64 + grow);
+    let (_, back) = a.streams.shift(1, Dir::Reply, 5, s);
+    assert_eq!(back, next);
+    assert_eq!(ack, 0);
+    // A retransmission of the rewritten segment maps as the first time, and is rewritten
+    // the same.
+    let again = a.on_segment(&tcp_packet(&two, snat_out()), 1, 1000, Some(&mut nat));
+    assert_eq!(
+        again,
+        Segment::Emit {
+            seq: 1000,
+            segment: two.len()
+        }
+    );
+    assert_eq!(a.rewritten(), &out[..]);
+    assert_eq!(
+        a.streams.shift(1, Dir::Orig, next, 0).0 as i64,
+        next as i64 + grow
+    );
+}
+
+#[test]
+fn tcp_message_split_across_segments_is_held_then_rewritten_whole() {
+    let one = fixed(INVITE);
+    let whole = rewritten_whole(&one);
+    for cut in [1, 30, one.len() / 2, one.len() - 40, one.len() - 1] {
+        let mut a = alg();
+        let mut nat = nat_table();
+        let (p1, p2) = one.split_at(cut);
+        let s1 = a.on_segment(&tcp_packet(p1, snat_out()), 2, 7000, Some(&mut nat));
+        assert_eq!(s1, Segment::Held, "cut at {cut}");
+        // The sender's retransmission of the held part is consumed too.
+        let r = a.on_segment(&tcp_packet(p1, snat_out()), 2, 7000, Some(&mut nat));
+        assert_eq!(r, Segment::Held);
+        // A segment beyond the gap is out of order.
+        let o = a.on_segment(&tcp_packet(b"x", snat_out()), 2, 9_000_000, Some(&mut nat));
+        assert_eq!(o, Segment::Reordered);
+        let s2 = a.on_segment(
+            &tcp_packet(p2, snat_out()),
+            2,
+            7000 + cut as u32,
+            Some(&mut nat),
+        );
+        let Segment::Emit { seq, segment } = s2 else {
+            panic!("cut at {cut}: {s2:?}");
+        };
+        assert_eq!(seq, 7000, "the message leaves at the held bytes' number");
+        assert_eq!(segment, p1.len().max(p2.len()).max(tcp::MIN_SEGMENT));
+        assert_eq!(a.rewritten(), &whole[..], "cut at {cut}");
+        assert_eq!(a.streams.counters.held, 2);
+        assert_eq!(a.streams.counters.reordered, 1);
+    }
+}
+
+#[test]
+fn tcp_message_tail_after_a_whole_one_is_held_and_the_whole_one_sent() {
+    let one = fixed(INVITE);
+    let whole = rewritten_whole(&one);
+    let mut a = alg();
+    let mut nat = nat_table();
+    let data: Vec<u8> = [&one[..], &one[..100]].concat();
+    let s = a.on_segment(&tcp_packet(&data, snat_out()), 3, 0, Some(&mut nat));
+    assert_eq!(
+        s,
+        Segment::Emit {
+            seq: 0,
+            segment: data.len()
+        }
+    );
+    assert_eq!(a.rewritten(), &whole[..]);
+    let s = a.on_segment(
+        &tcp_packet(&one[100..], snat_out()),
+        3,
+        data.len() as u32,
+        Some(&mut nat),
+    );
+    let grow = whole.len() as u32 - one.len() as u32;
+    assert_eq!(
+        s,
+        Segment::Emit {
+            seq: one.len() as u32 + grow,
+            segment: data.len()
+        }
+    );
+    assert_eq!(a.rewritten(), &whole[..]);
+}
+
+#[test]
+fn untranslated_tcp_is_never_held_or_changed_but_split_messages_are_followed() {
+    let one = fixed(INVITE);
+    let mut a = alg();
+    let (p1, p2) = one.split_at(200);
+    let none = Xlate::default();
+    assert_eq!(
+        a.on_segment(&tcp_packet(p1, none), 4, 10, None),
+        Segment::Unchanged
+    );
+    assert_eq!(a.pinholes.counters.opened, 0);
+    assert_eq!(
+        a.on_segment(&tcp_packet(p2, none), 4, 210, None),
+        Segment::Unchanged
+    );
+    assert!(a.pinholes.counters.opened > 0, "the INVITE's media is open");
+    assert_eq!(a.streams.counters.held, 0);
+    assert!(!a.streams.adjusts(4));
+}
+
+#[test]
+fn tcp_message_larger_than_a_buffer_is_unrewritable() {
+    let one = fixed(INVITE);
+    let config = SipAlgConfig {
+        tcp_buffer_bytes: 100,
+        ..SipAlgConfig::default()
+    };
+    let mut a = SipAlg::new(&config, 64, [1, 2]);
+    let mut nat = nat_table();
+    let (p1, _) = one.split_at(300);
+    assert_eq!(
+        a.on_segment(&tcp_packet(p1, snat_out()), 5, 0, Some(&mut nat)),
+        Segment::Drop
+    );
+    assert_eq!(a.streams.counters.unbuffered, 1);
+    let pass = SipAlgConfig {
+        unrewritable: crate::config::Unrewritable::Pass,
+        ..config
+    };
+    let mut a = SipAlg::new(&pass, 64, [1, 2]);
+    assert_eq!(
+        a.on_segment(&tcp_packet(p1, snat_out()), 5, 0, Some(&mut nat)),
+        Segment::Unchanged,
+        "passed untouched"
+    );
+    assert_eq!(a.counters.unrewritable, 1);
+}

@@ -129,6 +129,14 @@ pub struct SipAlgConfig {
     /// (malformed, too many edits, too large): `pass` it untouched or `drop` it (default);
     /// either way it is counted. Untranslated flows always pass.
     pub unrewritable: Unrewritable,
+    /// SIP over TCP: connections per worker whose bytes the ALG holds or whose sequence
+    /// numbers it shifts after a rewrite changed a length (default 4096); more are counted
+    /// and their messages unrewritable.
+    pub tcp_streams: usize,
+    /// Buffers per worker for messages split across segments (default 256), and the
+    /// largest such message, bytes (default 16384, at most 65535).
+    pub tcp_buffers: usize,
+    pub tcp_buffer_bytes: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -150,6 +158,9 @@ impl Default for SipAlgConfig {
             idle_timeout: 300,
             max_register: 7200,
             unrewritable: Unrewritable::Drop,
+            tcp_streams: 4096,
+            tcp_buffers: 256,
+            tcp_buffer_bytes: 16384,
         }
     }
 }
@@ -458,6 +469,13 @@ impl Config {
         }
         if self.flow_table.capacity < 16 {
             return Err("flow-table.capacity: must be at least 16".into());
+        }
+        let sip = &self.alg.sip;
+        if !(1..=65_535).contains(&sip.tcp_buffer_bytes) {
+            return Err("alg.sip.tcp-buffer-bytes: must be 1 to 65535".into());
+        }
+        if sip.tcp_buffers.saturating_mul(sip.tcp_buffer_bytes) > 1 << 30 {
+            return Err("alg.sip.tcp-buffers x tcp-buffer-bytes: at most 1 GiB per worker".into());
         }
         let known = |n: &str, what: &str| -> Result<usize, String> {
             self.port_index(n)

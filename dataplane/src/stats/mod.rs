@@ -41,9 +41,15 @@ pub enum DropReason {
     /// A SIP message on a translated flow the ALG could not rewrite (malformed, too large),
     /// dropped rather than leak untranslated addresses (`alg.sip.unrewritable: drop`).
     AlgUnrewritable,
+    /// A TCP segment holding the start of a SIP message that continues in the next: its
+    /// bytes leave, rewritten, with the rest (not a loss; counted so every packet is).
+    AlgHeld,
+    /// A TCP segment out of order while the ALG holds a message's start: the sender sends
+    /// it again.
+    AlgReordered,
 }
 
-const FIXED: usize = 38;
+const FIXED: usize = 46;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -78,6 +84,14 @@ pub const GENERAL: [&str; FIXED] = [
     "sip_malformed",
     "sip_unrewritable",
     "sip_media_unmapped",
+    "sip_tcp_held",
+    "sip_tcp_reordered",
+    "sip_tcp_unbuffered",
+    "sip_tcp_abandoned",
+    "sip_tcp_adjusted",
+    "sip_tcp_streams_active",
+    "sip_segments_sent",
+    "sip_segments_lost",
     "pinholes_opened",
     "pinholes_used",
     "pinholes_expired",
@@ -137,6 +151,19 @@ pub enum C {
     SipUnrewritable,
     /// Media lines NAT could not map a port for.
     SipMediaUnmapped,
+    /// SIP over TCP (`alg::tcp`): segments held, out of order while holding, messages that
+    /// could not be held or tracked, holds given up, connections with shifted sequence
+    /// numbers, and streams in use (a gauge).
+    SipTcpHeld,
+    SipTcpReordered,
+    SipTcpUnbuffered,
+    SipTcpAbandoned,
+    SipTcpAdjusted,
+    SipTcpStreamsActive,
+    /// Extra segments sent for rewritten messages that outgrew one, and those lost for
+    /// want of an mbuf (the sender's retransmission repairs them).
+    AlgSegmentsSent,
+    AlgSegmentsLost,
     /// Pinholes opened, used by a new flow, expired, closed by their call, refused (a
     /// limit), and open now (a gauge).
     PinholesOpened,
@@ -149,7 +176,7 @@ pub enum C {
     SipDialogsActive,
 }
 
-const OTHER_DROPS: [(DropReason, &str); 13] = [
+const OTHER_DROPS: [(DropReason, &str); 15] = [
     (DropReason::TtlExceeded, "ttl-exceeded"),
     (DropReason::NoRoute, "no-route"),
     (DropReason::NeighbourUnresolved, "neighbour-unresolved"),
@@ -163,6 +190,8 @@ const OTHER_DROPS: [(DropReason, &str); 13] = [
     (DropReason::NatUnrewritable, "nat-unrewritable"),
     (DropReason::NatBypass, "nat-bypass"),
     (DropReason::AlgUnrewritable, "alg-unrewritable"),
+    (DropReason::AlgHeld, "alg-held"),
+    (DropReason::AlgReordered, "alg-reordered"),
 ];
 
 /// Number of counters per worker.
