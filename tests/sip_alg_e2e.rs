@@ -245,6 +245,8 @@ struct CallResult {
     to_server: usize,
     /// SIP lines that reached the outside naming the client's inside address.
     leaks: Vec<String>,
+    /// What else was wrong (bad checksums, malformed SIP, an INVITE that was not split).
+    problems: Vec<String>,
     /// Rounds of audio each side played (2 with a hold and resume between).
     rounds: usize,
 }
@@ -252,7 +254,11 @@ struct CallResult {
 impl CallResult {
     fn passes(&self) -> bool {
         let want = self.rounds * PACKETS - PACKETS / 2;
-        self.signalling && self.to_client >= want && self.to_server >= want && self.leaks.is_empty()
+        self.signalling
+            && self.to_client >= want
+            && self.to_server >= want
+            && self.leaks.is_empty()
+            && self.problems.is_empty()
     }
 
     fn reason(&self) -> String {
@@ -273,6 +279,7 @@ impl CallResult {
         if let Some(l) = self.leaks.first() {
             r.push(format!("inside address leaked: {l}"));
         }
+        r.extend(self.problems.iter().cloned());
         format!("FAIL: {}", r.join("; "))
     }
 }
@@ -300,7 +307,7 @@ const CAPTURE_S: u64 = 16;
 /// A capture of UDP on `dev` in namespace `ns` that stops by itself after `CAPTURE_S`.
 fn capture(tb: &Testbed, ns: &str, dev: &str, out: &Path) -> Child {
     let child = tb
-        .exec(ns, &["dumpcap", "-q", "-i", dev, "-f", "udp"])
+        .exec(ns, &["dumpcap", "-q", "-i", dev, "-f", "udp or tcp"])
         .args(["-a", &format!("duration:{CAPTURE_S}"), "-w"])
         .arg(out)
         .stdout(Stdio::null())
@@ -319,8 +326,175 @@ fn count(pcap: &Path, filter: &str) -> usize {
     tshark(pcap, &["-Y", filter]).lines().count()
 }
 
-/// Places one call from the client to the server through whatever gateway runs now.
-fn call(tb: &Testbed, dir: &Path, tag: &str, sip_port: u16, hold: bool) -> CallResult {
+/// One scenario of the table.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    name: &'static str,
+    sip_port: u16,
+    /// A re-INVITE hold and resume between two rounds of audio.
+    hold: bool,
+    /// SIP over TCP.
+    tcp: bool,
+    /// The INVITE (and the answer) larger than the client link's segment size: split
+    /// across two TCP segments.
+    split: bool,
+    /// The client registers, then the server calls it at its registered contact from
+    /// another port (a new flow from outside only the registration lets in).
+    register: bool,
+}
+
+const CASES: [Case; 6] = [
+    Case {
+        name: "udp call",
+        sip_port: 5060,
+        hold: false,
+        tcp: false,
+        split: false,
+        register: false,
+    },
+    Case {
+        name: "tcp call",
+        sip_port: 5060,
+        hold: false,
+        tcp: true,
+        split: false,
+        register: false,
+    },
+    Case {
+        name: "split invite",
+        sip_port: 5060,
+        hold: false,
+        tcp: true,
+        split: true,
+        register: false,
+    },
+    Case {
+        name: "hold/resume",
+        sip_port: 5060,
+        hold: true,
+        tcp: false,
+        split: false,
+        register: false,
+    },
+    Case {
+        name: "register, called",
+        sip_port: 5060,
+        hold: false,
+        tcp: false,
+        split: false,
+        register: true,
+    },
+    Case {
+        name: "facetime port",
+        sip_port: 16402,
+        hold: false,
+        tcp: false,
+        split: false,
+        register: false,
+    },
+];
+
+/// The client link's MTU in the split case: TCP segments of at most 536 bytes.
+const SPLIT_MTU: &str = "576";
+
+/// The client's registration, answered by the server (the registrar).
+const REGISTER_UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register">
+  <send retrans="500"><![CDATA[
+REGISTER sip:[remote_ip] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From: sipp <sip:sipp@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+To: sipp <sip:sipp@[remote_ip]>
+Call-ID: [call_id]
+CSeq: 1 REGISTER
+Contact: <sip:sipp@[local_ip]:[local_port]>
+Expires: 300
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+"#;
+
+const REGISTER_UAS: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="registrar">
+  <recv request="REGISTER"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+[last_Contact:]
+Expires: 300
+Content-Length: 0
+
+]]></send>
+</scenario>
+"#;
+
+/// The scenarios of `case` for the caller and the callee.
+fn scenarios(case: &Case) -> (String, String) {
+    let (uac, uas) = if case.hold {
+        hold_resume()
+    } else {
+        (UAC.to_string(), UAS.to_string())
+    };
+    if case.split {
+        // Enough header to take the INVITE and its answer past one 536-byte segment.
+        let pad = format!("Subject: {}\n", "split-".repeat(60));
+        return (
+            uac.replacen("Max-Forwards: 70\n", &format!("Max-Forwards: 70\n{pad}"), 1),
+            uas.replacen(
+                "Content-Type: application/sdp\n",
+                &format!("{pad}Content-Type: application/sdp\n"),
+                1,
+            ),
+        );
+    }
+    (uac, uas)
+}
+
+/// The bytes of the SIP that reached the server (UDP payloads, and the TCP stream toward
+/// it in capture order), as lines.
+fn sip_at_server(pcap: &Path, sip_port: u16) -> Vec<String> {
+    let mut lines = vec![];
+    for (filter, field) in [
+        ("sip && udp && ip.dst == 198.51.100.2", "udp.payload"),
+        ("tcp.len > 0 && ip.dst == 198.51.100.2", "tcp.payload"),
+    ] {
+        let hex = tshark(
+            pcap,
+            &[
+                "-d",
+                &format!("udp.port=={sip_port},sip"),
+                "-Y",
+                filter,
+                "-T",
+                "fields",
+                "-e",
+                field,
+            ],
+        );
+        let mut bytes = vec![];
+        for h in hex.lines().map(str::trim) {
+            bytes.extend(
+                (0..h.len() / 2).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap()),
+            );
+            if field == "udp.payload" {
+                bytes.push(b'\n');
+            }
+        }
+        lines.extend(String::from_utf8_lossy(&bytes).lines().map(str::to_string));
+    }
+    lines
+}
+
+/// Places one call of `case` through whatever gateway runs now.
+fn call(tb: &Testbed, dir: &Path, tag: &str, case: &Case) -> CallResult {
+    let (sip_port, hold) = (case.sip_port, case.hold);
     let audio = dir.join("audio.pcap");
     write_audio(&audio);
     let scenario = |name: &str, text: &str| {
@@ -328,11 +502,7 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, sip_port: u16, hold: bool) -> CallR
         std::fs::write(&p, text.replace("AUDIO", audio.to_str().unwrap())).unwrap();
         p
     };
-    let (uac_text, uas_text) = if hold {
-        hold_resume()
-    } else {
-        (UAC.to_string(), UAS.to_string())
-    };
+    let (uac_text, uas_text) = scenarios(case);
     let (uac, uas) = (
         scenario("uac.xml", &uac_text),
         scenario("uas.xml", &uas_text),
@@ -341,103 +511,236 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, sip_port: u16, hold: bool) -> CallR
         dir.join(format!("{tag}-client.pcap")),
         dir.join(format!("{tag}-server.pcap")),
     );
+    let mtu = |v: &str| {
+        let ok = tb
+            .exec("client", &["ip", "link", "set", "c0", "mtu", v])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mtu {v} on c0");
+    };
+    if case.split {
+        mtu(SPLIT_MTU);
+    }
     let cc = capture(tb, "client", "c0", &cpcap);
     let sc = capture(tb, "server", "s0", &spcap);
+    let transport: &[&str] = if case.tcp {
+        &["-t", "t1"]
+    } else {
+        &["-t", "u1"]
+    };
     let sipp = |ns: &str, args: &[&str]| -> Command {
         let mut c = tb.exec(ns, &["sipp"]);
         c.args(args)
-            .args(["-m", "1", "-nostdin", "-timeout", "25s", "-timeout_error"])
+            .args(transport)
+            .args(["-m", "1", "-nostdin", "-timeout", "18s", "-timeout_error"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         c
     };
-    let mut server = sipp(
-        "server",
-        &[
-            "-sf",
-            uas.to_str().unwrap(),
-            "-i",
-            SERVER,
-            "-p",
-            &sip_port.to_string(),
-            "-mi",
-            SERVER,
-            "-mp",
-            &SERVER_RTP.to_string(),
-        ],
-    )
-    .spawn()
-    .unwrap();
+    let (port, rtp_port) = (sip_port.to_string(), SERVER_RTP.to_string());
+    let mut callee_args = vec!["-sf", uas.to_str().unwrap(), "-i", SERVER, "-p", &port];
+    callee_args.extend(["-mi", SERVER, "-mp", &rtp_port]);
+    let mut signalling = true;
+    let mut caller_ns = "client";
+    let mut caller_ip = CLIENT;
+    let mut caller_rtp = CLIENT_RTP;
+    let mut target = format!("{SERVER}:{sip_port}");
+    if case.register {
+        // The client registers with the server; then the server calls the contact it
+        // registered (as it arrived: the gateway's address and mapped port), from another
+        // port, and the client answers on the port it registered from.
+        let (ru, rs) = (
+            scenario("reg-uac.xml", REGISTER_UAC),
+            scenario("reg-uas.xml", REGISTER_UAS),
+        );
+        let regpcap = dir.join(format!("{tag}-register.pcap"));
+        let mut regcap = tb
+            .exec(
+                "server",
+                &[
+                    "dumpcap",
+                    "-q",
+                    "-i",
+                    "s0",
+                    "-f",
+                    "udp dst port 5060",
+                    "-c",
+                    "1",
+                ],
+            )
+            .args(["-a", "duration:8", "-w"])
+            .arg(&regpcap)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while !regpcap.exists() && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let mut registrar = sipp(
+            "server",
+            &["-sf", rs.to_str().unwrap(), "-i", SERVER, "-p", &port],
+        )
+        .spawn()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        let reg = sipp(
+            "client",
+            &[
+                &target,
+                "-sf",
+                ru.to_str().unwrap(),
+                "-i",
+                CLIENT,
+                "-p",
+                &port,
+            ],
+        )
+        .status()
+        .unwrap();
+        signalling &= reg.success();
+        let _ = registrar.kill();
+        let _ = registrar.wait();
+        let _ = regcap.wait();
+        std::thread::sleep(Duration::from_millis(300));
+        // The server is the caller now, the client the callee.
+        caller_ns = "server";
+        caller_ip = SERVER;
+        caller_rtp = SERVER_RTP;
+        callee_args = vec!["-sf", uas.to_str().unwrap(), "-i", CLIENT, "-p", &port];
+        callee_args.extend(["-mi", CLIENT]);
+        target = registered_contact(&sip_at_server(&regpcap, 5060)).unwrap_or_default();
+        eprintln!("{tag}: registration {reg:?}, contact as registered: {target:?}");
+    }
+    let client_rtp = CLIENT_RTP.to_string();
+    if case.register {
+        callee_args.extend(["-mp", &client_rtp]);
+    }
+    let callee_ns = if case.register { "client" } else { "server" };
+    let mut callee = sipp(callee_ns, &callee_args).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
-    let client = sipp(
-        "client",
-        &[
-            &format!("{SERVER}:{sip_port}"),
-            "-sf",
-            uac.to_str().unwrap(),
-            "-i",
-            CLIENT,
-            "-p",
-            &sip_port.to_string(),
-            "-mi",
-            CLIENT,
-            "-mp",
-            &CLIENT_RTP.to_string(),
-            "-recv_timeout",
-            "10s",
-        ],
-    )
-    .status()
-    .unwrap();
+    let caller_port = if case.register {
+        "5070".to_string()
+    } else {
+        port.clone()
+    };
+    let status = if target.is_empty() {
+        None
+    } else {
+        Some(
+            sipp(
+                caller_ns,
+                &[
+                    &target,
+                    "-sf",
+                    uac.to_str().unwrap(),
+                    "-i",
+                    caller_ip,
+                    "-p",
+                    &caller_port,
+                    "-mi",
+                    caller_ip,
+                    "-mp",
+                    &caller_rtp.to_string(),
+                    "-recv_timeout",
+                    "10s",
+                ],
+            )
+            .status()
+            .unwrap(),
+        )
+    };
+    signalling &= status.is_some_and(|s| s.success());
     let t = Instant::now();
-    while server.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(10) {
+    while callee.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    let _ = callee.kill();
+    let _ = callee.wait();
     std::thread::sleep(Duration::from_millis(500));
     // Each capture ends by itself (and `exec` bounds it with timeout(1)).
     for mut c in [cc, sc] {
         let _ = c.wait();
+    }
+    if case.split {
+        mtu("1500");
     }
     let rtp = |dst: &str, port: u16| {
         format!("ip.dst == {dst} && udp.dstport == {port} && udp.length == 180")
     };
     let to_client = count(&cpcap, &rtp(CLIENT, CLIENT_RTP));
     let to_server = count(&spcap, &rtp(SERVER, SERVER_RTP));
-    let sip = tshark(
-        &spcap,
-        &[
-            "-d",
-            &format!("udp.port=={sip_port},sip"),
-            "-Y",
-            "sip && ip.dst == 198.51.100.2",
-            "-T",
-            "fields",
-            "-e",
-            "udp.payload",
-        ],
-    );
     let mut leaks = vec![];
-    for hex in sip.lines() {
-        let bytes: Vec<u8> = (0..hex.len() / 2)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-            .collect();
-        let text = String::from_utf8_lossy(&bytes).to_string();
-        for line in text.lines().filter(|l| l.contains(CLIENT)) {
-            // Call-ID is an opaque word sipp builds from its address, not where to send.
-            if !line.to_ascii_lowercase().starts_with("call-id") {
-                leaks.push(line.to_string());
+    for line in sip_at_server(&spcap, sip_port) {
+        // Call-ID is an opaque word sipp builds from its address, not where to send.
+        if line.contains(CLIENT) && !line.to_ascii_lowercase().starts_with("call-id") {
+            leaks.push(line);
+        }
+    }
+    let mut problems = vec![];
+    if case.tcp {
+        // What arrived is well-formed: TCP checksums right, SIP dissected without error.
+        let checks = ["-o", "tcp.check_checksum:TRUE", "-Y"];
+        for (pcap, side) in [(&spcap, "server"), (&cpcap, "client")] {
+            let bad = tshark(
+                pcap,
+                &[
+                    &checks[..],
+                    &["tcp.checksum.status == 0 || _ws.malformed || _ws.expert.severity == error"],
+                ]
+                .concat(),
+            );
+            if !bad.trim().is_empty() {
+                problems.push(format!("at the {side}: {}", bad.lines().next().unwrap()));
+            }
+        }
+        if case.split {
+            // The client really sent its INVITE in more than one segment.
+            let segs = tshark(
+                &cpcap,
+                &[
+                    "-Y",
+                    "sip.Method == \"INVITE\"",
+                    "-T",
+                    "fields",
+                    "-e",
+                    "tcp.segment.count",
+                ],
+            );
+            if !segs
+                .lines()
+                .any(|l| l.trim().parse::<u32>().is_ok_and(|n| n >= 2))
+            {
+                problems.push(format!("the INVITE was not split: {segs:?}"));
             }
         }
     }
     CallResult {
-        signalling: client.success(),
+        signalling,
         to_client,
         to_server,
         leaks,
+        problems,
         rounds: if hold { 2 } else { 1 },
     }
+}
+
+/// The `host:port` of the Contact in the REGISTER that reached the server.
+fn registered_contact(lines: &[String]) -> Option<String> {
+    let mut in_register = false;
+    for l in lines {
+        if l.starts_with("REGISTER ") {
+            in_register = true;
+        } else if in_register && l.to_ascii_lowercase().starts_with("contact:") {
+            let at = l.find('@')? + 1;
+            let end = at + l[at..].find(['>', ';'])?;
+            return Some(l[at..end].to_string());
+        }
+    }
+    None
 }
 
 /// Turns the appliance namespace into a Linux router with its own SIP ALG: addresses on the
@@ -463,7 +766,9 @@ fn linux_gateway(tb: &Testbed) {
     run(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
     let rules = "table ip linuxgw {
     ct helper sip-udp { type \"sip\" protocol udp; l3proto ip; }
-    chain sip_helper { type filter hook prerouting priority filter; udp dport 5060 ct helper set \"sip-udp\"; }
+    ct helper sip-tcp { type \"sip\" protocol tcp; l3proto ip; }
+    chain sip_helper { type filter hook prerouting priority filter;
+        udp dport 5060 ct helper set \"sip-udp\"; tcp dport 5060 ct helper set \"sip-tcp\"; }
     chain forward_filter { type filter hook forward priority filter; policy drop;
         ct state established,related accept; iifname \"a0\" accept; }
     chain masq { type nat hook postrouting priority srcnat; oifname \"a1\" masquerade; }
@@ -492,18 +797,17 @@ fn sip_calls_through_the_nat_gateway_have_two_way_media_and_no_inside_address_ou
     let dir = TempDir::new("sip-e2e");
     let mut table: Vec<(String, String, CallResult)> = vec![];
 
-    // The cases: a call on the SIP port, and a FaceTime-style call with SIP on a port of
-    // FaceTime's media range (port-based ALGs never look there).
-    let cases: [(&str, u16, bool); 3] = [
-        ("udp call", 5060, false),
-        ("hold/resume", 5060, true),
-        ("facetime port", 16402, false),
-    ];
+    // APERTURE_E2E_CASES=split,register: only those, through Aperture only, captures kept
+    // in /tmp/aperture-sip-e2e (a developer's loop).
+    let only = std::env::var("APERTURE_E2E_CASES").unwrap_or_default();
     let run_all = |tb: &Testbed, gw: &str, table: &mut Vec<(String, String, CallResult)>| {
-        for (case, port, hold) in cases {
-            let tag = format!("{gw}-{port}-{hold}").replace([' ', ','], "_");
-            let r = call(tb, dir.path(), &tag, port, hold);
-            table.push((case.to_string(), gw.to_string(), r));
+        for case in CASES
+            .iter()
+            .filter(|c| only.is_empty() || only.split(',').any(|o| c.name.contains(o)))
+        {
+            let tag = format!("{gw}-{}", case.name).replace([' ', ',', '/'], "_");
+            let r = call(tb, dir.path(), &tag, case);
+            table.push((case.name.to_string(), gw.to_string(), r));
         }
     };
 
@@ -511,6 +815,18 @@ fn sip_calls_through_the_nat_gateway_have_two_way_media_and_no_inside_address_ou
     tb.start_example("nat-gateway");
     run_all(&tb, "aperture", &mut table);
     let log = tb.stop_dataplane();
+    if !only.is_empty() {
+        let keep = Path::new("/tmp/aperture-sip-e2e");
+        let _ = std::fs::create_dir_all(keep);
+        for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            let _ = std::fs::copy(e.path(), keep.join(e.file_name()));
+        }
+        for (case, gw, r) in &table {
+            println!("{case:<17} {gw:<20} {}  {r:?}", r.reason());
+        }
+        println!("{log}");
+        return;
+    }
 
     // The same gateway with the ALG switched off on the rule that allows the calls.
     let policy = std::fs::read_to_string(tb.dir.path().join("policy.yaml")).unwrap();
@@ -518,7 +834,7 @@ fn sip_calls_through_the_nat_gateway_have_two_way_media_and_no_inside_address_ou
     assert_ne!(off, policy, "the example's lan-out rule changed shape");
     std::fs::write(tb.dir.path().join("policy.yaml"), &off).unwrap();
     tb.launch(&tb.dir.path().join("routed.yaml"));
-    let r = call(&tb, dir.path(), "alg-off", 5060, false);
+    let r = call(&tb, dir.path(), "alg-off", &CASES[0]);
     tb.stop_dataplane();
     table.push(("udp call".into(), "aperture, alg off".into(), r));
 
@@ -526,9 +842,9 @@ fn sip_calls_through_the_nat_gateway_have_two_way_media_and_no_inside_address_ou
     linux_gateway(&tb);
     run_all(&tb, "linux nf_nat_sip", &mut table);
 
-    println!("\n{:<12} {:<20} result", "case", "gateway");
+    println!("\n{:<17} {:<20} result", "case", "gateway");
     for (case, gw, r) in &table {
-        println!("{case:<12} {gw:<20} {}  {r:?}", r.reason());
+        println!("{case:<17} {gw:<20} {}  {r:?}", r.reason());
     }
     let get = |gw: &str| &table.iter().find(|(_, g, _)| g == gw).unwrap().2;
     for (case, gw, r) in table.iter().filter(|(_, g, _)| g == "aperture") {

@@ -651,11 +651,29 @@ impl Worker {
         let Some(slot) = meta.flow.hint() else {
             return Ok(None);
         };
-        let f = self.flows.get(slot);
-        if !f.alg() || h.l3 != L3::Ipv4 || h.fragment != Fragment::No {
+        let tcp = h.proto == packet::proto::TCP;
+        if h.l3 != L3::Ipv4 || h.fragment != Fragment::No {
             return Ok(None);
         }
-        let tcp = h.proto == packet::proto::TCP;
+        let f = self.flows.get(slot);
+        if !f.alg() {
+            // A TCP connection App-ID is still reading, whose first bytes are a SIP start
+            // line: followed now (App-ID waits for the header block; the first segment must
+            // not go on unrewritten before it decides).
+            let undecided = !f.app_done && f.app == u16::MAX && !f.predicted();
+            let frame = m.data();
+            let at = h.payload_offset as usize;
+            let first = tcp
+                && undecided
+                && frame
+                    .get(at..at + h.payload_len as usize)
+                    .is_some_and(alg::sip::starts_like_sip);
+            if !first {
+                return Ok(None);
+            }
+            self.flows.get_mut(slot).set_alg(true);
+        }
+        let f = self.flows.get(slot);
         if tcp && h.payload_len == 0 {
             // Only its numbers, where an earlier rewrite moved them.
             if self.alg.streams.adjusts(slot) {
@@ -803,8 +821,13 @@ impl Worker {
             alg::Segment::Emit { seq, segment } => {
                 let start = h.payload_offset as usize;
                 let total = self.alg.rewritten().len();
-                // The mbuf's own room bounds the first segment too.
-                let segment = segment.min(m.room().saturating_sub(start)).max(1);
+                // At least what fits in the datagram every host takes; the mbuf's own room
+                // bounds the first segment too.
+                let headers = start - h.l3_offset as usize;
+                let segment = segment
+                    .max(alg::tcp::MIN_DATAGRAM.saturating_sub(headers))
+                    .min(m.room().saturating_sub(start))
+                    .max(1);
                 let n = total.min(segment);
                 if !m.set_len(start + n) {
                     self.alg.counters.unrewritable += 1;
@@ -930,12 +953,14 @@ impl Worker {
             let f = flows.get_mut(t.slot);
             // The media of a call of a specific application (facetime, not plain sip)
             // takes that application, after what App-ID found (["rtp", "facetime"]).
+            // The ALG follows what the flow carries: SIP (also a predicted one, an incoming
+            // call a registration let in), not the media a SIP call predicted.
+            let sip = appid.catalog.has_sip_alg(a);
             let call = AppId(ends.alg.call_app(t.slot));
             if f.predicted() && call != a && call != appid.catalog.of_proto(Proto::Sip) {
                 ev = appid.adopt(t.slot, f, call);
             }
-            let sip = appid.catalog.has_sip_alg(AppId(f.app));
-            f.set_alg(sip && !f.predicted());
+            f.set_alg(sip);
         }
         ends.tables.app_packet(flows.get_mut(t.slot).app, len);
         (t, ev)
@@ -1008,7 +1033,15 @@ impl Worker {
             AppId::NONE => None,
             a => Some(a),
         };
-        let v = check_flow(p, f, h, t.dir, app);
+        // A predicted flow from outside to a NAT mapping: its inside end, for the check of
+        // the call's rule from that side.
+        let inside = match &self.nat {
+            Some(n) if f.predicted() && f.nat() => {
+                Some(IpAddr16::from_v4(n.binding(t.slot).to[0].dst))
+            }
+            _ => None,
+        };
+        let v = check_flow(p, f, h, t.dir, app, inside);
         if !v.passes() && (f.policy.generation == 0 || f.policy.verdict.passes()) {
             self.counters.add(C::FlowsDenied, 1);
             self.tables.app_add(f.app, AppCounter::Denied, 1);
@@ -1244,7 +1277,17 @@ pub fn account_and_classify(
 /// first packet came in on and left by, the originator's address as source, the responder's
 /// port as destination port. `h` is this packet's headers, `dir` its direction in the flow.
 #[inline(never)]
-pub fn check_flow(p: &Policy, f: &Flow, h: &Headers, dir: Dir, app: Option<AppId>) -> Verdict {
+/// The verdict on flow `f` for its packet `h` in `dir`. `inside`: for a predicted flow that
+/// NAT translated, where its originator's packets go after translation (the inside party a
+/// pinhole let it reach), which the reversed check takes as that party's address.
+pub fn check_flow(
+    p: &Policy,
+    f: &Flow,
+    h: &Headers,
+    dir: Dir,
+    app: Option<AppId>,
+    inside: Option<IpAddr16>,
+) -> Verdict {
     let [from, to] = f.policy.ports;
     let (src, dst, dst_port) = match dir {
         Dir::Orig => (&h.src, &h.dst, h.dst_port),
@@ -1268,7 +1311,7 @@ pub fn check_flow(p: &Policy, f: &Flow, h: &Headers, dir: Dir, app: Option<AppId
     let reversed = Subject {
         from_zone: s.to_zone,
         to_zone: s.from_zone,
-        src: s.dst,
+        src: inside.as_ref().map_or(s.dst, addr_key),
         dst: s.src,
         dst_port: match dir {
             Dir::Orig => h.src_port,

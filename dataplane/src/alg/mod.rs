@@ -241,6 +241,15 @@ impl SipAlg {
                 consumed,
             } => (Some((buf, len, consumed)), seq),
             Assembled::Duplicate => return Segment::Held,
+            Assembled::Resend { buf, seq, len } => {
+                let b = self.streams.take_buffer(buf);
+                self.out[..len].copy_from_slice(&b[..len]);
+                self.streams.put_back(buf, b);
+                self.out_len = len;
+                let segment = self.streams.segment_size(slot, p.dir, p.payload.len());
+                let (seq, _) = self.streams.shift(slot, p.dir, seq, 0);
+                return Segment::Emit { seq, segment };
+            }
             Assembled::Reordered { consumed: true } => return Segment::Reordered,
             Assembled::Reordered { consumed: false } => return Segment::Unchanged,
         };
@@ -268,7 +277,9 @@ impl SipAlg {
         let mut out = out;
         let mut done = r.done;
         if tail_len == 0 {
-            self.streams.release(slot, p.dir);
+            if !(rewrite && joined.is_some()) {
+                self.streams.release(slot, p.dir);
+            }
         } else {
             // A tail after held bytes is in their buffer (`assemble` checked it fits).
             let t = match joined {
@@ -319,6 +330,10 @@ impl SipAlg {
             return Segment::Drop;
         }
         self.out_len = out;
+        if joined.is_some() && tail_len == 0 {
+            // A split message, kept rewritten for the sender's retransmissions.
+            self.streams.sent(slot, p.dir, base, done, &self.out[..out]);
+        }
         Segment::Emit {
             seq: seq_out,
             segment,

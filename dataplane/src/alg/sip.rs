@@ -426,6 +426,37 @@ pub fn scan(b: &[u8], datagram: bool) -> Result<Message, ScanError> {
     Ok(msg)
 }
 
+/// Whether a TCP stream's first bytes `b` begin like a SIP message (a request line
+/// `METHOD sip:... SIP/2.0`, or a status line), as far as they go: a connection App-ID has
+/// not named yet is followed from its first segment (App-ID waits for the header block, and
+/// a first segment that went on untranslated cannot be taken back).
+pub fn starts_like_sip(b: &[u8]) -> bool {
+    let b = &b[leading_blank(b)..];
+    let end = b.iter().take(1024).position(|&c| c == b'\n');
+    let line = match end {
+        Some(n) => b[..n].strip_suffix(b"\r").unwrap_or(&b[..n]),
+        None if b.len() >= 1024 => return false,
+        None => b,
+    };
+    if line.len() < 8 {
+        return false;
+    }
+    if line.starts_with(b"SIP/2.0 ") {
+        return true;
+    }
+    let Some(sp) = line.iter().position(|&c| c == b' ') else {
+        return false;
+    };
+    if !(3..=10).contains(&sp) || !line[..sp].iter().all(u8::is_ascii_uppercase) {
+        return false;
+    }
+    let uri = &line[sp + 1..];
+    let scheme = [&b"sip:"[..], b"sips:", b"tel:"]
+        .iter()
+        .any(|s| uri.len() >= s.len() && uri[..s.len()].eq_ignore_ascii_case(s));
+    scheme && (end.is_none() || line.ends_with(b" SIP/2.0"))
+}
+
 /// Bytes of CRLF (keep-alives, RFC 5626) before a message.
 pub fn leading_blank(b: &[u8]) -> usize {
     b.iter().take_while(|&&c| c == b'\r' || c == b'\n').count()

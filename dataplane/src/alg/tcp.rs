@@ -4,8 +4,9 @@
 //! Whole messages are followed and rewritten as on UDP. On a translated connection the
 //! unfinished tail is held (its segment consumed, counted as `alg-held`) until the rest
 //! arrives, then leaves with it at the held bytes' sequence number, in segments no larger
-//! than the largest this direction has carried (never below 536 bytes, the size every
-//! IPv4 path takes); the sender's retransmissions of held bytes are consumed the same way. On
+//! than the largest this direction has carried (or, when larger, what fits in a 576-byte
+//! datagram, which every IPv4 host takes); a split message is kept, rewritten, until new
+//! bytes follow it, so a retransmission of any part of it sends it again whole; the sender's retransmissions of held bytes are consumed the same way. On
 //! an untranslated connection nothing is held or changed: the tail is copied aside, only to
 //! follow the message when it completes.
 //!
@@ -21,8 +22,9 @@
 //! unrewritable.
 use crate::flow::{Dir, Slot};
 
-/// Segments are never cut smaller than this when a rewritten message is sent again.
-pub const MIN_SEGMENT: usize = 536;
+/// The IPv4 datagram every host takes (RFC 1122 3.3.3): a rewritten message's segments are
+/// never cut smaller than fits in it.
+pub const MIN_DATAGRAM: usize = 576;
 /// A hold older than this may be taken over by another connection that needs a buffer.
 pub const HOLD_NS: u64 = 2_000_000_000;
 const NONE: u32 = u32::MAX;
@@ -107,6 +109,11 @@ struct Held {
     /// Held for rewriting (a translated connection: its segments were consumed), or only
     /// copied aside to follow the message (untranslated: they went on).
     consumed: bool,
+    /// Once a split message was sent rewritten: its rewritten length (the buffer keeps
+    /// those bytes, `len` stays the original's), so that the sender's retransmission of
+    /// any part of it (one of the segments it became was lost) sends it again whole. 0: not
+    /// sent yet.
+    sent: u32,
 }
 
 impl Held {
@@ -116,6 +123,7 @@ impl Held {
         len: 0,
         since: 0,
         consumed: false,
+        sent: 0,
     };
 
     fn is_some(&self) -> bool {
@@ -178,6 +186,10 @@ pub enum Assembled {
     },
     /// A retransmission of bytes already held: consumed again.
     Duplicate,
+    /// A retransmission of (part of) a split message already sent rewritten: the
+    /// rewritten message, `len` bytes in buffer `buf`, from original sequence number `seq`,
+    /// goes again.
+    Resend { buf: u32, seq: u32, len: usize },
     /// Not the bytes that come next: the hold is given up (untranslated) or kept and the
     /// segment dropped (translated, `consumed`).
     Reordered { consumed: bool },
@@ -264,16 +276,17 @@ impl Streams {
     }
 
     /// Notes a payload of `len` bytes in `dir` (the segment size later sends keep to), and
-    /// returns the size a rewritten message's segments may have.
+    /// returns the largest this direction carried (the caller raises it to what every path
+    /// takes, `MIN_DATAGRAM` less its headers).
     pub fn segment_size(&mut self, slot: Slot, dir: Dir, len: usize) -> usize {
         let len16 = len.min(u16::MAX as usize) as u16;
         match self.get_mut(slot) {
             Some(s) => {
                 let m = &mut s.seg_max[dir as usize];
                 *m = (*m).max(len16);
-                (*m as usize).max(MIN_SEGMENT)
+                *m as usize
             }
-            None => len.max(MIN_SEGMENT),
+            None => len,
         }
     }
 
@@ -293,6 +306,18 @@ impl Streams {
         }
         let next = h.seq.wrapping_add(h.len);
         let end = seq.wrapping_add(payload.len() as u32);
+        if h.sent != 0 {
+            if at_or_after(seq, h.seq) && at_or_after(next, end) && seq != next {
+                return Assembled::Resend {
+                    buf: h.buf,
+                    seq: h.seq,
+                    len: h.sent as usize,
+                };
+            }
+            // New bytes: the copy is not needed any more.
+            self.release(slot, dir);
+            return Assembled::Alone;
+        }
         let skip = if seq == next {
             0
         } else if h.consumed && at_or_after(seq, h.seq) && at_or_after(next, end) {
@@ -383,6 +408,7 @@ impl Streams {
             len: len as u32,
             since: now,
             consumed,
+            sent: 0,
         };
         if consumed {
             self.counters.held += 1;
@@ -390,12 +416,43 @@ impl Streams {
         true
     }
 
-    /// A free buffer, or one held longer than `HOLD_NS` by another connection (its hold
-    /// abandoned).
+    /// The split message `dir` held (original bytes from `seq`, `len` long) was sent as
+    /// `out`: kept in its buffer, if it fits, until new bytes follow (`Assembled::Resend`).
+    pub fn sent(&mut self, slot: Slot, dir: Dir, seq: u32, len: usize, out: &[u8]) {
+        let fits = out.len() <= self.buffer_bytes();
+        let Some(s) = self.get_mut(slot) else {
+            return;
+        };
+        let h = s.held[dir as usize];
+        if !h.is_some() || !fits || out.is_empty() {
+            return self.release(slot, dir);
+        }
+        s.held[dir as usize] = Held {
+            seq,
+            len: len as u32,
+            sent: out.len() as u32,
+            ..h
+        };
+        self.bufs[h.buf as usize][..out.len()].copy_from_slice(out);
+    }
+
+    /// A free buffer, or one that only keeps a sent message's copy, or one held longer than
+    /// `HOLD_NS` by another connection (its hold abandoned).
     fn buffer_for(&mut self, stream: u32, now: u64) -> Option<u32> {
         if let Some(b) = self.free_bufs.pop() {
             self.buf_owner[b as usize] = stream;
             return Some(b);
+        }
+        for b in 0..self.bufs.len() {
+            let owner = self.buf_owner[b];
+            let s = &mut self.streams[owner as usize];
+            for h in &mut s.held {
+                if h.buf == b as u32 && h.sent != 0 {
+                    *h = Held::EMPTY;
+                    self.buf_owner[b] = stream;
+                    return Some(b as u32);
+                }
+            }
         }
         for b in 0..self.bufs.len() {
             let owner = self.buf_owner[b];

@@ -495,8 +495,15 @@ fn tcp_message_split_across_segments_is_held_then_rewritten_whole() {
             panic!("cut at {cut}: {s2:?}");
         };
         assert_eq!(seq, 7000, "the message leaves at the held bytes' number");
-        assert_eq!(segment, p1.len().max(p2.len()).max(tcp::MIN_SEGMENT));
+        assert_eq!(segment, p1.len().max(p2.len()));
         assert_eq!(a.rewritten(), &whole[..], "cut at {cut}");
+        // One of the segments it became was lost: the sender's retransmission of either
+        // part sends the whole rewritten message again.
+        for (part, at) in [(p1, 7000), (p2, 7000 + cut as u32)] {
+            let again = a.on_segment(&tcp_packet(part, snat_out()), 2, at, Some(&mut nat));
+            assert_eq!(again, Segment::Emit { seq: 7000, segment }, "cut at {cut}");
+            assert_eq!(a.rewritten(), &whole[..], "cut at {cut}");
+        }
         assert_eq!(a.streams.counters.held, 2);
         assert_eq!(a.streams.counters.reordered, 1);
     }
@@ -581,4 +588,28 @@ fn tcp_message_larger_than_a_buffer_is_unrewritable() {
         "passed untouched"
     );
     assert_eq!(a.counters.unrewritable, 1);
+}
+
+#[test]
+fn a_stream_starting_like_sip_is_told_from_others() {
+    use super::sip::starts_like_sip;
+    for yes in [
+        &b"INVITE sip:bob@example.com SIP/2.0\r\nVia: x"[..],
+        b"\r\n\r\nREGISTER sips:example.com SIP/2.0\r\n",
+        b"SIP/2.0 200 OK\r\n",
+        b"OPTIONS sip:a",
+        b"MESSAGE tel:+1555",
+    ] {
+        assert!(starts_like_sip(yes), "{:?}", String::from_utf8_lossy(yes));
+    }
+    for no in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n"[..],
+        b"INVITE sip:bob@example.com HTTP/1.1\r\n",
+        b"invite sip:a SIP/2.0\r\n",
+        b"\x16\x03\x01\x02\x00\x01",
+        b"SIP",
+        b"",
+    ] {
+        assert!(!starts_like_sip(no), "{:?}", String::from_utf8_lossy(no));
+    }
 }
