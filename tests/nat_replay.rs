@@ -180,3 +180,78 @@ fn source_nat_on_the_sip_call_captures() {
     }
     assert!(total >= 6, "{total} flows translated");
 }
+
+/// A TCP tuple closed with FIN and reused by a new connection (a SIP phone reconnecting
+/// from its fixed port): the new connection is a new flow and is translated like the first
+/// (it was once sent untranslated: pass 3 created the flow behind the slow path's back).
+#[test]
+fn a_closed_tcp_tuple_reused_by_a_new_connection_is_translated_again() {
+    use aperture_traffic::build::{tcp4, TcpFlags, TcpHeader};
+    use aperture_traffic::write_pcap_file;
+    let (c, s) = (
+        "10.1.2.3:5060".parse().unwrap(),
+        "198.51.100.9:5060".parse().unwrap(),
+    );
+    let (cm, sm) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let mut frames = vec![];
+    let mut t = 1_700_000_000_000_000_000u64;
+    for (conn, isn) in [(0u32, 1000u32), (1, 900_000)] {
+        let f = |flags: u8, seq: u32, ack: u32| TcpHeader {
+            seq,
+            ack,
+            flags: TcpFlags(flags),
+            window: 65000,
+        };
+        let (syn, ack, fin, psh) = (0x02, 0x10, 0x01, 0x08);
+        let srv = 50_000 + conn * 7;
+        let data = format!(
+            "OPTIONS sip:a@198.51.100.9 SIP/2.0\r\nCall-ID: {conn}\r\nContent-Length: 0\r\n\r\n"
+        );
+        let n = data.len() as u32;
+        let mut push = |out: bool, h: TcpHeader, p: &[u8]| {
+            t += 10_000_000;
+            let fr = if out {
+                tcp4(cm, sm, c, s, &h, p)
+            } else {
+                tcp4(sm, cm, s, c, &h, p)
+            };
+            frames.push((t, fr));
+        };
+        push(true, f(syn, isn, 0), b"");
+        push(false, f(syn | ack, srv, isn + 1), b"");
+        push(true, f(ack, isn + 1, srv + 1), b"");
+        push(true, f(psh | ack, isn + 1, srv + 1), data.as_bytes());
+        push(false, f(ack, srv + 1, isn + 1 + n), b"");
+        push(true, f(fin | ack, isn + 1 + n, srv + 1), b"");
+        push(false, f(fin | ack, srv + 1, isn + 2 + n), b"");
+        push(true, f(ack, isn + 2 + n, srv + 2), b"");
+        t += 1_000_000_000;
+    }
+    let dir = TempDir::new("nat-tcp-reuse");
+    let pcap = dir.path().join("reuse.pcap");
+    write_pcap_file(&pcap, &frames).unwrap();
+    let p = dir.path().join("policy.yaml");
+    std::fs::write(&p, source_nat_policy("10.0.0.0/8", POOL)).unwrap();
+    let r = replay_with(&pcap, dir.path(), None, &["--policy", p.to_str().unwrap()]);
+    let sources = tshark(
+        &r.out,
+        &["-T", "fields", "-e", "ip.src", "-e", "tcp.flags.syn"],
+    );
+    let lines: Vec<&str> = sources.lines().collect();
+    assert_eq!(
+        lines.len(),
+        frames.len(),
+        "every packet went out: {sources}"
+    );
+    for l in &lines {
+        assert!(
+            !l.starts_with("10.1.2.3"),
+            "an inside source left untranslated: {sources}"
+        );
+    }
+    let tcp: Vec<&Value> = r.flows.iter().filter(|f| f["proto"] == "tcp").collect();
+    assert_eq!(tcp.len(), 2, "two connections, two flows: {:?}", r.flows);
+    for f in tcp {
+        assert_eq!(f["nat_src_ip"], POOL, "{f}");
+    }
+}

@@ -542,6 +542,7 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, case: &Case) -> CallResult {
     let mut callee_args = vec!["-sf", uas.to_str().unwrap(), "-i", SERVER, "-p", &port];
     callee_args.extend(["-mi", SERVER, "-mp", &rtp_port]);
     let mut signalling = true;
+    let mut problems = vec![];
     let mut caller_ns = "client";
     let mut caller_ip = CLIENT;
     let mut caller_rtp = CLIENT_RTP;
@@ -614,6 +615,10 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, case: &Case) -> CallResult {
         callee_args.extend(["-mi", CLIENT]);
         target = registered_contact(&sip_at_server(&regpcap, 5060)).unwrap_or_default();
         eprintln!("{tag}: registration {reg:?}, contact as registered: {target:?}");
+        if tb.dataplane.is_some() {
+            // Aperture: the registration's pinhole and mapping, as the operator sees them.
+            problems.extend(registration_state(tb, &target));
+        }
     }
     let client_rtp = CLIENT_RTP.to_string();
     if case.register {
@@ -680,7 +685,6 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, case: &Case) -> CallResult {
             leaks.push(line);
         }
     }
-    let mut problems = vec![];
     if case.tcp {
         // What arrived is well-formed: TCP checksums right, SIP dissected without error.
         let checks = ["-o", "tcp.check_checksum:TRUE", "-Y"];
@@ -726,6 +730,58 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, case: &Case) -> CallResult {
         problems,
         rounds: if hold { 2 } else { 1 },
     }
+}
+
+/// What `aperturectl show pinholes` and `show nat` say about the client's registration at
+/// `contact` (as the registrar got it): a register pinhole there for the registrar only,
+/// leading to the client's own address and port, and the mapping behind it. The problems
+/// found.
+fn registration_state(tb: &Testbed, contact: &str) -> Vec<String> {
+    let ctl = |args: &[&str]| -> serde_json::Value {
+        let o = Command::new(bin("aperturectl"))
+            .arg("--config")
+            .arg(tb.dir.path().join("routed.yaml"))
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+            panic!(
+                "aperturectl {args:?}: {e}: {text}{}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+    };
+    let mut problems = vec![];
+    let holes = ctl(&["show", "pinholes", "--address", CLIENT]);
+    let want = holes["pinholes"].as_array().into_iter().flatten().any(|p| {
+        format!("{}:{}", p["address"].as_str().unwrap_or(""), p["port"]) == contact
+            && p["purpose"] == "register"
+            && p["peer"] == SERVER
+            && p["inside_ip"] == CLIENT
+            && p["inside_port"] == 5060
+            && p["app"] == "sip"
+    });
+    if !want {
+        problems.push(format!(
+            "no register pinhole at {contact} in show pinholes: {holes}"
+        ));
+    }
+    let nat = ctl(&["show", "nat", "--address", CLIENT]);
+    let mapped = nat["mappings"].as_array().into_iter().flatten().any(|m| {
+        format!(
+            "{}:{}",
+            m["external_ip"].as_str().unwrap_or(""),
+            m["external_port"]
+        ) == contact
+            && m["inside_ip"] == CLIENT
+            && m["proto"] == "udp"
+    });
+    if !mapped {
+        problems.push(format!("no mapping to {contact} in show nat: {nat}"));
+    }
+    problems
 }
 
 /// The `host:port` of the Contact in the REGISTER that reached the server.

@@ -154,6 +154,11 @@ fn worker_metrics(reg: &mut Registry, s: &Snapshot) {
                 "aperture_sip_dialogs_active",
                 "Calls and registrations the SIP ALG tracks now",
             ))
+        } else if i == C::SipTcpStreamsActive as usize {
+            Some((
+                "aperture_sip_tcp_streams_active",
+                "SIP TCP connections with held bytes or shifted sequence numbers now",
+            ))
         } else {
             None
         };

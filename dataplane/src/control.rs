@@ -11,14 +11,20 @@
 //! - `{"cmd": "flows", "app": A, "address": IP, "rule": R, "limit": N}` (filters optional) →
 //!   `{"ok": true, "flows": [..], "workers": W, "answered": W', "truncated": bool}`: the live
 //!   flows, each as the flow log would write it now (`last_ts` instead of an end).
+//! - `{"cmd": "pinholes", "app": A, "address": IP, "limit": N}` → `{"ok": true, "pinholes":
+//!   [..], ...}`: the SIP ALG's open pinholes (address and port admitted, the one peer, the
+//!   inside endpoint under NAT, media or register, the signalling flow, seconds left).
+//! - `{"cmd": "nat", "address": IP, "limit": N}` → `{"ok": true, "mappings": [..], ...}`: the
+//!   source-NAT mappings (inside and external endpoint, users, remotes sent to).
 //!
 //! The policy travels as its text and the dataplane compiles it again against its own ports
 //! and catalog (it trusts nothing it did not check); the control plane has compiled it before
 //! sending, to tell the operator. The workers pick an installed policy up at their next burst.
 //! The socket never blocks the service thread for long: accepts are non-blocking and each
 //! connection has a one-second budget.
-use crate::appid::catalog::Catalog;
-use crate::flowdump::{Answer, FlowDumps, FlowQuery};
+use crate::appid::catalog::{AppId, Catalog};
+use crate::flowdump::{Answer, FlowDumps, FlowQuery, Listing, Rows};
+use crate::packet::IpAddr16;
 use crate::policy::{self, compile::MAX_FILE_BYTES, PolicyStore};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -146,22 +152,23 @@ impl ControlServer {
                                    "slot": p.slot_of(p.rules.len() as u16)}})
             }
             Some("flows") => self.flows(req),
-            _ => {
-                json!({"ok": false, "errors": ["unknown command (status, install, rules, flows)"]})
-            }
+            Some("pinholes") => self.listing(req, Listing::Pinholes, "pinholes"),
+            Some("nat") => self.listing(req, Listing::Nat, "mappings"),
+            _ => json!({"ok": false,
+                        "errors": ["unknown command (status, install, rules, flows, pinholes, nat)"]}),
         }
     }
 
-    fn flows(&self, req: &Value) -> Value {
-        let Some((dumps, workers)) = &self.dumps else {
-            return json!({"ok": false, "errors": ["this dataplane does not list flows"]});
-        };
+    /// The filters a listing request gives (application, address), or the error to send.
+    fn filters(&self, req: &Value) -> Result<(Option<AppId>, Option<IpAddr16>), Value> {
         let app = match req["app"].as_str() {
             None => None,
             Some(n) => match self.catalog.by_name(n) {
                 Some(a) => Some(a),
                 None => {
-                    return json!({"ok": false, "errors": [format!("unknown application {n:?}")]})
+                    return Err(
+                        json!({"ok": false, "errors": [format!("unknown application {n:?}")]}),
+                    )
                 }
             },
         };
@@ -169,8 +176,82 @@ impl ControlServer {
             None => None,
             Some(a) => match a.parse::<std::net::IpAddr>() {
                 Ok(ip) => Some(ip.into()),
-                Err(_) => return json!({"ok": false, "errors": [format!("bad address {a:?}")]}),
+                Err(_) => {
+                    return Err(json!({"ok": false, "errors": [format!("bad address {a:?}")]}))
+                }
             },
+        };
+        Ok((app, addr))
+    }
+
+    /// Asks every worker and gathers the answers that come within `FLOWS_WAIT`, in worker
+    /// order.
+    fn gather(
+        dumps: &FlowDumps,
+        workers: usize,
+        what: Listing,
+        (app, addr): (Option<AppId>, Option<IpAddr16>),
+        limit: usize,
+    ) -> Vec<Answer> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Answer>(workers);
+        dumps.ask(FlowQuery {
+            what,
+            app,
+            addr,
+            limit,
+            reply: tx,
+        });
+        let deadline = std::time::Instant::now() + FLOWS_WAIT;
+        let mut answers = Vec::new();
+        while answers.len() < workers {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(a) => answers.push(a),
+                Err(_) => break,
+            }
+        }
+        dumps.clear();
+        answers.sort_by_key(|a| a.0);
+        answers
+    }
+
+    /// `pinholes` or `nat`: the workers' rows under `key`.
+    fn listing(&self, req: &Value, what: Listing, key: &str) -> Value {
+        let Some((dumps, workers)) = &self.dumps else {
+            return json!({"ok": false, "errors": ["this dataplane does not list its state"]});
+        };
+        let filters = match self.filters(req) {
+            Ok(f) => f,
+            Err(e) => return e,
+        };
+        let limit = req["limit"].as_u64().unwrap_or(1000) as usize;
+        let answers = Self::gather(dumps, *workers, what, filters, limit);
+        let mut truncated = answers.iter().any(|a| a.2);
+        let mut rows = Vec::new();
+        for (_, r, _) in &answers {
+            if let Rows::Json(r) = r {
+                for v in r {
+                    if rows.len() == limit {
+                        truncated = true;
+                        break;
+                    }
+                    rows.push(v.clone());
+                }
+            }
+        }
+        let mut out = json!({"ok": true, "workers": workers, "answered": answers.len(),
+                             "truncated": truncated});
+        out[key] = Value::Array(rows);
+        out
+    }
+
+    fn flows(&self, req: &Value) -> Value {
+        let Some((dumps, workers)) = &self.dumps else {
+            return json!({"ok": false, "errors": ["this dataplane does not list flows"]});
+        };
+        let filters = match self.filters(req) {
+            Ok(f) => f,
+            Err(e) => return e,
         };
         let rule = req["rule"].as_str();
         let limit = req["limit"].as_u64().unwrap_or(1000) as usize;
@@ -180,28 +261,12 @@ impl ControlServer {
         } else {
             limit
         };
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Answer>(*workers);
-        dumps.ask(FlowQuery {
-            app,
-            addr,
-            limit: ask,
-            reply: tx,
-        });
-        let deadline = std::time::Instant::now() + FLOWS_WAIT;
-        let mut answers = Vec::new();
-        while answers.len() < *workers {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(a) => answers.push(a),
-                Err(_) => break,
-            }
-        }
-        dumps.clear();
-        answers.sort_by_key(|a| a.0);
+        let answers = Self::gather(dumps, *workers, Listing::Flows, filters, ask);
         let answered = answers.len();
         let mut truncated = answers.iter().any(|a| a.2);
         let mut flows = Vec::new();
         'all: for (_, rows, _) in &answers {
+            let Rows::Flows(rows) = rows else { continue };
             for r in rows {
                 let ruled = r.rule_of(Some(&self.store));
                 if let Some(want) = rule {

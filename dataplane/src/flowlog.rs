@@ -9,6 +9,17 @@ use crate::policy::{Action, PolicyStore, RULE_DEFAULT};
 use crossbeam_queue::ArrayQueue;
 use std::io::Write;
 
+/// An IP protocol's name as the flow log writes it (its number when it has none).
+pub fn proto_name(p: u8) -> String {
+    match p {
+        proto::TCP => "tcp".to_string(),
+        proto::UDP => "udp".to_string(),
+        proto::ICMP => "icmp".to_string(),
+        proto::ICMPV6 => "ipv6-icmp".to_string(),
+        p => p.to_string(),
+    }
+}
+
 /// One ended flow, as first seen (before any NAT).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowRecord {
@@ -119,13 +130,7 @@ impl FlowRecord {
         catalog: &Catalog,
         rule: Option<&(String, u32)>,
     ) -> std::io::Result<()> {
-        let proto_name = match self.proto {
-            proto::TCP => "tcp".to_string(),
-            proto::UDP => "udp".to_string(),
-            proto::ICMP => "icmp".to_string(),
-            proto::ICMPV6 => "ipv6-icmp".to_string(),
-            p => p.to_string(),
-        };
+        let proto_name = proto_name(self.proto);
         let ts = |ns: u64| format!("{}.{:06}", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000);
         let policy = match rule {
             None => String::new(),

@@ -263,7 +263,19 @@ impl Worker {
         self.expire();
         if let Some((dumps, seen)) = &mut self.dumps {
             if let Some(q) = dumps.pending(seen) {
-                flowdump::answer(self.id, &q, &self.flows, &self.appid);
+                match q.what {
+                    flowdump::Listing::Flows => {
+                        flowdump::answer(self.id, &q, &self.flows, &self.appid)
+                    }
+                    flowdump::Listing::Pinholes => flowdump::answer_pinholes(
+                        self.id,
+                        &q,
+                        &self.alg,
+                        &self.appid.catalog,
+                        self.clock.now(),
+                    ),
+                    flowdump::Listing::Nat => flowdump::answer_nat(self.id, &q, self.nat.as_ref()),
+                }
             }
         }
         total
@@ -444,28 +456,63 @@ impl Worker {
             let Some(slot) = meta.flow.hint() else {
                 continue;
             };
-            if let (Some(n), false) = (ends.nat.as_mut(), plan == NewFlow::Plain) {
-                let ok = match plan {
-                    NewFlow::Inbound(inside) => n
-                        .bind_inbound(flows, slot, &meta.h, inside, u16::MAX)
-                        .is_some(),
-                    NewFlow::Nat(Plan::Translate {
-                        rule,
-                        source,
-                        destination,
-                    }) => n
-                        .translate_new(flows, slot, &meta.h, rule, source, destination)
-                        .is_some(),
-                    _ => false,
-                };
-                if !ok {
-                    flows.set_nat_failed(slot);
+            self.bind_new(slot, &meta.h, plan, admitted);
+        }
+    }
+
+    /// A new flow (`slot`, first packet `h`) gets what the slow path decided for it: its NAT
+    /// translation (or a failure that drops its packets), and the pinhole that admitted it.
+    fn bind_new(
+        &mut self,
+        slot: Slot,
+        h: &Headers,
+        plan: NewFlow,
+        admitted: Option<pinhole::Admitted>,
+    ) {
+        if let (Some(n), false) = (self.nat.as_mut(), plan == NewFlow::Plain) {
+            let flows = &mut self.flows;
+            let ok = match plan {
+                NewFlow::Inbound(inside) => {
+                    n.bind_inbound(flows, slot, h, inside, u16::MAX).is_some()
                 }
-            }
-            if let Some(a) = admitted {
-                self.predict(slot, a);
+                NewFlow::Nat(Plan::Translate {
+                    rule,
+                    source,
+                    destination,
+                }) => n
+                    .translate_new(flows, slot, h, rule, source, destination)
+                    .is_some(),
+                _ => false,
+            };
+            if !ok {
+                flows.set_nat_failed(slot);
             }
         }
+        if let Some(a) = admitted {
+            self.predict(slot, a);
+        }
+    }
+
+    /// A flow pass 3 created itself (a closed TCP tuple reused by a new connection, or a
+    /// lookup gone stale within the burst) never went through the slow path: it is decided
+    /// now, as the slow path would have (a reused tuple must not leave untranslated).
+    #[cold]
+    fn start_created(&mut self, port: usize, slot: Slot, meta: &Meta, policy: Option<&Policy>) {
+        let admitted = if self.alg.pinholes.is_empty() {
+            None
+        } else {
+            self.pinhole_admits(&meta.h, meta.now)
+        };
+        let plan = match (&mut self.nat, policy) {
+            _ if admitted.is_some_and(|a| a.inside.is_some()) => {
+                NewFlow::Inbound(admitted.and_then(|a| a.inside).unwrap_or_default())
+            }
+            (Some(nat), Some(p)) if meta.h.l3 == L3::Ipv4 => {
+                nat_plan(nat, p, &self.mode, &meta.h, meta.fwd, port)
+            }
+            _ => NewFlow::Plain,
+        };
+        self.bind_new(slot, &meta.h, plan, admitted);
     }
 
     /// The pinhole a new flow's first packet matches, if any (IPv4 UDP or TCP, the ALG on,
@@ -524,6 +571,9 @@ impl Worker {
         let d = if meta.has_flow {
             let (t, mut ev) = self.flow_stage(&meta.h, &meta.flow, m.pkt_len(), meta.now, m.data());
             dir = t.dir;
+            if t.created {
+                self.start_created(port, t.slot, meta, policy);
+            }
             if t.first && !self.alg.pinholes.is_empty() && !self.flows.get(t.slot).predicted() {
                 // The slow path ran before this burst's signalling opened its pinholes (a
                 // call's first media packet in the same burst as its answer).
@@ -954,8 +1004,11 @@ impl Worker {
             // The media of a call of a specific application (facetime, not plain sip)
             // takes that application, after what App-ID found (["rtp", "facetime"]).
             // The ALG follows what the flow carries: SIP (also a predicted one, an incoming
-            // call a registration let in), not the media a SIP call predicted.
-            let sip = appid.catalog.has_sip_alg(a);
+            // call a registration let in), not the media a SIP call predicted, nor a
+            // facetime flow that is TLS (["ssl", "facetime"]).
+            let sip_id = appid.catalog.of_proto(Proto::Sip);
+            let sip = appid.catalog.has_sip_alg(a)
+                && (a == sip_id || appid.info(t.slot).path().contains(&sip_id));
             let call = AppId(ends.alg.call_app(t.slot));
             if f.predicted() && call != a && call != appid.catalog.of_proto(Proto::Sip) {
                 ev = appid.adopt(t.slot, f, call);

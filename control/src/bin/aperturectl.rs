@@ -67,6 +67,25 @@ enum Show {
         #[arg(long, default_value_t = 100)]
         limit: u64,
     },
+    /// The SIP ALG's open pinholes: what each admits, from which peer, for which call.
+    Pinholes {
+        /// Only pinholes of calls of this application.
+        #[arg(long)]
+        app: Option<String>,
+        /// Only pinholes with this address (admitted, peer or inside).
+        #[arg(long)]
+        address: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// The source-NAT mappings: inside endpoint, external endpoint, users.
+    Nat {
+        /// Only mappings with this address (inside, external or a remote).
+        #[arg(long)]
+        address: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,6 +119,26 @@ fn main() -> ExitCode {
                 }
             }
             show_flows(&cfg, &req, cli.json, &mut out)
+        }
+        Cmd::Show(Show::Pinholes {
+            app,
+            address,
+            limit,
+        }) => {
+            let mut req = json!({"cmd": "pinholes", "limit": limit});
+            for (k, v) in [("app", app), ("address", address)] {
+                if let Some(v) = v {
+                    req[k] = json!(v);
+                }
+            }
+            show_pinholes(&cfg, &req, cli.json, &mut out)
+        }
+        Cmd::Show(Show::Nat { address, limit }) => {
+            let mut req = json!({"cmd": "nat", "limit": limit});
+            if let Some(a) = address {
+                req["address"] = json!(a);
+            }
+            show_nat(&cfg, &req, cli.json, &mut out)
         }
     };
     match r {
@@ -441,5 +480,106 @@ fn show_flows(
         r["answered"],
         r["workers"]
     );
+    Ok(())
+}
+
+/// The footer of a listing: how many rows, whether more were left out, who answered.
+fn footer(out: &mut impl Write, r: &Value, n: usize, what: &str) {
+    let _ = writeln!(
+        out,
+        "{n} {what}{} ({} of {} workers answered)",
+        if r["truncated"] == json!(true) {
+            ", more not shown (--limit)"
+        } else {
+            ""
+        },
+        r["answered"],
+        r["workers"]
+    );
+}
+
+fn show_pinholes(
+    cfg: &Config,
+    req: &Value,
+    as_json: bool,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let r = ask(cfg, req)?;
+    if as_json {
+        let _ = writeln!(out, "{r}");
+        return Ok(());
+    }
+    let rows = r["pinholes"].as_array().cloned().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{:<5} {:<22} {:<16} {:<22} {:<9} {:<10} {:>6} {:>8}",
+        "proto", "admits", "from", "inside", "purpose", "app", "flows", "expires"
+    );
+    for p in &rows {
+        let inside = match (p["inside_ip"].as_str(), p["inside_port"].as_u64()) {
+            (Some(ip), Some(port)) => format!("{ip}:{port}"),
+            _ => "-".to_string(),
+        };
+        let line = writeln!(
+            out,
+            "{:<5} {:<22} {:<16} {:<22} {:<9} {:<10} {:>6} {:>7}s",
+            p["proto"].as_str().unwrap_or(""),
+            format!("{}:{}", p["address"].as_str().unwrap_or(""), p["port"]),
+            p["peer"].as_str().unwrap_or(""),
+            inside,
+            p["purpose"].as_str().unwrap_or(""),
+            p["app"].as_str().unwrap_or(""),
+            p["flows_admitted"],
+            p["expires_in_s"]
+        );
+        if line.is_err() {
+            return Ok(());
+        }
+    }
+    footer(out, &r, rows.len(), "pinholes");
+    Ok(())
+}
+
+fn show_nat(cfg: &Config, req: &Value, as_json: bool, out: &mut impl Write) -> Result<(), String> {
+    let r = ask(cfg, req)?;
+    if as_json {
+        let _ = writeln!(out, "{r}");
+        return Ok(());
+    }
+    let rows = r["mappings"].as_array().cloned().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{:<5} {:<22} {:<22} {:>5}  remotes",
+        "proto", "inside", "external", "users"
+    );
+    for m in &rows {
+        let remotes: Vec<&str> = m["remotes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let line = writeln!(
+            out,
+            "{:<5} {:<22} {:<22} {:>5}  {}",
+            m["proto"].as_str().unwrap_or(""),
+            format!(
+                "{}:{}",
+                m["inside_ip"].as_str().unwrap_or(""),
+                m["inside_port"]
+            ),
+            format!(
+                "{}:{}",
+                m["external_ip"].as_str().unwrap_or(""),
+                m["external_port"]
+            ),
+            m["users"],
+            remotes.join(", ")
+        );
+        if line.is_err() {
+            return Ok(());
+        }
+    }
+    footer(out, &r, rows.len(), "mappings");
     Ok(())
 }

@@ -187,6 +187,16 @@ impl Pinholes {
         self.counters.active == 0
     }
 
+    /// Calls `f` with each open pinhole and its dialog until it returns false (off the
+    /// packet path: `show pinholes`).
+    pub fn visit(&self, f: &mut impl FnMut(&Pinhole, &Dialog) -> bool) {
+        for h in self.holes.iter().filter(|h| h.live) {
+            if !f(h, &self.dialogs[h.dialog as usize]) {
+                return;
+            }
+        }
+    }
+
     pub fn hole(&self, i: u32) -> &Pinhole {
         &self.holes[i as usize]
     }

@@ -173,15 +173,16 @@ const PROBES: u32 = 512;
 /// An endpoint-independent mapping: an inside (address, port) seen outside as
 /// (`ext`, `ext_port`).
 #[derive(Clone, Copy, Debug, Default)]
-struct Mapping {
-    proto: u8,
-    inside: u32,
-    inside_port: u16,
-    ext: u32,
-    ext_port: u16,
-    /// Flows using it; the mapping ends with its last flow.
-    refs: u32,
-    remotes: [u32; REMOTES],
+pub struct Mapping {
+    pub proto: u8,
+    pub inside: u32,
+    pub inside_port: u16,
+    pub ext: u32,
+    pub ext_port: u16,
+    /// Flows (and ALG pinholes) using it; the mapping ends with its last.
+    pub refs: u32,
+    /// The outside addresses it sent to (0: unused).
+    pub remotes: [u32; REMOTES],
     next_remote: u8,
     hash_in: u64,
     hash_out: u64,
@@ -234,6 +235,16 @@ impl NatTable {
             seeds,
             ports,
             counters: NatCounters::default(),
+        }
+    }
+
+    /// Calls `f` with each live mapping until it returns false (off the packet path: `show
+    /// nat`).
+    pub fn visit_mappings(&self, f: &mut impl FnMut(&Mapping) -> bool) {
+        for m in self.mappings.iter().filter(|m| m.refs > 0) {
+            if !f(m) {
+                return;
+            }
         }
     }
 
