@@ -826,7 +826,7 @@ impl Worker {
             let seg = self.alg.on_segment(&p, slot, h.tcp_seq, self.nat.as_mut());
             return self.segment_out(m, h, slot, dir, seg);
         }
-        match self.alg.on_message(&p, self.nat.as_mut()) {
+        match self.alg.on_datagram(&p, self.nat.as_mut()) {
             Outcome::Unchanged => Ok(None),
             Outcome::Drop => Err(DropReason::AlgUnrewritable),
             Outcome::Rewritten => {
@@ -1191,6 +1191,7 @@ impl Worker {
         counters.set(C::SipMalformed, a.malformed);
         counters.set(C::SipUnrewritable, a.unrewritable);
         counters.set(C::SipMediaUnmapped, a.media_unmapped);
+        counters.set(C::SipNotSip, a.not_sip);
         let t = ends.alg.streams.counters;
         counters.set(C::SipTcpHeld, t.held);
         counters.set(C::SipTcpReordered, t.reordered);

@@ -1,9 +1,11 @@
 //! Arbitrary datagrams into the SIP ALG, with and without a translation: never a panic; a
 //! message it rewrites still scans as SIP and its Content-Length is its body's; without a
-//! translation it never rewrites anything.
+//! translation it never rewrites anything. The same bytes as a TCP stream cut in two
+//! segments at a point the input picks: never a panic; an emitted rewrite holds only whole
+//! messages that scan, never more bytes than were given, and nothing is emitted untranslated.
 #![no_main]
 use aperture_dataplane::alg::sip::{scan, Change, Endpoint, Xlate};
-use aperture_dataplane::alg::{Outcome, SipAlg, SipPacket};
+use aperture_dataplane::alg::{Outcome, Segment, SipAlg, SipPacket};
 use aperture_dataplane::config::SipAlgConfig;
 use aperture_dataplane::flow::Dir;
 use aperture_dataplane::nat::{NatTable, PortRange};
@@ -23,7 +25,7 @@ fn check(alg: &mut SipAlg, nat: &mut NatTable, data: &[u8], xlate: Xlate, dir: D
         source: 0x0a00_0001,
         now: 1_000,
     };
-    match alg.on_message(&p, Some(nat)) {
+    match alg.on_datagram(&p, Some(nat)) {
         Outcome::Rewritten => {
             assert!(!xlate.is_none(), "rewrote without a translation");
             let out = alg.rewritten();
@@ -42,6 +44,48 @@ fn check(alg: &mut SipAlg, nat: &mut NatTable, data: &[u8], xlate: Xlate, dir: D
         }
         Outcome::Unchanged | Outcome::Drop => {}
     }
+}
+
+fn stream(alg: &mut SipAlg, nat: &mut NatTable, data: &[u8], xlate: Xlate) {
+    let cut = data.first().map_or(0, |&c| c as usize % (data.len() + 1));
+    let mut seq = 7u32;
+    for part in [&data[..cut], &data[cut..]] {
+        if part.is_empty() {
+            continue;
+        }
+        let p = SipPacket {
+            payload: part,
+            dir: Dir::Orig,
+            proto: 6,
+            xlate,
+            media_nat: &|_| None,
+            peer: [198, 51, 100, 20],
+            flow_id: 1,
+            flow_hash: 2,
+            app: 3,
+            source: 0x0a00_0001,
+            now: 1_000,
+        };
+        if let Segment::Emit { .. } = alg.on_segment(&p, 5, seq, Some(nat)) {
+            assert!(!xlate.is_none(), "emitted on an untranslated stream");
+            let out = alg.rewritten();
+            let mut at = 0;
+            while at < out.len() {
+                let skip = out[at..]
+                    .iter()
+                    .take_while(|&&c| c == b'\r' || c == b'\n')
+                    .count();
+                at += skip;
+                if at == out.len() {
+                    break;
+                }
+                let m = scan(&out[at..], false).expect("an emitted message scans whole");
+                at += m.len;
+            }
+        }
+        seq = seq.wrapping_add(part.len() as u32);
+    }
+    alg.ended(5);
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -78,6 +122,8 @@ fuzz_target!(|data: &[u8]| {
         }),
     };
     check(&mut alg, &mut nat, data, back, Dir::Reply);
+    stream(&mut alg, &mut nat, data, Xlate::default());
+    stream(&mut alg, &mut nat, data, out);
     // Expire everything: the tables stay consistent after any sequence of messages.
     alg.expire(u64::MAX / 2, 1 << 16, Some(&mut nat));
 });

@@ -49,6 +49,8 @@ pub struct SipCounters {
     pub unrewritable: u64,
     /// Media NAT could not map a port for (exhausted): the call's media there fails.
     pub media_unmapped: u64,
+    /// Datagrams on SIP flows that are not SIP (STUN keep-alives, relayed media): passed.
+    pub not_sip: u64,
 }
 
 /// What happens to the packet whose SIP message was looked at.
@@ -194,15 +196,50 @@ impl SipAlg {
             .expire(now, budget, &mut |m| give_back(&mut nat, m));
     }
 
+    /// One datagram on a SIP flow: a SIP message, or one inside TURN ChannelData framing
+    /// (FaceTime relays its signalling so), or something else the flow also carries (STUN
+    /// keep-alives, RFC 5626; relayed media), which passes untouched.
+    pub fn on_datagram(&mut self, p: &SipPacket, nat: Option<&mut NatTable>) -> Outcome {
+        let Some((channel, inner, padded)) = channel_data(p.payload) else {
+            return self.on_message(p, nat);
+        };
+        let q = SipPacket {
+            payload: inner,
+            ..*p
+        };
+        match self.on_message(&q, nat) {
+            Outcome::Rewritten => {
+                let n = self.out_len;
+                let pad = if padded { (4 - n % 4) % 4 } else { 0 };
+                if n > u16::MAX as usize || 4 + n + pad > self.out.len() {
+                    self.counters.unrewritable += 1;
+                    return self.unrewritable(p);
+                }
+                self.out.copy_within(0..n, 4);
+                self.out[..2].copy_from_slice(&channel.to_be_bytes());
+                self.out[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                self.out[4 + n..4 + n + pad].fill(0);
+                self.out_len = 4 + n + pad;
+                Outcome::Rewritten
+            }
+            o => o,
+        }
+    }
+
     /// One datagram's SIP message: follows its call, and rewrites it where NAT changed an
-    /// address it carries.
+    /// address it carries. A datagram that does not begin like SIP is not SIP (a STUN
+    /// keep-alive): counted and left alone.
     pub fn on_message(&mut self, p: &SipPacket, nat: Option<&mut NatTable>) -> Outcome {
-        self.counters.messages += 1;
         let skip = sip::leading_blank(p.payload);
         if skip == p.payload.len() {
             return Outcome::Unchanged;
         }
         let b = &p.payload[skip..];
+        if !sip::starts_like_sip(b) {
+            self.counters.not_sip += 1;
+            return Outcome::Unchanged;
+        }
+        self.counters.messages += 1;
         let msg = match sip::scan(b, p.proto == proto::UDP) {
             Ok(m) => m,
             Err(_) => {
@@ -754,6 +791,20 @@ struct Wanted {
     inside_ports: [u16; 2],
     /// The NAT mappings held for them (`pinhole::NONE`: none).
     maps: [u32; 2],
+}
+
+/// A TURN ChannelData message filling datagram `b` (RFC 8656 section 12: channel
+/// 0x4000-0x7FFF, a length, up to 3 bytes of padding): its channel, its data, and whether
+/// it was padded to 4 bytes.
+fn channel_data(b: &[u8]) -> Option<(u16, &[u8], bool)> {
+    let channel = u16::from_be_bytes([*b.first()?, *b.get(1)?]);
+    if !(0x4000..=0x7fff).contains(&channel) {
+        return None;
+    }
+    let len = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]) as usize;
+    let data = b.get(4..4 + len)?;
+    let rest = b.len() - 4 - len;
+    (rest < 4).then_some((channel, data, rest > 0))
 }
 
 /// Puts `payload` in place of the UDP payload of the IPv4 packet `frame` (already sized to

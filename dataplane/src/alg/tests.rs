@@ -613,3 +613,50 @@ fn a_stream_starting_like_sip_is_told_from_others() {
         assert!(!starts_like_sip(no), "{:?}", String::from_utf8_lossy(no));
     }
 }
+
+#[test]
+fn sip_in_turn_channel_data_is_rewritten_in_its_frame_and_stun_passes() {
+    let msg = fixed(INVITE);
+    let whole = {
+        let mut a = alg();
+        let mut nat = nat_table();
+        a.on_message(&packet(&msg, Dir::Orig, snat_out(), SERVER), Some(&mut nat));
+        a.rewritten().to_vec()
+    };
+    for pad in [false, true] {
+        let mut frame = vec![0x40, 0x01];
+        frame.extend((msg.len() as u16).to_be_bytes());
+        frame.extend(&msg);
+        if pad {
+            frame.resize(frame.len() + (4 - msg.len() % 4) % 4, 0);
+        }
+        let mut a = alg();
+        let mut nat = nat_table();
+        let o = a.on_datagram(
+            &packet(&frame, Dir::Orig, snat_out(), SERVER),
+            Some(&mut nat),
+        );
+        assert_eq!(o, Outcome::Rewritten);
+        let out = a.rewritten();
+        assert_eq!(&out[..2], &[0x40, 0x01]);
+        let n = u16::from_be_bytes([out[2], out[3]]) as usize;
+        assert_eq!(&out[4..4 + n], &whole[..]);
+        assert_eq!(out.len() % 4 == 0, pad || out.len() == 4 + n && n % 4 == 0);
+        assert!(a.pinholes.counters.opened > 0, "its media is followed");
+    }
+    // A STUN binding request and relayed RTP on the same flow: not SIP, untouched, never
+    // dropped even when translated.
+    let mut a = alg();
+    let stun = [
+        0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+    ];
+    let rtp_in_channel = [0x40, 0x02, 0x00, 0x04, 0x80, 0x08, 0x00, 0x01];
+    for d in [&stun[..], &rtp_in_channel[..]] {
+        assert_eq!(
+            a.on_datagram(&packet(d, Dir::Orig, snat_out(), SERVER), None),
+            Outcome::Unchanged
+        );
+    }
+    assert_eq!(a.counters.not_sip, 2);
+    assert_eq!(a.counters.malformed, 0);
+}

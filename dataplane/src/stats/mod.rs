@@ -49,7 +49,7 @@ pub enum DropReason {
     AlgReordered,
 }
 
-const FIXED: usize = 46;
+const FIXED: usize = 47;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -84,6 +84,7 @@ pub const GENERAL: [&str; FIXED] = [
     "sip_malformed",
     "sip_unrewritable",
     "sip_media_unmapped",
+    "sip_not_sip",
     "sip_tcp_held",
     "sip_tcp_reordered",
     "sip_tcp_unbuffered",
@@ -151,6 +152,8 @@ pub enum C {
     SipUnrewritable,
     /// Media lines NAT could not map a port for.
     SipMediaUnmapped,
+    /// Datagrams on SIP flows that were not SIP (STUN keep-alives, relayed media): passed.
+    SipNotSip,
     /// SIP over TCP (`alg::tcp`): segments held, out of order while holding, messages that
     /// could not be held or tracked, holds given up, connections with shifted sequence
     /// numbers, and streams in use (a gauge).
