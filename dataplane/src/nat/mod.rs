@@ -311,17 +311,20 @@ impl NatTable {
             }
         }
         let range = self.ports;
-        let start = if range.contains(port) {
-            port as u32 - range.lo as u32
-        } else {
-            (mix(self.seeds, endpoint_word(proto_, addr, port), 3) % range.len() as u64) as u32
-        };
-        let mut chosen = None;
+        // The inside port itself when it is free (port preservation), else probes from a
+        // point the endpoint hashes to: many inside hosts on one port (every phone on 5060)
+        // must not all probe the same run of ports.
+        let mut chosen = (range.contains(port) && self.find_outside(proto_, ext, port).is_none())
+            .then_some(port);
+        let start =
+            (mix(self.seeds, endpoint_word(proto_, addr, port), 3) % range.len() as u64) as u32;
         for k in 0..PROBES.min(range.len()) {
+            if chosen.is_some() {
+                break;
+            }
             let p = range.lo as u32 + (start + k) % range.len();
             if self.find_outside(proto_, ext, p as u16).is_none() {
                 chosen = Some(p as u16);
-                break;
             }
         }
         let Some(ext_port) = chosen else {

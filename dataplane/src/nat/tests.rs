@@ -217,3 +217,23 @@ fn destination_nat_and_static_addresses() {
     assert_eq!(pool_address(&pool, 42), pool_address(&pool, 42));
     assert_eq!(pool_address(&[], 42), None);
 }
+
+#[test]
+fn many_inside_hosts_on_one_port_share_an_address_without_exhaustion() {
+    // 20,000 phones, all on port 5060, behind one external address: the first keeps 5060,
+    // the others get ports spread by hash (linear probing from 5060 ran out after 512).
+    let mut nat = NatTable::new(32_768, PortRange::of_worker(0, 1), [5, 6]);
+    let ext = u32::from_be_bytes([203, 0, 113, 1]);
+    let mut ports = std::collections::HashSet::new();
+    for i in 0..20_000u32 {
+        let inside = u32::from_be_bytes([10, 1, 0, 0]) + i;
+        let (_, p) = nat
+            .hold(crate::packet::proto::UDP, inside, 5060, ext)
+            .unwrap_or_else(|| panic!("mapping {i} refused"));
+        assert!(ports.insert(p), "port {p} given twice");
+        if i == 0 {
+            assert_eq!(p, 5060, "the first keeps its port");
+        }
+    }
+    assert_eq!(nat.counters.exhausted, 0);
+}
