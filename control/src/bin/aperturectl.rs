@@ -468,18 +468,7 @@ fn show_flows(
             return Ok(());
         }
     }
-    let _ = writeln!(
-        out,
-        "{} flows{} ({} of {} workers answered)",
-        flows.len(),
-        if r["truncated"] == json!(true) {
-            ", more not shown (--limit)"
-        } else {
-            ""
-        },
-        r["answered"],
-        r["workers"]
-    );
+    footer(out, &r, flows.len(), "flows");
     Ok(())
 }
 

@@ -807,14 +807,16 @@ fn channel_data(b: &[u8]) -> Option<(u16, &[u8], bool)> {
     (rest < 4).then_some((channel, data, rest > 0))
 }
 
-/// Puts `payload` in place of the UDP payload of the IPv4 packet `frame` (already sized to
-/// end with it): IP total length and header checksum, UDP length and checksum (left 0 when
-/// the sender sent none) follow. Returns the headers with the new lengths.
-pub fn write_udp_payload(
+/// Puts `payload` after the `proto` header of the IPv4 packet `frame` (already sized to end
+/// with it; the L4 header at least `l4_min` bytes), then the IP total length and header
+/// checksum. Returns (L3 offset, L4 offset, end, IP length).
+fn put_payload(
     frame: &mut [u8],
     h: &crate::packet::Headers,
     payload: &[u8],
-) -> Option<crate::packet::Headers> {
+    proto_: u8,
+    l4_min: usize,
+) -> Option<(usize, usize, usize, u16)> {
     use crate::packet::checksum;
     let (l3, l4, at) = (
         h.l3_offset as usize,
@@ -823,7 +825,7 @@ pub fn write_udp_payload(
     );
     let ihl = (l4.checked_sub(l3)?).max(20);
     let end = at + payload.len();
-    if h.proto != proto::UDP || l4 + 8 != at || frame.len() < end || end - l3 > u16::MAX as usize {
+    if h.proto != proto_ || at < l4 + l4_min || frame.len() < end || end - l3 > u16::MAX as usize {
         return None;
     }
     frame[at..end].copy_from_slice(payload);
@@ -832,19 +834,39 @@ pub fn write_udp_payload(
     frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
     let c = checksum::checksum(frame.get(l3..l3 + ihl)?);
     frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-    let udp_len = (end - l4) as u16;
-    frame[l4 + 4..l4 + 6].copy_from_slice(&udp_len.to_be_bytes());
+    Some((l3, l4, end, ip_len))
+}
+
+/// The TCP or UDP checksum of `frame[l4..end]` with its IPv4 pseudo-header (the checksum
+/// field zeroed by the caller), before the UDP rule that 0 is sent as 0xffff.
+fn l4_checksum(frame: &[u8], l3: usize, l4: usize, end: usize, proto_: u8) -> u16 {
+    use crate::packet::checksum;
+    let mut pseudo = [0u8; 12];
+    pseudo[..8].copy_from_slice(&frame[l3 + 12..l3 + 20]);
+    pseudo[9] = proto_;
+    pseudo[10..].copy_from_slice(&((end - l4) as u16).to_be_bytes());
+    !(checksum::sum(&frame[l4..end], checksum::sum(&pseudo, 0)) as u16)
+}
+
+/// Puts `payload` in place of the UDP payload of the IPv4 packet `frame` (already sized to
+/// end with it): IP total length and header checksum, UDP length and checksum (left 0 when
+/// the sender sent none) follow. Returns the headers with the new lengths.
+pub fn write_udp_payload(
+    frame: &mut [u8],
+    h: &crate::packet::Headers,
+    payload: &[u8],
+) -> Option<crate::packet::Headers> {
+    if h.l4_offset as usize + 8 != h.payload_offset as usize {
+        return None;
+    }
+    let (l3, l4, end, ip_len) = put_payload(frame, h, payload, proto::UDP, 8)?;
+    frame[l4 + 4..l4 + 6].copy_from_slice(&((end - l4) as u16).to_be_bytes());
     if frame[l4 + 6..l4 + 8] != [0, 0] {
         frame[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
-        let mut pseudo = [0u8; 12];
-        pseudo[..8].copy_from_slice(&frame[l3 + 12..l3 + 20]);
-        pseudo[9] = proto::UDP;
-        pseudo[10..].copy_from_slice(&udp_len.to_be_bytes());
-        let s = checksum::sum(&frame[l4..end], checksum::sum(&pseudo, 0));
-        let mut c = !(s as u16);
-        if c == 0 {
-            c = 0xffff;
-        }
+        let c = match l4_checksum(frame, l3, l4, end, proto::UDP) {
+            0 => 0xffff,
+            c => c,
+        };
         frame[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
     }
     let mut out = *h;
@@ -864,35 +886,14 @@ pub fn write_tcp_payload(
     seq: u32,
     fin: bool,
 ) -> Option<crate::packet::Headers> {
-    use crate::packet::checksum;
-    let (l3, l4, at) = (
-        h.l3_offset as usize,
-        h.l4_offset as usize,
-        h.payload_offset as usize,
-    );
-    let ihl = (l4.checked_sub(l3)?).max(20);
-    let end = at + payload.len();
-    if h.proto != proto::TCP || at < l4 + 20 || frame.len() < end || end - l3 > u16::MAX as usize {
-        return None;
-    }
-    frame[at..end].copy_from_slice(payload);
-    let ip_len = (end - l3) as u16;
-    frame[l3 + 2..l3 + 4].copy_from_slice(&ip_len.to_be_bytes());
-    frame[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-    let c = checksum::checksum(frame.get(l3..l3 + ihl)?);
-    frame[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+    let (l3, l4, end, ip_len) = put_payload(frame, h, payload, proto::TCP, 20)?;
     frame[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
     if !fin {
         frame[l4 + 13] &= !0x01;
     }
     frame[l4 + 16..l4 + 18].copy_from_slice(&[0, 0]);
-    let tcp_len = (end - l4) as u16;
-    let mut pseudo = [0u8; 12];
-    pseudo[..8].copy_from_slice(&frame[l3 + 12..l3 + 20]);
-    pseudo[9] = proto::TCP;
-    pseudo[10..].copy_from_slice(&tcp_len.to_be_bytes());
-    let s = checksum::sum(&frame[l4..end], checksum::sum(&pseudo, 0));
-    frame[l4 + 16..l4 + 18].copy_from_slice(&(!(s as u16)).to_be_bytes());
+    let c = l4_checksum(frame, l3, l4, end, proto::TCP);
+    frame[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
     let mut out = *h;
     out.payload_len = payload.len() as u16;
     out.ip_len = ip_len;
