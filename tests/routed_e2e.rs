@@ -338,6 +338,23 @@ for _ in range(int(sys.argv[1])):
 print(" ".join(sorted(peers)))
 "#;
 
+/// A connected UDP socket to a closed port: "refused" when the port unreachable reaches it
+/// (the kernel matches the packet the error quotes to the socket).
+const UDP_TO_CLOSED: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.connect(("198.51.100.2", 7999))
+for _ in range(3):
+    try:
+        s.send(b"anyone?"); s.recv(100); print("answered"); break
+    except ConnectionRefusedError:
+        print("refused"); break
+    except socket.timeout:
+        continue
+else:
+    print("no answer")
+"#;
+
 /// A TCP echo server (reversing) that prints the peer address of each connection.
 fn tcp_echo_peer(bind: &str, port: u16) -> String {
     format!(
@@ -405,6 +422,20 @@ fn a_nat_gateway_hides_the_inside_and_forwards_a_port() {
         Some("198.51.100.1")
     );
 
+    // An ICMP error about a translated flow comes back translated, the packet it quotes
+    // too: the server's port unreachable reaches the inside socket.
+    let o = tb
+        .exec("client", &["python3", "-c", UDP_TO_CLOSED])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "refused",
+        "port unreachable through NAT: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        tb.log()
+    );
+
     // TCP, 100 KiB each way.
     let (result, peer) = tb.tcp_exchange(
         ("server", "198.51.100.2", 8080),
@@ -468,4 +499,5 @@ fn a_nat_gateway_hides_the_inside_and_forwards_a_port() {
     };
     assert!(stat("nat_mappings_created") >= 3, "{out}");
     assert!(stat("nat_bindings_created") >= 4, "{out}");
+    assert!(stat("icmp_errors_related") >= 1, "{out}");
 }

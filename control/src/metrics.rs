@@ -68,6 +68,11 @@ fn help(name: &str) -> &'static str {
             "Pinholes closed by their call (BYE, CANCEL, failure, re-INVITE, hold)"
         }
         "pinholes_refused" => "Pinholes not opened because of a limit",
+        "icmp_errors_related" => {
+            "ICMP errors passed as part of the flow they quote (translated back under NAT)"
+        }
+        "handoff_sent" => "Packets handed to the worker that owns their flow",
+        "handoff_received" => "Packets received from another worker that owns their flow",
         _ => "Aperture counter",
     }
 }

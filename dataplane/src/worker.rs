@@ -58,6 +58,9 @@ struct Meta {
     /// Where the packet goes, or why it is dropped (malformed, not routable, ...).
     fwd: Result<Decision, DropReason>,
     has_flow: bool,
+    /// An ICMP error quoting a packet of a known flow: it goes with that flow (`related`),
+    /// not as a flow of its own.
+    related: bool,
 }
 
 impl Meta {
@@ -67,6 +70,7 @@ impl Meta {
         now: 0,
         fwd: Err(DropReason::Malformed(Malformed::EthernetTruncated)),
         has_flow: false,
+        related: false,
     };
 }
 
@@ -389,6 +393,13 @@ impl Worker {
                     Err(DropReason::LocalDelivery) => self.nat.is_some(),
                     Err(_) => false,
                 };
+            meta.related = meta.has_flow
+                && meta.h.proto == packet::proto::ICMP
+                && packet::icmp::is_error_v4(meta.h.icmp_type)
+                && self.quoted_flow(m.data(), &meta.h).is_some();
+            if meta.related {
+                meta.has_flow = false;
+            }
             if meta.has_flow {
                 meta.flow = self.flows.flow_ref(&meta.h);
             }
@@ -559,6 +570,9 @@ impl Worker {
     /// and where that goes), the policy stage, the rewrite, then `forward::finish`, then send.
     #[inline(always)]
     fn packet(&mut self, port: usize, mut m: Mbuf, meta: &Meta, policy: Option<&Policy>) {
+        if meta.related {
+            return self.related(port, m, meta, policy);
+        }
         let d = match meta.fwd {
             Ok(Decision::Arp) => return self.arp(port, m, meta),
             Ok(d) => Some(d),
@@ -632,6 +646,75 @@ impl Worker {
         if let Some(r) = rest {
             self.send_rest(r, &h, d, to.as_ref(), meta.now);
         }
+    }
+
+    /// The packet an ICMPv4 error (headers `h`) quotes, and the flow it belongs to: the
+    /// slot, the direction the error travels in it (that of a reply to the quoted packet),
+    /// and whether it was found by its translated tuple.
+    #[cold]
+    #[inline(never)]
+    fn quoted_flow(
+        &self,
+        frame: &[u8],
+        h: &Headers,
+    ) -> Option<(packet::icmp::Embedded, (Slot, Dir, bool))> {
+        let end = h.l3_offset as usize + h.ip_len as usize;
+        let e = packet::icmp::embedded_v4(frame, h.l4_offset as usize, end)?;
+        let mut reply = Headers::empty();
+        reply.vlans = h.vlans;
+        reply.l3 = L3::Ipv4;
+        reply.proto = e.proto;
+        reply.src = IpAddr16::from_v4(e.dst);
+        reply.dst = IpAddr16::from_v4(e.src);
+        reply.src_port = e.dport;
+        reply.dst_port = e.sport;
+        Some((e, self.flows.find_dir(&reply)?))
+    }
+
+    /// An ICMP error about a packet of a known flow (destination or port unreachable, need
+    /// to fragment, time exceeded): it passes if the flow does, and under NAT it is
+    /// translated back as the flow's packets in its direction are, the quoted packet too
+    /// (`nat::rewrite_error`), so path MTU discovery and unreachables work through NAT.
+    /// It is not accounted to the flow: App-ID and the flow's counters never see it.
+    #[cold]
+    #[inline(never)]
+    fn related(&mut self, port: usize, mut m: Mbuf, meta: &Meta, policy: Option<&Policy>) {
+        // Pass 1 found the flow; it may have ended within the burst.
+        let Some((e, (slot, dir, via_alias))) = self.quoted_flow(m.data(), &meta.h) else {
+            return self.drop(meta.fwd.err().unwrap_or(DropReason::Policy), m);
+        };
+        let f = self.flows.get(slot);
+        if policy.is_some() && !f.policy.verdict.passes() {
+            return self.drop(DropReason::Policy, m);
+        }
+        let d = if f.nat() {
+            let Some(n) = &self.nat else {
+                return self.drop(DropReason::NatFailed, m);
+            };
+            if dir == Dir::Reply && !via_alias && matches!(self.mode, Mode::Routed(_)) {
+                return self.drop(DropReason::NatBypass, m);
+            }
+            let to = n.binding(slot).to[dir as usize];
+            if nat::rewrite_error(m.data_mut(), &meta.h, &e, &to).is_err() {
+                return self.drop(DropReason::NatUnrewritable, m);
+            }
+            let mut h = meta.h;
+            h.dst = IpAddr16::from_v4(to.dst);
+            match forward::decide(&self.mode, port, m.data(), &h) {
+                Ok(d) => d,
+                Err(r) => return self.drop(r, m),
+            }
+        } else if f.nat_failed() {
+            return self.drop(DropReason::NatFailed, m);
+        } else {
+            match meta.fwd {
+                Ok(d) => d,
+                Err(r) => return self.drop(r, m),
+            }
+        };
+        self.counters.add(C::IcmpErrorsRelated, 1);
+        let f = forward::finish(&mut self.mode, d, m, &meta.h, meta.now);
+        self.finished(f);
     }
 
     /// The segments after the first of a rewritten SIP message that no longer fits in one

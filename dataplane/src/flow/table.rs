@@ -508,6 +508,26 @@ impl FlowTable {
         self.find(h, r).is_some()
     }
 
+    /// The flow a packet with headers `h` would belong to, the direction it would go in it,
+    /// and whether it matched the second (translated) key, without accounting anything (an
+    /// ICMP error is about a flow, not part of it).
+    pub fn find_dir(&self, h: &Headers) -> Option<(Slot, Dir, bool)> {
+        let r = self.flow_ref(h);
+        let e = self.find(h, &r)?;
+        let (slot, via_alias) = (e & !ALIAS, e & ALIAS != 0);
+        let orig_is_lo = if via_alias {
+            self.aliases[slot as usize].orig_is_lo
+        } else {
+            self.slots[slot as usize].orig_is_lo
+        };
+        let dir = if r.src_is_lo == orig_is_lo {
+            Dir::Orig
+        } else {
+            Dir::Reply
+        };
+        Some((slot, dir, via_alias))
+    }
+
     /// Looks up the flow of `h` (which loads the flow it finds). Done for a whole burst
     /// before the packets are accounted, so the lookups' memory accesses overlap.
     #[inline]

@@ -129,6 +129,90 @@ pub fn rewrite(frame: &mut [u8], h: &Headers, to: &Tuple) -> Result<(), Unrewrit
     Ok(())
 }
 
+/// Rewrites an ICMPv4 error about a translated flow (parsed as `h`, quoting `e`): `to` is
+/// what the flow's packets in the error's direction become (the error travels the way a
+/// reply to the quoted packet would). The outer destination becomes `to.dst`, the outer
+/// source `to.src` when the quoted packet's destination sent the error itself (a router on
+/// the path keeps its address), and the quoted packet becomes the one its sender sent on
+/// that side of the translation: the reverse of `to`, with its IP header checksum and the
+/// quoted transport checksum (when quoted) adjusted. The ICMP checksum covers the quote, so
+/// it is summed again over the message: errors are rare and short (RFC 1812: at most 576
+/// bytes), and the rest of the path never sees them.
+pub fn rewrite_error(
+    frame: &mut [u8],
+    h: &Headers,
+    e: &crate::packet::icmp::Embedded,
+    to: &Tuple,
+) -> Result<(), Unrewritable> {
+    let (l3, l4) = (h.l3_offset as usize, h.l4_offset as usize);
+    let end = l3 + h.ip_len as usize;
+    if h.l3 != L3::Ipv4 || h.proto != proto::ICMP || end > frame.len() || e.l4 + 4 > end {
+        return Err(Unrewritable::NotIpv4);
+    }
+    if h.fragment != Fragment::No {
+        return Err(Unrewritable::Fragment);
+    }
+    // The outer header: addresses and the IPv4 checksum (ICMP has no pseudo-header).
+    let outer_src = if frame[l3 + 12..l3 + 16] == e.dst {
+        to.src
+    } else {
+        h.src.v4().ok_or(Unrewritable::NotIpv4)?
+    };
+    let outer = Tuple {
+        src: outer_src,
+        sport: 0,
+        dst: to.dst,
+        dport: 0,
+    };
+    let mut plain = *h;
+    plain.icmp_type = 3;
+    rewrite(frame, &plain, &outer)?;
+    // The quoted packet, as sent: from `to.dst`, to `to.src`.
+    let (ip, t) = (e.ip, e.l4);
+    let mut old = [0u8; 8];
+    old.copy_from_slice(&frame[ip + 12..ip + 20]);
+    let mut new = [0u8; 8];
+    new[..4].copy_from_slice(&to.dst);
+    new[4..].copy_from_slice(&to.src);
+    let sum = read16(frame, ip + ipv4::CHECKSUM);
+    write16(frame, ip + ipv4::CHECKSUM, adjust(sum, &old, &new));
+    frame[ip + 12..ip + 20].copy_from_slice(&new);
+    match e.proto {
+        proto::TCP | proto::UDP => {
+            let mut old_ports = [0u8; 4];
+            old_ports.copy_from_slice(&frame[t..t + 4]);
+            let mut new_ports = [0u8; 4];
+            new_ports[..2].copy_from_slice(&to.dport.to_be_bytes());
+            new_ports[2..].copy_from_slice(&to.sport.to_be_bytes());
+            let at = t + if e.proto == proto::TCP { 16 } else { 6 };
+            if at + 2 <= end {
+                let sum = read16(frame, at);
+                if e.proto == proto::TCP || sum != 0 {
+                    let mut s = adjust(adjust(sum, &old, &new), &old_ports, &new_ports);
+                    if e.proto == proto::UDP && s == 0 {
+                        s = 0xffff;
+                    }
+                    write16(frame, at, s);
+                }
+            }
+            frame[t..t + 4].copy_from_slice(&new_ports);
+        }
+        proto::ICMP if t + 6 <= end => {
+            // A quoted echo request: its identifier.
+            let id = to.dport;
+            let old_id = read16(frame, t + 4);
+            let sum = read16(frame, t + 2);
+            write16(frame, t + 2, update16(sum, old_id, id));
+            write16(frame, t + 4, id);
+        }
+        _ => return Err(Unrewritable::NotIpv4),
+    }
+    write16(frame, l4 + 2, 0);
+    let sum = crate::packet::checksum::checksum(&frame[l4..end]);
+    write16(frame, l4 + 2, sum);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +396,78 @@ mod tests {
         assert_eq!(f, before);
         let h = parse(&f, f.len()).unwrap();
         assert_eq!(rewrite(&mut f[..30], &h, &to()), Err(Unrewritable::NotIpv4));
+    }
+
+    /// An ICMPv4 error from `from` to `to_addr` quoting the IP packet of `quoted` (a frame),
+    /// cut to `quote` bytes of it.
+    fn icmp_error(from: [u8; 4], to_addr: [u8; 4], quoted: &[u8], quote: usize) -> Vec<u8> {
+        let q = &quoted[14..14 + quote.min(quoted.len() - 14)];
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(q);
+        let c = checksum(&icmp);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, proto::ICMP, 0, 0];
+        ip.extend_from_slice(&from);
+        ip.extend_from_slice(&to_addr);
+        ip[2..4].copy_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+        let c = checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut f = vec![0u8; 14];
+        f[12] = 0x08;
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&icmp);
+        f
+    }
+
+    /// An error about a translated packet, from its destination or from a router on the
+    /// way, whole quote or the RFC 792 minimum: after the rewrite it quotes the packet its
+    /// sender sent, byte for byte, and every checksum holds.
+    #[test]
+    fn an_icmp_error_about_a_translated_packet_quotes_the_original() {
+        use crate::packet::icmp::embedded_v4;
+        let ext = [203, 0, 113, 9];
+        for p in [proto::UDP, proto::TCP, proto::ICMP] {
+            for quote in [usize::MAX, 28] {
+                for router in [false, true] {
+                    let original = frame(p, b"payload bytes", true);
+                    let h = parse(&original, original.len()).unwrap();
+                    let mut out = original.clone();
+                    rewrite(&mut out, &h, &to()).unwrap();
+                    let from = if router { [192, 0, 2, 254] } else { to().dst };
+                    let mut err = icmp_error(from, ext, &out, quote);
+                    let eh = parse(&err, err.len()).unwrap();
+                    let end = eh.l3_offset as usize + eh.ip_len as usize;
+                    let e = embedded_v4(&err, eh.l4_offset as usize, end).unwrap();
+                    assert_eq!((e.src, e.dst, e.proto), (ext, to().dst, p));
+                    // The flow's reply direction becomes: from the peer, to the inside.
+                    let back = Tuple {
+                        src: to().dst,
+                        sport: h.dst_port,
+                        dst: h.src.v4().unwrap(),
+                        dport: h.src_port,
+                    };
+                    rewrite_error(&mut err, &eh, &e, &back).unwrap();
+                    let eh2 = parse(&err, err.len()).unwrap();
+                    assert_eq!(eh2.dst.v4(), h.src.v4());
+                    assert_eq!(eh2.src.v4(), Some(from), "a router keeps its address");
+                    assert_eq!(checksum(&err[14..34]), 0, "outer IPv4 checksum");
+                    assert_eq!(checksum(&err[34..]), 0, "ICMP checksum");
+                    let n = (original.len() - 14).min(quote);
+                    assert_eq!(&err[42..], &original[14..14 + n], "the quote, {p} {quote}");
+                }
+            }
+        }
+        // Not an error (an echo request), or a quote too short to name a flow: none.
+        let ping = frame(proto::ICMP, b"x", true);
+        let ph = parse(&ping, ping.len()).unwrap();
+        assert!(embedded_v4(&ping, ph.l4_offset as usize, ping.len()).is_none());
+        let short = icmp_error(
+            to().dst,
+            [203, 0, 113, 9],
+            &frame(proto::UDP, b"", true),
+            21,
+        );
+        let sh = parse(&short, short.len()).unwrap();
+        assert!(embedded_v4(&short, sh.l4_offset as usize, short.len()).is_none());
     }
 }

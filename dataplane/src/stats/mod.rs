@@ -47,9 +47,11 @@ pub enum DropReason {
     /// A TCP segment out of order while the ALG holds a message's start: the sender sends
     /// it again.
     AlgReordered,
+    /// A packet for another worker's flow that found that worker's handoff ring full.
+    HandoffFull,
 }
 
-const FIXED: usize = 47;
+const FIXED: usize = 50;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -100,6 +102,9 @@ pub const GENERAL: [&str; FIXED] = [
     "pinholes_refused",
     "pinholes_active",
     "sip_dialogs_active",
+    "icmp_errors_related",
+    "handoff_sent",
+    "handoff_received",
 ];
 
 /// Index of each general counter.
@@ -177,9 +182,16 @@ pub enum C {
     PinholesActive,
     /// Calls and registrations tracked now (a gauge).
     SipDialogsActive,
+    /// ICMP errors that quote a packet of a known flow: passed as part of that flow (its
+    /// policy), translated back when the flow is translated.
+    IcmpErrorsRelated,
+    /// Packets handed to the worker that owns their flow (NAT return traffic to another
+    /// worker's ports, a translated inside host another worker serves), and received so.
+    HandoffSent,
+    HandoffReceived,
 }
 
-const OTHER_DROPS: [(DropReason, &str); 15] = [
+const OTHER_DROPS: [(DropReason, &str); 16] = [
     (DropReason::TtlExceeded, "ttl-exceeded"),
     (DropReason::NoRoute, "no-route"),
     (DropReason::NeighbourUnresolved, "neighbour-unresolved"),
@@ -195,6 +207,7 @@ const OTHER_DROPS: [(DropReason, &str); 15] = [
     (DropReason::AlgUnrewritable, "alg-unrewritable"),
     (DropReason::AlgHeld, "alg-held"),
     (DropReason::AlgReordered, "alg-reordered"),
+    (DropReason::HandoffFull, "handoff-full"),
 ];
 
 /// Number of counters per worker.
