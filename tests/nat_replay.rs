@@ -5,7 +5,7 @@
 //! to).
 mod common;
 
-use common::{bin, corpus, replay_with, source_nat_policy, tshark, TempDir};
+use common::{corpus, replay_with, source_nat_policy, tshark, TempDir};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -67,13 +67,27 @@ fn in_prefix(ip: &str, prefix: &str) -> bool {
 }
 
 fn check(pcap: &Path, inside: &str, tag: &str) -> usize {
+    check_with(pcap, inside, tag, None).0
+}
+
+/// What `check_with` returns: flows translated, the NAT replay, and the directory its
+/// files are in (removed when dropped).
+type Checked = (usize, common::Replay, TempDir);
+
+/// `check` with the NAT replay under `config` (e.g. two workers); also returns that replay.
+fn check_with(pcap: &Path, inside: &str, tag: &str, config: Option<&Path>) -> Checked {
     let dir = TempDir::new(tag);
     let plain = replay_with(pcap, dir.path(), None, &[]);
     let p = dir.path().join("policy.yaml");
     std::fs::write(&p, source_nat_policy(inside, POOL)).unwrap();
     let natd_dir = dir.path().join("nat");
     std::fs::create_dir_all(&natd_dir).unwrap();
-    let natd = replay_with(pcap, &natd_dir, None, &["--policy", p.to_str().unwrap()]);
+    let natd = replay_with(
+        pcap,
+        &natd_dir,
+        config,
+        &["--policy", p.to_str().unwrap(), "--stats"],
+    );
     // App-ID is not disturbed by the translation.
     let apps = |flows: &[Value]| -> BTreeMap<String, String> {
         flows
@@ -141,20 +155,75 @@ fn check(pcap: &Path, inside: &str, tag: &str) -> usize {
             + m.get(&(2, "1".into())).copied().unwrap_or(0)
     };
     assert!(good(&after) + 4 >= good(&before), "{before:?} -> {after:?}");
-    translated
+    (translated, natd, dir)
+}
+
+/// Two workers under source NAT: the replay splits the capture as the live handoff would
+/// place each packet (`nat::steer`: an inside host's flows on one worker), so everything
+/// `check` asserts still holds, one external port per inside endpoint and a call's media
+/// predicted by its signalling's pinholes included (with a split by flow, as plain RSS,
+/// an endpoint talking to two peers could get a port from each worker, and a call's media
+/// could start on a worker its SIP never reached). Every packet leaves, each inside host's
+/// flows are all on one worker, and nothing needed handing over.
+#[test]
+fn two_workers_keep_each_inside_host_on_one_worker() {
+    let dir = TempDir::new("nat-two-workers");
+    let cfg = common::two_worker_config(dir.path());
+    let (_sample_dir, sample) = common::bundled_sample();
+    let mut handed = 0;
+    let mut hosts = 0;
+    for (i, (pcap, inside)) in [
+        (sample, "10.0.0.0/8"),
+        (
+            corpus().join("sip-calls/sipnab_SIP_CALL_RTP_G711.pcap"),
+            "200.57.7.0/24",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (n, r, _dir) = check_with(pcap, inside, &format!("nat-two-{i}"), Some(&cfg));
+        assert!(n >= 2, "{n} flows translated");
+        assert!(r.stdout.contains("2 worker(s)"), "{}", r.stdout);
+        let (_, one, _one_dir) = check_with(pcap, inside, &format!("nat-one-{i}"), None);
+        assert_eq!(
+            common::frames(&r.out).len(),
+            common::frames(&one.out).len(),
+            "as many packets left as with one worker"
+        );
+        let mut owner: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+        // (A flow between two inside hosts goes by both addresses: both directions agree.)
+        for f in r.flows.iter().filter(|f| {
+            f.get("nat_src_ip").is_some() && !in_prefix(f["dst_ip"].as_str().unwrap(), inside)
+        }) {
+            owner
+                .entry(f["src_ip"].as_str().unwrap().to_string())
+                .or_default()
+                .insert(f["worker"].as_u64().unwrap());
+        }
+        for (host, w) in &owner {
+            assert_eq!(w.len(), 1, "{host}'s flows on workers {w:?}");
+        }
+        hosts += owner.len();
+        handed += r
+            .stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("handoff_sent"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    assert_eq!(handed, 0, "the split put every packet on its owner");
+    assert!(
+        hosts >= 3,
+        "{hosts} inside hosts: too few to show the steering"
+    );
 }
 
 /// The bundled sample (FaceTime calls, push, web, DNS from 10.0.0.0/8).
 #[test]
 fn source_nat_on_the_bundled_sample() {
-    let dir = TempDir::new("nat-sample-src");
-    let o = std::process::Command::new(bin("aperture-dataplane"))
-        .args(["replay", "--out-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let n = check(&dir.path().join("sample.pcap"), "10.0.0.0/8", "nat-sample");
+    let (_dir, sample) = common::bundled_sample();
+    let n = check(&sample, "10.0.0.0/8", "nat-sample");
     assert!(n >= 20, "{n} flows translated");
 }
 

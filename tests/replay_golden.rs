@@ -295,18 +295,7 @@ fn two_workers_split_the_capture_by_flow_and_lose_nothing() {
     // Two worker lcores sharing one CPU (the machine may have only two): each gets its own
     // net_pcap queue with the flows hashed to it, and the outputs are merged.
     let dir = TempDir::new("two-workers");
-    let cfg = dir.path().join("two.yaml");
-    let text = aperture_dataplane::config::EMBEDDED
-        .replace(
-            r#"args: ["-l", "0-1","#,
-            r#"args: ["--lcores=0@0,1@1,2@1","#,
-        )
-        .replace("lcores: [1]", "lcores: [1, 2]");
-    assert!(
-        text.contains("lcores: [1, 2]") && text.contains("--lcores=0@0,1@1,2@1"),
-        "config template changed"
-    );
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = common::two_worker_config(dir.path());
     let pcap = corpus().join("sip-calls/sipnab_SIP_CALL_RTP_G711.pcap");
     let r = replay(&pcap, dir.path(), Some(&cfg));
     assert!(r.stdout.contains("2 worker(s)"), "{}", r.stdout);

@@ -399,8 +399,41 @@ print("ok" if got == payload[::-1] else "bad %d" % len(got))
 /// log says what each flow was translated to.
 #[test]
 fn a_nat_gateway_hides_the_inside_and_forwards_a_port() {
+    nat_gateway(1);
+}
+
+/// The same with two workers: the kernel spreads flows over both queues by a symmetric
+/// hash, so the return traffic of a translated flow (a different tuple) often lands on the
+/// worker that did not translate it, and is handed to the owner of its port.
+#[test]
+fn a_nat_gateway_with_two_workers_hands_return_traffic_to_its_owner() {
+    let out = nat_gateway(2);
+    let sum = |name: &str| total(&out, name);
+    assert!(out.contains("2 worker(s)"), "two workers ran: {out}");
+    assert!(sum("handoff_sent") > 0, "nothing was handed over: {out}");
+    assert_eq!(sum("handoff_sent"), sum("handoff_received"), "{out}");
+}
+
+/// Counter `name` of the `--stats` table summed over the workers' columns.
+fn total(out: &str, name: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in {out}"));
+    line.split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum()
+}
+
+/// conf/examples/nat-gateway with `workers` workers; returns the dataplane's output.
+fn nat_gateway(workers: usize) -> String {
     let mut tb = Testbed::up();
-    tb.start_example("nat-gateway");
+    if workers == 1 {
+        tb.start_example("nat-gateway");
+    } else {
+        tb.start_example_with("nat-gateway", workers);
+    }
     tb.pings_through();
 
     // UDP: the server sees the appliance's address, and every echo comes back.
@@ -490,14 +523,9 @@ fn a_nat_gateway_hides_the_inside_and_forwards_a_port() {
     );
     assert_eq!(fwd["action"], "allow", "{fwd}");
     assert!(fwd["s2c_bytes"].as_u64().unwrap() > 100_000, "{fwd}");
-    let stat = |name: &str| -> u64 {
-        out.lines()
-            .find(|l| l.trim_start().starts_with(name))
-            .and_then(|l| l.split_whitespace().last())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {out}"))
-    };
+    let stat = |name: &str| total(&out, name);
     assert!(stat("nat_mappings_created") >= 3, "{out}");
     assert!(stat("nat_bindings_created") >= 4, "{out}");
     assert!(stat("icmp_errors_related") >= 1, "{out}");
+    out
 }

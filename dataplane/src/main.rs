@@ -197,6 +197,7 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
         lossless_log: false,
         stats_segment: cfg.stats.segment.clone(),
         policy: Some(live_policy(&cfg)?),
+        steer_seed: None,
     };
     let mut running = runtime::start(&eal, &cfg, &ports, &opts)?;
     let store = opts.policy.clone().expect("run always has a policy store");

@@ -5,6 +5,7 @@ use crate::appid::catalog::{AppId, Catalog, MAX_CUSTOM_APPS};
 use crate::appid::engine::{Engine, Limits};
 use crate::clock::Clock;
 use crate::config::{Config, Forwarding};
+use crate::flow::handoff::{self, Handoff};
 use crate::flow::FlowTable;
 use crate::flowdump::FlowDumps;
 use crate::flowlog::{FlowLogSink, FlowRecord};
@@ -32,6 +33,9 @@ pub struct Options {
     pub stats_segment: PathBuf,
     /// The policy the workers enforce (None: nothing is enforced, every packet passes).
     pub policy: Option<Arc<PolicyStore>>,
+    /// The seed of the hash that steers flows between workers under NAT (None: a random
+    /// one). A replay gives the one it split the capture with.
+    pub steer_seed: Option<u64>,
 }
 
 /// Flows, packets and bytes of the flow records with one rule and action (or application).
@@ -62,6 +66,8 @@ pub enum RuntimeError {
     Log(std::io::Error),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("cannot create the rings between workers: {0}")]
+    Handoff(#[from] aperture_dpdk::PortError),
 }
 
 /// Workers running on their lcores.
@@ -97,7 +103,7 @@ pub struct Running {
 /// How many of the largest flows `Running::top` keeps.
 pub const TOP_FLOWS: usize = 10;
 
-fn random_seeds() -> [u64; 4] {
+pub fn random_seeds() -> [u64; 4] {
     let mut b = [0u8; 32];
     // Without an OS random source the table would still work, only with a guessable hash.
     let _ = getrandom::getrandom(&mut b);
@@ -129,7 +135,22 @@ pub fn start(
     let dumps = FlowDumps::new();
     let mut logs = Vec::new();
     let workers = cfg.workers.lcores.len();
+    // Several workers: the rings that hand each one the packets of flows it owns under NAT.
+    let mut handoffs: Vec<Option<Handoff>> = if workers > 1 {
+        handoff::mesh(
+            "handoff",
+            workers,
+            ports.ports.len(),
+            opts.steer_seed.unwrap_or_else(|| random_seeds()[0]),
+        )?
+        .into_iter()
+        .map(Some)
+        .collect()
+    } else {
+        vec![None]
+    };
     for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
+        let handoff = handoffs.get_mut(i).and_then(Option::take);
         let queue = Arc::new(ArrayQueue::new(LOG_QUEUE));
         logs.push(queue.clone());
         let mode = match &cfg.forwarding {
@@ -183,6 +204,9 @@ pub fn start(
                 .with_sip_alg(&sip_alg);
             if let Some(r) = reader {
                 w = w.with_policy(r);
+            }
+            if let Some(h) = handoff {
+                w = w.with_handoff(h);
             }
             w.run(&stop, &stats, publish_ms);
             done.fetch_add(1, Ordering::SeqCst);

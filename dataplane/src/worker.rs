@@ -22,11 +22,13 @@ use crate::appid::engine::{AppEvent, Engine};
 use crate::appid::Proto;
 use crate::clock::Clock;
 use crate::config::SipAlgConfig;
+use crate::flow::handoff::Handoff;
 use crate::flow::{Dir, EndReason, Flow, FlowRef, FlowTable, Slot, Tracked};
 use crate::flowdump::{self, FlowDumps};
 use crate::flowlog::{self, FlowLogSink, FlowRecord};
 use crate::forward::reject::{self, Toward};
 use crate::forward::{self, arp, ArpRequest, Decision, Finished};
+use crate::nat::steer::Steer;
 use crate::nat::{self, NatSubject, NatTable, Plan, PortRange};
 use crate::packet::{self, Fragment, Headers, IpAddr16, Malformed, L3};
 use crate::policy::{
@@ -110,6 +112,12 @@ pub struct Worker {
     /// The headers of a rewritten SIP segment whose message continues in more segments
     /// (`send_rest` copies them).
     tcp_headers: [u8; 256],
+    /// With several workers: the rings to and from the others, and the current policy's
+    /// steering (which worker owns a packet's flow under NAT, `nat::steer`).
+    handoff: Option<Handoff>,
+    steer: Option<Steer>,
+    /// The burst being processed was handed over by another worker (never handed on).
+    handed: bool,
 }
 
 /// The rest of a rewritten SIP message after its first segment: `SipAlg::rewritten()` from
@@ -165,7 +173,17 @@ impl Worker {
             nat_ports: PortRange::of_worker(0, 1),
             alg,
             tcp_headers: [0; 256],
+            handoff: None,
+            steer: None,
+            handed: false,
         }
+    }
+
+    /// Shares flows with the other workers through `h` (`flow::handoff::mesh`): packets
+    /// whose flow another worker owns under NAT go there.
+    pub fn with_handoff(mut self, h: Handoff) -> Worker {
+        self.handoff = Some(h);
+        self
     }
 
     /// Runs the SIP ALG as `config` says (the default one is kept when they agree: its
@@ -244,6 +262,16 @@ impl Worker {
                 stats.publish(self.id, &self.counters, &self.tables);
             }
         }
+        if let Some(h) = &self.handoff {
+            // What the others hand over until they stop too is still this worker's; once
+            // every worker has stopped, nothing new can come: drain what is left.
+            h.stop();
+            while !self.handoff.as_ref().is_some_and(|h| h.all_stopped()) {
+                self.drain_handoff();
+                self.flush_tx();
+            }
+            while self.drain_handoff() > 0 {}
+        }
         self.finish();
         stats.publish(self.id, &self.counters, &self.tables);
     }
@@ -262,6 +290,9 @@ impl Worker {
             let bytes = self.burst_stages(p, n);
             self.counters.add(C::RxBytes, bytes);
             total += n;
+        }
+        if self.handoff.is_some() {
+            total += self.drain_handoff();
         }
         self.flush_tx();
         self.expire();
@@ -285,6 +316,49 @@ impl Worker {
         total
     }
 
+    /// Processes what other workers handed over (bursts from each, per ingress port).
+    /// Returns the packets taken.
+    fn drain_handoff(&mut self) -> usize {
+        let Some(h) = self.handoff.as_ref() else {
+            return 0;
+        };
+        let (workers, me) = (h.workers(), h.id());
+        let mut total = 0;
+        for p in 0..self.ports.len() {
+            for from in (0..workers).filter(|&w| w != me) {
+                loop {
+                    let Some(h) = self.handoff.as_mut() else {
+                        return total;
+                    };
+                    let n = h.receive(p, from, &mut self.burst);
+                    if n == 0 {
+                        break;
+                    }
+                    self.clock.burst();
+                    self.counters.add(C::HandoffReceived, n as u64);
+                    self.handed = true;
+                    self.burst_stages(p, n);
+                    self.handed = false;
+                    total += n;
+                    if n < BURST_SIZE {
+                        break;
+                    }
+                }
+            }
+        }
+        total
+    }
+
+    /// Counts what one handoff operation did.
+    fn handed_off(&mut self, r: aperture_dpdk::TxResult) {
+        self.counters.add(C::HandoffSent, r.sent as u64);
+        if r.dropped > 0 {
+            self.counters.add(C::DropPackets, r.dropped as u64);
+            self.counters.add(C::DropBytes, r.dropped_bytes);
+            self.counters.0[DropReason::HandoffFull.index()] += r.dropped as u64;
+        }
+    }
+
     /// Ends every flow (reason `exit` unless TCP already closed) and flushes what is queued.
     pub fn finish(&mut self) {
         self.flush_tx();
@@ -300,8 +374,6 @@ impl Worker {
         let Some(mut metas) = self.meta.take() else {
             return 0;
         };
-        let bytes = self.parse_pass(port, n, &mut metas);
-        let misses = self.find_pass(n, &mut metas);
         // The policy for this burst: one atomic load while it is unchanged; the Arc is moved
         // out of the worker for the burst, so no shared reference count is touched.
         if let Some(r) = self.policy.as_mut() {
@@ -315,6 +387,8 @@ impl Worker {
                 self.install(latest);
             }
         }
+        let bytes = self.parse_pass(port, n, &mut metas);
+        let misses = self.find_pass(n, &mut metas);
         if misses > 0 {
             self.slow_path(port, misses, &mut metas);
         }
@@ -326,6 +400,14 @@ impl Worker {
         }
         self.current = policy;
         self.meta = Some(metas);
+        // What pass 1 (and ARP, for every worker's neighbour cache) staged for other
+        // workers leaves in one ring operation per worker.
+        if let Some(h) = self.handoff.as_mut() {
+            let r = h.flush();
+            if r.sent + r.dropped > 0 {
+                self.handed_off(r);
+            }
+        }
         bytes
     }
 
@@ -347,6 +429,26 @@ impl Worker {
             if !Arc::ptr_eq(c, &self.appid.catalog) {
                 self.appid.catalog = Arc::clone(c);
             }
+        }
+        if let Some(h) = &self.handoff {
+            let mode = &self.mode;
+            self.steer = Steer::of(
+                &latest.nat,
+                &latest.zone_of_port,
+                h.workers(),
+                h.seed,
+                |port| match mode {
+                    Mode::Routed(r) => r.iface_on(port).map(|i| u32::from(i.addr)),
+                    Mode::Wire(_) => None,
+                },
+                |a| match mode {
+                    Mode::Routed(r) => match r.route(std::net::Ipv4Addr::from(a)) {
+                        forward::routed::Hop::Forward { port, .. } => Some(port),
+                        _ => None,
+                    },
+                    Mode::Wire(_) => None,
+                },
+            );
         }
         if !latest.nat.is_empty() && self.nat.is_none() {
             self.nat = Some(NatTable::new(
@@ -399,6 +501,30 @@ impl Worker {
                 && self.quoted_flow(m.data(), &meta.h).is_some();
             if meta.related {
                 meta.has_flow = false;
+            }
+            if let (Some(s), false) = (&self.steer, self.handed) {
+                // Under NAT with several workers: a flow another worker owns goes there.
+                let out = match meta.fwd {
+                    Ok(d) => Some(d.port()),
+                    Err(DropReason::LocalDelivery) => Some(None),
+                    Err(_) => None,
+                };
+                if let Some(out) = out.filter(|_| meta.h.l3 == L3::Ipv4) {
+                    if let Some(w) = s.owner(&meta.h, m.data(), port, out) {
+                        if w != self.id {
+                            if let (Some(m), Some(h)) = (self.burst.take(i), self.handoff.as_mut())
+                            {
+                                let r = h.stage(w, port, m);
+                                if r.sent + r.dropped > 0 {
+                                    self.handed_off(r);
+                                }
+                            }
+                            meta.has_flow = false;
+                            meta.related = false;
+                            continue;
+                        }
+                    }
+                }
             }
             if meta.has_flow {
                 meta.flow = self.flows.flow_ref(&meta.h);
@@ -1205,8 +1331,23 @@ impl Worker {
         let Mode::Routed(ref mut router) = self.mode else {
             return self.drop(DropReason::NotRoutable, m);
         };
+        if let (Some(h), false) = (self.handoff.as_mut(), self.handed) {
+            // Every worker keeps its own neighbour cache and sends on its own queue: each
+            // learns from every ARP frame, whichever worker's queue it arrived on.
+            let (workers, me) = (h.workers(), h.id());
+            for w in (0..workers).filter(|&w| w != me) {
+                if let Some(copy) = Mbuf::from_bytes(&self.pool, m.data()) {
+                    let r = h.stage(w, port, copy);
+                    if r.sent + r.dropped > 0 {
+                        self.counters.add(C::HandoffSent, r.sent as u64);
+                    }
+                }
+            }
+        }
         let (handled, released) = arp::handle(router, port, m, &meta.h, meta.now);
         match handled {
+            // A copy from another worker: that one answered.
+            arp::Handled::Reply(_, _) if self.handed => self.counters.add(C::LocalPackets, 1),
             arp::Handled::Reply(out, m) => {
                 self.counters.add(C::ArpRepliesSent, 1);
                 self.send(out, m);

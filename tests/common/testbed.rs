@@ -60,9 +60,30 @@ impl Testbed {
     /// attached to this testbed: interface names, runtime paths and the EAL file prefix
     /// substituted, nothing else changed.
     pub fn start_example(&mut self, example: &str) {
+        self.start_example_with(example, 1)
+    }
+
+    /// `start_example` with `workers` workers (two lcores may share a CPU), each polling its
+    /// own queue of every port (af_packet `qpairs`: the kernel's fanout spreads flows by a
+    /// symmetric hash, as RSS would).
+    pub fn start_example_with(&mut self, example: &str, workers: usize) {
         let dir = root().join("conf/examples").join(example);
         let run = self.dir.path().display().to_string();
+        let lcores: Vec<String> = (1..=workers).map(|l| l.to_string()).collect();
+        let eal_lcores: Vec<String> = std::iter::once("0@0".to_string())
+            .chain((1..=workers).map(|l| format!("{l}@1")))
+            .collect();
         let subst = |text: String| {
+            let text = if workers > 1 {
+                text.replace(
+                    r#""-l", "0-1""#,
+                    &format!(r#""--lcores={}""#, eal_lcores.join(",")),
+                )
+                .replace("lcores: [1]", &format!("lcores: [{}]", lcores.join(", ")))
+                .replace("qpairs=1", &format!("qpairs={workers}"))
+            } else {
+                text
+            };
             text.replace("iface=eth1", "iface=a0")
                 .replace("iface=eth2", "iface=a1")
                 .replace("/run/aperture", &run)

@@ -26,3 +26,13 @@ int aperture_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
 char *aperture_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_append(m, len); }
 unsigned aperture_mempool_avail(const struct rte_mempool *mp) { return rte_mempool_avail_count(mp); }
 const char *aperture_version(void) { return rte_version(); }
+
+unsigned aperture_ring_enqueue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned n)
+{
+	return rte_ring_enqueue_burst(r, (void **)pkts, n, NULL);
+}
+
+unsigned aperture_ring_dequeue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned n)
+{
+	return rte_ring_dequeue_burst(r, (void **)pkts, n, NULL);
+}

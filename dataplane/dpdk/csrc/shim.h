@@ -25,3 +25,5 @@ int aperture_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
 char *aperture_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 unsigned aperture_mempool_avail(const struct rte_mempool *mp);
 const char *aperture_version(void);
+unsigned aperture_ring_enqueue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned n);
+unsigned aperture_ring_dequeue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned n);

@@ -1,7 +1,7 @@
 //! Thin, safe binding to the system DPDK (22.11 LTS).
 //!
 //! This crate owns every `unsafe` block of Aperture. It exposes the handful of DPDK objects the
-//! dataplane needs (EAL, mempool, ethdev port and queues, mbuf, ring) and one shared-memory
+//! dataplane needs (EAL, mempool, ethdev port and queues, mbuf, ring, handoff ring) and one shared-memory
 //! mapping for the stats segment, each behind an API that cannot be misused from safe code:
 //! mbufs free themselves, bursts own what they hold, and the EAL can be initialised only once.
 //! Nothing here allocates or locks on the per-packet path; bursts are fixed arrays.
@@ -9,6 +9,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod eal;
+mod handoff;
 mod mbuf;
 mod port;
 mod ring;
@@ -28,6 +29,7 @@ mod sys {
 }
 
 pub use eal::{Eal, EalError, Lcore};
+pub use handoff::{handoff, HandoffRx, HandoffTx};
 pub use mbuf::{Burst, Mbuf, Mempool, RxTimestamp, TxBuffer, TxResult, BURST_SIZE};
 pub use port::{EthConfig, Port, PortError, PortInfo, PortStats};
 pub use ring::RingPair;

@@ -20,6 +20,7 @@ pub mod rewrite;
 use crate::flow::{Dir, FlowTable, Slot};
 use crate::packet::{proto, Headers, IpAddr16};
 use hashbrown::HashTable;
+pub mod steer;
 pub use rewrite::{rewrite, rewrite_error, Tuple, Unrewritable};
 
 /// A compiled NAT rule: what it matches (the original packet: zones, addresses, service) and

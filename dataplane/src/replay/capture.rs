@@ -227,8 +227,15 @@ pub fn worker_of(frame: &[u8], n: usize) -> usize {
     }
 }
 
-/// Writes `input` as `n` Ethernet pcap files in `dir` (`in-<i>.pcap`), split by flow.
-pub fn split_for_workers(input: &Path, dir: &Path, n: usize) -> Result<Split, CaptureError> {
+/// Writes `input` as `n` Ethernet pcap files in `dir` (`in-<i>.pcap`), split by flow: by
+/// `owner` where it names a worker (the NAT steering, as the workers' handoff would place
+/// the packet), else as symmetric RSS would (`worker_of`).
+pub fn split_for_workers(
+    input: &Path,
+    dir: &Path,
+    n: usize,
+    owner: &dyn Fn(&[u8]) -> Option<usize>,
+) -> Result<Split, CaptureError> {
     let files: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("in-{i}.pcap"))).collect();
     let werr = |path: &Path, e: &dyn std::fmt::Display| CaptureError::Write {
         path: path.display().to_string(),
@@ -248,7 +255,9 @@ pub fn split_for_workers(input: &Path, dir: &Path, n: usize) -> Result<Split, Ca
     }
     let mut packets = vec![0u64; n];
     let skipped = for_each_frame(input, |fr| {
-        let w = worker_of(&fr.data, n);
+        let w = owner(&fr.data)
+            .filter(|&w| w < n)
+            .unwrap_or_else(|| worker_of(&fr.data, n));
         let pkt = PcapPacket::new(fr.ts, fr.orig_len.max(fr.data.len() as u32), &fr.data);
         writers[w]
             .write_packet(&pkt)

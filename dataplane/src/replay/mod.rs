@@ -10,6 +10,7 @@ pub mod capture;
 use crate::appid::catalog::{AppId, Catalog};
 use crate::config::{Config, Forwarding, PortConfig};
 use crate::flowlog::FlowRecord;
+use crate::nat::steer::Steer;
 use crate::policy::{self, Action, Diagnostic, PolicyStore};
 use crate::port::{self, PortStats};
 use crate::runtime::{self, Options, Tally};
@@ -146,13 +147,10 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     let workers = cfg.workers.lcores.len();
     let work = out_dir.join(format!(".replay-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(io("cannot create", &work))?;
-    let split = capture::split_for_workers(&input, &work, workers)?;
-    let total: u64 = split.packets.iter().sum();
-
     let outs: Vec<PathBuf> = (0..workers)
         .map(|i| work.join(format!("out-{i}.pcap")))
         .collect();
-    capture_ports(&mut cfg, &split.files, &outs);
+    capture_ports(&mut cfg, &[], &outs);
     let compiled = match &req.policy {
         Some(p) => {
             let catalog = Catalog::of_config(&cfg.app_id)?;
@@ -161,6 +159,30 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         }
         None => None,
     };
+    // Under NAT with several workers, each packet goes to the worker the live handoff would
+    // give it (`nat::steer`, the same seed): the workers read their shares at their own
+    // pace, so a handoff between them would reorder a call's signalling and its media.
+    let steer_seed = runtime::random_seeds()[0];
+    let steer = compiled.as_ref().and_then(|(_, _, s)| {
+        let p = s.reader().load().clone();
+        // The capture's one virtual wire: in on port 0, out on port 1.
+        Steer::of(
+            &p.nat,
+            &p.zone_of_port,
+            workers,
+            steer_seed,
+            |_| None,
+            |_| None,
+        )
+    });
+    let owner = |frame: &[u8]| -> Option<usize> {
+        let s = steer.as_ref()?;
+        let h = crate::packet::parse(frame, frame.len()).ok()?;
+        s.owner(&h, frame, 0, Some(1))
+    };
+    let split = capture::split_for_workers(&input, &work, workers, &owner)?;
+    let total: u64 = split.packets.iter().sum();
+    capture_ports(&mut cfg, &split.files, &outs);
     let mut extra = Vec::new();
     if !cfg.eal.args.iter().any(|a| a.starts_with("--file-prefix")) {
         extra.push(format!(
@@ -177,6 +199,7 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         lossless_log: true,
         stats_segment: segment.clone(),
         policy: compiled.as_ref().map(|(_, _, s)| s.clone()),
+        steer_seed: Some(steer_seed),
     };
     let mut log = BufWriter::new(
         std::fs::File::create(&flow_log).map_err(io("cannot create flow log", &flow_log))?,
