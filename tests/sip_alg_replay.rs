@@ -209,27 +209,6 @@ fn source_nat_rewrites_sip_and_sdp_and_keeps_the_pinholes() {
                 &["--policy", policy.to_str().unwrap()],
             );
             check_predictions(pcap, &r.flows);
-            // Each translated SIP flow's inside endpoint, by its external port; the inside
-            // hosts whose media NAT translated.
-            let translated = |f: &&Value| f["nat_src_ip"] == POOL && f["proto"] == "udp";
-            let senders: BTreeMap<u64, (String, u64)> = r
-                .flows
-                .iter()
-                .filter(translated)
-                .filter(|f| f["predicted_by"].is_null())
-                .map(|f| {
-                    let ip = f["src_ip"].as_str().unwrap().to_string();
-                    let port = f["src_port"].as_u64().unwrap();
-                    (f["nat_src_port"].as_u64().unwrap(), (ip, port))
-                })
-                .collect();
-            let media_hosts: BTreeSet<String> = r
-                .flows
-                .iter()
-                .filter(translated)
-                .filter(|f| !f["predicted_by"].is_null())
-                .map(|f| f["src_ip"].as_str().unwrap().to_string())
-                .collect();
             // tshark finds no SIP or SDP error, and every UDP checksum of them right.
             let bad = |p: &Path| {
                 let filter = "(sip || sdp) && (_ws.malformed || udp.checksum.status == 2 \
@@ -250,29 +229,59 @@ fn source_nat_rewrites_sip_and_sdp_and_keeps_the_pinholes() {
                 "{}: SIP errors {before} -> {after}",
                 pcap.display()
             );
-            for ((src, sport), msg) in sip_payloads(&r.out) {
-                if src != POOL {
-                    continue;
-                }
-                rewritten += 1;
-                let text = String::from_utf8_lossy(&msg).to_string();
-                check_content_length(&text, pcap);
-                rsip::SipMessage::try_from(msg.as_slice()).unwrap_or_else(|e| {
-                    panic!("{}: rsip cannot parse {text:?}: {e}", pcap.display())
-                });
-                let (ip, port) = senders
-                    .get(&sport)
-                    .unwrap_or_else(|| panic!("no translated flow for port {sport}"));
-                if let Some(leak) = leaks(&text, ip, *port, &media_hosts).first() {
-                    panic!(
-                        "{}: {ip}:{port} leaked in {leak:?} of {text}",
-                        pcap.display()
-                    );
-                }
-            }
+            rewritten += check_rewritten(pcap, &r);
         }
     }
     assert!(rewritten >= 10, "{rewritten} translated SIP messages");
+}
+
+/// Checks every SIP message a source-NAT replay `r` of `pcap` sent from the pool address:
+/// Content-Length right, rsip parses it, and its inside endpoint (found by the flow log's
+/// external port) or an inside media host is left in none of the fields the peer uses.
+/// Returns how many there were.
+fn check_rewritten(pcap: &Path, r: &common::Replay) -> usize {
+    // Each translated SIP flow's inside endpoint, by its external port; the inside hosts
+    // whose media NAT translated.
+    let translated = |f: &&Value| f["nat_src_ip"] == POOL && f["proto"] == "udp";
+    let senders: BTreeMap<u64, (String, u64)> = r
+        .flows
+        .iter()
+        .filter(translated)
+        .filter(|f| f["predicted_by"].is_null())
+        .map(|f| {
+            let ip = f["src_ip"].as_str().unwrap().to_string();
+            let port = f["src_port"].as_u64().unwrap();
+            (f["nat_src_port"].as_u64().unwrap(), (ip, port))
+        })
+        .collect();
+    let media_hosts: BTreeSet<String> = r
+        .flows
+        .iter()
+        .filter(translated)
+        .filter(|f| !f["predicted_by"].is_null())
+        .map(|f| f["src_ip"].as_str().unwrap().to_string())
+        .collect();
+    let mut rewritten = 0;
+    for ((src, sport), msg) in sip_payloads(&r.out) {
+        if src != POOL {
+            continue;
+        }
+        rewritten += 1;
+        let text = String::from_utf8_lossy(&msg).to_string();
+        check_content_length(&text, pcap);
+        rsip::SipMessage::try_from(msg.as_slice())
+            .unwrap_or_else(|e| panic!("{}: rsip cannot parse {text:?}: {e}", pcap.display()));
+        let (ip, port) = senders
+            .get(&sport)
+            .unwrap_or_else(|| panic!("no translated flow for port {sport}"));
+        if let Some(leak) = leaks(&text, ip, *port, &media_hosts).first() {
+            panic!(
+                "{}: {ip}:{port} leaked in {leak:?} of {text}",
+                pcap.display()
+            );
+        }
+    }
+    rewritten
 }
 
 /// Lines of a message sent from inside endpoint `ip`:`port` that still name it where the
@@ -332,5 +341,154 @@ fn check_content_length(text: &str, pcap: &Path) {
             "{}: Content-Length of {text:?}",
             pcap.display()
         );
+    }
+}
+
+/// `pcap` with every SIP datagram cut into IPv4 fragments of `size` payload bytes by scapy
+/// (an implementation other than Aperture's), every other message's fragments in reverse
+/// order; written to `out`.
+fn fragment_sip(pcap: &Path, out: &Path, size: usize) {
+    const SCRIPT: &str = r#"
+import struct, sys
+from scapy.all import RawPcapReader, Ether, fragment, IP, UDP
+out, size, n = [], int(sys.argv[3]), 0
+reader = RawPcapReader(sys.argv[1])
+for data, meta in reader:
+    p = Ether(data)
+    frames = [data]
+    if IP in p and UDP in p and (p[UDP].sport in (5060, 5061) or p[UDP].dport in (5060, 5061)) \
+            and len(p[UDP].payload) > size:
+        frames = [bytes(f) for f in fragment(p, fragsize=size)]
+        if n % 2:
+            frames.reverse()
+        n += 1
+    out.extend((meta.sec, meta.usec, f) for f in frames)
+with open(sys.argv[2], "wb") as w:
+    w.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+    for sec, usec, f in out:
+        w.write(struct.pack("<IIII", sec, usec, len(f), len(f)) + f)
+print(n)
+"#;
+    let o = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", SCRIPT])
+        .arg(pcap)
+        .arg(out)
+        .arg(size.to_string())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let n: usize = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    assert!(n >= 5, "{n} SIP messages fragmented");
+}
+
+/// IPv4 total lengths of a capture's frames that are fragments.
+fn fragment_lengths(pcap: &Path) -> Vec<usize> {
+    tshark(
+        pcap,
+        &[
+            "-o",
+            "ip.defragment:FALSE",
+            "-Y",
+            "ip.flags.mf == 1 || ip.frag_offset > 0",
+            "-T",
+            "fields",
+            "-e",
+            "ip.len",
+        ],
+    )
+    .lines()
+    .map(|l| l.trim().parse().unwrap())
+    .collect()
+}
+
+/// SIP messages larger than the path MTU arrive as IP fragments: Aperture reassembles them
+/// before App-ID and the ALG (so the call is followed and its media predicted), rewrites the
+/// whole message under NAT, and sends it on as fragments no larger than those it received.
+/// Without NAT the fragments leave byte for byte as they came (in order).
+#[test]
+fn fragmented_sip_is_reassembled_followed_and_rewritten() {
+    let dir = TempDir::new("alg-frag");
+    let pcap = corpus().join("sip-calls/sipnab_SIP_CALL_RTP_G711.pcap");
+    let input = dir.path().join("fragmented.pcap");
+    fragment_sip(&pcap, &input, 200);
+    let largest = 20 + 200;
+    let frags_in = fragment_lengths(&input);
+    assert!(frags_in.len() > 10, "{} fragments", frags_in.len());
+
+    // No NAT: the call's media predicted as from the whole messages; SIP untouched, the
+    // same fragments (as a set: a reversed message leaves in order).
+    let plain_dir = dir.path().join("plain");
+    std::fs::create_dir_all(&plain_dir).unwrap();
+    let plain = replay_with(&input, &plain_dir, None, &["--stats"]);
+    assert!(check_predictions(&pcap, &plain.flows) >= 2);
+    assert_eq!(sip_payloads(&input), sip_payloads(&plain.out));
+    let mut a = common::frames(&input);
+    let mut b = common::frames(&plain.out);
+    a.sort();
+    b.sort();
+    assert!(a == b, "the same frames, byte for byte");
+    assert!(
+        plain.flows.iter().all(|f| f["src_port"] != 0),
+        "no fragment became a flow of its own"
+    );
+    // A worker counter of the --stats table, summed over the workers' columns.
+    let stat = |out: &str, name: &str| -> u64 {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .filter_map(|v| v.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    };
+    assert_eq!(stat(&plain.stdout, "fragments_held"), frags_in.len() as u64);
+    assert!(stat(&plain.stdout, "fragments_reassembled") >= 5);
+
+    // Source NAT: the messages are rewritten whole and cut again, no fragment larger than
+    // the largest that came; tshark reassembles and dissects them without error. With two
+    // workers too: a datagram reassembled on a worker that does not own its flow is handed
+    // to the owner as the fragments it came in, and reassembled there.
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, source_nat_policy("200.57.7.192/28", POOL)).unwrap();
+    let two = common::two_worker_config(dir.path());
+    for (k, config) in [None, Some(two.as_path())].into_iter().enumerate() {
+        let out_dir = dir.path().join(format!("nat-{k}"));
+        std::fs::create_dir_all(&out_dir).unwrap();
+        let natd = replay_with(
+            &input,
+            &out_dir,
+            config,
+            &["--policy", policy.to_str().unwrap(), "--stats"],
+        );
+        if config.is_none() {
+            // (With two workers the call's media may start on the worker that does not hold
+            // its pinholes: this capture's media hosts are not its signalling hosts.)
+            check_predictions(&pcap, &natd.flows);
+        }
+        let out_frags = fragment_lengths(&natd.out);
+        assert!(out_frags.len() >= frags_in.len() / 2, "{out_frags:?}");
+        assert!(out_frags.iter().all(|&l| l <= largest), "{out_frags:?}");
+        assert!(stat(&natd.stdout, "fragments_sent") >= out_frags.len() as u64);
+        assert_eq!(
+            stat(&natd.stdout, "handoff_sent"),
+            stat(&natd.stdout, "handoff_received")
+        );
+        let bad = tshark(
+            &natd.out,
+            &[
+                "-o",
+                "ip.check_checksum:TRUE",
+                "-o",
+                "udp.check_checksum:TRUE",
+                "-Y",
+                "(sip || sdp || ip.fragment) && (_ws.malformed || ip.checksum.status == 2 \
+                 || udp.checksum.status == 2 || _ws.expert.severity == error)",
+            ],
+        );
+        assert!(bad.trim().is_empty(), "tshark errors:\n{bad}");
+        let rewritten = check_rewritten(&pcap, &natd);
+        assert!(rewritten >= 5, "{rewritten} rewritten messages");
     }
 }

@@ -73,6 +73,11 @@ fn help(name: &str) -> &'static str {
         }
         "handoff_sent" => "Packets handed to the worker that owns their flow",
         "handoff_received" => "Packets received from another worker that owns their flow",
+        "fragments_held" => "IPv4 fragments kept for reassembly",
+        "fragments_reassembled" => "IPv4 datagrams reassembled from their fragments",
+        "fragments_sent" => "Fragments sent for reassembled datagrams cut again on the way out",
+        "fragments_timed_out" => "Datagrams whose fragments did not all come in time",
+        "fragments_evicted" => "Datagrams given up for a new one when every slot was busy",
         _ => "Aperture counter",
     }
 }

@@ -189,6 +189,8 @@ pub fn start(
         let reader = opts.policy.as_ref().map(|p| p.reader());
         let worker_dumps = dumps.clone();
         let sip_alg = cfg.alg.sip.clone();
+        let fragments = cfg.fragments.clone();
+        let big = ports.big.clone();
         eal.launch(lcore, move || {
             // Built on the worker's own lcore so its memory is first touched there.
             let flows = FlowTable::new(capacity, &timeouts, random_seeds());
@@ -201,7 +203,8 @@ pub fn start(
             let mut w = Worker::new(i, i as u16, port_list, mode, flows, appid, clock, log, pool)
                 .with_flow_dumps(worker_dumps)
                 .with_nat_ports(PortRange::of_worker(i, workers))
-                .with_sip_alg(&sip_alg);
+                .with_sip_alg(&sip_alg)
+                .with_defrag(&fragments, big);
             if let Some(r) = reader {
                 w = w.with_policy(r);
             }

@@ -21,7 +21,8 @@ use crate::appid::catalog::{AppId, MAX_CUSTOM_APPS};
 use crate::appid::engine::{AppEvent, Engine};
 use crate::appid::Proto;
 use crate::clock::Clock;
-use crate::config::SipAlgConfig;
+use crate::config::{FragmentsConfig, SipAlgConfig};
+use crate::flow::defrag::{self, Defrag, Refused, Step};
 use crate::flow::handoff::Handoff;
 use crate::flow::{Dir, EndReason, Flow, FlowRef, FlowTable, Slot, Tracked};
 use crate::flowdump::{self, FlowDumps};
@@ -63,6 +64,9 @@ struct Meta {
     /// An ICMP error quoting a packet of a known flow: it goes with that flow (`related`),
     /// not as a flow of its own.
     related: bool,
+    /// A datagram reassembled from fragments: the largest of them (IP total length), what
+    /// it leaves in again (0: not reassembled).
+    refrag: u16,
 }
 
 impl Meta {
@@ -73,6 +77,7 @@ impl Meta {
         fwd: Err(DropReason::Malformed(Malformed::EthernetTruncated)),
         has_flow: false,
         related: false,
+        refrag: 0,
     };
 }
 
@@ -118,6 +123,11 @@ pub struct Worker {
     steer: Option<Steer>,
     /// The burst being processed was handed over by another worker (never handed on).
     handed: bool,
+    /// IPv4 reassembly (None: fragments pass as they come), the pool for reassembled
+    /// datagrams larger than a `pool` mbuf, and room to cut one into fragments again.
+    defrag: Option<Defrag>,
+    big: Option<Arc<Mempool>>,
+    frag_scratch: Box<[u8]>,
 }
 
 /// The rest of a rewritten SIP message after its first segment: `SipAlg::rewritten()` from
@@ -176,7 +186,27 @@ impl Worker {
             handoff: None,
             steer: None,
             handed: false,
+            defrag: None,
+            big: None,
+            frag_scratch: Box::default(),
         }
+    }
+
+    /// Reassembles IPv4 fragments as `config` says (none when `datagrams` is 0), datagrams
+    /// larger than a `pool` mbuf in `big`'s.
+    pub fn with_defrag(mut self, config: &FragmentsConfig, big: Option<Arc<Mempool>>) -> Worker {
+        if config.datagrams == 0 {
+            return self;
+        }
+        let d = Defrag::new(
+            config.datagrams,
+            config.max_bytes,
+            config.timeout as u64 * 1_000_000_000,
+        );
+        self.frag_scratch = vec![0u8; d.max_frame()].into_boxed_slice();
+        self.defrag = Some(d);
+        self.big = big;
+        self
     }
 
     /// Shares flows with the other workers through `h` (`flow::handoff::mesh`): packets
@@ -349,6 +379,105 @@ impl Worker {
         total
     }
 
+    /// Stages `m` for worker `w`. A reassembled datagram goes as the fragments it came in
+    /// (the owner reassembles them again, knowing their size).
+    fn hand_over(&mut self, w: usize, port: usize, m: Mbuf, meta: &Meta) {
+        if meta.refrag == 0 {
+            if let Some(h) = self.handoff.as_mut() {
+                let r = h.stage(w, port, m);
+                if r.sent + r.dropped > 0 {
+                    self.handed_off(r);
+                }
+            }
+            return;
+        }
+        let mut scratch = std::mem::take(&mut self.frag_scratch);
+        let cut = defrag::fragment(
+            m.data(),
+            meta.h.l3_offset as usize,
+            meta.refrag as usize,
+            &mut scratch,
+            |bytes| match (Mbuf::from_bytes(&self.pool, bytes), self.handoff.as_mut()) {
+                (Some(f), Some(h)) => {
+                    let r = h.stage(w, port, f);
+                    if r.sent + r.dropped > 0 {
+                        self.handed_off(r);
+                    }
+                }
+                _ => self
+                    .counters
+                    .drop(DropReason::FragNoBuffer, bytes.len() as u32),
+            },
+        );
+        self.frag_scratch = scratch;
+        if cut.is_none() {
+            self.drop(DropReason::FragInvalid, m);
+        }
+    }
+
+    /// Gives the fragment in burst slot `i` (headers in `meta`) to the reassembler. When it
+    /// completes its datagram, the datagram takes the slot (parsed into `meta`, `refrag`
+    /// set) and the result of parsing it is returned; otherwise the fragment is dropped as
+    /// held or refused, and the slot is empty.
+    #[cold]
+    #[inline(never)]
+    fn reassemble(&mut self, i: usize, meta: &mut Meta) -> Option<Result<(), Malformed>> {
+        let (defrag, m) = (self.defrag.as_mut()?, self.burst.get(i)?);
+        let reason = match defrag.push(m.data(), m.pkt_len() as usize, &meta.h, meta.now) {
+            Step::Held => DropReason::FragHeld,
+            Step::Refused(Refused::Overlap) => DropReason::FragOverlap,
+            Step::Refused(Refused::TooBig) => DropReason::FragTooBig,
+            Step::Refused(Refused::Abandoned) => DropReason::FragAbandoned,
+            Step::Refused(Refused::Invalid) => DropReason::FragInvalid,
+            Step::Complete(slot) => {
+                let whole = defrag.take(slot).and_then(|(frame, largest)| {
+                    let m = Mbuf::from_bytes(&self.pool, frame)
+                        .or_else(|| Mbuf::from_bytes(self.big.as_ref()?, frame))?;
+                    Some((m, largest))
+                });
+                match whole {
+                    Some((whole, largest)) => {
+                        let len = whole.pkt_len() as usize;
+                        if let Ok(Some(last)) = self.burst.replace(i, whole) {
+                            self.drop(DropReason::FragHeld, last);
+                        }
+                        meta.refrag = largest;
+                        let m = self.burst.get(i)?;
+                        return Some(packet::parse_into(m.data(), len, &mut meta.h));
+                    }
+                    None => DropReason::FragNoBuffer,
+                }
+            }
+        };
+        let m = self.burst.take(i)?;
+        self.drop(reason, m);
+        None
+    }
+
+    /// Sends a reassembled datagram (`m`, headers `h`, going by `d`) as fragments no larger
+    /// than `largest`; each is forwarded as any packet (TTL, MACs, neighbour hold).
+    #[cold]
+    #[inline(never)]
+    fn send_fragments(&mut self, d: Decision, m: Mbuf, h: &Headers, largest: usize, now: u64) {
+        let mut scratch = std::mem::take(&mut self.frag_scratch);
+        let cut = defrag::fragment(m.data(), h.l3_offset as usize, largest, &mut scratch, |b| {
+            match Mbuf::from_bytes(&self.pool, b) {
+                Some(f) => {
+                    self.counters.add(C::FragmentsSent, 1);
+                    let f = forward::finish(&mut self.mode, d, f, h, now);
+                    self.finished(f);
+                }
+                None => self.counters.drop(DropReason::FragNoBuffer, b.len() as u32),
+            }
+        });
+        self.frag_scratch = scratch;
+        if cut.is_none() {
+            // Cannot be cut (options that leave no room): whole, as it is.
+            let f = forward::finish(&mut self.mode, d, m, h, now);
+            self.finished(f);
+        }
+    }
+
     /// Counts what one handoff operation did.
     fn handed_off(&mut self, r: aperture_dpdk::TxResult) {
         self.counters.add(C::HandoffSent, r.sent as u64);
@@ -483,7 +612,28 @@ impl Worker {
             let len = m.pkt_len();
             bytes += len as u64;
             meta.now = self.clock.packet(m);
-            meta.fwd = match packet::parse_into(m.data(), len as usize, &mut meta.h) {
+            meta.refrag = 0;
+            let mut parsed = packet::parse_into(m.data(), len as usize, &mut meta.h);
+            if parsed.is_ok()
+                && meta.h.fragment != Fragment::No
+                && meta.h.l3 == L3::Ipv4
+                && self.defrag.is_some()
+            {
+                // Gathered into its datagram: the slot is empty until the last fragment,
+                // which brings the whole datagram in its place.
+                match self.reassemble(i, meta) {
+                    Some(p) => parsed = p,
+                    None => {
+                        *meta = Meta::EMPTY;
+                        continue;
+                    }
+                }
+            }
+            let Some(m) = self.burst.get(i) else {
+                *meta = Meta::EMPTY;
+                continue;
+            };
+            meta.fwd = match parsed {
                 Ok(()) => forward::decide(&self.mode, port, m.data(), &meta.h),
                 Err(e) => Err(DropReason::Malformed(e)),
             };
@@ -512,12 +662,8 @@ impl Worker {
                 if let Some(out) = out.filter(|_| meta.h.l3 == L3::Ipv4) {
                     if let Some(w) = s.owner(&meta.h, m.data(), port, out) {
                         if w != self.id {
-                            if let (Some(m), Some(h)) = (self.burst.take(i), self.handoff.as_mut())
-                            {
-                                let r = h.stage(w, port, m);
-                                if r.sent + r.dropped > 0 {
-                                    self.handed_off(r);
-                                }
+                            if let Some(m) = self.burst.take(i) {
+                                self.hand_over(w, port, m, meta);
                             }
                             meta.has_flow = false;
                             meta.related = false;
@@ -767,8 +913,14 @@ impl Worker {
                 return self.drop(DropReason::NatUnrewritable, m);
             }
         }
-        let f = forward::finish(&mut self.mode, d, m, &h, meta.now);
-        self.finished(f);
+        let l3 = h.l3_offset as usize;
+        let total = packet::bytes::be16(m.data(), l3 + 2).unwrap_or(0);
+        if meta.refrag > 0 && total > meta.refrag {
+            self.send_fragments(d, m, &h, meta.refrag as usize, meta.now);
+        } else {
+            let f = forward::finish(&mut self.mode, d, m, &h, meta.now);
+            self.finished(f);
+        }
         if let Some(r) = rest {
             self.send_rest(r, &h, d, to.as_ref(), meta.now);
         }
@@ -1396,6 +1548,14 @@ impl Worker {
 
     fn expire(&mut self) {
         let now = self.clock.now();
+        if let Some(d) = self.defrag.as_mut() {
+            d.sweep(now);
+            let c = d.counters;
+            self.counters.set(C::FragmentsHeld, c.held);
+            self.counters.set(C::FragmentsReassembled, c.reassembled);
+            self.counters.set(C::FragmentsTimedOut, c.timed_out);
+            self.counters.set(C::FragmentsEvicted, c.evicted);
+        }
         self.alg.expire(now, EXPIRE_BUDGET, self.nat.as_mut());
         let (flows, appid, mut ends) = self.split();
         flows.expire(now, EXPIRE_BUDGET, &mut |s, f, r| ends.end(appid, s, f, r));

@@ -309,6 +309,15 @@ impl Burst {
     pub fn take(&mut self, i: usize) -> Option<Mbuf> {
         self.slots.get_mut(i).and_then(|s| s.take())
     }
+    /// Puts `m` into slot `i` (below `len()`), giving back what was there; `Err` gives `m`
+    /// back for a slot past the burst.
+    #[inline]
+    pub fn replace(&mut self, i: usize, m: Mbuf) -> Result<Option<Mbuf>, Mbuf> {
+        if i >= self.len {
+            return Err(m);
+        }
+        Ok(self.slots[i].replace(m))
+    }
     /// Frees what is left and empties the burst.
     pub fn clear(&mut self) {
         for s in &mut self.slots[..self.len] {

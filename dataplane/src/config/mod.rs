@@ -50,6 +50,8 @@ pub struct Config {
     pub app_id: AppIdConfig,
     #[serde(default)]
     pub alg: AlgConfig,
+    #[serde(default)]
+    pub fragments: FragmentsConfig,
     /// policy.yaml that `run` enforces from the start (without one, `run` denies every flow
     /// until a policy is installed; `replay` takes `--policy`).
     #[serde(default)]
@@ -95,6 +97,31 @@ impl Default for AppIdConfig {
             contexts: 8192,
             tcp_packets: 12,
             udp_packets: 8,
+        }
+    }
+}
+
+/// IPv4 reassembly (`flow::defrag`): fragments are gathered into their datagram before flow
+/// tracking, App-ID, NAT and the ALGs, and the datagram leaves as fragments again.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct FragmentsConfig {
+    /// Datagrams each worker reassembles at once (default 256; when all are busy the oldest
+    /// is given up, counted); 0 turns reassembly off: fragments pass as they come (and a
+    /// translated flow's later fragments are dropped, having no ports to translate).
+    pub datagrams: usize,
+    /// Largest datagram payload, bytes (default and most 65000): each slot is this big.
+    pub max_bytes: usize,
+    /// Seconds a datagram has to complete (default 10).
+    pub timeout: u32,
+}
+
+impl Default for FragmentsConfig {
+    fn default() -> Self {
+        FragmentsConfig {
+            datagrams: 256,
+            max_bytes: 65_000,
+            timeout: 10,
         }
     }
 }
@@ -476,6 +503,16 @@ impl Config {
         }
         if sip.tcp_buffers.saturating_mul(sip.tcp_buffer_bytes) > 1 << 30 {
             return Err("alg.sip.tcp-buffers x tcp-buffer-bytes: at most 1 GiB per worker".into());
+        }
+        let frag = &self.fragments;
+        if !(576..=65_000).contains(&frag.max_bytes) {
+            return Err("fragments.max-bytes: must be 576 to 65000".into());
+        }
+        if frag.datagrams.saturating_mul(frag.max_bytes) > 1 << 30 {
+            return Err("fragments.datagrams x max-bytes: at most 1 GiB per worker".into());
+        }
+        if frag.timeout == 0 {
+            return Err("fragments.timeout: must be at least 1 second".into());
         }
         let known = |n: &str, what: &str| -> Result<usize, String> {
             self.port_index(n)

@@ -24,6 +24,8 @@ pub struct Ports {
     pub macs: Vec<MacAddr>,
     pub drivers: Vec<String>,
     pub pool: Arc<Mempool>,
+    /// Buffers for reassembled datagrams larger than a `pool` mbuf (None: reassembly off).
+    pub big: Option<Arc<Mempool>>,
 }
 
 impl Ports {
@@ -47,6 +49,9 @@ pub fn stats_by_name(ports: &Ports, cfg: &Config) -> Vec<(String, PortStats)> {
         .collect()
 }
 
+/// Reassembled-datagram buffers per worker.
+const BIG_PER_WORKER: u32 = 64;
+
 /// Initialises the EAL with the configuration's arguments plus `extra`.
 pub fn init_eal(cfg: &Config, extra: &[String]) -> Result<Eal, SetupError> {
     let mut args = cfg.eal_args();
@@ -69,6 +74,20 @@ pub fn start_ports(cfg: &Config) -> Result<Ports, SetupError> {
         -1,
     )?);
     let queues = cfg.workers.lcores.len() as u16;
+    // Reassembled datagrams are re-fragmented (or sent) as soon as they are processed: a few
+    // per worker are ever in flight.
+    let big = if cfg.fragments.datagrams > 0 {
+        let room = (crate::flow::defrag::HEAD_ROOM + cfg.fragments.max_bytes) as u16;
+        Some(Arc::new(Mempool::new(
+            "aperture_reasm",
+            BIG_PER_WORKER * queues as u32,
+            0,
+            room,
+            -1,
+        )?))
+    } else {
+        None
+    };
     let mut ports = Vec::new();
     let mut macs = Vec::new();
     let mut drivers = Vec::new();
@@ -92,5 +111,6 @@ pub fn start_ports(cfg: &Config) -> Result<Ports, SetupError> {
         macs,
         drivers,
         pool,
+        big,
     })
 }

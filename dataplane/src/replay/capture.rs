@@ -207,6 +207,8 @@ pub struct Split {
 }
 
 /// Which of `n` workers owns a frame: a symmetric hash of its flow key (non-IP: worker 0).
+/// Fragments hash by their addresses alone, as NICs' RSS does, so every fragment of a
+/// datagram meets the others on one worker.
 pub fn worker_of(frame: &[u8], n: usize) -> usize {
     if n <= 1 {
         return 0;
@@ -219,7 +221,10 @@ pub fn worker_of(frame: &[u8], n: usize) -> usize {
             for b in k.lo_addr.0.iter().chain(k.hi_addr.0.iter()) {
                 x = (x ^ *b as u64).wrapping_mul(0x100_0000_01b3);
             }
-            x ^= ((k.lo_port() as u64) << 24) ^ ((k.hi_port() as u64) << 8) ^ k.proto() as u64;
+            if h.fragment == packet::Fragment::No {
+                x ^= ((k.lo_port() as u64) << 24) ^ ((k.hi_port() as u64) << 8);
+            }
+            x ^= k.proto() as u64;
             x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
             ((x >> 32) % n as u64) as usize
         }

@@ -178,6 +178,11 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     let owner = |frame: &[u8]| -> Option<usize> {
         let s = steer.as_ref()?;
         let h = crate::packet::parse(frame, frame.len()).ok()?;
+        // A fragment goes where its datagram's other fragments go: the worker that
+        // reassembles it hands the datagram on to its owner.
+        if h.fragment != crate::packet::Fragment::No {
+            return None;
+        }
         s.owner(&h, frame, 0, Some(1))
     };
     let split = capture::split_for_workers(&input, &work, workers, &owner)?;

@@ -49,9 +49,24 @@ pub enum DropReason {
     AlgReordered,
     /// A packet for another worker's flow that found that worker's handoff ring full.
     HandoffFull,
+    /// An IPv4 fragment kept for reassembly: it leaves within its datagram (not a loss;
+    /// counted so every packet is).
+    FragHeld,
+    /// A fragment overlapping an earlier one of its datagram with other bytes: the datagram
+    /// is dropped.
+    FragOverlap,
+    /// A fragment of a datagram larger than `fragments.max-bytes` or of too many fragments.
+    FragTooBig,
+    /// A fragment of a datagram dropped earlier (overlap, too big).
+    FragAbandoned,
+    /// A fragment that cannot be reassembled (a non-last one not a multiple of 8 bytes, a
+    /// frame chained over several buffers).
+    FragInvalid,
+    /// A reassembled datagram, or a fragment of one cut again, found no buffer.
+    FragNoBuffer,
 }
 
-const FIXED: usize = 50;
+const FIXED: usize = 55;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -105,6 +120,11 @@ pub const GENERAL: [&str; FIXED] = [
     "icmp_errors_related",
     "handoff_sent",
     "handoff_received",
+    "fragments_held",
+    "fragments_reassembled",
+    "fragments_sent",
+    "fragments_timed_out",
+    "fragments_evicted",
 ];
 
 /// Index of each general counter.
@@ -189,9 +209,17 @@ pub enum C {
     /// worker's ports, a translated inside host another worker serves), and received so.
     HandoffSent,
     HandoffReceived,
+    /// IPv4 reassembly (`flow::defrag`): fragments kept, datagrams completed, fragments sent
+    /// for the datagrams cut again on the way out, datagrams given up (not complete in time,
+    /// the oldest when every slot was busy).
+    FragmentsHeld,
+    FragmentsReassembled,
+    FragmentsSent,
+    FragmentsTimedOut,
+    FragmentsEvicted,
 }
 
-const OTHER_DROPS: [(DropReason, &str); 16] = [
+const OTHER_DROPS: [(DropReason, &str); 22] = [
     (DropReason::TtlExceeded, "ttl-exceeded"),
     (DropReason::NoRoute, "no-route"),
     (DropReason::NeighbourUnresolved, "neighbour-unresolved"),
@@ -208,6 +236,12 @@ const OTHER_DROPS: [(DropReason, &str); 16] = [
     (DropReason::AlgHeld, "alg-held"),
     (DropReason::AlgReordered, "alg-reordered"),
     (DropReason::HandoffFull, "handoff-full"),
+    (DropReason::FragHeld, "frag-held"),
+    (DropReason::FragOverlap, "frag-overlap"),
+    (DropReason::FragTooBig, "frag-too-big"),
+    (DropReason::FragAbandoned, "frag-abandoned"),
+    (DropReason::FragInvalid, "frag-invalid"),
+    (DropReason::FragNoBuffer, "frag-no-buffer"),
 ];
 
 /// Number of counters per worker.
