@@ -58,9 +58,32 @@ impl Text {
         self
     }
 
-    pub fn number(&mut self, mut v: u64) -> &mut Self {
+    pub fn number(&mut self, v: u64) -> &mut Self {
+        if v < 100_000 {
+            // Ports and lengths: u32 arithmetic, no loop-carried 64-bit division.
+            let v = v as u32;
+            let n = match v {
+                0..=9 => 1,
+                10..=99 => 2,
+                100..=999 => 3,
+                1000..=9999 => 4,
+                _ => 5,
+            };
+            if self.len as usize + n > MAX_TEXT {
+                return self;
+            }
+            let at = self.len as usize;
+            let mut x = v;
+            for k in (0..n).rev() {
+                self.buf[at + k] = b'0' + (x % 10) as u8;
+                x /= 10;
+            }
+            self.len += n as u8;
+            return self;
+        }
         let mut digits = [0u8; 20];
         let mut i = digits.len();
+        let mut v = v;
         loop {
             i -= 1;
             digits[i] = b'0' + (v % 10) as u8;
@@ -72,16 +95,44 @@ impl Text {
         self.push(&digits[i..])
     }
 
+    /// A dotted quad, each octet from a table of their decimal forms.
     pub fn ipv4(&mut self, a: [u8; 4]) -> &mut Self {
-        for (k, o) in a.iter().enumerate() {
-            if k > 0 {
-                self.push(b".");
-            }
-            self.number(*o as u64);
+        let at = self.len as usize;
+        if at + 15 > MAX_TEXT {
+            return self;
         }
+        let mut w = at;
+        for (k, &o) in a.iter().enumerate() {
+            if k > 0 {
+                self.buf[w] = b'.';
+                w += 1;
+            }
+            let (digits, n) = OCTETS[o as usize];
+            self.buf[w..w + 3].copy_from_slice(&digits);
+            w += n as usize;
+        }
+        self.len = w as u8;
         self
     }
 }
+
+/// Each octet's decimal digits (left-aligned in three bytes) and how many there are.
+static OCTETS: [([u8; 3], u8); 256] = {
+    let mut t = [([0u8; 3], 0u8); 256];
+    let mut v = 0;
+    while v < 256 {
+        let (h, d, u) = ((v / 100) as u8, ((v / 10) % 10) as u8, (v % 10) as u8);
+        t[v] = if v >= 100 {
+            ([b'0' + h, b'0' + d, b'0' + u], 3)
+        } else if v >= 10 {
+            ([b'0' + d, b'0' + u, 0], 2)
+        } else {
+            ([b'0' + u, 0, 0], 1)
+        };
+        v += 1;
+    }
+    t
+};
 
 /// The edits of one message.
 pub struct Edits {
@@ -228,5 +279,14 @@ mod tests {
         let mut t = Text::default();
         t.ipv4([192, 0, 2, 10]).push(b":").number(0);
         assert_eq!(t.as_bytes(), b"192.0.2.10:0");
+        for a in [[0, 0, 0, 0], [255, 255, 255, 255], [10, 99, 100, 9]] {
+            let mut t = Text::default();
+            t.ipv4(a).push(b":").number(65535);
+            let want = format!("{}:65535", std::net::Ipv4Addr::from(a));
+            assert_eq!(t.as_bytes(), want.as_bytes());
+        }
+        let mut t = Text::default();
+        t.number(4_294_967_296);
+        assert_eq!(t.as_bytes(), b"4294967296");
     }
 }

@@ -122,6 +122,8 @@ pub struct SipAlg {
     pub streams: Streams,
     out: Box<[u8]>,
     out_len: usize,
+    /// The message being read (reused: its header table is not built per message).
+    scratch: Option<Box<Message>>,
     /// Per flow slot: the `flow_id` of the signalling flow whose pinhole admitted it (0:
     /// not predicted), and that flow's application.
     predicted: Vec<(u64, u16)>,
@@ -149,6 +151,7 @@ impl SipAlg {
             ),
             out: vec![0u8; MAX_MESSAGE].into_boxed_slice(),
             out_len: 0,
+            scratch: Some(Box::default()),
             predicted: vec![(0, 0); flows],
         }
     }
@@ -240,22 +243,26 @@ impl SipAlg {
             return Outcome::Unchanged;
         }
         self.counters.messages += 1;
-        let msg = match sip::scan(b, p.proto == proto::UDP) {
-            Ok(m) => m,
+        let mut msg = self.scratch.take().unwrap_or_default();
+        let outcome = match sip::scan_into(b, p.proto == proto::UDP, &mut msg) {
             Err(_) => {
                 self.counters.malformed += 1;
-                return self.unrewritable(p);
+                self.unrewritable(p)
+            }
+            Ok(()) => {
+                self.out[..skip].copy_from_slice(&p.payload[..skip]);
+                match self.message(b, &msg, p, nat, skip) {
+                    Ok(None) => Outcome::Unchanged,
+                    Ok(Some(n)) => {
+                        self.out_len = skip + n;
+                        Outcome::Rewritten
+                    }
+                    Err(()) => self.unrewritable(p),
+                }
             }
         };
-        self.out[..skip].copy_from_slice(&p.payload[..skip]);
-        match self.message(b, &msg, p, nat, skip) {
-            Ok(None) => Outcome::Unchanged,
-            Ok(Some(n)) => {
-                self.out_len = skip + n;
-                Outcome::Rewritten
-            }
-            Err(()) => self.unrewritable(p),
-        }
+        self.scratch = Some(msg);
+        outcome
     }
 
     /// One TCP segment of a SIP connection (flow `slot`, original sequence number `seq`):
@@ -385,6 +392,21 @@ impl SipAlg {
         data: &[u8],
         p: &SipPacket,
         rewrite: bool,
+        nat: Option<&mut NatTable>,
+    ) -> Stream {
+        let mut msg = self.scratch.take().unwrap_or_default();
+        let r = self.stream_messages_with(&mut msg, data, p, rewrite, nat);
+        self.scratch = Some(msg);
+        r
+    }
+
+    /// `stream_messages`, scanning into `msg`.
+    fn stream_messages_with(
+        &mut self,
+        msg: &mut Message,
+        data: &[u8],
+        p: &SipPacket,
+        rewrite: bool,
         mut nat: Option<&mut NatTable>,
     ) -> Stream {
         let (mut at, mut out, mut changed) = (0, 0, false);
@@ -401,11 +423,11 @@ impl SipAlg {
             let (len, written) = if b.is_empty() {
                 (0, None)
             } else {
-                match sip::scan(b, false) {
-                    Ok(msg) => {
+                match sip::scan_into(b, false, msg) {
+                    Ok(()) => {
                         self.counters.messages += 1;
                         let one = &b[..msg.len];
-                        let w = match self.message(one, &msg, p, nat.as_deref_mut(), out + skip) {
+                        let w = match self.message(one, msg, p, nat.as_deref_mut(), out + skip) {
                             Ok(w) => w,
                             Err(()) if drop_bad => return fail,
                             Err(()) => None,
@@ -472,40 +494,23 @@ impl SipAlg {
         if p.xlate.is_none() {
             return Ok(None);
         }
-        self.edits.clear();
-        sip::header_edits(b, msg, &p.xlate, &mut self.edits);
-        if let (Some(sdp), Some(c)) = (&sdp, p.xlate.src) {
-            let to_of = |a: [u8; 4]| {
-                if a == c.from.addr {
-                    Some(c.to.addr)
-                } else {
-                    (p.media_nat)(a)
-                }
-            };
-            sdp::edits(b, sdp, &to_of, &mapped, &mut self.edits);
-        }
-        if self.edits.is_empty() {
-            return Ok(None);
-        }
-        let body = msg.body;
-        let delta = self
-            .edits
-            .delta_within(body.start as usize, body.end as usize);
-        if delta != 0 {
-            if let Some(cl) = msg.content_length {
-                let n = (body.end - body.start) as isize + delta;
-                let mut t = Text::default();
-                t.number(n.max(0) as u64);
-                self.edits
-                    .replace(b, cl.start as usize, cl.end as usize, t.as_bytes());
-            }
-        }
-        match self.out.get_mut(at..).and_then(|o| self.edits.apply(b, o)) {
-            Some(n) => {
+        let out = self.out.get_mut(at..).ok_or(())?;
+        match rewrite(
+            b,
+            msg,
+            sdp.as_ref(),
+            &p.xlate,
+            p.media_nat,
+            &mapped,
+            &mut self.edits,
+            out,
+        ) {
+            Ok(Some(n)) => {
                 self.counters.rewritten += 1;
                 Ok(Some(n))
             }
-            None => {
+            Ok(None) => Ok(None),
+            Err(RewriteFailed) => {
                 self.counters.unrewritable += 1;
                 Err(())
             }
@@ -795,6 +800,56 @@ struct Wanted {
 
 /// A TURN ChannelData message filling datagram `b` (RFC 8656 section 12: channel
 /// 0x4000-0x7FFF, a length, up to 3 bytes of padding): its channel, its data, and whether
+/// The edits of a message could not be applied (too many, overlapping, or the result does
+/// not fit the output): the message is unrewritable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RewriteFailed;
+
+/// Writes message `b` (scanned as `msg`, its SDP `sdp`) into `out` with what translation
+/// `x` changed rewritten: the headers' addresses, and when the sender is translated the
+/// SDP's addresses (its own, and another inside host's through `media_nat`) and the media
+/// ports `mapped` gives; then Content-Length. Ok(None) when nothing needs to change, Err
+/// when the edits cannot be applied (too many, overlapping, not fitting `out`). Pure: the
+/// whole rewrite, apart from following the call.
+#[allow(clippy::too_many_arguments)]
+pub fn rewrite(
+    b: &[u8],
+    msg: &Message,
+    sdp: Option<&Sdp>,
+    x: &Xlate,
+    media_nat: &dyn Fn([u8; 4]) -> Option<[u8; 4]>,
+    mapped: &[Option<MappedMedia>; MAX_MEDIA],
+    edits: &mut Edits,
+    out: &mut [u8],
+) -> Result<Option<usize>, RewriteFailed> {
+    edits.clear();
+    sip::header_edits(b, msg, x, edits);
+    if let (Some(sdp), Some(c)) = (sdp, x.src) {
+        let to_of = |a: [u8; 4]| {
+            if a == c.from.addr {
+                Some(c.to.addr)
+            } else {
+                media_nat(a)
+            }
+        };
+        sdp::edits(b, sdp, &to_of, mapped, edits);
+    }
+    if edits.is_empty() {
+        return Ok(None);
+    }
+    let body = msg.body;
+    let delta = edits.delta_within(body.start as usize, body.end as usize);
+    if delta != 0 {
+        if let Some(cl) = msg.content_length {
+            let n = (body.end - body.start) as isize + delta;
+            let mut t = Text::default();
+            t.number(n.max(0) as u64);
+            edits.replace(b, cl.start as usize, cl.end as usize, t.as_bytes());
+        }
+    }
+    edits.apply(b, out).map(Some).ok_or(RewriteFailed)
+}
+
 /// it was padded to 4 bytes.
 fn channel_data(b: &[u8]) -> Option<(u16, &[u8], bool)> {
     let channel = u16::from_be_bytes([*b.first()?, *b.get(1)?]);

@@ -169,7 +169,7 @@ pub fn parse(b: &[u8], body: Span) -> Option<Sdp> {
     let mut in_media = false;
     let mut skipping = false;
     while at < end {
-        let nl = b[at..end].iter().position(|&c| c == b'\n');
+        let nl = memchr::memchr(b'\n', &b[at..end]);
         let next = nl.map_or(end, |p| at + p + 1);
         let mut te = nl.map_or(end, |p| at + p);
         if te > at && b[te - 1] == b'\r' {

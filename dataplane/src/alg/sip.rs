@@ -110,10 +110,18 @@ pub enum Name {
 }
 
 impl Name {
+    /// By length first: one comparison at most per header line.
+    #[inline]
     fn of(name: &[u8]) -> Name {
-        let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
-        if name.len() == 1 {
-            return match name[0].to_ascii_lowercase() {
+        let is = |s: &[u8], n: Name| {
+            if name.eq_ignore_ascii_case(s) {
+                n
+            } else {
+                Name::Other
+            }
+        };
+        match name.len() {
+            1 => match name[0].to_ascii_lowercase() {
                 b'v' => Name::Via,
                 b'm' => Name::Contact,
                 b'f' => Name::From,
@@ -122,32 +130,30 @@ impl Name {
                 b'c' => Name::ContentType,
                 b'i' => Name::CallId,
                 _ => Name::Other,
-            };
-        }
-        if eq(b"via") {
-            Name::Via
-        } else if eq(b"contact") {
-            Name::Contact
-        } else if eq(b"from") {
-            Name::From
-        } else if eq(b"to") {
-            Name::To
-        } else if eq(b"route") {
-            Name::Route
-        } else if eq(b"record-route") {
-            Name::RecordRoute
-        } else if eq(b"content-length") {
-            Name::ContentLength
-        } else if eq(b"content-type") {
-            Name::ContentType
-        } else if eq(b"call-id") {
-            Name::CallId
-        } else if eq(b"cseq") {
-            Name::CSeq
-        } else if eq(b"expires") {
-            Name::Expires
-        } else {
-            Name::Other
+            },
+            2 => is(b"to", Name::To),
+            3 => is(b"via", Name::Via),
+            4 => match name[0] | 0x20 {
+                b'f' => is(b"from", Name::From),
+                b'c' => is(b"cseq", Name::CSeq),
+                _ => Name::Other,
+            },
+            5 => is(b"route", Name::Route),
+            7 => match name[0] | 0x20 {
+                b'c' => match name[1] | 0x20 {
+                    b'o' => is(b"contact", Name::Contact),
+                    _ => is(b"call-id", Name::CallId),
+                },
+                b'e' => is(b"expires", Name::Expires),
+                _ => Name::Other,
+            },
+            12 => match name[0] | 0x20 {
+                b'r' => is(b"record-route", Name::RecordRoute),
+                b'c' => is(b"content-type", Name::ContentType),
+                _ => Name::Other,
+            },
+            14 => is(b"content-length", Name::ContentLength),
+            _ => Name::Other,
         }
     }
 }
@@ -209,6 +215,27 @@ pub struct Message {
     pub sdp: bool,
 }
 
+impl Default for Message {
+    fn default() -> Self {
+        Message {
+            kind: Kind::Response(0),
+            uri: Span::default(),
+            headers: [Header {
+                name: Name::Other,
+                value: Span::default(),
+            }; MAX_HEADERS],
+            n_headers: 0,
+            body: Span::default(),
+            content_length: None,
+            len: 0,
+            call_id: Span::default(),
+            cseq_method: Method::Other,
+            expires: None,
+            sdp: false,
+        }
+    }
+}
+
 impl Message {
     pub fn headers(&self) -> &[Header] {
         &self.headers[..self.n_headers]
@@ -239,8 +266,9 @@ pub enum ScanError {
 
 /// Ends of line: `\r\n`, or a bare `\n` as lenient peers send. Returns (end of text, start
 /// of the next line).
+#[inline]
 fn line_end(b: &[u8], from: usize) -> Option<(usize, usize)> {
-    let nl = from + b.get(from..)?.iter().position(|&c| c == b'\n')?;
+    let nl = from + memchr::memchr(b'\n', b.get(from..)?)?;
     let text_end = if nl > from && b[nl - 1] == b'\r' {
         nl - 1
     } else {
@@ -253,11 +281,20 @@ fn is_ws(c: u8) -> bool {
     c == b' ' || c == b'\t'
 }
 
+#[inline]
 fn parse_u32(d: &[u8]) -> Option<u32> {
-    if d.is_empty() || d.len() > 9 || !d.iter().all(u8::is_ascii_digit) {
+    if d.is_empty() || d.len() > 9 {
         return None;
     }
-    Some(d.iter().fold(0u32, |v, &c| v * 10 + (c - b'0') as u32))
+    let mut v = 0u32;
+    for &c in d {
+        let k = c.wrapping_sub(b'0');
+        if k > 9 {
+            return None;
+        }
+        v = v * 10 + k as u32;
+    }
+    Some(v)
 }
 
 fn trim_span(b: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
@@ -274,6 +311,14 @@ fn trim_span(b: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
 /// skips with `leading_blank`). `datagram`: a body without Content-Length runs to the end
 /// (UDP); on a stream it is empty.
 pub fn scan(b: &[u8], datagram: bool) -> Result<Message, ScanError> {
+    let mut msg = Message::default();
+    scan_into(b, datagram, &mut msg)?;
+    Ok(msg)
+}
+
+/// `scan` into `msg` (reused: only the headers found are written, so a caller that keeps
+/// one `Message` pays for no 1.5 KiB table per message).
+pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), ScanError> {
     let Some((start_end, mut at)) = line_end(b, 0) else {
         return Err(if b.len() > MAX_HEADER_BLOCK {
             ScanError::Malformed
@@ -282,22 +327,16 @@ pub fn scan(b: &[u8], datagram: bool) -> Result<Message, ScanError> {
         });
     };
     let start = &b[..start_end];
-    let mut msg = Message {
-        kind: Kind::Response(0),
-        uri: Span::default(),
-        headers: [Header {
-            name: Name::Other,
-            value: Span::default(),
-        }; MAX_HEADERS],
-        n_headers: 0,
-        body: Span::default(),
-        content_length: None,
-        len: 0,
-        call_id: Span::default(),
-        cseq_method: Method::Other,
-        expires: None,
-        sdp: false,
-    };
+    msg.kind = Kind::Response(0);
+    msg.uri = Span::default();
+    msg.n_headers = 0;
+    msg.body = Span::default();
+    msg.content_length = None;
+    msg.len = 0;
+    msg.call_id = Span::default();
+    msg.cseq_method = Method::Other;
+    msg.expires = None;
+    msg.sdp = false;
     if let Some(rest) = start.strip_prefix(b"SIP/2.0 ") {
         let code = parse_u32(rest.get(..3).ok_or(ScanError::Malformed)?)
             .filter(|c| (100..700).contains(c))
@@ -423,7 +462,7 @@ pub fn scan(b: &[u8], datagram: bool) -> Result<Message, ScanError> {
     if msg.call_id.is_empty() {
         return Err(ScanError::Malformed);
     }
-    Ok(msg)
+    Ok(())
 }
 
 /// Whether a TCP stream's first bytes `b` begin like a SIP message (a request line
@@ -462,22 +501,40 @@ pub fn leading_blank(b: &[u8]) -> usize {
     b.iter().take_while(|&&c| c == b'\r' || c == b'\n').count()
 }
 
-/// A dotted-quad IPv4 literal, exactly (no leading or trailing junk).
+/// A dotted-quad IPv4 literal, exactly (no leading or trailing junk): four groups of one to
+/// three digits, each at most 255. One pass.
+#[inline]
 pub fn parse_ipv4(s: &[u8]) -> Option<[u8; 4]> {
+    if !(7..=15).contains(&s.len()) {
+        return None;
+    }
     let mut out = [0u8; 4];
-    let mut parts = s.split(|&c| c == b'.');
-    for o in out.iter_mut() {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 3 {
+    let (mut part, mut v, mut digits) = (0usize, 0u32, 0u32);
+    for &c in s {
+        if c == b'.' {
+            if digits == 0 || part == 3 {
+                return None;
+            }
+            out[part] = v as u8;
+            part += 1;
+            (v, digits) = (0, 0);
+            continue;
+        }
+        let k = c.wrapping_sub(b'0');
+        if k > 9 || digits == 3 {
             return None;
         }
-        let v = parse_u32(p)?;
+        v = v * 10 + k as u32;
+        digits += 1;
         if v > 255 {
             return None;
         }
-        *o = v as u8;
     }
-    parts.next().is_none().then_some(out)
+    if digits == 0 || part != 3 {
+        return None;
+    }
+    out[3] = v as u8;
+    Some(out)
 }
 
 /// A host and optional port inside a header value or URI.
@@ -496,7 +553,7 @@ fn host_port(b: &[u8], at: usize, end: usize) -> Option<HostPort> {
     if b.get(i) == Some(&b'[') {
         i += b.get(i..end)?.iter().position(|&c| c == b']')? + 1;
     } else {
-        while i < end && !matches!(b[i], b':' | b';' | b'?' | b'>' | b',' | b' ' | b'\t') {
+        while i < end && !HOST_ENDS[b[i] as usize] {
             i += 1;
         }
     }
@@ -580,12 +637,32 @@ fn edit_host_port(
     edits.replace(b, hp.host.start as usize, end as usize, t.as_bytes());
 }
 
+/// A table of the bytes in `set`: `table[c]` is whether `c` is one of them.
+const fn byte_set(set: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < set.len() {
+        t[set[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// Where `values` has something to decide; every other byte is skipped in a tight loop.
+static VALUE_STOPS: [bool; 256] = byte_set(b"\\\"<>,");
+/// Where a host (not an IPv6 reference) ends.
+static HOST_ENDS: [bool; 256] = byte_set(b":;?>, \t");
+
 /// The values of a comma-separated header (commas inside quotes or `<...>` do not split).
 fn values(b: &[u8], v: Span, mut each: impl FnMut(usize, usize)) {
-    let (mut start, end) = (v.start as usize, v.end as usize);
+    let (mut start, end) = (v.start as usize, (v.end as usize).min(b.len()));
     let (mut quoted, mut angle) = (false, false);
     let mut i = start;
     while i < end {
+        if !VALUE_STOPS[b[i] as usize] {
+            i += 1;
+            continue;
+        }
         match b[i] {
             b'\\' if quoted => i += 1,
             b'"' => quoted = !quoted,
@@ -620,14 +697,8 @@ fn uri_host(b: &[u8], s: usize, e: usize) -> Option<(HostPort, u16)> {
     };
     let rest = s + skip;
     // The user part ends at '@' (before the host's parameters or headers begin).
-    let stop = b[rest..e]
-        .iter()
-        .position(|&c| c == b'>' || c == b'?')
-        .map_or(e, |p| rest + p);
-    let host_at = b[rest..stop]
-        .iter()
-        .position(|&c| c == b'@')
-        .map_or(rest, |p| rest + p + 1);
+    let stop = memchr::memchr2(b'>', b'?', &b[rest..e]).map_or(e, |p| rest + p);
+    let host_at = memchr::memchr(b'@', &b[rest..stop]).map_or(rest, |p| rest + p + 1);
     Some((host_port(b, host_at, stop)?, default))
 }
 

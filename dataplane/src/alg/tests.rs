@@ -664,3 +664,33 @@ fn sip_in_turn_channel_data_is_rewritten_in_its_frame_and_stun_passes() {
     assert_eq!(a.counters.not_sip, 2);
     assert_eq!(a.counters.malformed, 0);
 }
+
+proptest::proptest! {
+    /// The one-pass IPv4 literal parser agrees with the grammar (RFC 3261 IPv4address:
+    /// four groups of one to three digits, each at most 255) on digit-and-dot strings.
+    #[test]
+    fn parse_ipv4_agrees_with_the_grammar(s in "[0-9.]{0,17}") {
+        let groups: Vec<&str> = s.split('.').collect();
+        let want = (groups.len() == 4
+            && groups.iter().all(|g| (1..=3).contains(&g.len()) && g.parse::<u32>().unwrap() <= 255))
+        .then(|| {
+            let v: Vec<u8> = groups.iter().map(|g| g.parse::<u8>().unwrap()).collect();
+            [v[0], v[1], v[2], v[3]]
+        });
+        proptest::prop_assert_eq!(sip::parse_ipv4(s.as_bytes()), want);
+    }
+
+    /// Numbers and addresses written by `Text` read as std writes them.
+    #[test]
+    fn text_writes_numbers_and_addresses_as_std(v in proptest::prelude::any::<u64>(),
+                                               a in proptest::prelude::any::<[u8; 4]>()) {
+        let mut t = edit::Text::default();
+        t.number(v);
+        let want = v.to_string();
+        proptest::prop_assert_eq!(t.as_bytes(), want.as_bytes());
+        let mut t = edit::Text::default();
+        t.ipv4(a);
+        let want = std::net::Ipv4Addr::from(a).to_string();
+        proptest::prop_assert_eq!(t.as_bytes(), want.as_bytes());
+    }
+}
