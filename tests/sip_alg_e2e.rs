@@ -493,7 +493,10 @@ fn sip_at_server(pcap: &Path, sip_port: u16) -> Vec<String> {
 }
 
 /// Places one call of `case` through whatever gateway runs now.
-fn call(tb: &Testbed, dir: &Path, tag: &str, case: &Case) -> CallResult {
+/// One call of `case` through whatever gateway is up; the media ports are the defaults
+/// plus `media` (a new media tuple per call).
+fn call(tb: &Testbed, dir: &Path, tag: &str, case: &Case, media: u16) -> CallResult {
+    let (client_rtp_port, server_rtp_port) = (CLIENT_RTP + media, SERVER_RTP + media);
     let (sip_port, hold) = (case.sip_port, case.hold);
     let audio = dir.join("audio.pcap");
     write_audio(&audio);
@@ -538,14 +541,14 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, case: &Case) -> CallResult {
             .stderr(Stdio::null());
         c
     };
-    let (port, rtp_port) = (sip_port.to_string(), SERVER_RTP.to_string());
+    let (port, rtp_port) = (sip_port.to_string(), server_rtp_port.to_string());
     let mut callee_args = vec!["-sf", uas.to_str().unwrap(), "-i", SERVER, "-p", &port];
     callee_args.extend(["-mi", SERVER, "-mp", &rtp_port]);
     let mut signalling = true;
     let mut problems = vec![];
     let mut caller_ns = "client";
     let mut caller_ip = CLIENT;
-    let mut caller_rtp = CLIENT_RTP;
+    let mut caller_rtp = client_rtp_port;
     let mut target = format!("{SERVER}:{sip_port}");
     if case.register {
         // The client registers with the server; then the server calls the contact it
@@ -610,7 +613,7 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, case: &Case) -> CallResult {
         // The server is the caller now, the client the callee.
         caller_ns = "server";
         caller_ip = SERVER;
-        caller_rtp = SERVER_RTP;
+        caller_rtp = server_rtp_port;
         callee_args = vec!["-sf", uas.to_str().unwrap(), "-i", CLIENT, "-p", &port];
         callee_args.extend(["-mi", CLIENT]);
         target = registered_contact(&sip_at_server(&regpcap, 5060)).unwrap_or_default();
@@ -620,7 +623,7 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, case: &Case) -> CallResult {
             problems.extend(registration_state(tb, &target));
         }
     }
-    let client_rtp = CLIENT_RTP.to_string();
+    let client_rtp = client_rtp_port.to_string();
     if case.register {
         callee_args.extend(["-mp", &client_rtp]);
     }
@@ -676,8 +679,8 @@ fn call(tb: &Testbed, dir: &Path, tag: &str, case: &Case) -> CallResult {
     let rtp = |dst: &str, port: u16| {
         format!("ip.dst == {dst} && udp.dstport == {port} && udp.length == 180")
     };
-    let to_client = count(&cpcap, &rtp(CLIENT, CLIENT_RTP));
-    let to_server = count(&spcap, &rtp(SERVER, SERVER_RTP));
+    let to_client = count(&cpcap, &rtp(CLIENT, client_rtp_port));
+    let to_server = count(&spcap, &rtp(SERVER, server_rtp_port));
     let mut leaks = vec![];
     for line in sip_at_server(&spcap, sip_port) {
         // Call-ID is an opaque word sipp builds from its address, not where to send.
@@ -862,7 +865,7 @@ fn sip_calls_through_the_nat_gateway_have_two_way_media_and_no_inside_address_ou
             .filter(|c| only.is_empty() || only.split(',').any(|o| c.name.contains(o)))
         {
             let tag = format!("{gw}-{}", case.name).replace([' ', ',', '/'], "_");
-            let r = call(tb, dir.path(), &tag, case);
+            let r = call(tb, dir.path(), &tag, case, 0);
             table.push((case.name.to_string(), gw.to_string(), r));
         }
     };
@@ -890,7 +893,7 @@ fn sip_calls_through_the_nat_gateway_have_two_way_media_and_no_inside_address_ou
     assert_ne!(off, policy, "the example's lan-out rule changed shape");
     std::fs::write(tb.dir.path().join("policy.yaml"), &off).unwrap();
     tb.launch(&tb.dir.path().join("routed.yaml"));
-    let r = call(&tb, dir.path(), "alg-off", &CASES[0]);
+    let r = call(&tb, dir.path(), "alg-off", &CASES[0], 0);
     tb.stop_dataplane();
     table.push(("udp call".into(), "aperture, alg off".into(), r));
 
@@ -926,5 +929,89 @@ fn sip_calls_through_the_nat_gateway_have_two_way_media_and_no_inside_address_ou
             "{case}: {gw} passes, Aperture does not: {}",
             ours.reason()
         );
+    }
+}
+
+/// Two workers, no NAT, and a policy that lets the inside call out with SIP and nothing
+/// else: a call's media passes only through the pinholes its SDP opened. The kernel's fanout
+/// spreads flows over both workers' queues by their tuples, so a call's media often reaches
+/// the worker that did not read its SDP; that worker hands it to the one whose call claimed
+/// its endpoint (`flow::affinity`). Every call has two-way media, and in the flow log every
+/// media flow is predicted by its call's signalling flow, on that flow's worker.
+#[test]
+fn two_workers_admit_each_calls_media_on_the_worker_that_holds_its_pinholes() {
+    let mut tb = Testbed::up();
+    let dir = TempDir::new("sip-e2e-two");
+    tb.start_example_with("nat-gateway", 2);
+    tb.stop_dataplane();
+    let policy = "version: 1
+zones:
+  - { name: inside, ports: [inside] }
+  - { name: outside, ports: [outside] }
+rules:
+  - name: calls
+    from: [inside]
+    to: [outside]
+    source: [192.0.2.0/24]
+    application: [sip]
+    service: any
+    action: allow
+default-action: deny
+";
+    std::fs::write(tb.dir.path().join("policy.yaml"), policy).unwrap();
+    tb.launch(&tb.dir.path().join("routed.yaml"));
+    // Each call its own media tuple, so the calls' media spread over both workers.
+    let mut results = vec![];
+    for (k, case) in CASES
+        .iter()
+        .filter(|c| !c.tcp && !c.register)
+        .cycle()
+        .take(5)
+        .enumerate()
+    {
+        let tag = format!("two-{k}-{}", case.name).replace([' ', ',', '/'], "_");
+        results.push((case.name, call(&tb, dir.path(), &tag, case, 10 * k as u16)));
+    }
+    let log = tb.stop_dataplane();
+    let flows = read_flows(&tb.flow_log());
+    let by_id: std::collections::BTreeMap<u64, &serde_json::Value> = flows
+        .iter()
+        .filter_map(|f| Some((f["flow_id"].as_u64()?, f)))
+        .collect();
+    let handed: u64 = log
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("handoff_sent"))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    println!("packets handed between the workers: {handed}");
+    for (name, r) in &results {
+        println!("{name:<17} {r:?}");
+        let want = r.rounds * PACKETS - PACKETS / 2;
+        assert!(
+            r.signalling && r.to_client >= want && r.to_server >= want && r.problems.is_empty(),
+            "{name}: {r:?}\n{log}"
+        );
+    }
+    let rtp: Vec<&serde_json::Value> = flows
+        .iter()
+        .filter(|f| f["app_path"][0] == "rtp" || f["app_path"][0] == "rtcp")
+        .collect();
+    assert_eq!(
+        rtp.len(),
+        results.len(),
+        "a media flow per call: {flows:#?}"
+    );
+    for f in rtp {
+        let parent = f["predicted_by"]
+            .as_u64()
+            .and_then(|p| by_id.get(&p))
+            .unwrap_or_else(|| panic!("media flow not predicted by a logged call: {f}"));
+        assert_eq!(f["worker"], parent["worker"], "{f}\n{parent}");
+        assert_eq!(f["action"], "allow", "{f}");
     }
 }

@@ -78,6 +78,9 @@ fn help(name: &str) -> &'static str {
         "fragments_sent" => "Fragments sent for reassembled datagrams cut again on the way out",
         "fragments_timed_out" => "Datagrams whose fragments did not all come in time",
         "fragments_evicted" => "Datagrams given up for a new one when every slot was busy",
+        "pinhole_claims_refused" => {
+            "Pinhole endpoints the workers' shared claims table had no room for"
+        }
         _ => "Aperture counter",
     }
 }

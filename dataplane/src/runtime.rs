@@ -5,6 +5,7 @@ use crate::appid::catalog::{AppId, Catalog, MAX_CUSTOM_APPS};
 use crate::appid::engine::{Engine, Limits};
 use crate::clock::Clock;
 use crate::config::{Config, Forwarding};
+use crate::flow::affinity::Affinity;
 use crate::flow::handoff::{self, Handoff};
 use crate::flow::FlowTable;
 use crate::flowdump::FlowDumps;
@@ -136,6 +137,17 @@ pub fn start(
     let mut logs = Vec::new();
     let workers = cfg.workers.lcores.len();
     // Several workers: the rings that hand each one the packets of flows it owns under NAT.
+    // Several workers: the endpoints each one's calls claim, so the others hand it the
+    // calls' media.
+    let affinity = (workers > 1).then(|| {
+        Arc::new(Affinity::new(
+            cfg.alg
+                .sip
+                .pinholes
+                .saturating_mul(2)
+                .saturating_mul(workers),
+        ))
+    });
     let mut handoffs: Vec<Option<Handoff>> = if workers > 1 {
         handoff::mesh(
             "handoff",
@@ -190,6 +202,7 @@ pub fn start(
         let worker_dumps = dumps.clone();
         let sip_alg = cfg.alg.sip.clone();
         let fragments = cfg.fragments.clone();
+        let affinity = affinity.clone();
         let big = ports.big.clone();
         eal.launch(lcore, move || {
             // Built on the worker's own lcore so its memory is first touched there.
@@ -210,6 +223,9 @@ pub fn start(
             }
             if let Some(h) = handoff {
                 w = w.with_handoff(h);
+            }
+            if let Some(a) = affinity {
+                w = w.with_affinity(a);
             }
             w.run(&stop, &stats, publish_ms);
             done.fetch_add(1, Ordering::SeqCst);

@@ -22,6 +22,7 @@ use crate::appid::engine::{AppEvent, Engine};
 use crate::appid::Proto;
 use crate::clock::Clock;
 use crate::config::{FragmentsConfig, SipAlgConfig};
+use crate::flow::affinity::{self, Affinity};
 use crate::flow::defrag::{self, Defrag, Refused, Step};
 use crate::flow::handoff::Handoff;
 use crate::flow::{Dir, EndReason, Flow, FlowRef, FlowTable, Slot, Tracked};
@@ -128,6 +129,8 @@ pub struct Worker {
     defrag: Option<Defrag>,
     big: Option<Arc<Mempool>>,
     frag_scratch: Box<[u8]>,
+    /// With several workers: the endpoints each worker's calls claimed (`flow::affinity`).
+    affinity: Option<Arc<Affinity>>,
 }
 
 /// The rest of a rewritten SIP message after its first segment: `SipAlg::rewritten()` from
@@ -189,7 +192,31 @@ impl Worker {
             defrag: None,
             big: None,
             frag_scratch: Box::default(),
+            affinity: None,
         }
+    }
+
+    /// Shares call media with the other workers through `shared` (after `with_sip_alg`):
+    /// this worker claims the endpoints its pinholes admit, and hands a new flow to or from
+    /// an endpoint another worker claimed to that worker (with `with_handoff`).
+    pub fn with_affinity(mut self, shared: Arc<Affinity>) -> Worker {
+        self.alg.share_claims(shared.clone(), self.id);
+        self.affinity = Some(shared);
+        self
+    }
+
+    /// The other worker that claimed an endpoint of a new flow's first packet `h`, if any.
+    #[inline]
+    fn claimed_elsewhere(&self, h: &Headers) -> Option<usize> {
+        let a = self.affinity.as_ref().filter(|a| !a.is_empty())?;
+        if !matches!(h.proto, packet::proto::UDP | packet::proto::TCP) {
+            return None;
+        }
+        let (src, dst) = (h.src.v4()?, h.dst.v4()?);
+        let w = a
+            .owner(affinity::key(h.proto, dst, h.dst_port))
+            .or_else(|| a.owner(affinity::key(h.proto, src, h.src_port)))?;
+        (w != self.id).then_some(w)
     }
 
     /// Reassembles IPv4 fragments as `config` says (none when `datagrams` is 0), datagrams
@@ -706,6 +733,15 @@ impl Worker {
         for k in 0..misses {
             let i = self.misses[k] as usize;
             let meta = &mut metas[i];
+            if let Some(w) = self.claimed_elsewhere(&meta.h) {
+                // Another worker's call expects this flow: its pinholes (and NAT mappings)
+                // are there.
+                if let Some(m) = self.burst.take(i) {
+                    self.hand_over(w, port, m, meta);
+                }
+                meta.has_flow = false;
+                continue;
+            }
             // A call's media (or an incoming call to a registered phone) that a pinhole
             // expects: admitted from its peer only, with its call's application.
             let admitted = self.pinhole_for(&meta.h, meta.now, &meta.flow);
@@ -835,7 +871,7 @@ impl Worker {
     /// media). App-ID still names what it carries (rtp, rtcp, ichat-av, ...).
     fn predict(&mut self, slot: Slot, a: pinhole::Admitted) {
         self.flows.get_mut(slot).set_predicted();
-        self.alg.set_predicted(slot, a.parent, a.app);
+        self.alg.set_predicted(slot, a.parent, a.app, a.claim);
     }
 
     /// Pass 3 for one packet: ARP, or the flow stage, the NAT stage (what the packet becomes,
@@ -1590,6 +1626,9 @@ impl Worker {
         counters.set(C::PinholesRefused, p.refused);
         counters.set(C::PinholesActive, p.active);
         counters.set(C::SipDialogsActive, p.dialogs);
+        if let Some(c) = &ends.alg.pinholes.claims {
+            counters.set(C::PinholeClaimsRefused, c.refused);
+        }
     }
 }
 

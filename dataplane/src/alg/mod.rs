@@ -23,6 +23,7 @@ pub mod tcp;
 mod tests;
 
 use crate::config::{SipAlgConfig, Unrewritable};
+use crate::flow::affinity::Affinity;
 use crate::flow::{Dir, Slot};
 use crate::nat::NatTable;
 use crate::packet::proto;
@@ -30,6 +31,7 @@ use edit::{Edits, Text};
 use pinhole::{Key, Limits, Pinholes, Purpose};
 use sdp::{MappedMedia, Sdp, MAX_MEDIA};
 use sip::{Kind, Message, Method, ScanError, Xlate};
+use std::sync::Arc;
 use tcp::{Assembled, Hold, Streams};
 
 /// The largest SIP message rewritten (a datagram's payload).
@@ -125,8 +127,8 @@ pub struct SipAlg {
     /// The message being read (reused: its header table is not built per message).
     scratch: Option<Box<Message>>,
     /// Per flow slot: the `flow_id` of the signalling flow whose pinhole admitted it (0:
-    /// not predicted), and that flow's application.
-    predicted: Vec<(u64, u16)>,
+    /// not predicted), that flow's application, and the endpoint claim it holds (0: none).
+    predicted: Vec<(u64, u16, u64)>,
 }
 
 impl SipAlg {
@@ -152,7 +154,7 @@ impl SipAlg {
             out: vec![0u8; MAX_MESSAGE].into_boxed_slice(),
             out_len: 0,
             scratch: Some(Box::default()),
-            predicted: vec![(0, 0); flows],
+            predicted: vec![(0, 0, 0); flows],
         }
     }
 
@@ -171,8 +173,23 @@ impl SipAlg {
 
     /// Flow `slot` was let in by a pinhole of signalling flow `parent`, of application
     /// `app`.
-    pub fn set_predicted(&mut self, slot: Slot, parent: u64, app: u16) {
-        self.predicted[slot as usize] = (parent, app);
+    pub fn set_predicted(&mut self, slot: Slot, parent: u64, app: u16, claim: u64) {
+        let old = std::mem::replace(&mut self.predicted[slot as usize], (parent, app, 0)).2;
+        if let Some(c) = self.pinholes.claims.as_mut() {
+            if old != 0 {
+                c.drop(old);
+            }
+            if claim != 0 && c.hold(claim) {
+                self.predicted[slot as usize].2 = claim;
+            }
+        }
+    }
+
+    /// With several workers: this worker claims the endpoints its pinholes admit (and its
+    /// predicted flows use) in `shared`, as worker `me`.
+    pub fn share_claims(&mut self, shared: Arc<Affinity>, me: usize) {
+        let room = self.pinholes.limits().pinholes * 2;
+        self.pinholes.claims = Some(pinhole::Claims::new(shared, me, room));
     }
 
     /// The application of the call that predicted flow `slot` (valid for a flow marked
@@ -185,7 +202,10 @@ impl SipAlg {
     /// Flow `slot` ended: the signalling flow that predicted it, if one did.
     pub fn ended(&mut self, slot: Slot) -> Option<u64> {
         self.streams.ended(slot);
-        let (p, _) = std::mem::take(&mut self.predicted[slot as usize]);
+        let (p, _, claim) = std::mem::take(&mut self.predicted[slot as usize]);
+        if let (Some(c), true) = (self.pinholes.claims.as_mut(), claim != 0) {
+            c.drop(claim);
+        }
         (p != 0).then_some(p)
     }
 

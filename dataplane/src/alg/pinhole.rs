@@ -7,7 +7,9 @@
 //! (an initial timeout, pushed out by the idle timeout each time it lets a flow in).
 //! Everything is reserved in `new`: opening, matching and expiring never allocate; a full
 //! table refuses (and the caller counts it), it never evicts.
+use crate::flow::affinity::{self, Affinity};
 use hashbrown::HashTable;
+use std::sync::Arc;
 
 /// Pinholes one party of a call holds at most (RTP and RTCP of four media lines, at the
 /// translated and the party's own address).
@@ -82,6 +84,66 @@ pub struct Admitted {
     pub app: u16,
     pub parent: u64,
     pub inside: Option<(u32, u16)>,
+    /// The endpoint the pinhole claimed for this worker (`flow::affinity`; 0: none): the
+    /// flow holds it while it lives.
+    pub claim: u64,
+}
+
+/// This worker's claims in the workers' shared `Affinity`, counted: each live pinhole and
+/// each flow one admitted holds its endpoint's claim; the last to let go releases it.
+pub struct Claims {
+    shared: Arc<Affinity>,
+    me: usize,
+    counts: HashTable<(u64, u32)>,
+    room: usize,
+    /// Claims the shared table or this count had no room for (the flow is then only
+    /// admitted on the worker its packets arrive at).
+    pub refused: u64,
+}
+
+impl Claims {
+    /// Worker `me`'s claims in `shared`, at most `room` endpoints at once.
+    pub fn new(shared: Arc<Affinity>, me: usize, room: usize) -> Claims {
+        Claims {
+            shared,
+            me,
+            counts: HashTable::with_capacity(room),
+            room,
+            refused: 0,
+        }
+    }
+
+    fn hash(key: u64) -> u64 {
+        key.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// Holds `key` once more; false when it could not be claimed.
+    pub fn hold(&mut self, key: u64) -> bool {
+        let h = Self::hash(key);
+        if let Some(e) = self.counts.find_mut(h, |e| e.0 == key) {
+            e.1 += 1;
+            return true;
+        }
+        if self.counts.len() >= self.room || !self.shared.claim(key, self.me) {
+            self.refused += 1;
+            return false;
+        }
+        self.counts.insert_unique(h, (key, 1), |e| Self::hash(e.0));
+        true
+    }
+
+    /// Lets go of one hold of `key`.
+    pub fn drop(&mut self, key: u64) {
+        let h = Self::hash(key);
+        if let Ok(e) = self.counts.find_entry(h, |e| e.0 == key) {
+            if e.get().1 <= 1 {
+                e.remove();
+                self.shared.release(key, self.me);
+            } else {
+                e.into_mut().1 -= 1;
+            }
+        }
+    }
 }
 
 /// Limits and timeouts (nanoseconds), from the ALG's configuration.
@@ -120,6 +182,9 @@ pub struct Pinholes {
     cursor: usize,
     dcursor: usize,
     pub counters: PinholeCounters,
+    /// With several workers: the endpoints this worker's pinholes (and the flows they let
+    /// in) claim, so the others hand their packets here.
+    pub claims: Option<Claims>,
 }
 
 pub const NONE: u32 = u32::MAX;
@@ -174,6 +239,7 @@ impl Pinholes {
             cursor: 0,
             dcursor: 0,
             counters: PinholeCounters::default(),
+            claims: None,
         }
     }
 
@@ -231,6 +297,11 @@ impl Pinholes {
             app: d.app,
             parent: d.parent,
             inside: p.inside,
+            claim: if self.claims.is_some() {
+                claim_of(&key)
+            } else {
+                0
+            },
         })
     }
 
@@ -340,6 +411,9 @@ impl Pinholes {
         let holes = &self.holes;
         self.index
             .insert_unique(hash, i, |&j| holes[j as usize].hash);
+        if let Some(c) = self.claims.as_mut() {
+            c.hold(claim_of(&key));
+        }
         let dl = &mut self.dialogs[d as usize];
         dl.holes[party][dl.n[party] as usize] = i;
         dl.n[party] += 1;
@@ -368,9 +442,12 @@ impl Pinholes {
             return NONE;
         }
         p.live = false;
-        let (hash, mapping) = (p.hash, p.mapping);
+        let (hash, mapping, key) = (p.hash, p.mapping, p.key);
         if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
             e.remove();
+        }
+        if let Some(c) = self.claims.as_mut() {
+            c.drop(claim_of(&key));
         }
         self.free.push(i);
         self.counters.active -= 1;
@@ -469,6 +546,11 @@ impl Pinholes {
             }
         }
     }
+}
+
+/// The endpoint a pinhole claims for its worker: what it admits.
+fn claim_of(k: &Key) -> u64 {
+    affinity::key(k.proto, k.addr, k.port)
 }
 
 /// A dialog's id: its Call-ID mixed with its signalling flow's key hash.

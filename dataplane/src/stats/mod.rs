@@ -66,7 +66,7 @@ pub enum DropReason {
     FragNoBuffer,
 }
 
-const FIXED: usize = 55;
+const FIXED: usize = 56;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -125,6 +125,7 @@ pub const GENERAL: [&str; FIXED] = [
     "fragments_sent",
     "fragments_timed_out",
     "fragments_evicted",
+    "pinhole_claims_refused",
 ];
 
 /// Index of each general counter.
@@ -217,6 +218,9 @@ pub enum C {
     FragmentsSent,
     FragmentsTimedOut,
     FragmentsEvicted,
+    /// With several workers: pinhole endpoints the shared claims table had no room for
+    /// (their flows are admitted only where their packets arrive).
+    PinholeClaimsRefused,
 }
 
 const OTHER_DROPS: [(DropReason, &str); 22] = [
