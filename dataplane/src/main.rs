@@ -195,6 +195,7 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
     let opts = Options {
         capture_clock: false,
         lossless_log: false,
+        lossless_handoff: false,
         stats_segment: cfg.stats.segment.clone(),
         policy: Some(live_policy(&cfg)?),
         steer_seed: None,

@@ -31,6 +31,9 @@ pub struct Options {
     pub capture_clock: bool,
     /// Never lose a flow record: workers wait for the writer when the queue is full.
     pub lossless_log: bool,
+    /// Workers wait for room in each other's handoff rings instead of dropping (a replay,
+    /// whose workers read as fast as they can, must lose nothing).
+    pub lossless_handoff: bool,
     pub stats_segment: PathBuf,
     /// The policy the workers enforce (None: nothing is enforced, every packet passes).
     pub policy: Option<Arc<PolicyStore>>,
@@ -203,6 +206,7 @@ pub fn start(
         let sip_alg = cfg.alg.sip.clone();
         let fragments = cfg.fragments.clone();
         let affinity = affinity.clone();
+        let lossless_handoff = opts.lossless_handoff;
         let big = ports.big.clone();
         eal.launch(lcore, move || {
             // Built on the worker's own lcore so its memory is first touched there.
@@ -222,7 +226,7 @@ pub fn start(
                 w = w.with_policy(r);
             }
             if let Some(h) = handoff {
-                w = w.with_handoff(h);
+                w = w.with_handoff(h, lossless_handoff);
             }
             if let Some(a) = affinity {
                 w = w.with_affinity(a);

@@ -131,6 +131,10 @@ pub struct Worker {
     frag_scratch: Box<[u8]>,
     /// With several workers: the endpoints each worker's calls claimed (`flow::affinity`).
     affinity: Option<Arc<Affinity>>,
+    /// Wait for room in the handoff rings rather than drop (replay), and whether this
+    /// worker is already waiting (a nested flush does not wait again).
+    lossless_handoff: bool,
+    waiting: bool,
 }
 
 /// The rest of a rewritten SIP message after its first segment: `SipAlg::rewritten()` from
@@ -193,6 +197,8 @@ impl Worker {
             big: None,
             frag_scratch: Box::default(),
             affinity: None,
+            lossless_handoff: false,
+            waiting: false,
         }
     }
 
@@ -205,7 +211,10 @@ impl Worker {
         self
     }
 
-    /// The other worker that claimed an endpoint of a new flow's first packet `h`, if any.
+    /// The other worker that claimed an endpoint of a new flow's first packet `h` (its
+    /// destination first), if any. Asked on a miss only: a flow already here stays here.
+    /// A packet the NAT steering handed over may be handed on once more this way (to the
+    /// claimer, where it stops: the claimer finds its own claim).
     #[inline]
     fn claimed_elsewhere(&self, h: &Headers) -> Option<usize> {
         let a = self.affinity.as_ref().filter(|a| !a.is_empty())?;
@@ -238,8 +247,12 @@ impl Worker {
 
     /// Shares flows with the other workers through `h` (`flow::handoff::mesh`): packets
     /// whose flow another worker owns under NAT go there.
-    pub fn with_handoff(mut self, h: Handoff) -> Worker {
+    /// With `lossless`, a full ring is waited for (taking what the others hand over
+    /// meanwhile) instead of dropping: for replays.
+    pub fn with_handoff(mut self, mut h: Handoff, lossless: bool) -> Worker {
+        h.lossless = lossless;
         self.handoff = Some(h);
+        self.lossless_handoff = lossless;
         self
     }
 
@@ -457,9 +470,10 @@ impl Worker {
             Step::Refused(Refused::Abandoned) => DropReason::FragAbandoned,
             Step::Refused(Refused::Invalid) => DropReason::FragInvalid,
             Step::Complete(slot) => {
+                // In a buffer with room to spare: the SIP ALG may lengthen the message.
                 let whole = defrag.take(slot).and_then(|(frame, largest)| {
-                    let m = Mbuf::from_bytes(&self.pool, frame)
-                        .or_else(|| Mbuf::from_bytes(self.big.as_ref()?, frame))?;
+                    let big = self.big.as_ref().and_then(|b| Mbuf::from_bytes(b, frame));
+                    let m = big.or_else(|| Mbuf::from_bytes(&self.pool, frame))?;
                     Some((m, largest))
                 });
                 match whole {
@@ -558,13 +572,44 @@ impl Worker {
         self.meta = Some(metas);
         // What pass 1 (and ARP, for every worker's neighbour cache) staged for other
         // workers leaves in one ring operation per worker.
-        if let Some(h) = self.handoff.as_mut() {
+        if self.handoff.is_some() {
+            self.flush_handoff();
+        }
+        bytes
+    }
+
+    /// Sends what this burst staged for other workers. Live, what a full ring refuses is
+    /// dropped and counted; in a replay the worker waits for room, taking what the others
+    /// hand it meanwhile (so two workers waiting on each other both make progress; what
+    /// that stages again waits in its buffer for the next try).
+    fn flush_handoff(&mut self) {
+        let Some(h) = self.handoff.as_mut() else {
+            return;
+        };
+        if !self.lossless_handoff {
             let r = h.flush();
             if r.sent + r.dropped > 0 {
                 self.handed_off(r);
             }
+            return;
         }
-        bytes
+        let (r, mut left) = h.flush_keep();
+        self.counters.add(C::HandoffSent, r.sent as u64);
+        if self.waiting {
+            return;
+        }
+        self.waiting = true;
+        while left {
+            self.drain_handoff();
+            let Some(h) = self.handoff.as_mut() else {
+                break;
+            };
+            let (r, l) = h.flush_keep();
+            self.counters.add(C::HandoffSent, r.sent as u64);
+            left = l;
+            std::hint::spin_loop();
+        }
+        self.waiting = false;
     }
 
     /// Takes on a new policy at the start of a burst: its timeouts, its catalog, and the NAT

@@ -80,6 +80,18 @@ impl HandoffTx {
     }
 }
 
+impl HandoffTx {
+    /// Moves what fits of `buf` onto the ring; the rest stays in `buf` (nothing dropped).
+    #[inline]
+    pub fn send_keep(&mut self, buf: &mut TxBuffer) -> TxResult {
+        let r = self.ring.0.as_ptr();
+        // SAFETY: as in `send`; the ring takes ownership of the first `rc` mbufs only.
+        buf.flush_keep_raw(|ptr, n| unsafe {
+            sys::aperture_ring_enqueue_burst(r, ptr, n as u32) as u16
+        })
+    }
+}
+
 impl HandoffRx {
     /// Takes up to a burst of mbufs off the ring into `burst` (emptied first).
     #[inline]

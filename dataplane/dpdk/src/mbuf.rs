@@ -406,6 +406,37 @@ impl TxBuffer {
         Ok(())
     }
 
+    /// Like `flush_raw`, but what `f` does not take stays queued (moved to the front), for
+    /// a caller that would rather wait than drop.
+    pub(crate) fn flush_keep_raw(
+        &mut self,
+        f: impl FnOnce(*mut *mut sys::rte_mbuf, u16) -> u16,
+    ) -> TxResult {
+        let mut r = TxResult::default();
+        if self.len == 0 {
+            return r;
+        }
+        // SAFETY: same layout argument as Burst::fill_raw; the first `len` slots are Some.
+        let sent = f(
+            self.slots.as_mut_ptr() as *mut *mut sys::rte_mbuf,
+            self.len as u16,
+        ) as usize;
+        let sent = sent.min(self.len);
+        let mut sent_bytes = 0;
+        for s in &mut self.slots[..sent] {
+            if let Some(m) = s.take() {
+                sent_bytes += m.pkt_len() as u64;
+                let _ = m.into_raw();
+            }
+        }
+        self.slots[..self.len].rotate_left(sent);
+        self.len -= sent;
+        self.bytes -= sent_bytes;
+        r.sent = sent as u32;
+        r.sent_bytes = sent_bytes;
+        r
+    }
+
     pub(crate) fn flush_raw(
         &mut self,
         f: impl FnOnce(*mut *mut sys::rte_mbuf, u16) -> u16,

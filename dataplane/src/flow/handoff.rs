@@ -25,6 +25,9 @@ pub struct Handoff {
     stopped: Arc<AtomicUsize>,
     /// The steering hash's seed, the same in every worker.
     pub seed: u64,
+    /// A full buffer keeps what its ring refuses (the worker waits for room) rather than
+    /// dropping it.
+    pub lossless: bool,
 }
 
 /// The ends for each of `workers` workers with `ports` ports, index order.
@@ -48,6 +51,7 @@ pub fn mesh(
             inbox: (0..workers * ports).map(|_| None).collect(),
             stopped: stopped.clone(),
             seed,
+            lossless: false,
         })
         .collect();
     for from in 0..workers {
@@ -88,7 +92,11 @@ impl Handoff {
             Ok(()) => return r,
             Err(m) => m,
         };
-        r = tx.send(buf);
+        r = if self.lossless {
+            tx.send_keep(buf)
+        } else {
+            tx.send(buf)
+        };
         if let Err(m) = buf.push(m) {
             r.dropped += 1;
             r.dropped_bytes += m.pkt_len() as u64;
@@ -110,6 +118,23 @@ impl Handoff {
             }
         }
         total
+    }
+
+    /// Sends what the rings have room for and keeps the rest staged (a replay, which must
+    /// lose nothing, waits for room instead of dropping). Returns what was sent and whether
+    /// anything is still staged.
+    pub fn flush_keep(&mut self) -> (TxResult, bool) {
+        let mut total = TxResult::default();
+        let mut left = false;
+        for (tx, buf) in self.out.iter_mut().flatten() {
+            if !buf.is_empty() {
+                let r = tx.send_keep(buf);
+                total.sent += r.sent;
+                total.sent_bytes += r.sent_bytes;
+                left |= !buf.is_empty();
+            }
+        }
+        (total, left)
     }
 
     /// Takes a burst handed over for ingress port `port` from any one worker, into `burst`.

@@ -202,6 +202,7 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     let opts = Options {
         capture_clock: true,
         lossless_log: true,
+        lossless_handoff: true,
         stats_segment: segment.clone(),
         policy: compiled.as_ref().map(|(_, _, s)| s.clone()),
         steer_seed: Some(steer_seed),
