@@ -422,14 +422,21 @@ impl TxBuffer {
             self.len as u16,
         ) as usize;
         let sent = sent.min(self.len);
-        let mut sent_bytes = 0;
+        // All sent (the common case): the running sum, without reading each mbuf again.
+        let all = sent == self.len;
+        let mut sent_bytes = if all { self.bytes } else { 0 };
         for s in &mut self.slots[..sent] {
+            // The PMD (or ring) owns the sent mbufs now: forget them without freeing.
             if let Some(m) = s.take() {
-                sent_bytes += m.pkt_len() as u64;
+                if !all {
+                    sent_bytes += m.pkt_len() as u64;
+                }
                 let _ = m.into_raw();
             }
         }
-        self.slots[..self.len].rotate_left(sent);
+        if sent < self.len {
+            self.slots[..self.len].rotate_left(sent);
+        }
         self.len -= sent;
         self.bytes -= sent_bytes;
         r.sent = sent as u32;
@@ -441,30 +448,13 @@ impl TxBuffer {
         &mut self,
         f: impl FnOnce(*mut *mut sys::rte_mbuf, u16) -> u16,
     ) -> TxResult {
-        let mut r = TxResult::default();
-        if self.len == 0 {
-            return r;
-        }
-        // SAFETY: same layout argument as Burst::fill_raw; the first `len` slots are Some.
-        let sent = f(
-            self.slots.as_mut_ptr() as *mut *mut sys::rte_mbuf,
-            self.len as u16,
-        ) as usize;
-        let sent = sent.min(self.len);
-        for s in &mut self.slots[..sent] {
-            // The PMD owns the sent mbufs now: forget them without freeing.
-            if let Some(m) = s.take() {
-                let _ = m.into_raw();
-            }
-        }
-        for s in &mut self.slots[sent..self.len] {
+        let mut r = self.flush_keep_raw(f);
+        for s in &mut self.slots[..self.len] {
             if let Some(m) = s.take() {
                 r.dropped += 1;
                 r.dropped_bytes += m.pkt_len() as u64;
             } // dropping `m` frees it
         }
-        r.sent = sent as u32;
-        r.sent_bytes = self.bytes - r.dropped_bytes;
         self.bytes = 0;
         self.len = 0;
         r
