@@ -330,3 +330,49 @@ fn two_workers_split_the_capture_by_flow_and_lose_nothing() {
     b.sort();
     assert_eq!(a, b, "the same flows as with one worker");
 }
+
+/// `--flow-log` alone asks for the flow log alone: no output capture is written (the
+/// workers still send, to /dev/null), and the summary says so; the flow log is the same as
+/// when the output capture is written too.
+#[test]
+fn a_flow_log_alone_writes_no_output_capture() {
+    let dir = TempDir::new("flowlog-only");
+    let pcap = corpus().join("sip-calls/sipnab_SIP_CALL_RTP_G711.pcap");
+    let flows = dir.path().join("only.jsonl");
+    let o = std::process::Command::new(bin("aperture-dataplane"))
+        .args(["replay", "--pcap"])
+        .arg(&pcap)
+        .arg("--flow-log")
+        .arg(&flows)
+        .arg("--out-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("output capture: none"), "{stdout}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(
+        left,
+        vec!["only.jsonl".to_string()],
+        "only the flow log is written"
+    );
+    let with_out = replay(&pcap, &dir.path().join("full"), None);
+    let key = |v: &[serde_json::Value]| {
+        let mut k: Vec<String> = v
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} {} {}",
+                    f["src_ip"], f["src_port"], f["app"], f["packets"]
+                )
+            })
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(key(&read_flows(&flows)), key(&with_out.flows));
+}

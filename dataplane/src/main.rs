@@ -50,7 +50,8 @@ enum Cmd {
         /// Without it, a bundled sample (FaceTime-like calls and ordinary traffic) is generated.
         #[arg(long)]
         pcap: Option<PathBuf>,
-        /// Where to write the transmitted packets (default: <out-dir>/out.pcap).
+        /// Where to write the transmitted packets (default: <out-dir>/out.pcap, or none when
+        /// --flow-log alone is given).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Flow log, JSON Lines, one record per flow (default: <out-dir>/flows.jsonl).

@@ -150,7 +150,10 @@ fn summary(out: &mut impl Write, r: &Report) -> io::Result<()> {
         )?;
     }
     writeln!(out)?;
-    writeln!(out, "  output capture: {}", r.out.display())?;
+    match &r.out {
+        Some(o) => writeln!(out, "  output capture: {}", o.display())?,
+        None => writeln!(out, "  output capture: none (--out writes one)")?,
+    }
     writeln!(out, "  flow log:       {}", r.flow_log.display())
 }
 

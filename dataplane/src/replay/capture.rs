@@ -198,6 +198,52 @@ pub fn for_each_frame(
     Ok(skipped)
 }
 
+/// The packets of a classic pcap file of Ethernet frames that net_pcap can read as it is
+/// (one worker: no conversion, no split, no copy), counted from the record headers alone.
+/// None for any other capture (pcapng, another link type, a path net_pcap's arguments
+/// cannot carry, a record cut short), which `split_for_workers` converts or reports.
+pub fn ethernet_pcap_packets(path: &Path) -> Option<u64> {
+    let text = path.to_str()?;
+    if text.contains([',', '=']) {
+        return None;
+    }
+    let file = File::open(path).ok()?;
+    let size = file.metadata().ok()?.len();
+    let mut r = BufReader::with_capacity(1 << 16, file);
+    let mut head = [0u8; 24];
+    r.read_exact(&mut head).ok()?;
+    let word = |b: &[u8], le: bool| {
+        let w = [b[0], b[1], b[2], b[3]];
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
+    };
+    let le = match word(&head, true) {
+        0xa1b2_c3d4 | 0xa1b2_3c4d => true,
+        0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
+        _ => return None,
+    };
+    // The link type's low 16 bits (the upper ones carry FCS information).
+    if word(&head[20..], le) & 0xffff != 1 {
+        return None;
+    }
+    let (mut at, mut n) = (24u64, 0u64);
+    let mut rec = [0u8; 16];
+    while at < size {
+        r.read_exact(&mut rec).ok()?;
+        let caplen = word(&rec[8..], le) as u64;
+        if caplen > 262_144 || at + 16 + caplen > size {
+            return None;
+        }
+        r.seek_relative(caplen as i64).ok()?;
+        at += 16 + caplen;
+        n += 1;
+    }
+    Some(n)
+}
+
 /// The result of splitting a capture for the workers.
 pub struct Split {
     pub files: Vec<PathBuf>,

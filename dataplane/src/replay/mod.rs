@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 pub struct Request {
     /// The capture; without it the bundled sample is generated into `out_dir/sample.pcap`.
     pub pcap: Option<PathBuf>,
-    /// Transmitted packets (default `out_dir/out.pcap`).
+    /// Transmitted packets (default `out_dir/out.pcap`, or none when only `flow_log` is
+    /// given: the caller asked for the flow log alone).
     pub out: Option<PathBuf>,
     /// Flow log, JSON Lines (default `out_dir/flows.jsonl`).
     pub flow_log: Option<PathBuf>,
@@ -45,7 +46,8 @@ pub struct Report {
     pub input: PathBuf,
     /// Whether `input` is the bundled sample, generated for this run.
     pub generated_sample: bool,
-    pub out: PathBuf,
+    /// The output capture (None: none was asked for).
+    pub out: Option<PathBuf>,
     pub flow_log: PathBuf,
     /// Packets in the capture that were fed to the workers.
     pub packets: u64,
@@ -139,7 +141,11 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
             (p, true)
         }
     };
-    let out = req.out.clone().unwrap_or_else(|| out_dir.join("out.pcap"));
+    let out = match (&req.out, &req.flow_log) {
+        (Some(o), _) => Some(o.clone()),
+        (None, Some(_)) => None,
+        (None, None) => Some(out_dir.join("out.pcap")),
+    };
     let flow_log = req
         .flow_log
         .clone()
@@ -147,8 +153,12 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     let workers = cfg.workers.lcores.len();
     let work = out_dir.join(format!(".replay-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(io("cannot create", &work))?;
+    // Without an output capture the workers still send, to /dev/null.
     let outs: Vec<PathBuf> = (0..workers)
-        .map(|i| work.join(format!("out-{i}.pcap")))
+        .map(|i| match out {
+            Some(_) => work.join(format!("out-{i}.pcap")),
+            None => PathBuf::from("/dev/null"),
+        })
         .collect();
     capture_ports(&mut cfg, &[], &outs);
     let compiled = match &req.policy {
@@ -185,9 +195,26 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         }
         s.owner(&h, frame, 0, Some(1))
     };
-    let split = capture::split_for_workers(&input, &work, workers, &owner)?;
-    let total: u64 = split.packets.iter().sum();
-    capture_ports(&mut cfg, &split.files, &outs);
+    // One worker and an Ethernet pcap: net_pcap reads the file itself (no copy to write).
+    let direct = if workers == 1 {
+        capture::ethernet_pcap_packets(&input)
+    } else {
+        None
+    };
+    let (files, total, skipped) = match direct {
+        Some(n) => (vec![input.clone()], n, 0),
+        None => {
+            let split = capture::split_for_workers(&input, &work, workers, &owner)?;
+            let total: u64 = split.packets.iter().sum();
+            (split.files, total, split.skipped)
+        }
+    };
+    capture_ports(&mut cfg, &files, &outs);
+    // No more flows (nor flows being classified) than packets: a small capture does not
+    // pay for the full tables at start.
+    let most = total.max(1024).min(usize::MAX as u64) as usize;
+    cfg.flow_table.capacity = cfg.flow_table.capacity.min(most);
+    cfg.app_id.contexts = cfg.app_id.contexts.min(most);
     let mut extra = Vec::new();
     if !cfg.eal.args.iter().any(|a| a.starts_with("--file-prefix")) {
         extra.push(format!(
@@ -236,12 +263,16 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     let port_stats = port::stats_by_name(&ports, &cfg);
     ports.stop();
     // Only now are net_pcap's output files complete.
-    if outs.len() == 1 {
-        std::fs::rename(&outs[0], &out)
-            .or_else(|_| std::fs::copy(&outs[0], &out).map(|_| ()))
-            .map_err(io("cannot write", &out))?;
-    } else {
-        capture::merge(&outs, &out)?;
+    match &out {
+        None => {}
+        Some(out) if outs.len() == 1 => {
+            std::fs::rename(&outs[0], out)
+                .or_else(|_| std::fs::copy(&outs[0], out).map(|_| ()))
+                .map_err(io("cannot write", out))?;
+        }
+        Some(out) => {
+            capture::merge(&outs, out)?;
+        }
     }
     let _ = std::fs::remove_dir_all(&work);
     let _ = std::fs::remove_file(&segment);
@@ -258,7 +289,7 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         out,
         flow_log,
         packets: total,
-        skipped: split.skipped,
+        skipped,
         workers: counters,
         ports: port_stats,
         records: running.records,
