@@ -63,6 +63,9 @@ enum Cmd {
         /// Give up if the replay has not finished after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// No progress line on stderr (shown only on a terminal, after two seconds).
+        #[arg(long)]
+        quiet: bool,
         /// policy.yaml to enforce. Without it nothing is enforced: every packet is forwarded
         /// (as a tap would), so the output is the input. Zones may name the replay's ports,
         /// capture-in and capture-out.
@@ -128,6 +131,7 @@ fn real_main(cli: Cli) -> Result<(), Error> {
             flow_log,
             out_dir,
             timeout,
+            quiet,
             policy,
         } => {
             let req = Request {
@@ -136,6 +140,7 @@ fn real_main(cli: Cli) -> Result<(), Error> {
                 flow_log,
                 out_dir,
                 timeout: Duration::from_secs(timeout),
+                quiet,
                 policy,
             };
             let r = replay::run(cfg, &req)?;

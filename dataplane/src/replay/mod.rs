@@ -35,6 +35,9 @@ pub struct Request {
     pub out_dir: PathBuf,
     /// Give up after this long.
     pub timeout: Duration,
+    /// No progress line on stderr (it is shown only on a terminal, for replays that take
+    /// more than two seconds).
+    pub quiet: bool,
     /// policy.yaml to enforce (None: enforce nothing; every packet is forwarded, as a tap
     /// would, so the output is byte-identical to the input). Zones name the replay's ports,
     /// `capture-in` and `capture-out`.
@@ -242,12 +245,15 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     // net_pcap signals no end of file: the capture is done when every packet has been
     // received, dropped for lack of mbufs, or counted as an error.
     let input_port = &ports.ports[0];
+    let mut progress = Progress::new(req.quiet, total);
     loop {
         running.drain_log(&mut log)?;
         running.service();
         let s = input_port.stats().unwrap_or_default();
         let seen = s.ipackets + s.ierrors + s.rx_nombuf;
+        progress.show(seen);
         if seen >= total {
+            progress.done();
             break;
         }
         if started.elapsed() > req.timeout {
@@ -307,6 +313,50 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
                 .collect(),
         }),
     })
+}
+
+/// The progress line of a long replay: packets read, rate, share of the capture, on stderr,
+/// once a second after the first two, only when stderr is a terminal.
+struct Progress {
+    on: bool,
+    total: u64,
+    started: Instant,
+    next: Duration,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool, total: u64) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            on: !quiet && std::io::stderr().is_terminal(),
+            total,
+            started: Instant::now(),
+            next: Duration::from_secs(2),
+            shown: false,
+        }
+    }
+
+    fn show(&mut self, seen: u64) {
+        let t = self.started.elapsed();
+        if !self.on || t < self.next {
+            return;
+        }
+        self.next = t + Duration::from_secs(1);
+        self.shown = true;
+        eprint!(
+            "\rreplay: {seen} of {} packets ({:.0}%), {:.2} Mpps   ",
+            self.total,
+            100.0 * seen as f64 / self.total.max(1) as f64,
+            seen as f64 / t.as_secs_f64() / 1e6
+        );
+    }
+
+    fn done(&self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
 }
 
 /// Replaces the configured ports by the net_pcap pair that reads `inputs` (one rx queue per
