@@ -214,6 +214,9 @@ fn the_bundled_sample_under_allow_facetime_deny_the_rest() {
         assert!(line(app, "allow"), "{app} not allowed:\n{out}");
     }
     assert!(!line("ichat-av", "deny"), "ichat-av denied:\n{out}");
+    // Also the media the remote party starts (its RTCP toward the caller), which enters
+    // the replay on the same port as the caller's packets.
+    assert!(!line("facetime", "deny"), "facetime media denied:\n{out}");
     for app in ["web-browsing", "dns", "ntp", "smtp"] {
         assert!(line(app, "deny"), "{app} not denied:\n{out}");
     }

@@ -1843,7 +1843,18 @@ pub fn check_flow(
     };
     let r = p.check(&reversed, app);
     if r.passes() {
-        r
+        return r;
+    }
+    // Where the ports' zones do not say the direction (a replayed capture enters on one
+    // port both ways): the reversed ends between the same zones.
+    let same_zones = Subject {
+        from_zone: s.from_zone,
+        to_zone: s.to_zone,
+        ..reversed
+    };
+    let z = p.check(&same_zones, app);
+    if z.passes() {
+        z
     } else {
         v
     }
