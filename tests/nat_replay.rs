@@ -205,15 +205,8 @@ fn two_workers_keep_each_inside_host_on_one_worker() {
             assert_eq!(w.len(), 1, "{host}'s flows on workers {w:?}");
         }
         hosts += owner.len();
-        // A counter of the --stats table, summed over the workers (0 when not listed).
-        let sum = |name: &str| -> u64 {
-            r.stdout
-                .lines()
-                .filter(|l| l.split_whitespace().next() == Some(name))
-                .flat_map(|l| l.split_whitespace().skip(1))
-                .filter_map(|v| v.parse::<u64>().ok())
-                .sum()
-        };
+        // (A drop reason is listed only once counted.)
+        let sum = |name: &str| common::worker_counter(&r.stdout, name).unwrap_or(0);
         assert_eq!(sum("handoff_sent"), sum("handoff_received"), "{}", r.stdout);
         assert_eq!(sum("handoff-full"), 0, "{}", r.stdout);
     }

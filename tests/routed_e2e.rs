@@ -416,14 +416,7 @@ fn a_nat_gateway_with_two_workers_hands_return_traffic_to_its_owner() {
 
 /// Counter `name` of the `--stats` table summed over the workers' columns.
 fn total(out: &str, name: &str) -> u64 {
-    let line = out
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .unwrap_or_else(|| panic!("no {name} in {out}"));
-    line.split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum()
+    worker_counter(out, name).unwrap_or_else(|| panic!("no {name} in {out}"))
 }
 
 /// conf/examples/nat-gateway with `workers` workers; returns the dataplane's output.

@@ -978,16 +978,7 @@ default-action: deny
         .iter()
         .filter_map(|f| Some((f["flow_id"].as_u64()?, f)))
         .collect();
-    let handed: u64 = log
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some("handoff_sent"))
-        .map(|l| {
-            l.split_whitespace()
-                .skip(1)
-                .filter_map(|v| v.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0);
+    let handed = worker_counter(&log, "handoff_sent").unwrap_or(0);
     println!("packets handed between the workers: {handed}");
     for (name, r) in &results {
         println!("{name:<17} {r:?}");

@@ -433,15 +433,7 @@ fn fragmented_sip_is_reassembled_followed_and_rewritten() {
     );
     // A worker counter of the --stats table, summed over the workers' columns.
     let stat = |out: &str, name: &str| -> u64 {
-        out.lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .map(|l| {
-                l.split_whitespace()
-                    .skip(1)
-                    .filter_map(|v| v.parse::<u64>().ok())
-                    .sum()
-            })
-            .unwrap_or_else(|| panic!("no {name} in {out}"))
+        common::worker_counter(out, name).unwrap_or_else(|| panic!("no {name} in {out}"))
     };
     assert_eq!(stat(&plain.stdout, "fragments_held"), frags_in.len() as u64);
     assert!(stat(&plain.stdout, "fragments_reassembled") >= 5);

@@ -131,9 +131,8 @@ pub struct Worker {
     frag_scratch: Box<[u8]>,
     /// With several workers: the endpoints each worker's calls claimed (`flow::affinity`).
     affinity: Option<Arc<Affinity>>,
-    /// Wait for room in the handoff rings rather than drop (replay), and whether this
-    /// worker is already waiting (a nested flush does not wait again).
-    lossless_handoff: bool,
+    /// This worker is waiting for room in the handoff rings (a replay's: `Handoff::lossless`);
+    /// a nested flush does not wait again.
     waiting: bool,
 }
 
@@ -197,7 +196,6 @@ impl Worker {
             big: None,
             frag_scratch: Box::default(),
             affinity: None,
-            lossless_handoff: false,
             waiting: false,
         }
     }
@@ -252,7 +250,6 @@ impl Worker {
     pub fn with_handoff(mut self, mut h: Handoff, lossless: bool) -> Worker {
         h.lossless = lossless;
         self.handoff = Some(h);
-        self.lossless_handoff = lossless;
         self
     }
 
@@ -425,34 +422,50 @@ impl Worker {
         if meta.refrag == 0 {
             if let Some(h) = self.handoff.as_mut() {
                 let r = h.stage(w, port, m);
-                if r.sent + r.dropped > 0 {
-                    self.handed_off(r);
-                }
+                self.handed_off(r);
             }
             return;
         }
+        let cut = self.cut(
+            &m,
+            meta.h.l3_offset as usize,
+            meta.refrag as usize,
+            |w_, f| {
+                if let Some(h) = w_.handoff.as_mut() {
+                    let r = h.stage(w, port, f);
+                    w_.handed_off(r);
+                }
+            },
+        );
+        if !cut {
+            self.drop(DropReason::FragInvalid, m);
+        }
+    }
+
+    /// Cuts the reassembled datagram in `m` (IPv4 header at `l3`) into fragments of at most
+    /// `largest` bytes, each in a new mbuf given to `each` (one that finds no mbuf is counted
+    /// as `frag-no-buffer`). False when it cannot be cut (`defrag::fragment`).
+    #[cold]
+    fn cut(
+        &mut self,
+        m: &Mbuf,
+        l3: usize,
+        largest: usize,
+        mut each: impl FnMut(&mut Worker, Mbuf),
+    ) -> bool {
         let mut scratch = std::mem::take(&mut self.frag_scratch);
         let cut = defrag::fragment(
             m.data(),
-            meta.h.l3_offset as usize,
-            meta.refrag as usize,
+            l3,
+            largest,
             &mut scratch,
-            |bytes| match (Mbuf::from_bytes(&self.pool, bytes), self.handoff.as_mut()) {
-                (Some(f), Some(h)) => {
-                    let r = h.stage(w, port, f);
-                    if r.sent + r.dropped > 0 {
-                        self.handed_off(r);
-                    }
-                }
-                _ => self
-                    .counters
-                    .drop(DropReason::FragNoBuffer, bytes.len() as u32),
+            |b| match Mbuf::from_bytes(&self.pool, b) {
+                Some(f) => each(self, f),
+                None => self.counters.drop(DropReason::FragNoBuffer, b.len() as u32),
             },
         );
         self.frag_scratch = scratch;
-        if cut.is_none() {
-            self.drop(DropReason::FragInvalid, m);
-        }
+        cut.is_some()
     }
 
     /// Gives the fragment in burst slot `i` (headers in `meta`) to the reassembler. When it
@@ -500,27 +513,24 @@ impl Worker {
     #[cold]
     #[inline(never)]
     fn send_fragments(&mut self, d: Decision, m: Mbuf, h: &Headers, largest: usize, now: u64) {
-        let mut scratch = std::mem::take(&mut self.frag_scratch);
-        let cut = defrag::fragment(m.data(), h.l3_offset as usize, largest, &mut scratch, |b| {
-            match Mbuf::from_bytes(&self.pool, b) {
-                Some(f) => {
-                    self.counters.add(C::FragmentsSent, 1);
-                    let f = forward::finish(&mut self.mode, d, f, h, now);
-                    self.finished(f);
-                }
-                None => self.counters.drop(DropReason::FragNoBuffer, b.len() as u32),
-            }
+        let cut = self.cut(&m, h.l3_offset as usize, largest, |w, f| {
+            w.counters.add(C::FragmentsSent, 1);
+            let f = forward::finish(&mut w.mode, d, f, h, now);
+            w.finished(f);
         });
-        self.frag_scratch = scratch;
-        if cut.is_none() {
+        if !cut {
             // Cannot be cut (options that leave no room): whole, as it is.
             let f = forward::finish(&mut self.mode, d, m, h, now);
             self.finished(f);
         }
     }
 
-    /// Counts what one handoff operation did.
+    /// Counts what one handoff operation did (what a full ring refused as `handoff-full`).
+    #[inline]
     fn handed_off(&mut self, r: aperture_dpdk::TxResult) {
+        if r.sent + r.dropped == 0 {
+            return;
+        }
         self.counters.add(C::HandoffSent, r.sent as u64);
         if r.dropped > 0 {
             self.counters.add(C::DropPackets, r.dropped as u64);
@@ -586,11 +596,9 @@ impl Worker {
         let Some(h) = self.handoff.as_mut() else {
             return;
         };
-        if !self.lossless_handoff {
+        if !h.lossless {
             let r = h.flush();
-            if r.sent + r.dropped > 0 {
-                self.handed_off(r);
-            }
+            self.handed_off(r);
             return;
         }
         let (r, mut left) = h.flush_keep();
@@ -1559,24 +1567,33 @@ impl Worker {
         v
     }
 
+    /// Every worker keeps its own neighbour cache and sends on its own queue: each learns
+    /// from every ARP frame, whichever worker's queue it arrived on, through a copy.
+    fn copy_to_others(&mut self, port: usize, m: &Mbuf) {
+        let Some(h) = self.handoff.as_mut() else {
+            return;
+        };
+        let (workers, me) = (h.workers(), h.id());
+        let mut r = aperture_dpdk::TxResult::default();
+        for w in (0..workers).filter(|&w| w != me) {
+            if let Some(copy) = Mbuf::from_bytes(&self.pool, m.data()) {
+                let s = h.stage(w, port, copy);
+                r.sent += s.sent;
+                r.dropped += s.dropped;
+                r.dropped_bytes += s.dropped_bytes;
+            }
+        }
+        self.handed_off(r);
+    }
+
     /// ARP on a routed port, answered or consumed by `forward::arp`.
     fn arp(&mut self, port: usize, m: Mbuf, meta: &Meta) {
+        if let (Mode::Routed(_), false) = (&self.mode, self.handed) {
+            self.copy_to_others(port, &m);
+        }
         let Mode::Routed(ref mut router) = self.mode else {
             return self.drop(DropReason::NotRoutable, m);
         };
-        if let (Some(h), false) = (self.handoff.as_mut(), self.handed) {
-            // Every worker keeps its own neighbour cache and sends on its own queue: each
-            // learns from every ARP frame, whichever worker's queue it arrived on.
-            let (workers, me) = (h.workers(), h.id());
-            for w in (0..workers).filter(|&w| w != me) {
-                if let Some(copy) = Mbuf::from_bytes(&self.pool, m.data()) {
-                    let r = h.stage(w, port, copy);
-                    if r.sent + r.dropped > 0 {
-                        self.counters.add(C::HandoffSent, r.sent as u64);
-                    }
-                }
-            }
-        }
         let (handled, released) = arp::handle(router, port, m, &meta.h, meta.now);
         match handled {
             // A copy from another worker: that one answered.

@@ -119,6 +119,20 @@ pub fn two_worker_config(dir: &Path) -> PathBuf {
     cfg
 }
 
+/// Worker counter `name` of a `--stats` table, summed over the workers' columns; None when
+/// the table has no such line (drop reasons are listed only once counted).
+pub fn worker_counter(out: &str, name: &str) -> Option<u64> {
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))?;
+    Some(
+        line.split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum(),
+    )
+}
+
 /// What a replay produced.
 pub struct Replay {
     pub stdout: String,

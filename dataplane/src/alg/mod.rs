@@ -177,7 +177,7 @@ impl SipAlg {
         let old = std::mem::replace(&mut self.predicted[slot as usize], (parent, app, 0)).2;
         if let Some(c) = self.pinholes.claims.as_mut() {
             if old != 0 {
-                c.drop(old);
+                c.release(old);
             }
             if claim != 0 && c.hold(claim) {
                 self.predicted[slot as usize].2 = claim;
@@ -204,7 +204,7 @@ impl SipAlg {
         self.streams.ended(slot);
         let (p, _, claim) = std::mem::take(&mut self.predicted[slot as usize]);
         if let (Some(c), true) = (self.pinholes.claims.as_mut(), claim != 0) {
-            c.drop(claim);
+            c.release(claim);
         }
         (p != 0).then_some(p)
     }

@@ -133,7 +133,7 @@ impl Claims {
     }
 
     /// Lets go of one hold of `key`.
-    pub fn drop(&mut self, key: u64) {
+    pub fn release(&mut self, key: u64) {
         let h = Self::hash(key);
         if let Ok(e) = self.counts.find_entry(h, |e| e.0 == key) {
             if e.get().1 <= 1 {
@@ -447,7 +447,7 @@ impl Pinholes {
             e.remove();
         }
         if let Some(c) = self.claims.as_mut() {
-            c.drop(claim_of(&key));
+            c.release(claim_of(&key));
         }
         self.free.push(i);
         self.counters.active -= 1;

@@ -63,46 +63,44 @@ impl Affinity {
         (h >> 32) as usize & self.mask
     }
 
+    /// The slots `key` may be in, in probe order.
+    #[inline]
+    fn entries(&self, key: u64) -> impl Iterator<Item = &Entry> {
+        let s = self.start(key);
+        (0..PROBES).map(move |k| &self.slots[(s + k) & self.mask])
+    }
+
+    /// The slots holding `key` (the probe ends at an empty slot).
+    #[inline]
+    fn holding(&self, key: u64) -> impl Iterator<Item = &Entry> {
+        self.entries(key)
+            .map(|e| (e, e.key.load(Ordering::Acquire)))
+            .take_while(|&(_, k)| k != EMPTY)
+            .filter(move |&(_, k)| k == key)
+            .map(|(e, _)| e)
+    }
+
     /// The worker that claimed `key`, if one did.
     #[inline]
     pub fn owner(&self, key: u64) -> Option<usize> {
-        let s = self.start(key);
-        for k in 0..PROBES {
-            let e = &self.slots[(s + k) & self.mask];
-            match e.key.load(Ordering::Acquire) {
-                EMPTY => return None,
-                x if x == key => {
-                    let o = e.owner.load(Ordering::Acquire);
-                    if o != 0 {
-                        return Some(o as usize - 1);
-                    }
-                }
-                _ => {}
-            }
-        }
-        None
+        self.holding(key)
+            .find_map(|e| match e.owner.load(Ordering::Acquire) {
+                0 => None,
+                o => Some(o as usize - 1),
+            })
     }
 
     /// Claims `key` for `worker` (taking it over from another worker that claimed it: the
     /// latest call's worker wins). False when the table has no room near its place.
     pub fn claim(&self, key: u64, worker: usize) -> bool {
-        let s = self.start(key);
         let me = worker as u32 + 1;
-        for k in 0..PROBES {
-            let e = &self.slots[(s + k) & self.mask];
-            match e.key.load(Ordering::Acquire) {
-                EMPTY => break,
-                x if x == key => {
-                    if e.owner.swap(me, Ordering::AcqRel) == 0 {
-                        self.live.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return true;
-                }
-                _ => {}
+        if let Some(e) = self.holding(key).next() {
+            if e.owner.swap(me, Ordering::AcqRel) == 0 {
+                self.live.fetch_add(1, Ordering::Relaxed);
             }
+            return true;
         }
-        for k in 0..PROBES {
-            let e = &self.slots[(s + k) & self.mask];
+        for e in self.entries(key) {
             for free in [EMPTY, GONE] {
                 if e.key
                     .compare_exchange(free, key, Ordering::AcqRel, Ordering::Acquire)
@@ -119,19 +117,10 @@ impl Affinity {
 
     /// Gives up `worker`'s claim of `key` (a claim another worker took over stays).
     pub fn release(&self, key: u64, worker: usize) {
-        let s = self.start(key);
         let me = worker as u32 + 1;
-        for k in 0..PROBES {
-            let e = &self.slots[(s + k) & self.mask];
-            match e.key.load(Ordering::Acquire) {
-                EMPTY => return,
-                x if x == key && Self::give_up(e, me) => {
-                    e.key.store(GONE, Ordering::Release);
-                    self.live.fetch_sub(1, Ordering::Relaxed);
-                    return;
-                }
-                _ => {}
-            }
+        if let Some(e) = self.holding(key).find(|e| Self::give_up(e, me)) {
+            e.key.store(GONE, Ordering::Release);
+            self.live.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
