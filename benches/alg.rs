@@ -118,6 +118,33 @@ fn rewrite_only(c: &mut Criterion, msg: &[u8]) {
     c.bench_function("alg/invite-500B/rewrite", |b| {
         b.iter(|| black_box(once(black_box(msg), &mut edits, &mut out)))
     });
+    // Its parts, to see where the time goes.
+    let mut m = sip::Message::default();
+    c.bench_function("alg/invite-500B/part-scan", |b| {
+        b.iter(|| black_box(sip::scan_into(black_box(msg), true, &mut m).is_ok()))
+    });
+    sip::scan_into(msg, true, &mut m).unwrap();
+    c.bench_function("alg/invite-500B/part-sdp", |b| {
+        b.iter(|| black_box(sdp::parse(black_box(msg), m.body).is_some()))
+    });
+    let sdp = sdp::parse(msg, m.body);
+    c.bench_function("alg/invite-500B/part-edits", |b| {
+        b.iter(|| {
+            black_box(
+                rewrite(
+                    black_box(msg),
+                    &m,
+                    sdp.as_ref(),
+                    &x,
+                    &|_| None,
+                    &mapped,
+                    &mut edits,
+                    &mut out,
+                )
+                .unwrap(),
+            )
+        })
+    });
 }
 
 fn rsip_edit(msg: &[u8]) -> Vec<u8> {

@@ -13,7 +13,8 @@ pub enum Clock {
         wall0_ns: u64,
         now_ns: u64,
     },
-    /// Capture time from the PMD's rx timestamp (microseconds since the epoch for net_pcap).
+    /// Capture time from the rx timestamp the replay's feeder stamps each packet with
+    /// (nanoseconds since the epoch).
     /// `now_ns` only moves forward; packets without a timestamp keep the last time.
     Capture {
         field: Option<RxTimestamp>,
@@ -40,6 +41,11 @@ impl Clock {
         Clock::Capture { field, now_ns: 0 }
     }
 
+    /// Whether time is the capture's (it moves only with packets).
+    pub fn is_capture(&self) -> bool {
+        matches!(self, Clock::Capture { .. })
+    }
+
     /// Called once per burst.
     #[inline]
     pub fn burst(&mut self) {
@@ -61,8 +67,8 @@ impl Clock {
         match self {
             Clock::Tsc { now_ns, .. } => *now_ns,
             Clock::Capture { field, now_ns } => {
-                if let Some(us) = field.as_ref().and_then(|f| m.rx_timestamp(f)) {
-                    *now_ns = (*now_ns).max(us.saturating_mul(1000));
+                if let Some(ns) = field.as_ref().and_then(|f| m.rx_timestamp(f)) {
+                    *now_ns = (*now_ns).max(ns);
                 }
                 *now_ns
             }

@@ -24,6 +24,7 @@ int aperture_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
 }
 
 char *aperture_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_append(m, len); }
+int aperture_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail) { return rte_pktmbuf_chain(head, tail); }
 unsigned aperture_mempool_avail(const struct rte_mempool *mp) { return rte_mempool_avail_count(mp); }
 const char *aperture_version(void) { return rte_version(); }
 

@@ -23,6 +23,7 @@ struct rte_mbuf *aperture_pktmbuf_alloc(struct rte_mempool *mp);
 void aperture_pktmbuf_free(struct rte_mbuf *m);
 int aperture_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned n);
 char *aperture_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
+int aperture_pktmbuf_chain(struct rte_mbuf *head, struct rte_mbuf *tail);
 unsigned aperture_mempool_avail(const struct rte_mempool *mp);
 const char *aperture_version(void);
 unsigned aperture_ring_enqueue_burst(struct rte_ring *r, struct rte_mbuf **pkts, unsigned n);

@@ -9,6 +9,7 @@ pub const BURST_SIZE: usize = 32;
 /// A packet-buffer pool (`rte_pktmbuf_pool_create`). Lives as long as the process.
 pub struct Mempool {
     raw: NonNull<sys::rte_mempool>,
+    data_room: u16,
 }
 
 // SAFETY: DPDK mempools are multi-producer/multi-consumer safe; the pointer is stable.
@@ -38,7 +39,7 @@ impl Mempool {
             )
         };
         NonNull::new(raw)
-            .map(|raw| Mempool { raw })
+            .map(|raw| Mempool { raw, data_room })
             .ok_or_else(|| crate::PortError::Mempool {
                 name: name.to_string(),
                 size,
@@ -48,6 +49,11 @@ impl Mempool {
 
     pub(crate) fn as_ptr(&self) -> *mut sys::rte_mempool {
         self.raw.as_ptr()
+    }
+
+    /// Bytes one mbuf holds (after its headroom).
+    pub fn data_room(&self) -> usize {
+        self.data_room as usize
     }
 
     /// Free mbufs in the pool (approximate while other threads use it).
@@ -87,6 +93,26 @@ impl Mbuf {
         // SAFETY: `dst` points to `len` bytes we own exclusively; `bytes` does not overlap them.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst as *mut u8, bytes.len()) };
         Some(m)
+    }
+
+    /// Like `from_bytes`, but bytes beyond one mbuf's data room go into chained segments
+    /// (as a PMD receives a jumbo frame). `None` if the pool runs out (nothing is kept).
+    pub fn from_bytes_chained(pool: &Mempool, bytes: &[u8]) -> Option<Mbuf> {
+        let room = pool.data_room().max(1);
+        let mut parts = bytes.chunks(room);
+        let head = Mbuf::from_bytes(pool, parts.next().unwrap_or_default())?;
+        for part in parts {
+            let seg = Mbuf::from_bytes(pool, part)?;
+            // SAFETY: both mbufs are ours; on success the head owns the segment (so it is
+            // not freed on its own), on failure (too many segments) it is still ours and
+            // dropped, and the head with it.
+            let rc = unsafe { sys::aperture_pktmbuf_chain(head.raw.as_ptr(), seg.raw.as_ptr()) };
+            if rc != 0 {
+                return None;
+            }
+            let _ = seg.into_raw();
+        }
+        Some(head)
     }
 
     #[inline]
@@ -177,6 +203,11 @@ impl Mbuf {
     /// Copies the whole packet (all segments) into `out`, for slow-path consumers.
     pub fn copy_to_vec(&self, out: &mut Vec<u8>) {
         out.clear();
+        self.append_to_vec(out);
+    }
+
+    /// Appends the whole packet (all segments) to `out`.
+    pub fn append_to_vec(&self, out: &mut Vec<u8>) {
         let mut seg: *const sys::rte_mbuf = self.raw.as_ptr();
         while !seg.is_null() {
             // SAFETY: each segment in the chain is live while the head is owned by us.
@@ -205,6 +236,20 @@ impl Mbuf {
         Some(unsafe {
             std::ptr::read_unaligned((self.raw.as_ptr() as *const u8).add(ts.offset) as *const u64)
         })
+    }
+
+    /// Stores `value` as this mbuf's rx timestamp and flags it as set (what a PMD does on
+    /// receive: a feeder that builds packets itself stamps them so).
+    #[inline]
+    pub fn set_rx_timestamp(&mut self, ts: &RxTimestamp, value: u64) {
+        let raw = self.raw.as_ptr();
+        // SAFETY: we own the mbuf exclusively; the dynamic field at `offset` was registered as
+        // a u64 timestamp field inside the mbuf header (checked by `RxTimestamp`), and
+        // `ol_flags` is a plain field of the header.
+        unsafe {
+            std::ptr::write_unaligned((raw as *mut u8).add(ts.offset) as *mut u64, value);
+            (*raw).ol_flags |= ts.flag_mask;
+        }
     }
 
     pub(crate) fn into_raw(self) -> *mut sys::rte_mbuf {
@@ -255,6 +300,22 @@ impl RxTimestamp {
                 ),
             )
         };
+        RxTimestamp::checked(off, bit)
+    }
+
+    /// Registers the field and flag (or finds them, if a PMD already did), for a feeder
+    /// that stamps the mbufs it builds.
+    pub fn register() -> Option<RxTimestamp> {
+        let (mut off, mut flag) = (-1i32, 0u64);
+        // SAFETY: both out-pointers are valid for writes; returns -1 on failure.
+        let rc = unsafe { sys::rte_mbuf_dyn_rx_timestamp_register(&mut off, &mut flag) };
+        if rc < 0 || flag.count_ones() != 1 {
+            return None;
+        }
+        RxTimestamp::checked(off, flag.trailing_zeros() as i32)
+    }
+
+    fn checked(off: i32, bit: i32) -> Option<RxTimestamp> {
         if off < 0 || !(0..64).contains(&bit) {
             return None;
         }

@@ -267,6 +267,15 @@ impl Port {
         buf.flush_raw(|ptr, n| unsafe { sys::aperture_tx_burst(id, q, ptr, n) })
     }
 
+    /// Sends what `buf` holds on queue `q`; what the queue refuses stays in `buf` (for a
+    /// sender that waits rather than drops).
+    #[inline]
+    pub fn tx_keep(&self, q: u16, buf: &mut TxBuffer) -> TxResult {
+        let id = self.id;
+        // SAFETY: valid started port/queue; the PMD takes ownership of the first `rc` mbufs.
+        buf.flush_keep_raw(|ptr, n| unsafe { sys::aperture_tx_burst(id, q, ptr, n) })
+    }
+
     pub fn stats(&self) -> Result<PortStats, PortError> {
         let mut s = sys::rte_eth_stats::default();
         // SAFETY: valid port and out-pointer.

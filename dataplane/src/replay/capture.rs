@@ -107,8 +107,17 @@ pub fn to_ethernet(link: DataLink, data: &[u8]) -> Result<Option<Cow<'_, [u8]>>,
 /// Returns the number of packets skipped because they could not be expressed as Ethernet.
 pub fn for_each_frame(
     path: &Path,
-    mut f: impl FnMut(Frame<'_>) -> Result<(), CaptureError>,
+    f: impl FnMut(Frame<'_>) -> Result<(), CaptureError>,
 ) -> Result<u64, CaptureError> {
+    for_each_frame_with(path, f)
+}
+
+/// `for_each_frame` for a caller with errors of its own. Ethernet frames are passed as
+/// they lie in the reader's buffer (no copy).
+pub fn for_each_frame_with<E: From<CaptureError>>(
+    path: &Path,
+    mut f: impl FnMut(Frame<'_>) -> Result<(), E>,
+) -> Result<u64, E> {
     let p = path.display().to_string();
     let open = |source| CaptureError::Open {
         path: p.clone(),
@@ -117,7 +126,7 @@ pub fn for_each_frame(
     let mut file = BufReader::new(File::open(path).map_err(open)?);
     let mut magic = [0u8; 4];
     file.read_exact(&mut magic).map_err(open)?;
-    let file = BufReader::new(File::open(path).map_err(open)?);
+    let file = BufReader::with_capacity(1 << 18, File::open(path).map_err(open)?);
     let fmt = |e: pcap_file::PcapError| CaptureError::Format {
         path: p.clone(),
         reason: e.to_string(),
@@ -154,7 +163,7 @@ pub fn for_each_frame(
                     let extra = d.len() as i64 - data.len() as i64;
                     f(Frame {
                         ts,
-                        data: Cow::Owned(d.into_owned()),
+                        data: d,
                         orig_len: (orig_len as i64 + extra).max(0) as u32,
                     })?
                 }
@@ -164,7 +173,8 @@ pub fn for_each_frame(
                         path: p.clone(),
                         index,
                         link,
-                    })
+                    }
+                    .into())
                 }
             }
         }
@@ -180,7 +190,7 @@ pub fn for_each_frame(
                     let orig_len = (pkt.orig_len as i64 + extra).max(0) as u32;
                     f(Frame {
                         ts: pkt.timestamp,
-                        data: Cow::Owned(d.into_owned()),
+                        data: d,
                         orig_len,
                     })?
                 }
@@ -190,7 +200,8 @@ pub fn for_each_frame(
                         path: p.clone(),
                         index,
                         link,
-                    })
+                    }
+                    .into())
                 }
             }
         }

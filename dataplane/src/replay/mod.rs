@@ -6,6 +6,7 @@
 //! split into one file per worker by a symmetric flow hash (net_pcap has no RSS). The workers'
 //! clock is the capture time, so results do not depend on the machine's speed.
 pub mod capture;
+pub mod feed;
 
 use crate::appid::catalog::{AppId, Catalog};
 use crate::config::{Config, Forwarding, PortConfig};
@@ -101,8 +102,19 @@ pub enum ReplayError {
     },
     #[error("cannot write the sample capture {path}: {message}")]
     Sample { path: String, message: String },
-    #[error("replay did not finish within {0} s (received {1} of {2} packets)")]
-    Timeout(u64, u64, u64),
+    #[error("replay did not finish within {0} s ({1} packets read)")]
+    Timeout(u64, u64),
+    #[error("replay stalled: nothing moved for {0} s after {1} packets (the workers hold every mbuf? raise mempool.mbufs)")]
+    Stalled(u64, u64),
+    #[error("cannot register the mbuf timestamp field the replay stamps packets with")]
+    Timestamps,
+    #[error("{path}: packet {index}: a frame of {len} bytes is larger than any the replay carries ({max})")]
+    TooBig {
+        path: String,
+        index: u64,
+        len: usize,
+        max: usize,
+    },
     #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
     Policy(Vec<Diagnostic>),
 }
@@ -155,19 +167,33 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         .unwrap_or_else(|| out_dir.join("flows.jsonl"));
     let workers = cfg.workers.lcores.len();
     let work = out_dir.join(format!(".replay-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(io("cannot create", &work))?;
-    // Without an output capture the workers still send, to /dev/null.
-    let outs: Vec<PathBuf> = (0..workers)
-        .map(|i| match out {
-            Some(_) => work.join(format!("out-{i}.pcap")),
-            None => PathBuf::from("/dev/null"),
-        })
-        .collect();
-    capture_ports(&mut cfg, &[], &outs);
+    // With several workers each writes its own output, merged by time at the end.
+    let outs: Option<Vec<PathBuf>> = out.as_ref().map(|o| {
+        if workers == 1 {
+            vec![o.clone()]
+        } else {
+            (0..workers)
+                .map(|i| work.join(format!("out-{i}.pcap")))
+                .collect()
+        }
+    });
+    if workers > 1 && outs.is_some() {
+        std::fs::create_dir_all(&work).map_err(io("cannot create", &work))?;
+    }
+    let size = std::fs::metadata(&input)
+        .map_err(|source| capture::CaptureError::Open {
+            path: input.display().to_string(),
+            source,
+        })?
+        .len();
+    // The ports are the feeder's rings, created once the EAL runs.
+    cfg.ports.clear();
     let compiled = match &req.policy {
         Some(p) => {
             let catalog = Catalog::of_config(&cfg.app_id)?;
-            let c = load_policy(p, &cfg, &catalog).map_err(ReplayError::Policy)?;
+            let mut ports = cfg.clone();
+            capture_ports(&mut ports, ["capture-in".into(), "capture-out".into()]);
+            let c = load_policy(p, &ports, &catalog).map_err(ReplayError::Policy)?;
             Some((p.clone(), c.warnings, PolicyStore::new(c.policy)))
         }
         None => None,
@@ -188,34 +214,27 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
             |_| None,
         )
     });
-    let owner = |frame: &[u8]| -> Option<usize> {
-        let s = steer.as_ref()?;
-        let h = crate::packet::parse(frame, frame.len()).ok()?;
-        // A fragment goes where its datagram's other fragments go: the worker that
-        // reassembles it hands the datagram on to its owner.
-        if h.fragment != crate::packet::Fragment::No {
-            return None;
+    let owner = |frame: &[u8]| -> usize {
+        if workers == 1 {
+            return 0;
         }
-        s.owner(&h, frame, 0, Some(1))
+        let steered = steer.as_ref().and_then(|s| {
+            let h = crate::packet::parse(frame, frame.len()).ok()?;
+            // A fragment goes where its datagram's other fragments go: the worker that
+            // reassembles it hands the datagram on to its owner.
+            if h.fragment != crate::packet::Fragment::No {
+                return None;
+            }
+            s.owner(&h, frame, 0, Some(1))
+        });
+        steered
+            .filter(|&w| w < workers)
+            .unwrap_or_else(|| capture::worker_of(frame, workers))
     };
-    // One worker and an Ethernet pcap: net_pcap reads the file itself (no copy to write).
-    let direct = if workers == 1 {
-        capture::ethernet_pcap_packets(&input)
-    } else {
-        None
-    };
-    let (files, total, skipped) = match direct {
-        Some(n) => (vec![input.clone()], n, 0),
-        None => {
-            let split = capture::split_for_workers(&input, &work, workers, &owner)?;
-            let total: u64 = split.packets.iter().sum();
-            (split.files, total, split.skipped)
-        }
-    };
-    capture_ports(&mut cfg, &files, &outs);
-    // No more flows (nor flows being classified) than packets: a small capture does not
-    // pay for the full tables at start.
-    let most = total.max(1024).min(usize::MAX as u64) as usize;
+    // No more flows (nor flows being classified) than the capture can hold packets (a
+    // record takes at least 16 bytes of header and a 14-byte frame): a small capture does
+    // not pay for the full tables at start.
+    let most = (size / 30).max(1024).min(usize::MAX as u64) as usize;
     cfg.flow_table.capacity = cfg.flow_table.capacity.min(most);
     cfg.app_id.contexts = cfg.app_id.contexts.min(most);
     let mut extra = Vec::new();
@@ -226,7 +245,11 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         ));
     }
     let eal = port::init_eal(&cfg, &extra)?;
+    let wire = feed::Wire::new(workers as u16)?;
+    capture_ports(&mut cfg, wire.worker_devices());
+    let ts = aperture_dpdk::RxTimestamp::register().ok_or(ReplayError::Timestamps)?;
     let ports = port::start_ports(&cfg)?;
+    wire.start(workers as u16, &ports.pool)?;
     let segment =
         std::env::temp_dir().join(format!("aperture-replay-stats-{}", std::process::id()));
     let opts = Options {
@@ -242,42 +265,88 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     );
     let started = Instant::now();
     let mut running = runtime::start(&eal, &cfg, &ports, &opts)?;
-    // net_pcap signals no end of file: the capture is done when every packet has been
-    // received, dropped for lack of mbufs, or counted as an error.
+    let mut feeder = feed::Feeder::new(&wire, &ports.pool, ts, workers, outs.as_deref())?;
     let input_port = &ports.ports[0];
-    let mut progress = Progress::new(req.quiet, total);
-    loop {
-        running.drain_log(&mut log)?;
+    let mut progress = Progress::new(req.quiet);
+    let mut stall = Stall::new(req.timeout);
+    let mut index = 0u64;
+    let input_name = input.display().to_string();
+    // Everything the main thread does while it waits: take what the workers sent and the
+    // flow records they wrote, publish, and give up when nothing moves for too long.
+    let tend = |feeder: &mut feed::Feeder,
+                    running: &mut runtime::Running,
+                    log: &mut BufWriter<std::fs::File>,
+                    stall: &mut Stall|
+     -> Result<(), ReplayError> {
+        feeder.drain()?;
+        running.drain_log(log)?;
         running.service();
         let s = input_port.stats().unwrap_or_default();
-        let seen = s.ipackets + s.ierrors + s.rx_nombuf;
-        progress.show(seen);
-        if seen >= total {
-            progress.done();
+        stall.check(feeder.fed + feeder.written + s.ipackets, feeder.fed)
+    };
+    let mut waits = 0u64;
+    let skipped = feed::frames(&input, |fr| {
+        index += 1;
+        let w = owner(&fr.data);
+        let t = feed::ns(fr.ts);
+        loop {
+            match feeder.push(w, &fr.data, t) {
+                feed::Push::Queued => break,
+                feed::Push::TooBig => {
+                    return Err(ReplayError::TooBig {
+                        path: input_name.clone(),
+                        index,
+                        len: fr.data.len(),
+                        max: feed::MAX_FRAME,
+                    })
+                }
+                feed::Push::Wait => {
+                    tend(&mut feeder, &mut running, &mut log, &mut stall)?;
+                    waits += 1;
+                    if waits % 1024 == 0 && ports.pool.available() == 0 {
+                        // A pool too small for whole bursts: partial ones, or nothing moves.
+                        feeder.send_all();
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        }
+        if index % 4096 == 0 {
+            tend(&mut feeder, &mut running, &mut log, &mut stall)?;
+            progress.show(index);
+        }
+        Ok(())
+    });
+    let skipped = match skipped {
+        Ok(n) => n,
+        Err(e) => {
+            running.stop.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+    };
+    // Every frame read; hand over the last partial bursts and wait until the workers have
+    // taken them all.
+    let total = feeder.fed;
+    loop {
+        feeder.send_all();
+        tend(&mut feeder, &mut running, &mut log, &mut stall)?;
+        let s = input_port.stats().unwrap_or_default();
+        if s.ipackets + s.ierrors >= total {
             break;
         }
-        if started.elapsed() > req.timeout {
-            running.stop.store(true, Ordering::SeqCst);
-            return Err(ReplayError::Timeout(req.timeout.as_secs(), seen, total));
-        }
-        std::thread::sleep(Duration::from_micros(500));
+        std::thread::sleep(Duration::from_micros(100));
     }
+    progress.done();
     let counters = running.finish(&eal, &mut log)?;
+    feeder.finish()?;
     log.flush()
         .map_err(io("cannot write flow log", &flow_log))?;
     let elapsed = started.elapsed();
     let port_stats = port::stats_by_name(&ports, &cfg);
     ports.stop();
-    // Only now are net_pcap's output files complete.
-    match &out {
-        None => {}
-        Some(out) if outs.len() == 1 => {
-            std::fs::rename(&outs[0], out)
-                .or_else(|_| std::fs::copy(&outs[0], out).map(|_| ()))
-                .map_err(io("cannot write", out))?;
-        }
-        Some(out) => {
-            capture::merge(&outs, out)?;
+    if let (Some(out), Some(outs)) = (&out, &outs) {
+        if outs.len() > 1 {
+            capture::merge(outs, out)?;
         }
     }
     let _ = std::fs::remove_dir_all(&work);
@@ -315,29 +384,27 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     })
 }
 
-/// The progress line of a long replay: packets read, rate, share of the capture, on stderr,
-/// once a second after the first two, only when stderr is a terminal.
+/// The progress line of a long replay: packets read and rate, on stderr, once a second
+/// after the first two, only when stderr is a terminal.
 struct Progress {
     on: bool,
-    total: u64,
     started: Instant,
     next: Duration,
     shown: bool,
 }
 
 impl Progress {
-    fn new(quiet: bool, total: u64) -> Progress {
+    fn new(quiet: bool) -> Progress {
         use std::io::IsTerminal;
         Progress {
             on: !quiet && std::io::stderr().is_terminal(),
-            total,
             started: Instant::now(),
             next: Duration::from_secs(2),
             shown: false,
         }
     }
 
-    fn show(&mut self, seen: u64) {
+    fn show(&mut self, read: u64) {
         let t = self.started.elapsed();
         if !self.on || t < self.next {
             return;
@@ -345,10 +412,8 @@ impl Progress {
         self.next = t + Duration::from_secs(1);
         self.shown = true;
         eprint!(
-            "\rreplay: {seen} of {} packets ({:.0}%), {:.2} Mpps   ",
-            self.total,
-            100.0 * seen as f64 / self.total.max(1) as f64,
-            seen as f64 / t.as_secs_f64() / 1e6
+            "\rreplay: {read} packets, {:.2} Mpps   ",
+            read as f64 / t.as_secs_f64() / 1e6
         );
     }
 
@@ -359,36 +424,63 @@ impl Progress {
     }
 }
 
-/// Replaces the configured ports by the net_pcap pair that reads `inputs` (one rx queue per
-/// worker) and writes `outputs` (one tx queue per worker), wired as a virtual wire.
-fn capture_ports(cfg: &mut Config, inputs: &[PathBuf], outputs: &[PathBuf]) {
-    let rx: Vec<String> = inputs
-        .iter()
-        .map(|f| format!("rx_pcap={}", f.display()))
-        .collect();
-    let tx: Vec<String> = outputs
-        .iter()
-        .map(|f| format!("tx_pcap={}", f.display()))
-        .collect();
-    // capture-in must have a tx queue per worker too; what it would send goes nowhere.
-    let sink: Vec<String> = outputs
-        .iter()
-        .map(|_| "tx_pcap=/dev/null".to_string())
-        .collect();
+/// Nothing may wait forever: the replay's time limit, and a shorter one for no movement at
+/// all (a pool the workers hold whole cannot feed them).
+struct Stall {
+    started: Instant,
+    limit: Duration,
+    last: u64,
+    since: Instant,
+}
+
+/// No movement for this long is a stall.
+const STALL: Duration = Duration::from_secs(10);
+
+impl Stall {
+    fn new(limit: Duration) -> Stall {
+        let now = Instant::now();
+        Stall {
+            started: now,
+            limit,
+            last: 0,
+            since: now,
+        }
+    }
+
+    /// `moved`: a sum that grows whenever anything moves; `read`: packets read so far.
+    fn check(&mut self, moved: u64, read: u64) -> Result<(), ReplayError> {
+        let now = Instant::now();
+        if now.duration_since(self.started) > self.limit {
+            return Err(ReplayError::Timeout(self.limit.as_secs(), read));
+        }
+        if moved != self.last {
+            self.last = moved;
+            self.since = now;
+        } else if now.duration_since(self.since) > STALL {
+            return Err(ReplayError::Stalled(STALL.as_secs(), read));
+        }
+        Ok(())
+    }
+}
+
+/// Sets the ports to the replay's ring pair (`devices`: capture-in's and capture-out's),
+/// wired as a virtual wire.
+fn capture_ports(cfg: &mut Config, devices: [String; 2]) {
+    let [input, output] = devices;
     cfg.ports = vec![
         PortConfig {
             name: "capture-in".into(),
-            device: "net_pcap_in".into(),
-            vdev_args: Some(format!("{},{}", rx.join(","), sink.join(","))),
-            rx_desc: 1024,
-            tx_desc: 1024,
+            device: input,
+            vdev_args: None,
+            rx_desc: feed::IN_RING as u16,
+            tx_desc: feed::IN_RING as u16,
         },
         PortConfig {
             name: "capture-out".into(),
-            device: "net_pcap_out".into(),
-            vdev_args: Some(tx.join(",")),
-            rx_desc: 1024,
-            tx_desc: 1024,
+            device: output,
+            vdev_args: None,
+            rx_desc: feed::IN_RING as u16,
+            tx_desc: feed::IN_RING as u16,
         },
     ];
     cfg.forwarding = Forwarding::VirtualWire {
