@@ -293,7 +293,7 @@ fn the_bundled_sample_replays_with_its_malformed_frames_counted_as_drops() {
 #[test]
 fn two_workers_split_the_capture_by_flow_and_lose_nothing() {
     // Two worker lcores sharing one CPU (the machine may have only two): each gets its own
-    // net_pcap queue with the flows hashed to it, and the outputs are merged.
+    // input ring with the flows hashed to it, and the outputs are merged.
     let dir = TempDir::new("two-workers");
     let cfg = common::two_worker_config(dir.path());
     let pcap = corpus().join("sip-calls/sipnab_SIP_CALL_RTP_G711.pcap");
@@ -375,4 +375,55 @@ fn a_flow_log_alone_writes_no_output_capture() {
         k
     };
     assert_eq!(key(&read_flows(&flows)), key(&with_out.flows));
+}
+
+/// Frames with their capture times (seconds and nanoseconds), any format pcap-file reads.
+fn timed_frames(path: &std::path::Path) -> Vec<(std::time::Duration, Vec<u8>)> {
+    let mut out = Vec::new();
+    aperture_dataplane::replay::capture::for_each_frame(path, |f| {
+        out.push((f.ts, f.data.into_owned()));
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    out
+}
+
+/// A pool far smaller than the input ring (512 mbufs for a 1024-slot ring, 4,269 packets):
+/// the reader waits for mbufs instead of dropping, and the output is the input, frame for
+/// frame and with each frame's capture time, and the flows are those of a default replay.
+#[test]
+fn a_small_mbuf_pool_slows_the_replay_and_loses_nothing() {
+    let dir = TempDir::new("small-pool");
+    let cfg = dir.path().join("small.yaml");
+    let text = aperture_dataplane::config::EMBEDDED
+        .replace("mbufs: 16383", "mbufs: 512")
+        .replace("cache: 256", "cache: 16");
+    assert!(
+        text.contains("mbufs: 512") && text.contains("cache: 16"),
+        "config template changed"
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let pcap = corpus().join("sip-calls/sipnab_SIP_CALL_RTP_G711.pcap");
+    let r = replay_with(&pcap, dir.path(), Some(&cfg), &["--stats"]);
+    let input = timed_frames(&pcap);
+    let output = timed_frames(&r.out);
+    assert!(input.len() > 4000, "{}", input.len());
+    assert_eq!(output.len(), input.len(), "{}", r.stdout);
+    assert!(
+        input == output,
+        "the same frames at the same capture times, in order"
+    );
+    assert_eq!(
+        worker_counter(&r.stdout, "rx_nombuf").unwrap_or(0),
+        0,
+        "{}",
+        r.stdout
+    );
+    let plain = replay(&pcap, &dir.path().join("plain"), None);
+    let norm = |v: &[serde_json::Value]| {
+        let mut s: Vec<String> = v.iter().map(|f| f.to_string()).collect();
+        s.sort();
+        s
+    };
+    assert_eq!(norm(&r.flows), norm(&plain.flows), "the same flow records");
 }

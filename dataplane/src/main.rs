@@ -1,5 +1,5 @@
 //! `aperture-dataplane`: runs the packet path on the configured ports, or replays a capture
-//! through the same workers via DPDK's net_pcap device (`replay::run`). The binary only reads
+//! through the same workers via DPDK ring ports (`replay::run`). The binary only reads
 //! its arguments, calls the library and prints (`report`).
 use aperture_dataplane::appid::catalog::Catalog;
 use aperture_dataplane::config::{Config, ConfigError, Forwarding};
@@ -44,7 +44,7 @@ enum Cmd {
     /// List the application catalog: each application, what it is identified on, and what it
     /// depends on (what a policy must also allow for it to work).
     Apps,
-    /// Replay a capture through the workers (net_pcap, virtual-wire) and write what they send.
+    /// Replay a capture through the workers (ring ports, virtual-wire) and write what they send.
     Replay {
         /// Capture to replay (pcap or pcapng; Ethernet, Linux cooked, raw IP, BSD loopback).
         /// Without it, a bundled sample (FaceTime-like calls and ordinary traffic) is generated.

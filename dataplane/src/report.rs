@@ -97,7 +97,7 @@ fn summary(out: &mut impl Write, r: &Report) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "Replayed {} through DPDK net_pcap, {} worker(s), virtual-wire, in {:.2} s",
+        "Replayed {} through DPDK ring ports, {} worker(s), virtual-wire, in {:.2} s",
         r.input.display(),
         r.workers.len(),
         r.elapsed.as_secs_f64()

@@ -194,8 +194,11 @@ impl Engine {
         Engine {
             catalog,
             info: vec![AppInfo::NEW; flows],
-            contexts: (0..n).map(|_| Context::empty()).collect(),
-            free: (0..n as u32).rev().collect(),
+            // Room for every context, built the first time each is needed (within the
+            // reserved capacity: never an allocation while running), so start-up does not
+            // write n x 4.5 KiB a small replay never uses.
+            contexts: Vec::with_capacity(n),
+            free: Vec::with_capacity(n),
             limits,
             counters: EngineCounters::default(),
         }
@@ -272,7 +275,15 @@ impl Engine {
         let d = dir as usize;
         info.payload_packets[d] = info.payload_packets[d].saturating_add(1);
         if info.ctx == NO_CTX {
-            match self.free.pop() {
+            let next = match self.free.pop() {
+                Some(c) => Some(c),
+                None if self.contexts.len() < self.limits.contexts.max(1) => {
+                    self.contexts.push(Context::empty());
+                    Some(self.contexts.len() as u32 - 1)
+                }
+                None => None,
+            };
+            match next {
                 Some(c) => {
                     info.ctx = c;
                     self.contexts[c as usize].reset(transport, client_port, server_port);

@@ -209,15 +209,9 @@ pub fn for_each_frame_with<E: From<CaptureError>>(
     Ok(skipped)
 }
 
-/// The packets of a classic pcap file of Ethernet frames that net_pcap can read as it is
-/// (one worker: no conversion, no split, no copy), counted from the record headers alone.
-/// None for any other capture (pcapng, another link type, a path net_pcap's arguments
-/// cannot carry, a record cut short), which `split_for_workers` converts or reports.
-pub fn ethernet_pcap_packets(path: &Path) -> Option<u64> {
-    let text = path.to_str()?;
-    if text.contains([',', '=']) {
-        return None;
-    }
+/// The records of a classic pcap file, counted from their headers alone (a walk over the
+/// file, no packet read). None for pcapng or a file that is not a whole classic pcap.
+pub fn pcap_records(path: &Path) -> Option<u64> {
     let file = File::open(path).ok()?;
     let size = file.metadata().ok()?.len();
     let mut r = BufReader::with_capacity(1 << 16, file);
@@ -236,16 +230,12 @@ pub fn ethernet_pcap_packets(path: &Path) -> Option<u64> {
         0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
         _ => return None,
     };
-    // The link type's low 16 bits (the upper ones carry FCS information).
-    if word(&head[20..], le) & 0xffff != 1 {
-        return None;
-    }
     let (mut at, mut n) = (24u64, 0u64);
     let mut rec = [0u8; 16];
     while at < size {
         r.read_exact(&mut rec).ok()?;
         let caplen = word(&rec[8..], le) as u64;
-        if caplen > 262_144 || at + 16 + caplen > size {
+        if at + 16 + caplen > size {
             return None;
         }
         r.seek_relative(caplen as i64).ok()?;
@@ -253,14 +243,6 @@ pub fn ethernet_pcap_packets(path: &Path) -> Option<u64> {
         n += 1;
     }
     Some(n)
-}
-
-/// The result of splitting a capture for the workers.
-pub struct Split {
-    pub files: Vec<PathBuf>,
-    /// Packets written to each file.
-    pub packets: Vec<u64>,
-    pub skipped: u64,
 }
 
 /// Which of `n` workers owns a frame: a symmetric hash of its flow key (non-IP: worker 0).
@@ -287,55 +269,6 @@ pub fn worker_of(frame: &[u8], n: usize) -> usize {
         }
         _ => 0,
     }
-}
-
-/// Writes `input` as `n` Ethernet pcap files in `dir` (`in-<i>.pcap`), split by flow: by
-/// `owner` where it names a worker (the NAT steering, as the workers' handoff would place
-/// the packet), else as symmetric RSS would (`worker_of`).
-pub fn split_for_workers(
-    input: &Path,
-    dir: &Path,
-    n: usize,
-    owner: &dyn Fn(&[u8]) -> Option<usize>,
-) -> Result<Split, CaptureError> {
-    let files: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("in-{i}.pcap"))).collect();
-    let werr = |path: &Path, e: &dyn std::fmt::Display| CaptureError::Write {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    };
-    let header = PcapHeader {
-        datalink: DataLink::ETHERNET,
-        ts_resolution: TsResolution::MicroSecond,
-        snaplen: 262_144,
-        ..Default::default()
-    };
-    let mut writers = Vec::new();
-    for f in &files {
-        let file = File::create(f).map_err(|e| werr(f, &e))?;
-        writers
-            .push(PcapWriter::with_header(BufWriter::new(file), header).map_err(|e| werr(f, &e))?);
-    }
-    let mut packets = vec![0u64; n];
-    let skipped = for_each_frame(input, |fr| {
-        let w = owner(&fr.data)
-            .filter(|&w| w < n)
-            .unwrap_or_else(|| worker_of(&fr.data, n));
-        let pkt = PcapPacket::new(fr.ts, fr.orig_len.max(fr.data.len() as u32), &fr.data);
-        writers[w]
-            .write_packet(&pkt)
-            .map_err(|e| werr(&files[w], &e))?;
-        packets[w] += 1;
-        Ok(())
-    })?;
-    for (w, f) in writers.into_iter().zip(&files) {
-        let mut inner = w.into_writer();
-        std::io::Write::flush(&mut inner).map_err(|e| werr(f, &e))?;
-    }
-    Ok(Split {
-        files,
-        packets,
-        skipped,
-    })
 }
 
 /// Merges the per-worker output captures into one, ordered by their (send-time) timestamps.

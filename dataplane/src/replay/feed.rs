@@ -57,7 +57,10 @@ impl Wire {
 
     /// The device names the workers' ports go by (capture-in, capture-out).
     pub fn worker_devices(&self) -> [String; 2] {
-        [self.input.b.name().to_string(), self.output.b.name().to_string()]
+        [
+            self.input.b.name().to_string(),
+            self.output.b.name().to_string(),
+        ]
     }
 }
 

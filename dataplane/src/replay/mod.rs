@@ -1,9 +1,8 @@
-//! Capture replay: the same workers, fed by DPDK's `net_pcap` virtual device.
+//! Capture replay: the same workers as live traffic, fed through DPDK ring ports (`feed`).
 //!
-//! net_pcap passes frames through as they are stored, so captures are first normalised to
-//! Ethernet pcap files (`capture`): Linux cooked (v1/v2), raw IP and BSD loopback frames get a
-//! synthetic Ethernet header, pcapng is flattened, and with several workers the packets are
-//! split into one file per worker by a symmetric flow hash (net_pcap has no RSS). The workers'
+//! Frames are read in Ethernet form (`capture`: Linux cooked (v1/v2), raw IP and BSD loopback
+//! frames get a synthetic Ethernet header, pcapng is flattened) and handed to the worker a
+//! symmetric flow hash (or, under NAT, the live handoff's steering) gives them. The workers'
 //! clock is the capture time, so results do not depend on the machine's speed.
 pub mod capture;
 pub mod feed;
@@ -231,12 +230,21 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
             .filter(|&w| w < workers)
             .unwrap_or_else(|| capture::worker_of(frame, workers))
     };
-    // No more flows (nor flows being classified) than the capture can hold packets (a
+    // No more flows than packets (counted in a classic pcap, else bounded by the size: a
     // record takes at least 16 bytes of header and a 14-byte frame): a small capture does
-    // not pay for the full tables at start.
-    let most = (size / 30).max(1024).min(usize::MAX as u64) as usize;
+    // not pay for the full table at start.
+    let most = capture::pcap_records(&input)
+        .unwrap_or(size / 30)
+        .max(64)
+        .min(usize::MAX as u64) as usize;
     cfg.flow_table.capacity = cfg.flow_table.capacity.min(most);
     cfg.app_id.contexts = cfg.app_id.contexts.min(most);
+    // Packets in flight are bounded by the rings (the feeder waits for room, and takes
+    // what the workers send as it waits): a pool for that, not for a NIC's bursts.
+    cfg.mempool.mbufs = cfg
+        .mempool
+        .mbufs
+        .min(workers as u32 * (feed::IN_RING + 1024) + 1023);
     let mut extra = Vec::new();
     if !cfg.eal.args.iter().any(|a| a.starts_with("--file-prefix")) {
         extra.push(format!(
@@ -274,9 +282,9 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     // Everything the main thread does while it waits: take what the workers sent and the
     // flow records they wrote, publish, and give up when nothing moves for too long.
     let tend = |feeder: &mut feed::Feeder,
-                    running: &mut runtime::Running,
-                    log: &mut BufWriter<std::fs::File>,
-                    stall: &mut Stall|
+                running: &mut runtime::Running,
+                log: &mut BufWriter<std::fs::File>,
+                stall: &mut Stall|
      -> Result<(), ReplayError> {
         feeder.drain()?;
         running.drain_log(log)?;
@@ -303,7 +311,7 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
                 feed::Push::Wait => {
                     tend(&mut feeder, &mut running, &mut log, &mut stall)?;
                     waits += 1;
-                    if waits % 1024 == 0 && ports.pool.available() == 0 {
+                    if waits.is_multiple_of(1024) && ports.pool.available() == 0 {
                         // A pool too small for whole bursts: partial ones, or nothing moves.
                         feeder.send_all();
                     }
@@ -311,7 +319,12 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
                 }
             }
         }
-        if index % 4096 == 0 {
+        // What the workers sent is taken often (it holds the pool's mbufs), the rest of
+        // the main thread's work less so.
+        if index.is_multiple_of(512) {
+            feeder.drain()?;
+        }
+        if index.is_multiple_of(4096) {
             tend(&mut feeder, &mut running, &mut log, &mut stall)?;
             progress.show(index);
         }
