@@ -50,6 +50,8 @@ const PREFETCH_AHEAD: usize = 8;
 
 /// Flows ended per timer pass at most, so one pass never stalls the loop.
 const EXPIRE_BUDGET: usize = 64;
+/// Empty polls in a row after which a replay's worker yields its core on each further one.
+const IDLE_POLLS_BEFORE_YIELD: u32 = 64;
 
 /// What the first passes over a burst learnt about one packet.
 #[derive(Clone, Copy)]
@@ -315,8 +317,19 @@ impl Worker {
         let period = aperture_dpdk::tsc_hz() / 1000 * publish_ms.max(1) as u64;
         let mut last = aperture_dpdk::rdtsc();
         let mut next = last + period;
+        // Offline (the capture's clock), an idle worker gives its core up now and then: the
+        // reading thread and the kernel's writeback share the machine with it. Live, it
+        // polls without pause, as a poll-mode worker does.
+        let yield_when_idle = self.clock.is_capture();
+        let mut idle = 0u32;
         while !stop.load(Ordering::Relaxed) {
             let received = self.poll_once();
+            if yield_when_idle {
+                idle = if received > 0 { 0 } else { idle + 1 };
+                if idle >= IDLE_POLLS_BEFORE_YIELD {
+                    std::thread::yield_now();
+                }
+            }
             let t = aperture_dpdk::rdtsc();
             let spent = t.wrapping_sub(last);
             last = t;

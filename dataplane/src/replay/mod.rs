@@ -230,13 +230,16 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
             .filter(|&w| w < workers)
             .unwrap_or_else(|| capture::worker_of(frame, workers))
     };
-    // No more flows than packets (counted in a classic pcap, else bounded by the size: a
-    // record takes at least 16 bytes of header and a 14-byte frame): a small capture does
-    // not pay for the full table at start.
-    let most = capture::pcap_records(&input)
-        .unwrap_or(size / 30)
-        .max(64)
-        .min(usize::MAX as u64) as usize;
+    // No more flows than packets (bounded by the size: a record takes at least 16 bytes of
+    // header and a 14-byte frame; counted from the record headers when that bound is below
+    // the table's size): a small capture does not pay for the full table at start.
+    let bound = size / 30;
+    let most = if bound < cfg.flow_table.capacity as u64 {
+        capture::pcap_records(&input).unwrap_or(bound)
+    } else {
+        bound
+    };
+    let most = most.max(64).min(usize::MAX as u64) as usize;
     cfg.flow_table.capacity = cfg.flow_table.capacity.min(most);
     cfg.app_id.contexts = cfg.app_id.contexts.min(most);
     // Packets in flight are bounded by the rings (the feeder waits for room, and takes
