@@ -40,10 +40,11 @@ RUN cargo build --release --offline -p aperture-dataplane -p aperture-control \
 
 FROM debian:bookworm
 ENV DEBIAN_FRONTEND=noninteractive
-# `dpdk` brings the DPDK 22.11 runtime libraries and (as recommends) the PMDs
-# (net_pcap, net_af_packet, net_ring, net_null, mempool_ring); bookworm has no libdpdk23.
+# `dpdk` brings the DPDK 22.11 runtime libraries and (as recommends) the PMDs net_pcap,
+# net_af_packet, net_tap and mempool_ring; net_ring (the replay's ports, linked) and
+# net_null are not among them. Bookworm has no libdpdk23.
 RUN apt-get update \
- && apt-get install -y dpdk libpcap0.8 \
+ && apt-get install -y dpdk librte-net-ring23 librte-net-null23 libpcap0.8 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/bin/ /usr/local/bin/
 COPY --from=build /src/conf/ /etc/aperture/

@@ -427,3 +427,139 @@ fn a_small_mbuf_pool_slows_the_replay_and_loses_nothing() {
     };
     assert_eq!(norm(&r.flows), norm(&plain.flows), "the same flow records");
 }
+
+/// The record offsets of a classic little-endian pcap (the corpus's G.711 call is one).
+fn records(bytes: &[u8]) -> Vec<usize> {
+    assert_eq!(&bytes[..4], &0xa1b2_c3d4u32.to_le_bytes());
+    let mut at = 24;
+    let mut out = Vec::new();
+    while at + 16 <= bytes.len() {
+        out.push(at);
+        let incl = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + incl;
+    }
+    out
+}
+
+/// Flow identities and what they carried, without times.
+fn flow_keys(flows: &[serde_json::Value]) -> Vec<String> {
+    let mut v: Vec<String> = flows
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}:{} {}:{} {} {}",
+                f["proto"],
+                f["src_ip"],
+                f["src_port"],
+                f["dst_ip"],
+                f["dst_port"],
+                f["packets"],
+                f["app"]
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Captures as tshark reads them: one packet stamped 0xffffffff seconds in the middle does
+/// not drag the capture clock (the flows are those of the clean capture, their times stay
+/// in 2020s, the outlier is counted), and a capture cut inside its last record is replayed
+/// up to the cut with a warning, as many packets as tshark reads from it.
+#[test]
+fn a_far_future_stamp_and_a_cut_last_record_are_read_as_tshark_reads_them() {
+    let dir = TempDir::new("odd-captures");
+    let clean = corpus().join("sip-calls/sipnab_SIP_CALL_RTP_G711.pcap");
+    let bytes = std::fs::read(&clean).unwrap();
+    let recs = records(&bytes);
+    assert!(recs.len() > 1000);
+    let mut odd = bytes.clone();
+    let at = recs[recs.len() / 2];
+    odd[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    let odd_path = dir.path().join("future.pcap");
+    std::fs::write(&odd_path, &odd).unwrap();
+    let base = replay(&clean, &dir.path().join("clean"), None);
+    let r = replay_with(&odd_path, &dir.path().join("future"), None, &["--stats"]);
+    assert_eq!(
+        worker_counter(&r.stdout, "clock_outliers"),
+        Some(1),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(flow_keys(&r.flows), flow_keys(&base.flows));
+    for f in &r.flows {
+        let end = f["end_ts"].as_f64().unwrap();
+        assert!(
+            end < 2.0e9,
+            "a flow ends at {end}: the clock followed the outlier"
+        );
+    }
+
+    let cut_path = dir.path().join("cut.pcap");
+    let last = *recs.last().unwrap();
+    std::fs::write(&cut_path, &bytes[..last + 20]).unwrap();
+    // tshark reads up to the cut, says so and exits 2.
+    let t = std::process::Command::new("tshark")
+        .arg("-n")
+        .arg("-r")
+        .arg(&cut_path)
+        .output()
+        .expect("tshark is installed by scripts/setup.sh");
+    assert!(String::from_utf8_lossy(&t.stderr).contains("cut short"));
+    let tshark_packets = String::from_utf8_lossy(&t.stdout).lines().count();
+    assert_eq!(tshark_packets, recs.len() - 1, "tshark reads up to the cut");
+    let r = replay(&cut_path, &dir.path().join("cut"), None);
+    assert!(
+        r.stderr
+            .contains(&format!("ends inside packet {}", recs.len())),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(frames(&r.out).len(), tshark_packets);
+}
+
+/// A replay that fails half-way (a record length that cannot be, packet 2001) says which
+/// file and packet, exits non-zero, and leaves none of its own files behind: no work
+/// directory, no stats segment, no DPDK runtime directory.
+#[test]
+fn a_replay_that_fails_names_the_packet_and_leaves_nothing_behind() {
+    let dir = TempDir::new("fails");
+    let bytes = std::fs::read(corpus().join("sip-calls/sipnab_SIP_CALL_RTP_G711.pcap")).unwrap();
+    let recs = records(&bytes);
+    let mut bad = bytes.clone();
+    let at = recs[2000];
+    bad[at + 8..at + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let path = dir.path().join("damaged.pcap");
+    std::fs::write(&path, &bad).unwrap();
+    let out_dir = dir.path().join("out");
+    let child = std::process::Command::new(bin("aperture-dataplane"))
+        .arg("replay")
+        .arg("--pcap")
+        .arg(&path)
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .arg("--timeout")
+        .arg("60")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("damaged.pcap") && err.contains("packet 2001"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".replay"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let segment = std::env::temp_dir().join(format!("aperture-replay-stats-{pid}"));
+    assert!(!segment.exists(), "{}", segment.display());
+    let runtime = std::path::Path::new("/var/run/dpdk").join(format!("aperture-replay-{pid}"));
+    assert!(!runtime.exists(), "{}", runtime.display());
+}

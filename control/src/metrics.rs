@@ -81,6 +81,9 @@ fn help(name: &str) -> &'static str {
         "pinhole_claims_refused" => {
             "Pinhole endpoints the workers' shared claims table had no room for"
         }
+        "clock_outliers" => {
+            "Replay: packets whose capture time was far from the packets around them (ignored)"
+        }
         _ => "Aperture counter",
     }
 }

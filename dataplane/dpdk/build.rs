@@ -41,7 +41,7 @@ fn main() {
         .clang_arg("-march=corei7")
         .clang_args(["-include", "rte_config.h"])
         .allowlist_function("aperture_.*")
-        .allowlist_function("rte_eal_(init|cleanup|remote_launch|wait_lcore|process_type)")
+        .allowlist_function("rte_eal_(init|cleanup|remote_launch|wait_lcore|process_type|get_runtime_dir)")
         .allowlist_function("rte_(get_main_lcore|get_next_lcore|lcore_count|lcore_to_socket_id|socket_id)")
         .allowlist_function("rte_get_tsc_hz|rte_strerror")
         .allowlist_function("rte_eth_(dev_configure|rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|dev_count_avail|dev_get_port_by_name|dev_info_get|macaddr_get|stats_get|stats_reset|promiscuous_enable|dev_socket_id|link_get_nowait|from_rings|dev_is_valid_port)")

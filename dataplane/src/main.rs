@@ -150,6 +150,13 @@ fn real_main(cli: Cli) -> Result<(), Error> {
                     r.input.display()
                 );
             }
+            if let Some(n) = r.cut_at {
+                eprintln!(
+                    "warning: {} ends inside packet {n}: the {} packets before it were replayed",
+                    r.input.display(),
+                    n - 1
+                );
+            }
             let _ = report::replay(stdout, &r, cli.stats);
             Ok(())
         }

@@ -1664,6 +1664,7 @@ impl Worker {
 
     fn expire(&mut self) {
         let now = self.clock.now();
+        self.counters.set(C::ClockOutliers, self.clock.outliers());
         if let Some(d) = self.defrag.as_mut() {
             d.sweep(now);
             let c = d.counters;

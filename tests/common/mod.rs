@@ -136,6 +136,7 @@ pub fn worker_counter(out: &str, name: &str) -> Option<u64> {
 /// What a replay produced.
 pub struct Replay {
     pub stdout: String,
+    pub stderr: String,
     pub out: PathBuf,
     pub flows: Vec<Value>,
 }
@@ -176,6 +177,7 @@ pub fn replay_with(pcap: &Path, dir: &Path, config: Option<&Path>, extra: &[&str
     );
     Replay {
         stdout,
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         out,
         flows: read_flows(&log),
     }

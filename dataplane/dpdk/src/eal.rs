@@ -27,6 +27,19 @@ pub type Lcore = u32;
 /// run: ports and pools may still be referenced by threads being torn down).
 pub struct Eal {
     _not_send: std::marker::PhantomData<*const ()>,
+    /// The EAL's runtime directory (`/var/run/dpdk/<file-prefix>`), removed when the Eal
+    /// goes if nothing is left in it.
+    runtime_dir: Option<std::path::PathBuf>,
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // Only an empty directory goes (remove_dir refuses others): a runtime whose files
+        // are still there (shared config, a secondary's socket) keeps them.
+        if let Some(d) = &self.runtime_dir {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }
 
 impl Eal {
@@ -53,8 +66,17 @@ impl Eal {
                 reason: crate::last_error(),
             });
         }
+        // SAFETY: returns a pointer to the EAL's own NUL-terminated path, valid for the
+        // process; copied at once.
+        let dir = unsafe { sys::rte_eal_get_runtime_dir() };
+        let runtime_dir = (!dir.is_null()).then(|| {
+            // SAFETY: non-null, NUL-terminated (checked above).
+            let s = unsafe { std::ffi::CStr::from_ptr(dir) };
+            std::path::PathBuf::from(s.to_string_lossy().into_owned())
+        });
         Ok(Eal {
             _not_send: std::marker::PhantomData,
+            runtime_dir,
         })
     }
 

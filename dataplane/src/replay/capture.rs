@@ -1,7 +1,7 @@
 //! Reading captures of any supported link type and writing them as Ethernet pcap.
 use crate::flow::FlowKey;
 use crate::packet;
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::{DataLink, TsResolution};
 use std::borrow::Cow;
@@ -109,104 +109,211 @@ pub fn for_each_frame(
     path: &Path,
     f: impl FnMut(Frame<'_>) -> Result<(), CaptureError>,
 ) -> Result<u64, CaptureError> {
-    for_each_frame_with(path, f)
+    read_frames(path, f).map(|r| r.skipped)
 }
 
-/// `for_each_frame` for a caller with errors of its own. Ethernet frames are passed as
-/// they lie in the reader's buffer (no copy).
-pub fn for_each_frame_with<E: From<CaptureError>>(
+/// What reading a capture found besides its frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadSummary {
+    /// Frames that could not be expressed as Ethernet (skipped).
+    pub skipped: u64,
+    /// The capture ends inside this record (a capture cut short, as a full disk or a killed
+    /// capture leaves it): the records before it were read, as tshark reads them.
+    pub cut_at: Option<u64>,
+}
+
+/// The largest record a classic pcap may hold (Wireshark's own limit for Ethernet); a
+/// larger length means the file is damaged there.
+const MAX_RECORD: u32 = 262_144;
+
+/// Fills `buf` from `r` as far as the bytes go; returns how many were read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// `for_each_frame` for a caller with errors of its own, with what else the reading
+/// found. Ethernet frames are passed as they lie in the reader's buffer (no copy).
+pub fn read_frames<E: From<CaptureError>>(
     path: &Path,
     mut f: impl FnMut(Frame<'_>) -> Result<(), E>,
-) -> Result<u64, E> {
+) -> Result<ReadSummary, E> {
     let p = path.display().to_string();
     let open = |source| CaptureError::Open {
         path: p.clone(),
         source,
     };
-    let mut file = BufReader::new(File::open(path).map_err(open)?);
+    let mut file = BufReader::with_capacity(1 << 18, File::open(path).map_err(open)?);
     let mut magic = [0u8; 4];
-    file.read_exact(&mut magic).map_err(open)?;
+    if read_full(&mut file, &mut magic).map_err(open)? < 4 {
+        return Err(CaptureError::Format {
+            path: p,
+            reason: "shorter than any capture header".into(),
+        }
+        .into());
+    }
+    if magic != [0x0a, 0x0d, 0x0d, 0x0a] {
+        return classic(file, magic, &p, &mut f);
+    }
     let file = BufReader::with_capacity(1 << 18, File::open(path).map_err(open)?);
     let fmt = |e: pcap_file::PcapError| CaptureError::Format {
         path: p.clone(),
         reason: e.to_string(),
     };
-    let mut skipped = 0;
+    let mut summary = ReadSummary::default();
     let mut index = 0u64;
-    if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
-        let mut r = PcapNgReader::new(file).map_err(fmt)?;
-        let mut links: Vec<DataLink> = Vec::new();
-        while let Some(block) = r.next_block() {
-            let block = block.map_err(fmt)?;
-            let (iface, ts, data, orig_len) = match block {
-                Block::SectionHeader(_) => {
-                    links.clear();
-                    continue;
-                }
-                Block::InterfaceDescription(d) => {
-                    links.push(d.linktype);
-                    continue;
-                }
-                Block::EnhancedPacket(e) => {
-                    (e.interface_id as usize, e.timestamp, e.data, e.original_len)
-                }
-                Block::SimplePacket(s) => (0, Duration::ZERO, s.data, s.original_len),
-                _ => continue,
-            };
-            index += 1;
-            let link = *links.get(iface).ok_or_else(|| CaptureError::Format {
-                path: p.clone(),
-                reason: format!("packet {index} names interface {iface}, which is not described"),
-            })?;
-            match to_ethernet(link, &data) {
-                Ok(Some(d)) => {
-                    let extra = d.len() as i64 - data.len() as i64;
-                    f(Frame {
-                        ts,
-                        data: d,
-                        orig_len: (orig_len as i64 + extra).max(0) as u32,
-                    })?
-                }
-                Ok(None) => skipped += 1,
-                Err(_) => {
-                    return Err(CaptureError::LinkType {
-                        path: p.clone(),
-                        index,
-                        link,
-                    }
-                    .into())
-                }
+    let mut r = PcapNgReader::new(file).map_err(fmt)?;
+    let mut links: Vec<DataLink> = Vec::new();
+    while let Some(block) = r.next_block() {
+        let block = block.map_err(fmt)?;
+        let (iface, ts, data, orig_len) = match block {
+            Block::SectionHeader(_) => {
+                links.clear();
+                continue;
             }
-        }
-    } else {
-        let mut r = PcapReader::new(file).map_err(fmt)?;
-        let link = r.header().datalink;
-        while let Some(pkt) = r.next_packet() {
-            let pkt = pkt.map_err(fmt)?;
-            index += 1;
-            match to_ethernet(link, &pkt.data) {
-                Ok(Some(d)) => {
-                    let extra = d.len() as i64 - pkt.data.len() as i64;
-                    let orig_len = (pkt.orig_len as i64 + extra).max(0) as u32;
-                    f(Frame {
-                        ts: pkt.timestamp,
-                        data: d,
-                        orig_len,
-                    })?
-                }
-                Ok(None) => skipped += 1,
-                Err(_) => {
-                    return Err(CaptureError::LinkType {
-                        path: p.clone(),
-                        index,
-                        link,
-                    }
-                    .into())
-                }
+            Block::InterfaceDescription(d) => {
+                links.push(d.linktype);
+                continue;
             }
-        }
+            Block::EnhancedPacket(e) => {
+                (e.interface_id as usize, e.timestamp, e.data, e.original_len)
+            }
+            Block::SimplePacket(s) => (0, Duration::ZERO, s.data, s.original_len),
+            _ => continue,
+        };
+        index += 1;
+        let link = *links.get(iface).ok_or_else(|| CaptureError::Format {
+            path: p.clone(),
+            reason: format!("packet {index} names interface {iface}, which is not described"),
+        })?;
+        deliver(link, ts, &data, orig_len, index, &p, &mut summary, &mut f)?;
     }
-    Ok(skipped)
+    Ok(summary)
+}
+
+/// One record's frame to `f` in Ethernet form (or counted as skipped).
+#[allow(clippy::too_many_arguments)]
+fn deliver<E: From<CaptureError>>(
+    link: DataLink,
+    ts: Duration,
+    data: &[u8],
+    orig_len: u32,
+    index: u64,
+    path: &str,
+    summary: &mut ReadSummary,
+    f: &mut impl FnMut(Frame<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    match to_ethernet(link, data) {
+        Ok(Some(d)) => {
+            let extra = d.len() as i64 - data.len() as i64;
+            // A record longer than its packet claims (a writer's slip): the record holds.
+            let orig = (orig_len as i64 + extra).max(d.len() as i64) as u32;
+            f(Frame {
+                ts,
+                data: d,
+                orig_len: orig,
+            })
+        }
+        Ok(None) => {
+            summary.skipped += 1;
+            Ok(())
+        }
+        Err(_) => Err(CaptureError::LinkType {
+            path: path.to_string(),
+            index,
+            link,
+        }
+        .into()),
+    }
+}
+
+/// A classic pcap read as tshark reads it: either byte order, micro- or nanosecond
+/// timestamps, records cut at a snap length below their packets' length, and a last record
+/// cut short (reported in the summary, not an error).
+fn classic<E: From<CaptureError>>(
+    mut r: impl Read,
+    magic: [u8; 4],
+    path: &str,
+    f: &mut impl FnMut(Frame<'_>) -> Result<(), E>,
+) -> Result<ReadSummary, E> {
+    let format = |reason: String| CaptureError::Format {
+        path: path.to_string(),
+        reason,
+    };
+    let io = |e: std::io::Error| format(e.to_string());
+    let (le, nanos) = match u32::from_le_bytes(magic) {
+        0xa1b2_c3d4 => (true, false),
+        0xa1b2_3c4d => (true, true),
+        0xd4c3_b2a1 => (false, false),
+        0x4d3c_b2a1 => (false, true),
+        m => return Err(format(format!("unknown magic number {m:#010x}")).into()),
+    };
+    let word = |b: &[u8]| {
+        let w = [b[0], b[1], b[2], b[3]];
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
+    };
+    let mut head = [0u8; 20];
+    if read_full(&mut r, &mut head).map_err(io)? < head.len() {
+        return Err(format("shorter than a pcap header".into()).into());
+    }
+    // The link type's low 16 bits (the upper ones may carry FCS information).
+    let link = DataLink::from(word(&head[16..]) & 0xffff);
+    let mut summary = ReadSummary::default();
+    let mut rec = [0u8; 16];
+    let mut buf = vec![0u8; 65_536];
+    let mut index = 0u64;
+    loop {
+        let got = read_full(&mut r, &mut rec).map_err(io)?;
+        if got == 0 {
+            break;
+        }
+        index += 1;
+        if got < rec.len() {
+            summary.cut_at = Some(index);
+            break;
+        }
+        let (secs, frac, incl, orig) = (
+            word(&rec),
+            word(&rec[4..]),
+            word(&rec[8..]),
+            word(&rec[12..]),
+        );
+        if incl > MAX_RECORD {
+            return Err(format(format!(
+                "packet {index}: a record of {incl} bytes (more than {MAX_RECORD}): the file is damaged there"
+            ))
+            .into());
+        }
+        let incl = incl as usize;
+        if buf.len() < incl {
+            buf.resize(incl, 0);
+        }
+        if read_full(&mut r, &mut buf[..incl]).map_err(io)? < incl {
+            summary.cut_at = Some(index);
+            break;
+        }
+        let nanos = if nanos {
+            frac
+        } else {
+            frac.saturating_mul(1000)
+        };
+        // Duration::new carries nanoseconds past a second into the seconds.
+        let ts = Duration::new(secs as u64, nanos);
+        deliver(link, ts, &buf[..incl], orig, index, path, &mut summary, f)?;
+    }
+    Ok(summary)
 }
 
 /// The records of a classic pcap file, counted from their headers alone (a walk over the
@@ -324,5 +431,93 @@ mod tests {
             &ip
         );
         assert!(to_ethernet(DataLink::IEEE802_11, &ip).is_err());
+    }
+
+    /// A classic pcap in the byte order and resolution asked for: snap length 64, each
+    /// record (seconds, fraction, captured bytes, length on the wire).
+    fn classic_pcap(be: bool, nanos: bool, records: &[(u32, u32, Vec<u8>, u32)]) -> Vec<u8> {
+        let w = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let h = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut f = Vec::new();
+        f.extend_from_slice(&w(if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 }));
+        f.extend_from_slice(&h(2));
+        f.extend_from_slice(&h(4));
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&w(64));
+        f.extend_from_slice(&w(1));
+        for (s, frac, data, orig) in records {
+            for v in [*s, *frac, data.len() as u32, *orig] {
+                f.extend_from_slice(&w(v));
+            }
+            f.extend_from_slice(data);
+        }
+        f
+    }
+
+    fn read(
+        bytes: &[u8],
+    ) -> (
+        Result<ReadSummary, CaptureError>,
+        Vec<(Duration, Vec<u8>, u32)>,
+    ) {
+        let path = std::env::temp_dir().join(format!(
+            "aperture-capture-test-{}-{:?}.pcap",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&path, bytes).unwrap();
+        let mut got = Vec::new();
+        let r = read_frames(&path, |fr| {
+            got.push((fr.ts, fr.data.into_owned(), fr.orig_len));
+            Ok::<(), CaptureError>(())
+        });
+        let _ = std::fs::remove_file(&path);
+        (r, got)
+    }
+
+    #[test]
+    fn classic_pcaps_read_in_either_order_and_resolution_with_short_snaps() {
+        let frame = |k: u8| vec![k; 60];
+        for (be, nanos) in [(false, false), (true, false), (false, true), (true, true)] {
+            let frac = if nanos { 123_456_789 } else { 123_456 };
+            // Cut at the snap length: 60 captured bytes of 1514 on the wire.
+            let recs = vec![
+                (1_700_000_000, frac, frame(1), 1514),
+                (1_700_000_001, 0, frame(2), 60),
+            ];
+            let (r, got) = read(&classic_pcap(be, nanos, &recs));
+            assert_eq!(r.unwrap(), ReadSummary::default());
+            assert_eq!(got.len(), 2);
+            let want_ns = if nanos { 123_456_789 } else { 123_456_000 };
+            assert_eq!(got[0].0, Duration::new(1_700_000_000, want_ns));
+            assert_eq!((got[0].1.as_slice(), got[0].2), (frame(1).as_slice(), 1514));
+            assert_eq!(got[1].0, Duration::from_secs(1_700_000_001));
+        }
+    }
+
+    #[test]
+    fn a_capture_cut_inside_its_last_record_gives_the_records_before_it() {
+        let recs: Vec<_> = (0..3).map(|k| (k, 0, vec![k as u8; 60], 60)).collect();
+        let whole = classic_pcap(false, false, &recs);
+        // Cut inside the third record's data, then inside its header.
+        for cut in [whole.len() - 10, whole.len() - 60 - 8] {
+            let (r, got) = read(&whole[..cut]);
+            assert_eq!(r.unwrap().cut_at, Some(3), "cut at {cut}");
+            assert_eq!(got.len(), 2);
+        }
+        let (r, got) = read(&whole);
+        assert_eq!((r.unwrap().cut_at, got.len()), (None, 3));
+    }
+
+    #[test]
+    fn a_damaged_record_length_names_the_packet() {
+        let mut bytes = classic_pcap(false, false, &[(0, 0, vec![0; 60], 60)]);
+        bytes.extend_from_slice(&[0; 8]);
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        bytes.extend_from_slice(&[0; 4]);
+        let err = read(&bytes).0.unwrap_err().to_string();
+        assert!(err.contains("packet 2") && err.contains("damaged"), "{err}");
+        let err = read(b"not a capture").0.unwrap_err().to_string();
+        assert!(err.contains("magic"), "{err}");
     }
 }

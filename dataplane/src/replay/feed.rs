@@ -272,5 +272,5 @@ pub fn ns(ts: std::time::Duration) -> u64 {
     ts.as_nanos().min(u64::MAX as u128) as u64
 }
 
-/// `capture::for_each_frame_with`, named for the replay's use.
-pub use capture::for_each_frame_with as frames;
+/// `capture::read_frames`, named for the replay's use.
+pub use capture::read_frames as frames;

@@ -56,6 +56,8 @@ pub struct Report {
     pub packets: u64,
     /// Frames of link types or families the replay cannot carry.
     pub skipped: u64,
+    /// The capture ends inside this record: the ones before it were replayed.
+    pub cut_at: Option<u64>,
     /// Final counters per worker.
     pub workers: Vec<Counters>,
     /// DPDK's statistics per port (name, figures).
@@ -166,6 +168,10 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         .unwrap_or_else(|| out_dir.join("flows.jsonl"));
     let workers = cfg.workers.lcores.len();
     let work = out_dir.join(format!(".replay-{}", std::process::id()));
+    let segment =
+        std::env::temp_dir().join(format!("aperture-replay-stats-{}", std::process::id()));
+    // The replay's own files go however it ends (an error returns early).
+    let _cleanup = Cleanup(vec![work.clone(), segment.clone()]);
     // With several workers each writes its own output, merged by time at the end.
     let outs: Option<Vec<PathBuf>> = out.as_ref().map(|o| {
         if workers == 1 {
@@ -261,8 +267,6 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     let ts = aperture_dpdk::RxTimestamp::register().ok_or(ReplayError::Timestamps)?;
     let ports = port::start_ports(&cfg)?;
     wire.start(workers as u16, &ports.pool)?;
-    let segment =
-        std::env::temp_dir().join(format!("aperture-replay-stats-{}", std::process::id()));
     let opts = Options {
         capture_clock: true,
         lossless_log: true,
@@ -333,8 +337,8 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         }
         Ok(())
     });
-    let skipped = match skipped {
-        Ok(n) => n,
+    let read = match skipped {
+        Ok(r) => r,
         Err(e) => {
             running.stop.store(true, Ordering::SeqCst);
             return Err(e);
@@ -365,8 +369,6 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
             capture::merge(outs, out)?;
         }
     }
-    let _ = std::fs::remove_dir_all(&work);
-    let _ = std::fs::remove_file(&segment);
     let per_proto = running
         .per_proto
         .iter()
@@ -380,7 +382,8 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         out,
         flow_log,
         packets: total,
-        skipped,
+        skipped: read.skipped,
+        cut_at: read.cut_at,
         workers: counters,
         ports: port_stats,
         records: running.records,
@@ -398,6 +401,22 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
                 .collect(),
         }),
     })
+}
+
+/// Paths removed when dropped (directories with what they hold), whether the replay
+/// succeeded or not.
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
+        }
+    }
 }
 
 /// The progress line of a long replay: packets read and rate, on stderr, once a second

@@ -66,7 +66,7 @@ pub enum DropReason {
     FragNoBuffer,
 }
 
-const FIXED: usize = 56;
+const FIXED: usize = 57;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -126,6 +126,7 @@ pub const GENERAL: [&str; FIXED] = [
     "fragments_timed_out",
     "fragments_evicted",
     "pinhole_claims_refused",
+    "clock_outliers",
 ];
 
 /// Index of each general counter.
@@ -221,6 +222,9 @@ pub enum C {
     /// With several workers: pinhole endpoints the shared claims table had no room for
     /// (their flows are admitted only where their packets arrive).
     PinholeClaimsRefused,
+    /// Replay: packets whose capture time was set aside as far from the packets around
+    /// them (`clock::CaptureTime`).
+    ClockOutliers,
 }
 
 const OTHER_DROPS: [(DropReason, &str); 22] = [
