@@ -59,10 +59,12 @@ cargo_test() {
     local log="$LOG_DIR/cargo-test.log" rc
     set +e
     # Unit, integration and doc-less targets on one thread (network tests share namespaces);
-    # then the criterion benches in test mode (each benchmark runs once, asserting its setup).
+    # then the criterion benches in test mode (each benchmark runs once, asserting its setup;
+    # `--bench '*'`, not `--benches`, which would run the libraries' unit tests again and
+    # count them twice).
     cargo test --workspace --lib --bins --tests --no-fail-fast -- --test-threads=1 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
-    cargo test --workspace --benches --no-fail-fast 2>&1 | tee -a "$log"
+    cargo test --workspace --bench '*' --no-fail-fast 2>&1 | tee -a "$log"
     ((PIPESTATUS[0] == 0)) || rc=1
     set -e
     # Totals over every test binary, from cargo's "test result:" lines.

@@ -188,6 +188,16 @@ pub struct Engine {
 
 impl Engine {
     /// An engine for a flow table of `flows` slots.
+    /// Bytes of App-ID state per flow of the flow table's capacity.
+    pub fn bytes_per_flow() -> usize {
+        std::mem::size_of::<AppInfo>()
+    }
+
+    /// Bytes of one classifier context (`app-id.contexts`).
+    pub fn bytes_per_context() -> usize {
+        std::mem::size_of::<Context>()
+    }
+
     pub fn new(catalog: Arc<Catalog>, flows: usize, limits: Limits) -> Engine {
         assert!(DECODERS.len() <= MAX_DECODERS, "raise MAX_DECODERS");
         let n = limits.contexts.max(1);

@@ -473,6 +473,73 @@ impl Config {
         args
     }
 
+    /// The sizes against the memory they take: the mbuf pool against the EAL's `-m` (when
+    /// given), the workers' tables against the machine's memory. An error says how much.
+    fn check_memory(&self) -> Result<(), String> {
+        let mp = &self.mempool;
+        if mp.mbufs == 0 {
+            return Err("mempool.mbufs: must be at least 1".into());
+        }
+        // DPDK's own rule (rte_mempool_create): a cache at most 512 and at most n / 1.5.
+        if mp.cache > 512 || mp.cache as u64 * 3 > mp.mbufs as u64 * 2 {
+            return Err(format!(
+                "mempool.cache: {} is more than DPDK allows for {} mbufs (at most 512 and two thirds of mbufs)",
+                mp.cache, mp.mbufs
+            ));
+        }
+        // An mbuf: its header (two cache lines), headroom and data room, rounded to a line.
+        let mut per_mbuf = (256 + 128 + mp.data_room as u64).div_ceil(64) * 64;
+        if self.eal.args.iter().any(|a| a == "--no-huge") {
+            // Without hugepages an mbuf does not cross a 4 KiB page: each takes whole pages.
+            per_mbuf = per_mbuf.div_ceil(4096) * 4096;
+        }
+        let pool = mp.mbufs as u64 * per_mbuf;
+        if let Some(m) = self.eal_memory_mib() {
+            if pool > m << 20 {
+                return Err(format!(
+                    "mempool.mbufs: {} mbufs of {} bytes take {}, more than the EAL's -m {} MiB",
+                    mp.mbufs,
+                    per_mbuf,
+                    human_bytes(pool),
+                    m
+                ));
+            }
+        }
+        let workers = self.workers.lcores.len().max(1) as u64;
+        let flows = self.flow_table.capacity as u64
+            * (crate::flow::FlowTable::bytes_per_flow()
+                + crate::appid::engine::Engine::bytes_per_flow()) as u64;
+        let contexts =
+            self.app_id.contexts as u64 * crate::appid::engine::Engine::bytes_per_context() as u64;
+        let per_worker = flows + contexts;
+        if let Some(total) = machine_memory() {
+            if per_worker.saturating_mul(workers) > total {
+                return Err(format!(
+                    "flow-table.capacity {} and app-id.contexts {} take {} per worker ({} worker(s): {}), more than this machine's {} of memory",
+                    self.flow_table.capacity,
+                    self.app_id.contexts,
+                    human_bytes(per_worker),
+                    workers,
+                    human_bytes(per_worker.saturating_mul(workers)),
+                    human_bytes(total)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The EAL's `-m`/`--memory` in MiB, when the arguments give it.
+    fn eal_memory_mib(&self) -> Option<u64> {
+        let a = &self.eal.args;
+        a.iter().enumerate().find_map(|(i, s)| {
+            if s == "-m" || s == "--memory" {
+                a.get(i + 1)?.parse().ok()
+            } else {
+                s.strip_prefix("--memory=")?.parse().ok()
+            }
+        })
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.version != 1 {
             return Err(format!(
@@ -497,6 +564,17 @@ impl Config {
         if self.flow_table.capacity < 16 {
             return Err("flow-table.capacity: must be at least 16".into());
         }
+        if self.flow_table.capacity > crate::flow::FlowTable::MAX_CAPACITY {
+            return Err(format!(
+                "flow-table.capacity: {} is more than a table holds ({})",
+                self.flow_table.capacity,
+                crate::flow::FlowTable::MAX_CAPACITY
+            ));
+        }
+        if self.app_id.contexts == 0 {
+            return Err("app-id.contexts: must be at least 1".into());
+        }
+        self.check_memory()?;
         let sip = &self.alg.sip;
         if !(1..=65_535).contains(&sip.tcp_buffer_bytes) {
             return Err("alg.sip.tcp-buffer-bytes: must be 1 to 65535".into());
@@ -569,6 +647,30 @@ impl Config {
     }
 }
 
+/// The machine's memory (MemTotal), if /proc/meminfo tells it.
+fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Bytes as an operator reads them (KiB, MiB, GiB, TiB, one decimal).
+fn human_bytes(b: u64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,6 +700,50 @@ mod tests {
         let text = EMBEDDED.replace("version: 1", "version: 7");
         let e = Config::parse(&text, "x.yaml").unwrap_err().to_string();
         assert!(e.contains("version: 7 is not supported"), "{e}");
+    }
+
+    #[test]
+    fn sizes_are_checked_against_the_memory_they_take() {
+        let e = |from: &str, to: &str| {
+            let text = EMBEDDED.replace(from, to);
+            assert!(text != EMBEDDED, "template changed: {from}");
+            Config::parse(&text, "x.yaml").unwrap_err().to_string()
+        };
+        // (the line changed, what the error must say)
+        let cases: [(&str, &str, &[&str]); 6] = [
+            (
+                "capacity: 262144",
+                "capacity: 100000000000",
+                &["more than a table holds"],
+            ),
+            (
+                "capacity: 262144",
+                "capacity: 2000000000",
+                &["GiB per worker", "more than this machine's"],
+            ),
+            (
+                "contexts: 8192",
+                "contexts: 0",
+                &["app-id.contexts: must be at least 1"],
+            ),
+            (
+                "contexts: 8192",
+                "contexts: 100000000000",
+                &["per worker", "GiB"],
+            ),
+            (
+                "mbufs: 16383",
+                "mbufs: 1000000",
+                &["more than the EAL's -m 512 MiB", "GiB"],
+            ),
+            ("cache: 256", "cache: 20000", &["mempool.cache: 20000"]),
+        ];
+        for (from, to, want) in cases {
+            let m = e(from, to);
+            assert!(want.iter().all(|w| m.contains(w)), "{to}: {m}");
+        }
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(100), "100 bytes");
     }
 
     #[test]

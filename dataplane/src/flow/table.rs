@@ -300,6 +300,17 @@ pub struct FlowTable {
 impl FlowTable {
     /// A table of `capacity` flows. `seeds` key the hash (take them from a random source: the
     /// table is keyed by attacker-controlled tuples).
+    /// The most flows a table holds (slot numbers keep one bit for aliases).
+    pub const MAX_CAPACITY: usize = (ALIAS - 1) as usize;
+
+    /// Bytes one flow of capacity takes: its slot, its second key, and two index entries
+    /// (hashbrown keeps its table at most 7/8 full, a control byte per entry).
+    pub fn bytes_per_flow() -> usize {
+        std::mem::size_of::<Flow>()
+            + std::mem::size_of::<Alias>()
+            + 2 * (std::mem::size_of::<Slot>() + 1) * 8 / 7
+    }
+
     pub fn new(capacity: usize, timeouts: &Timeouts, seeds: [u64; 4]) -> FlowTable {
         let capacity = capacity.clamp(1, (ALIAS - 1) as usize);
         let s = |x: u32| x as u64 * 1_000_000_000;
