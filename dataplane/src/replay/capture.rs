@@ -235,6 +235,36 @@ fn deliver<E: From<CaptureError>>(
     }
 }
 
+/// A classic pcap's byte order and time resolution, from its magic number.
+#[derive(Clone, Copy)]
+struct PcapOrder {
+    le: bool,
+    nanos: bool,
+}
+
+impl PcapOrder {
+    fn of(magic: [u8; 4]) -> Option<PcapOrder> {
+        let (le, nanos) = match u32::from_le_bytes(magic) {
+            0xa1b2_c3d4 => (true, false),
+            0xa1b2_3c4d => (true, true),
+            0xd4c3_b2a1 => (false, false),
+            0x4d3c_b2a1 => (false, true),
+            _ => return None,
+        };
+        Some(PcapOrder { le, nanos })
+    }
+
+    /// The 32-bit field at the start of `b`, in the file's byte order.
+    fn word(self, b: &[u8]) -> u32 {
+        let w = [b[0], b[1], b[2], b[3]];
+        if self.le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
+    }
+}
+
 /// A classic pcap read as tshark reads it: either byte order, micro- or nanosecond
 /// timestamps, records cut at a snap length below their packets' length, and a last record
 /// cut short (reported in the summary, not an error).
@@ -249,21 +279,11 @@ fn classic<E: From<CaptureError>>(
         reason,
     };
     let io = |e: std::io::Error| format(e.to_string());
-    let (le, nanos) = match u32::from_le_bytes(magic) {
-        0xa1b2_c3d4 => (true, false),
-        0xa1b2_3c4d => (true, true),
-        0xd4c3_b2a1 => (false, false),
-        0x4d3c_b2a1 => (false, true),
-        m => return Err(format(format!("unknown magic number {m:#010x}")).into()),
+    let Some(order) = PcapOrder::of(magic) else {
+        let m = u32::from_le_bytes(magic);
+        return Err(format(format!("unknown magic number {m:#010x}")).into());
     };
-    let word = |b: &[u8]| {
-        let w = [b[0], b[1], b[2], b[3]];
-        if le {
-            u32::from_le_bytes(w)
-        } else {
-            u32::from_be_bytes(w)
-        }
-    };
+    let (nanos, word) = (order.nanos, |b: &[u8]| order.word(b));
     let mut head = [0u8; 20];
     if read_full(&mut r, &mut head).map_err(io)? < head.len() {
         return Err(format("shorter than a pcap header".into()).into());
@@ -324,24 +344,12 @@ pub fn pcap_records(path: &Path) -> Option<u64> {
     let mut r = BufReader::with_capacity(1 << 16, file);
     let mut head = [0u8; 24];
     r.read_exact(&mut head).ok()?;
-    let word = |b: &[u8], le: bool| {
-        let w = [b[0], b[1], b[2], b[3]];
-        if le {
-            u32::from_le_bytes(w)
-        } else {
-            u32::from_be_bytes(w)
-        }
-    };
-    let le = match word(&head, true) {
-        0xa1b2_c3d4 | 0xa1b2_3c4d => true,
-        0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
-        _ => return None,
-    };
+    let order = PcapOrder::of([head[0], head[1], head[2], head[3]])?;
     let (mut at, mut n) = (24u64, 0u64);
     let mut rec = [0u8; 16];
     while at < size {
         r.read_exact(&mut rec).ok()?;
-        let caplen = word(&rec[8..], le) as u64;
+        let caplen = order.word(&rec[8..]) as u64;
         if at + 16 + caplen > size {
             return None;
         }

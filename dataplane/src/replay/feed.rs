@@ -5,7 +5,6 @@
 //!
 //! Nothing read is lost: a full ring or an empty pool makes the feeder wait (draining what
 //! the workers sent meanwhile), never drop.
-use super::capture;
 use super::ReplayError;
 use crate::port::{EthConfig, Mbuf, Mempool, RxTimestamp, TxBuffer};
 use aperture_dpdk::{Burst, RingPair, BURST_SIZE};
@@ -271,6 +270,3 @@ impl<'a> Feeder<'a> {
 pub fn ns(ts: std::time::Duration) -> u64 {
     ts.as_nanos().min(u64::MAX as u128) as u64
 }
-
-/// `capture::read_frames`, named for the replay's use.
-pub use capture::read_frames as frames;

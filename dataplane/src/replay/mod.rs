@@ -300,7 +300,7 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         stall.check(feeder.fed + feeder.written + s.ipackets, feeder.fed)
     };
     let mut waits = 0u64;
-    let skipped = feed::frames(&input, |fr| {
+    let read = capture::read_frames(&input, |fr| {
         index += 1;
         let w = owner(&fr.data);
         let t = feed::ns(fr.ts);
@@ -337,7 +337,7 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         }
         Ok(())
     });
-    let read = match skipped {
+    let read = match read {
         Ok(r) => r,
         Err(e) => {
             running.stop.store(true, Ordering::SeqCst);
