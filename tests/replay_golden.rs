@@ -563,3 +563,49 @@ fn a_replay_that_fails_names_the_packet_and_leaves_nothing_behind() {
     let runtime = std::path::Path::new("/var/run/dpdk").join(format!("aperture-replay-{pid}"));
     assert!(!runtime.exists(), "{}", runtime.display());
 }
+
+/// A worker that panics (fault injection: APERTURE_FAULT_PANIC_WORKER) does not abort the
+/// process from inside the EAL: the panic is reported with the worker and lcore, the other
+/// worker stops too, both log their flows, and the replay exits non-zero at once.
+#[test]
+fn a_worker_panic_is_reported_and_stops_the_replay_cleanly() {
+    let dir = TempDir::new("panic");
+    let cfg = two_worker_config(dir.path());
+    let out_dir = dir.path().join("out");
+    let o = std::process::Command::new(bin("aperture-dataplane"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("replay")
+        .arg("--pcap")
+        .arg(corpus().join("sip-calls/sipnab_SIP_CALL_RTP_G711.pcap"))
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .arg("--timeout")
+        .arg("60")
+        .env("APERTURE_FAULT_PANIC_WORKER", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an error exit, not an abort: {err}"
+    );
+    assert!(
+        err.contains("worker 1 (lcore 2) panicked: fault injection"),
+        "{err}"
+    );
+    // The flows both workers had were ended and logged; nothing else is left.
+    let mut left: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["flows.jsonl"]);
+    let flows = read_flows(&out_dir.join("flows.jsonl"));
+    assert!(!flows.is_empty());
+    assert!(
+        flows.iter().any(|f| f["worker"] == 1),
+        "the panicked worker's flows"
+    );
+}

@@ -38,7 +38,7 @@ fn help(name: &str) -> &'static str {
         "drop_bytes" => "Bytes dropped by the workers, any reason",
         "flows_created" => "Flows created",
         "flows_expired" => "Flows ended by timeout or close",
-        "flows_evicted" => "Flows evicted to make room",
+        "flows_evicted" => "Unanswered flows evicted to make room for new ones",
         "flow_log_lost" => "Flow records lost because the flow log queue was full",
         "arp_replies_sent" => "ARP replies sent for the appliance's addresses",
         "arp_requests_sent" => "ARP requests sent to resolve next hops",
@@ -81,6 +81,10 @@ fn help(name: &str) -> &'static str {
         "pinhole_claims_refused" => {
             "Pinhole endpoints the workers' shared claims table had no room for"
         }
+        "appid_contexts_reclaimed" => {
+            "App-ID contexts taken from the least recently active undecided flow for a new one"
+        }
+        "appid_no_context" => "Flows left unclassified because no App-ID context was free",
         "clock_outliers" => {
             "Replay: packets whose capture time was far from the packets around them (ignored)"
         }

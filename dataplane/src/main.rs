@@ -236,7 +236,8 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
         cfg.stats.segment.display(),
         cfg.control.socket.display()
     );
-    while !term.load(Ordering::Relaxed) {
+    // Until asked to stop, or a worker panicked (`finish` then reports it).
+    while !term.load(Ordering::Relaxed) && running.check_workers().is_ok() {
         control.poll();
         running.drain_log(&mut log)?;
         running.service();

@@ -59,14 +59,21 @@ impl Offline {
             records.push(FlowRecord::new(0, s, f, reason, &e.ended(s, f)))
         };
         if r.missed() {
-            insert_flow(
+            // Offline App-ID sets no limits: a flow is refused only by a table full of
+            // answered flows, and then its packets are classified as no flow's.
+            if insert_flow(
                 &mut self.flows,
                 &mut self.engine,
                 &self.h,
                 &mut r,
                 ts_ns,
+                0,
                 &mut ended,
-            );
+            )
+            .is_err()
+            {
+                return AppEvent::None;
+            }
         }
         let (_, ev) = account_and_classify(
             &mut self.flows,

@@ -66,8 +66,16 @@ pub enum RuntimeError {
     Eal(#[from] aperture_dpdk::EalError),
     #[error("worker on lcore {lcore} exited with status {status}")]
     Worker { lcore: u32, status: i32 },
+    #[error("worker {worker} (lcore {lcore}) panicked: {message}; the dataplane stopped (its flows were logged)")]
+    WorkerPanic {
+        worker: usize,
+        lcore: u32,
+        message: String,
+    },
     #[error("flow log: {0}")]
     Log(std::io::Error),
+    #[error("no random numbers from the operating system ({0}): the flow tables' hash keys would be guessable, so the dataplane does not start")]
+    Random(String),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("cannot create the rings between workers: {0}")]
@@ -79,6 +87,8 @@ pub struct Running {
     pub stop: Arc<AtomicBool>,
     /// Workers that have returned from their loop.
     done: Arc<AtomicUsize>,
+    /// The first worker panic: (worker, lcore, message). Set once, off the packet path.
+    panicked: Arc<std::sync::Mutex<Option<(usize, u32, String)>>>,
     logs: Vec<Arc<ArrayQueue<FlowRecord>>>,
     pub stats: Arc<StatsSegment>,
     lcores: Vec<u32>,
@@ -107,12 +117,24 @@ pub struct Running {
 /// How many of the largest flows `Running::top` keeps.
 pub const TOP_FLOWS: usize = 10;
 
-pub fn random_seeds() -> [u64; 4] {
+pub fn random_seeds() -> Result<[u64; 4], RuntimeError> {
     let mut b = [0u8; 32];
-    // Without an OS random source the table would still work, only with a guessable hash.
-    let _ = getrandom::getrandom(&mut b);
+    // Tables keyed by attacker-controlled tuples with a guessable hash could be flooded
+    // into one bucket: without the OS's random source the dataplane does not start.
+    getrandom::getrandom(&mut b).map_err(|e| RuntimeError::Random(e.to_string()))?;
     let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-    [w(0), w(1), w(2), w(3)]
+    Ok([w(0), w(1), w(2), w(3)])
+}
+
+/// A worker's return status after a panic.
+const WORKER_PANICKED: i32 = 70;
+
+/// The text of a panic's payload.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// Launches one worker per configured lcore.
@@ -135,6 +157,7 @@ pub fn start(
     )?);
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
+    let panicked = Arc::new(std::sync::Mutex::new(None));
     let ts_field = RxTimestamp::lookup();
     let dumps = FlowDumps::new();
     let mut logs = Vec::new();
@@ -156,7 +179,10 @@ pub fn start(
             "handoff",
             workers,
             ports.ports.len(),
-            opts.steer_seed.unwrap_or_else(|| random_seeds()[0]),
+            match opts.steer_seed {
+                Some(s) => s,
+                None => random_seeds()?[0],
+            },
         )?
         .into_iter()
         .map(Some)
@@ -190,6 +216,8 @@ pub fn start(
         let limits = Limits::of(&cfg.app_id);
         let cat = catalog.clone();
         let timeouts = cfg.flow_table.timeouts;
+        let per_source = cfg.flow_table.per_source.per_worker(workers);
+        let seeds = random_seeds()?;
         let port_list = ports.ports.clone();
         let pool = ports.pool.clone();
         let log = FlowLogSink {
@@ -199,6 +227,7 @@ pub fn start(
         let capture_clock = opts.capture_clock;
         let stop = stop.clone();
         let done = done.clone();
+        let panicked = panicked.clone();
         let stats = stats.clone();
         let publish_ms = cfg.stats.publish_ms;
         let reader = opts.policy.as_ref().map(|p| p.reader());
@@ -210,7 +239,8 @@ pub fn start(
         let big = ports.big.clone();
         eal.launch(lcore, move || {
             // Built on the worker's own lcore so its memory is first touched there.
-            let flows = FlowTable::new(capacity, &timeouts, random_seeds());
+            let mut flows = FlowTable::new(capacity, &timeouts, seeds);
+            flows.limit_sources(per_source);
             let appid = Engine::new(cat, flows.capacity(), limits);
             let clock = if capture_clock {
                 Clock::capture(ts_field)
@@ -231,14 +261,39 @@ pub fn start(
             if let Some(a) = affinity {
                 w = w.with_affinity(a);
             }
-            w.run(&stop, &stats, publish_ms);
+            // A panic must not unwind into the EAL's C frames (that aborts the process with
+            // nothing logged): it is caught here, reported, and stops every worker; this
+            // worker's flows are still ended and logged.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                w.run(&stop, &stats, publish_ms)
+            }));
+            let rc = match run {
+                Ok(()) => 0,
+                Err(payload) => {
+                    let message = panic_message(payload.as_ref());
+                    eprintln!(
+                        "aperture-dataplane: worker {i} (lcore {lcore}) panicked: {message}; stopping"
+                    );
+                    panicked
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert((i, lcore, message));
+                    stop.store(true, Ordering::SeqCst);
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        w.finish_after_panic();
+                        stats.publish(i, &w.counters, &w.tables);
+                    }));
+                    WORKER_PANICKED
+                }
+            };
             done.fetch_add(1, Ordering::SeqCst);
-            0
+            rc
         })?;
     }
     Ok(Running {
         stop,
         done,
+        panicked,
         logs,
         stats,
         lcores: cfg.workers.lcores.clone(),
@@ -261,6 +316,18 @@ impl Running {
     /// The service thread's periodic work besides the flow log: names the rule slots the
     /// policy store has assigned since the last call, and publishes the ports' driver
     /// counters. Cheap enough to call every few milliseconds.
+    /// Err once a worker has panicked (the others are stopping): the caller ends the run.
+    pub fn check_workers(&self) -> Result<(), RuntimeError> {
+        match &*self.panicked.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((worker, lcore, message)) => Err(RuntimeError::WorkerPanic {
+                worker: *worker,
+                lcore: *lcore,
+                message: message.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     pub fn service(&mut self) {
         self.refresh_catalog();
         if let Some(store) = &self.policy {
@@ -360,6 +427,7 @@ impl Running {
         }
         self.drain_log(out)?;
         self.service();
+        self.check_workers()?;
         status?;
         Ok(read_snapshot(self.stats.path())?)
     }

@@ -22,6 +22,7 @@ use crate::appid::engine::{AppEvent, Engine};
 use crate::appid::Proto;
 use crate::clock::Clock;
 use crate::config::{FragmentsConfig, SipAlgConfig};
+use crate::flow::admit::Refusal;
 use crate::flow::affinity::{self, Affinity};
 use crate::flow::defrag::{self, Defrag, Refused, Step};
 use crate::flow::handoff::Handoff;
@@ -322,8 +323,17 @@ impl Worker {
         // polls without pause, as a poll-mode worker does.
         let yield_when_idle = self.clock.is_capture();
         let mut idle = 0u32;
+        // Fault injection for the tests of panic handling: this worker panics on its first
+        // packets when APERTURE_FAULT_PANIC_WORKER names it (read once, here).
+        let fault = std::env::var("APERTURE_FAULT_PANIC_WORKER")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            == Some(self.id);
         while !stop.load(Ordering::Relaxed) {
             let received = self.poll_once();
+            if fault && received > 0 {
+                panic!("fault injection (APERTURE_FAULT_PANIC_WORKER={})", self.id);
+            }
             if yield_when_idle {
                 idle = if received > 0 { 0 } else { idle + 1 };
                 if idle >= IDLE_POLLS_BEFORE_YIELD {
@@ -557,6 +567,15 @@ impl Worker {
         }
     }
 
+    /// After a panic in `run`: tells the other workers this one takes no more handoffs (they
+    /// would wait for it), then ends and logs its flows.
+    pub fn finish_after_panic(&mut self) {
+        if let Some(h) = &self.handoff {
+            h.stop();
+        }
+        self.finish();
+    }
+
     /// Ends every flow (reason `exit` unless TCP already closed) and flushes what is queued.
     pub fn finish(&mut self) {
         self.flush_tx();
@@ -649,6 +668,16 @@ impl Worker {
             .is_none_or(|c| c.timeouts != latest.timeouts)
         {
             self.flows.set_timeouts(&latest.timeouts);
+        }
+        if self.current.as_ref().is_none_or(|c| {
+            c.zone_of_port != latest.zone_of_port || c.zone_limits != latest.zone_limits
+        }) {
+            let workers = self.handoff.as_ref().map_or(1, |h| h.workers());
+            let mut limits = [crate::flow::admit::Limit::default(); 256];
+            for (l, z) in limits.iter_mut().zip(&latest.zone_limits) {
+                *l = z.per_worker(workers);
+            }
+            self.flows.set_zone_limits(&latest.zone_of_port, &limits);
         }
         // A policy with custom applications brings its catalog (append-only: the ids this
         // worker's flows hold keep their meaning).
@@ -837,10 +866,17 @@ impl Worker {
                 &meta.h,
                 &mut meta.flow,
                 meta.now,
+                port as u8,
                 &mut |a, s, f, r| ends.end(a, s, f, r),
             );
-            if !created {
-                continue;
+            match created {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(refusal) => {
+                    // No flow: pass 3 drops the packet for the reason.
+                    meta.fwd = Err(DropReason::refused(refusal));
+                    continue;
+                }
             }
             ends.counters.add(C::FlowsCreated, 1);
             let Some(slot) = meta.flow.hint() else {
@@ -1665,6 +1701,9 @@ impl Worker {
     fn expire(&mut self) {
         let now = self.clock.now();
         self.counters.set(C::ClockOutliers, self.clock.outliers());
+        let a = self.appid.counters;
+        self.counters.set(C::AppidContextsReclaimed, a.reclaimed);
+        self.counters.set(C::AppidNoContext, a.no_context);
         if let Some(d) = self.defrag.as_mut() {
             d.sweep(now);
             let c = d.counters;
@@ -1781,7 +1820,8 @@ fn nat_plan(
 
 /// The slow path of one packet whose lookup missed, shared by the workers and the offline
 /// driver: insert its flow (unless an earlier packet of the burst did) and start App-ID on
-/// it. Returns whether a flow was created. Flows evicted to make room go to `ended`.
+/// it. Returns whether a flow was created, or why the limits refused it (`port`: where it
+/// came in). Flows evicted to make room go to `ended`.
 #[inline]
 pub fn insert_flow(
     flows: &mut FlowTable,
@@ -1789,13 +1829,17 @@ pub fn insert_flow(
     h: &Headers,
     r: &mut FlowRef,
     now: u64,
+    port: u8,
     ended: &mut impl FnMut(&mut Engine, Slot, &Flow, EndReason),
-) -> bool {
-    let Some(slot) = flows.insert(h, r, now, &mut |s, f, reason| ended(appid, s, f, reason)) else {
-        return false;
+) -> Result<bool, Refusal> {
+    let Some(slot) = flows.insert(h, r, now, port, &mut |s, f, reason| {
+        ended(appid, s, f, reason)
+    })?
+    else {
+        return Ok(false);
     };
     appid.created(slot, flows.get_mut(slot));
-    true
+    Ok(true)
 }
 
 /// The flow stage of one packet, shared by the workers and the offline driver: account the

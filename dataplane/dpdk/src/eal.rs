@@ -23,6 +23,9 @@ pub enum EalError {
 /// An lcore id as the EAL numbers them.
 pub type Lcore = u32;
 
+/// What [`Eal::wait`] returns for a job that panicked.
+pub const PANICKED: i32 = i32::MIN;
+
 /// Proof that the EAL is initialised. The EAL lives until the process exits (no cleanup is
 /// run: ports and pools may still be referenced by threads being torn down).
 pub struct Eal {
@@ -106,7 +109,8 @@ impl Eal {
         unsafe { sys::rte_lcore_to_socket_id(lcore) }
     }
 
-    /// Runs `f` on worker lcore `lcore`. Join with [`Eal::wait`].
+    /// Runs `f` on worker lcore `lcore`. Join with [`Eal::wait`], which returns `f`'s value,
+    /// or [`PANICKED`] if it panicked.
     pub fn launch<F>(&self, lcore: Lcore, f: F) -> Result<(), EalError>
     where
         F: FnOnce() -> i32 + Send + 'static,
@@ -118,7 +122,10 @@ impl Eal {
         unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
             // SAFETY: `arg` is the Box<Job> leaked below, handed over exactly once.
             let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
-            job()
+            // A panic may not unwind into the EAL's C frames (the process would abort): the
+            // job's caller is told by the status (callers that want the message catch it
+            // themselves, as the workers do).
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or(PANICKED)
         }
         let job: Box<Job> = Box::new(Box::new(f));
         let arg = Box::into_raw(job) as *mut c_void;

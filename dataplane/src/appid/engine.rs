@@ -3,6 +3,12 @@
 //!
 //! Owned by one worker, like its flow table; indexed by the same flow slots. Memory is reserved
 //! in `new`; classifying a packet never allocates. A flow uses a context only while undecided.
+//!
+//! Contexts in use are kept in two lists by last use: flows not yet answered (a flood's
+//! spoofed one-packet flows stay there) and answered ones. When every context is in use, a
+//! new flow takes the least recently used one, from an unanswered flow first: junk that holds
+//! contexts gives them back to new flows instead of leaving those unclassified. The flow it is
+//! taken from keeps its best answer so far (what it would get at its packet budget).
 use super::catalog::{AppId, Catalog, Subject};
 use super::decoders::DECODERS;
 use super::{Confidence, Evidence, FlowCtx, Probe, Proto, Scratch, Transport};
@@ -59,6 +65,9 @@ pub struct AppInfo {
     ctx: u32,
     /// Decided, but an upgrade (see `UPGRADES`) may still replace the protocol.
     provisional: bool,
+    /// Its context was taken for another flow: the answer it settles on at its next packet
+    /// (or end). `AppId::NONE` otherwise.
+    reclaimed: AppId,
 }
 
 impl AppInfo {
@@ -70,6 +79,7 @@ impl AppInfo {
         payload_packets: [0; 2],
         ctx: NO_CTX,
         provisional: false,
+        reclaimed: AppId::NONE,
     };
 
     pub fn path(&self) -> &[AppId] {
@@ -89,6 +99,7 @@ struct Context {
     stream_len: [u16; 2],
     next_seq: [u32; 2],
     seq_known: [bool; 2],
+    transport: Transport,
 }
 
 impl Context {
@@ -103,10 +114,12 @@ impl Context {
             stream_len: [0; 2],
             next_seq: [0; 2],
             seq_known: [false; 2],
+            transport: Transport::Udp,
         }
     }
 
     fn reset(&mut self, transport: Transport, client_port: u16, server_port: u16) {
+        self.transport = transport;
         self.candidates = 0;
         self.hinted = 0;
         for (i, d) in DECODERS.iter().enumerate().take(MAX_DECODERS) {
@@ -175,13 +188,92 @@ pub struct EngineCounters {
     pub decided: u64,
     pub probes: u64,
     pub no_context: u64,
+    /// Contexts taken from an undecided flow for a new one.
+    pub reclaimed: u64,
+}
+
+/// A context's place in the pool: its flow and its neighbours in its list.
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    owner: Slot,
+    prev: u32,
+    next: u32,
+    /// Which list: 0 unanswered, 1 answered.
+    list: u8,
+}
+
+/// The contexts' bookkeeping: the free ones, and those in use in two lists by last use.
+struct Pool {
+    free: Vec<u32>,
+    links: Vec<Link>,
+    /// (head, tail) of the unanswered and the answered list.
+    lists: [(u32, u32); 2],
+}
+
+impl Pool {
+    fn unlink(&mut self, c: u32) {
+        let Link {
+            prev, next, list, ..
+        } = self.links[c as usize];
+        let l = &mut self.lists[list as usize];
+        if prev == NO_CTX {
+            l.0 = next;
+        } else {
+            self.links[prev as usize].next = next;
+        }
+        if next == NO_CTX {
+            l.1 = prev;
+        } else {
+            self.links[next as usize].prev = prev;
+        }
+    }
+
+    fn push(&mut self, c: u32, owner: Slot, answered: bool) {
+        let list = answered as usize;
+        let tail = self.lists[list].1;
+        self.links[c as usize] = Link {
+            owner,
+            prev: tail,
+            next: NO_CTX,
+            list: list as u8,
+        };
+        if tail == NO_CTX {
+            self.lists[list].0 = c;
+        } else {
+            self.links[tail as usize].next = c;
+        }
+        self.lists[list].1 = c;
+    }
+
+    /// Context `c` was used again by its flow (now `answered` or not).
+    #[inline]
+    fn touch(&mut self, c: u32, answered: bool) {
+        let l = self.links[c as usize];
+        if l.next == NO_CTX && l.list == answered as u8 {
+            return;
+        }
+        self.unlink(c);
+        self.push(c, l.owner, answered);
+    }
+
+    fn release(&mut self, c: u32) {
+        self.unlink(c);
+        self.free.push(c);
+    }
+
+    /// The least recently used context, of an unanswered flow first.
+    fn oldest(&self) -> Option<u32> {
+        [self.lists[0].0, self.lists[1].0]
+            .into_iter()
+            .find(|&c| c != NO_CTX)
+    }
 }
 
 pub struct Engine {
     pub catalog: Arc<Catalog>,
     info: Vec<AppInfo>,
     contexts: Vec<Context>,
-    free: Vec<u32>,
+    pool: Pool,
     limits: Limits,
     pub counters: EngineCounters,
 }
@@ -208,7 +300,11 @@ impl Engine {
             // reserved capacity: never an allocation while running), so start-up does not
             // write n x 4.5 KiB a small replay never uses.
             contexts: Vec::with_capacity(n),
-            free: Vec::with_capacity(n),
+            pool: Pool {
+                free: Vec::with_capacity(n),
+                links: Vec::with_capacity(n),
+                lists: [(NO_CTX, NO_CTX); 2],
+            },
             limits,
             counters: EngineCounters::default(),
         }
@@ -278,6 +374,9 @@ impl Engine {
             Transport::Udp
         };
         let (client, client_port, server, server_port) = f.key.oriented(f.orig_is_lo);
+        if self.info[slot as usize].reclaimed != AppId::NONE {
+            return self.settle_reclaimed(slot, f);
+        }
         let info = &mut self.info[slot as usize];
         if payload.is_empty() {
             return;
@@ -285,17 +384,24 @@ impl Engine {
         let d = dir as usize;
         info.payload_packets[d] = info.payload_packets[d].saturating_add(1);
         if info.ctx == NO_CTX {
-            let next = match self.free.pop() {
+            let next = match self.pool.free.pop() {
                 Some(c) => Some(c),
                 None if self.contexts.len() < self.limits.contexts.max(1) => {
                     self.contexts.push(Context::empty());
+                    self.pool.links.push(Link {
+                        owner: slot,
+                        prev: NO_CTX,
+                        next: NO_CTX,
+                        list: 0,
+                    });
                     Some(self.contexts.len() as u32 - 1)
                 }
-                None => None,
+                None => self.reclaim(),
             };
             match next {
                 Some(c) => {
-                    info.ctx = c;
+                    self.info[slot as usize].ctx = c;
+                    self.pool.push(c, slot, f.answered());
                     self.contexts[c as usize].reset(transport, client_port, server_port);
                 }
                 None => {
@@ -305,7 +411,10 @@ impl Engine {
                     return;
                 }
             }
+        } else {
+            self.pool.touch(info.ctx, f.answered());
         }
+        let info = &mut self.info[slot as usize];
         let ctx = &mut self.contexts[info.ctx as usize];
         let data: &[u8] = match transport {
             Transport::Udp => payload,
@@ -346,6 +455,37 @@ impl Engine {
             None if ctx.candidates == 0 => self.give_up(slot, f, transport),
             None => self.budget_check(slot, f, transport),
         }
+    }
+
+    /// Takes the least recently used context (an unanswered flow's first) from its flow,
+    /// which settles on its best answer so far at its next packet or its end.
+    #[cold]
+    fn reclaim(&mut self) -> Option<u32> {
+        let c = self.pool.oldest()?;
+        let owner = self.pool.links[c as usize].owner;
+        let ctx = &self.contexts[c as usize];
+        let info = &self.info[owner as usize];
+        let app = if info.provisional {
+            info.app
+        } else {
+            match ctx.likely {
+                Some(p) => self.catalog.of_proto(p),
+                None => self.unknown(ctx.transport),
+            }
+        };
+        let info = &mut self.info[owner as usize];
+        info.reclaimed = app;
+        info.ctx = NO_CTX;
+        self.pool.unlink(c);
+        self.counters.reclaimed += 1;
+        Some(c)
+    }
+
+    /// A flow whose context was reclaimed settles on the answer it had then.
+    #[cold]
+    fn settle_reclaimed(&mut self, slot: Slot, f: &mut Flow) {
+        let app = std::mem::replace(&mut self.info[slot as usize].reclaimed, AppId::NONE);
+        self.settle(slot, f, app);
     }
 
     fn unknown(&self, t: Transport) -> AppId {
@@ -409,7 +549,7 @@ impl Engine {
             // The upgrade arrived: stun -> dtls.
             Self::push_path(info, app);
             info.provisional = false;
-            return Self::finish(info, app, Some(&mut self.free), f);
+            return Self::finish(info, app, Some(&mut self.pool), f);
         }
         info.path_len = 0;
         Self::push_path(info, base);
@@ -425,7 +565,7 @@ impl Engine {
                 ctx.candidates = 1 << i;
                 ctx.hinted = 0;
             }
-            None => Self::finish(info, app, Some(&mut self.free), f),
+            None => Self::finish(info, app, Some(&mut self.pool), f),
         }
     }
 
@@ -439,7 +579,7 @@ impl Engine {
             info.decided_after = (f.packets[0] + f.packets[1]).min(u32::MAX as u64) as u32;
         }
         info.provisional = false;
-        Self::finish(info, app, Some(&mut self.free), f);
+        Self::finish(info, app, Some(&mut self.pool), f);
     }
 
     fn push_path(info: &mut AppInfo, app: AppId) {
@@ -449,14 +589,14 @@ impl Engine {
         }
     }
 
-    fn finish(info: &mut AppInfo, app: AppId, free: Option<&mut Vec<u32>>, f: &mut Flow) {
+    fn finish(info: &mut AppInfo, app: AppId, pool: Option<&mut Pool>, f: &mut Flow) {
         info.app = app;
         if info.path_len == 0 {
             Self::push_path(info, app);
         }
-        if let Some(free) = free {
+        if let Some(pool) = pool {
             if info.ctx != NO_CTX {
-                free.push(info.ctx);
+                pool.release(info.ctx);
             }
         }
         info.ctx = NO_CTX;
@@ -468,9 +608,11 @@ impl Engine {
     /// the best weak answer; a provisional answer stands.
     pub fn ended(&mut self, slot: Slot, f: &Flow) -> AppInfo {
         let info = &mut self.info[slot as usize];
+        let reclaimed = std::mem::replace(&mut info.reclaimed, AppId::NONE);
         if info.app == AppId::NONE {
             let likely = self.contexts.get(info.ctx as usize).and_then(|c| c.likely);
             let app = match likely {
+                _ if reclaimed != AppId::NONE => reclaimed,
                 Some(p) => self.catalog.of_proto(p),
                 None if info.payload_packets == [0, 0] && f.key.proto() == proto::TCP => {
                     self.catalog.incomplete
@@ -484,7 +626,7 @@ impl Engine {
         }
         info.provisional = false;
         if info.ctx != NO_CTX {
-            self.free.push(info.ctx);
+            self.pool.release(info.ctx);
             info.ctx = NO_CTX;
         }
         *info
@@ -492,7 +634,7 @@ impl Engine {
 
     /// Contexts in use (flows being classified).
     pub fn contexts_in_use(&self) -> usize {
-        self.contexts.len() - self.free.len()
+        self.contexts.len() - self.pool.free.len()
     }
 }
 

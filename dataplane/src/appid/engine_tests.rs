@@ -223,8 +223,25 @@ fn verdicts_for_flows_without_a_match() {
     assert_eq!(got, ["unknown-udp", "incomplete", "insufficient-data"]);
 }
 
+/// An offline engine with two classifier contexts.
+fn two_contexts() -> (Arc<Catalog>, Offline) {
+    let cat = Arc::new(Catalog::embedded());
+    let o = Offline::new(
+        cat.clone(),
+        64,
+        &Timeouts::default(),
+        Limits {
+            contexts: 2,
+            ..limits()
+        },
+    );
+    (cat, o)
+}
+
 #[test]
-fn a_full_context_pool_gives_unknown_and_is_counted() {
+fn a_full_context_pool_reclaims_the_oldest_undecided_flow() {
+    // Three unanswered TLS-looking flows that never decide, two contexts: the third takes
+    // the first's context; the first settles on its best answer (unknown-tcp here).
     let frames: Vec<Vec<u8>> = (0..3)
         .map(|i| {
             seg(
@@ -236,25 +253,55 @@ fn a_full_context_pool_gives_unknown_and_is_counted() {
             )
         })
         .collect();
-    let cat = Arc::new(Catalog::embedded());
-    let mut o = Offline::new(
-        cat.clone(),
-        64,
-        &Timeouts::default(),
-        Limits {
-            contexts: 2,
-            ..limits()
-        },
-    );
+    let (cat, mut o) = two_contexts();
     for f in &frames {
         o.packet(1, f, f.len());
     }
-    assert_eq!(o.engine().counters.no_context, 1);
+    assert_eq!(o.engine().counters.no_context, 0);
+    assert_eq!(o.engine().counters.reclaimed, 1);
     assert_eq!(o.engine().contexts_in_use(), 2);
     let recs = o.finish();
-    let unknown = recs
+    let unknown: Vec<u16> = recs
         .iter()
         .filter(|r| cat.name(r.app) == "unknown-tcp")
-        .count();
-    assert_eq!(unknown, 1);
+        .map(|r| r.src_port)
+        .collect();
+    assert_eq!(unknown, [50010], "the oldest lost its context");
+}
+
+#[test]
+fn an_unanswered_flow_gives_its_context_before_an_answered_one() {
+    // A: answered (its server spoke), older. B: unanswered junk. C: new. C takes B's.
+    let (cat, mut o) = two_contexts();
+    let udp = |src: &str, dst: &str, p: &[u8]| udp4(C, S, addr(src), addr(dst), p);
+    let a_out = udp("10.0.0.5:40000", "198.51.100.2:9999", b"\x01\x02hello");
+    let a_back = udp("198.51.100.2:9999", "10.0.0.5:40000", b"\x03\x04world");
+    let b = udp("10.0.0.6:40001", "198.51.100.3:9998", b"\x05\x06junk!");
+    let query = aperture_traffic::dns::query(7, "example.com", 1);
+    let c = udp("10.0.0.7:53000", "198.51.100.4:53", &query);
+    for (t, f) in [(1, &a_out), (2, &a_back), (3, &b), (4, &c)] {
+        o.packet(t, f, f.len());
+    }
+    assert_eq!(o.engine().counters.reclaimed, 1);
+    let recs = o.finish();
+    let app_of = |port: u16| {
+        recs.iter()
+            .find(|r| r.src_port == port)
+            .map(|r| cat.name(r.app).to_string())
+    };
+    assert_eq!(
+        app_of(53000).as_deref(),
+        Some("dns"),
+        "the new flow is classified"
+    );
+    assert_eq!(
+        app_of(40001).as_deref(),
+        Some("unknown-udp"),
+        "junk gave its context"
+    );
+    assert_ne!(
+        app_of(40000).as_deref(),
+        Some("unknown-udp"),
+        "A kept classifying"
+    );
 }

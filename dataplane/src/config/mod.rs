@@ -300,11 +300,16 @@ pub struct Route {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FlowTableConfig {
-    /// Flows per worker (default 262144). When full, the oldest embryonic and then the oldest
-    /// idle flows are evicted to make room, and the evictions are counted.
+    /// Flows per worker (default 262144). When full, the least recently active flow not yet
+    /// answered is evicted to make room; an answered flow never is (the new flow is refused
+    /// instead). Evictions and refusals are counted.
     pub capacity: usize,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Limits per source address on flows held and new flows per second, over all workers
+    /// (default none).
+    #[serde(default)]
+    pub per_source: FlowLimit,
 }
 
 impl Default for FlowTableConfig {
@@ -312,7 +317,30 @@ impl Default for FlowTableConfig {
         FlowTableConfig {
             capacity: 262_144,
             timeouts: Timeouts::default(),
+            per_source: FlowLimit::default(),
         }
+    }
+}
+
+/// A limit on new flows (`flow-table.per-source`, a policy zone's `limits`); 0 or absent is no
+/// limit.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct FlowLimit {
+    /// Flows held at once.
+    pub flows: u32,
+    /// New flows per second (a second's worth may come at once).
+    pub new_per_second: u32,
+}
+
+impl FlowLimit {
+    /// What each of `workers` enforces (flows are spread over workers by their hash).
+    pub fn per_worker(&self, workers: usize) -> crate::flow::admit::Limit {
+        crate::flow::admit::Limit {
+            flows: self.flows,
+            per_second: self.new_per_second,
+        }
+        .per_worker(workers)
     }
 }
 
@@ -507,8 +535,10 @@ impl Config {
         }
         let workers = self.workers.lcores.len().max(1) as u64;
         let flows = self.flow_table.capacity as u64
-            * (crate::flow::FlowTable::bytes_per_flow()
-                + crate::appid::engine::Engine::bytes_per_flow()) as u64;
+            * (crate::flow::FlowTable::bytes_per_flow(
+                self.flow_table.per_source.flows != 0
+                    || self.flow_table.per_source.new_per_second != 0,
+            ) + crate::appid::engine::Engine::bytes_per_flow()) as u64;
         let contexts =
             self.app_id.contexts as u64 * crate::appid::engine::Engine::bytes_per_context() as u64;
         let per_worker = flows + contexts;

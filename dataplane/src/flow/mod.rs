@@ -4,6 +4,7 @@
 //! A table belongs to one worker and is never shared: no locks, no atomics. Its memory is
 //! allocated once at start; creating, touching, expiring and evicting flows never allocates.
 
+pub mod admit;
 pub mod affinity;
 pub mod defrag;
 pub mod handoff;

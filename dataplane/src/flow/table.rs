@@ -5,9 +5,14 @@
 //! re-queues its flow at the tail only when the flow was queued more than `REQUEUE_NS` ago, so
 //! the list order is last activity to within that granularity while most packets touch no other
 //! flow's cache lines. Expiry pops from the heads and costs O(expired); a flow ends at most
-//! `REQUEUE_NS` after its exact idle timeout. When the slab is full, the oldest embryonic TCP flow is evicted,
-//! or failing that the least recently active flow of any class. All memory is reserved in
-//! `new`; nothing here allocates afterwards.
+//! `REQUEUE_NS` after its exact idle timeout. Each class has two lists: flows answered (from
+//! both sides; for TCP a completed handshake) and flows not. When the slab is full, the least
+//! recently active unanswered flow is evicted for a new one; an answered flow never is (as
+//! Linux conntrack's early drop spares assured flows): with none unanswered, the new flow is
+//! refused, so a flood of spoofed tuples only ever displaces itself. New flows also pass the
+//! per-source and per-zone limits (`admit`). All memory is reserved in `new` (and
+//! `limit_sources`); nothing here allocates afterwards.
+use super::admit::{Admission, Limit, Refusal};
 use super::key::{Dir, FlowHasher, FlowKey};
 use super::tcp::{TcpState, TcpTrack};
 use crate::config::Timeouts;
@@ -32,6 +37,10 @@ const ALG: u8 = 8;
 /// An ALG's pinhole let the flow in (a call's media): policy treats its ports as the
 /// application's own.
 const PREDICTED: u8 = 16;
+/// Answered: heard from both sides (TCP: handshake done, or a pickup answered, and open).
+const ANSWERED: u8 = 32;
+/// The port of a flow made without the slow path (a replacement): in no zone.
+const NO_PORT: u8 = u8::MAX;
 /// Granularity of the idle timers: how stale a flow's place in its list may become.
 pub const REQUEUE_NS: u64 = 1_000_000_000;
 
@@ -49,12 +58,16 @@ pub enum TimeoutClass {
 }
 
 const CLASSES: usize = 7;
+/// Two lists per class: unanswered, answered.
+const LISTS: usize = CLASSES * 2;
 
 impl TimeoutClass {
     fn of(proto_: u8, tcp: TcpTrack) -> TimeoutClass {
         match proto_ {
             proto::TCP => match tcp.state {
-                TcpState::SynSent | TcpState::SynReceived => TimeoutClass::TcpEmbryonic,
+                TcpState::SynSent | TcpState::SynReceived | TcpState::Midstream => {
+                    TimeoutClass::TcpEmbryonic
+                }
                 TcpState::Established => TimeoutClass::TcpEstablished,
                 TcpState::Closing => TimeoutClass::TcpClosing,
                 TcpState::Closed | TcpState::Reset => TimeoutClass::TcpClosed,
@@ -183,6 +196,27 @@ impl Flow {
         self.bits & LIVE != 0
     }
 
+    /// Whether the flow has been answered (see `ANSWERED`): only an unanswered flow is
+    /// evicted for a new one.
+    #[inline(always)]
+    pub fn answered(&self) -> bool {
+        self.bits & ANSWERED != 0
+    }
+
+    fn is_answered(&self) -> bool {
+        if self.key.proto() == proto::TCP {
+            self.tcp.answered()
+        } else {
+            self.packets[Dir::Reply as usize] > 0
+        }
+    }
+
+    /// The list the flow is on: its class's answered or unanswered one.
+    #[inline(always)]
+    fn list(&self) -> usize {
+        self.class as usize * 2 + self.answered() as usize
+    }
+
     /// The reason to log when this flow is removed for `cause` (a timeout, eviction, exit).
     pub fn end_reason(&self, cause: EndReason) -> EndReason {
         if self.key.proto() == proto::TCP && cause != EndReason::Evicted {
@@ -286,7 +320,7 @@ pub struct FlowTable {
     /// the translation. Reserved with the slab.
     aliases: Vec<Alias>,
     free: Vec<Slot>,
-    lists: [List; CLASSES],
+    lists: [List; LISTS],
     timeout_ns: [u64; CLASSES],
     /// The timeouts the table was made with (dataplane.yaml), which a policy may override.
     base_ns: [u64; CLASSES],
@@ -295,6 +329,10 @@ pub struct FlowTable {
     active: usize,
     /// Flows removed so far; lets `track` trust a lookup hint without comparing keys again.
     removals: u64,
+    /// Limits on new flows per source and per zone.
+    admission: Admission,
+    /// New flows refused, by `Refusal` (table full, source, zone).
+    pub refused: [u64; 3],
 }
 
 impl FlowTable {
@@ -305,10 +343,11 @@ impl FlowTable {
 
     /// Bytes one flow of capacity takes: its slot, its second key, and two index entries
     /// (hashbrown keeps its table at most 7/8 full, a control byte per entry).
-    pub fn bytes_per_flow() -> usize {
+    pub fn bytes_per_flow(sources_limited: bool) -> usize {
         std::mem::size_of::<Flow>()
             + std::mem::size_of::<Alias>()
             + 2 * (std::mem::size_of::<Slot>() + 1) * 8 / 7
+            + Admission::bytes_per_flow(sources_limited)
     }
 
     pub fn new(capacity: usize, timeouts: &Timeouts, seeds: [u64; 4]) -> FlowTable {
@@ -358,14 +397,30 @@ impl FlowTable {
             lists: [List {
                 head: NIL,
                 tail: NIL,
-            }; CLASSES],
+            }; LISTS],
             timeout_ns,
             base_ns: timeout_ns,
             hasher: FlowHasher::new(seeds),
             capacity,
             active: 0,
             removals: 0,
+            admission: Admission::new(capacity, Limit::default()),
+            refused: [0; 3],
         }
+    }
+
+    /// Limits the flows each source address holds and opens per second (this worker's part
+    /// of dataplane.yaml's `flow-table.per-source`). Set before the first flow: it reserves
+    /// the table of sources.
+    pub fn limit_sources(&mut self, limit: Limit) {
+        assert_eq!(self.active, 0, "limit_sources on a table with flows");
+        self.admission = Admission::new(self.capacity, limit);
+    }
+
+    /// The running policy's zones and their limits (`Policy::zone_of_port`, this worker's
+    /// part of each zone's `limits`). Never allocates.
+    pub fn set_zone_limits(&mut self, zone_of_port: &[u8], limits: &[Limit]) {
+        self.admission.set_zones(zone_of_port, limits);
     }
 
     pub fn capacity(&self) -> usize {
@@ -547,26 +602,33 @@ impl FlowTable {
         r.removals = self.removals;
     }
 
-    /// The slow path of a packet whose lookup missed: creates its flow, unless an earlier
-    /// packet of the same burst did. Returns the new flow's slot (None if it already existed);
-    /// `r` then points at the flow. Flows evicted to make room are handed to `ended`.
+    /// The slow path of a packet whose lookup missed (it came in on `port`): creates its
+    /// flow, unless an earlier packet of the same burst did. Returns the new flow's slot
+    /// (None if it already existed); `r` then points at the flow. Flows evicted to make room
+    /// are handed to `ended`. A flow the limits refuse is not made (`r` stays a miss) and
+    /// counted in `refused`.
     pub fn insert(
         &mut self,
         h: &Headers,
         r: &mut FlowRef,
         now_ns: u64,
+        port: u8,
         ended: &mut impl FnMut(Slot, &Flow, EndReason),
-    ) -> Option<Slot> {
+    ) -> Result<Option<Slot>, Refusal> {
         if let Some(s) = self.find(h, r) {
             r.hint = s;
             r.removals = self.removals;
-            return None;
+            return Ok(None);
         }
-        let s = self.create(h, r.hash, now_ns, ended);
+        let s = self
+            .create(h, r.hash, now_ns, Some(port), ended)
+            .inspect_err(|&e| {
+                self.refused[e as usize] += 1;
+            })?;
         r.hint = s;
         r.removals = self.removals;
         r.inserted = true;
-        Some(s)
+        Ok(Some(s))
     }
 
     /// Accounts the packet with headers `h` (`wire_len` bytes at `now_ns`) to its flow: the
@@ -598,14 +660,15 @@ impl FlowTable {
                     && h.tcp_flags & (crate::packet::tcp::SYN | crate::packet::tcp::ACK)
                         == crate::packet::tcp::SYN;
                 if bare_syn && f.tcp.reusable() {
-                    // A new connection on a closed tuple: end the old flow, start a new one.
+                    // A new connection on a closed tuple: end the old flow, start a new one
+                    // in its place (not refused: it replaces a flow the limits admitted).
                     self.remove(slot, EndReason::AgedOut, ended);
-                    (self.create(h, hash, now_ns, ended), true)
+                    (self.replacement(h, hash, now_ns, ended), true)
                 } else {
                     (slot, false)
                 }
             }
-            None => (self.create(h, hash, now_ns, ended), true),
+            None => (self.replacement(h, hash, now_ns, ended), true),
         };
         // A flow inserted for this very packet has its TCP state from this packet already.
         let first = created || (r.inserted && found == Some(r.hint));
@@ -631,10 +694,15 @@ impl FlowTable {
         } else {
             f.class
         };
-        if class != f.class || f.last_ns.saturating_sub(f.queued_ns) >= REQUEUE_NS {
+        let answered = f.is_answered();
+        if class != f.class
+            || answered != f.answered()
+            || f.last_ns.saturating_sub(f.queued_ns) >= REQUEUE_NS
+        {
             self.unlink(slot);
             let f = &mut self.slots[slot as usize];
             f.class = class;
+            f.bits = (f.bits & !ANSWERED) | if answered { ANSWERED } else { 0 };
             f.queued_ns = f.last_ns;
             self.push_tail(slot);
         }
@@ -646,18 +714,55 @@ impl FlowTable {
         }
     }
 
-    fn create(
+    /// A flow made while accounting a packet, in place of one that ended in the same burst
+    /// (a closed tuple reused, a hint gone stale): not refused. In the rare case that the
+    /// table is full of answered flows, the least recently active one makes room.
+    fn replacement(
         &mut self,
         h: &Headers,
         hash: u64,
         now_ns: u64,
         ended: &mut impl FnMut(Slot, &Flow, EndReason),
     ) -> Slot {
+        match self.create(h, hash, now_ns, None, ended) {
+            Ok(s) => s,
+            Err(_) => unreachable!("a replacement is never refused"),
+        }
+    }
+
+    /// The hash of a source address in the table of sources.
+    fn source_hash(&self, src: &crate::packet::IpAddr16) -> u64 {
+        self.hasher
+            .hash(&FlowKey::new((*src, 0), (Default::default(), 0), 0, 0xfd))
+    }
+
+    /// Makes the flow of `h`. `port`: the port it came in on, for a new flow the limits
+    /// check (None: a replacement, which evicts even an answered flow if it must).
+    fn create(
+        &mut self,
+        h: &Headers,
+        hash: u64,
+        now_ns: u64,
+        port: Option<u8>,
+        ended: &mut impl FnMut(Slot, &Flow, EndReason),
+    ) -> Result<Slot, Refusal> {
+        let src_hash = if self.admission.limits_sources() {
+            self.source_hash(&h.src)
+        } else {
+            0
+        };
+        if let Some(port) = port {
+            self.admission.check(&h.src, src_hash, port, now_ns)?;
+        }
         if self.free.is_empty() {
-            let victim = self.eviction_victim();
+            let victim = self
+                .eviction_victim(port.is_none())
+                .ok_or(Refusal::TableFull)?;
             self.remove(victim, EndReason::Evicted, ended);
         }
         let slot = self.free.pop().expect("eviction freed a slot");
+        self.admission
+            .admitted(slot, &h.src, src_hash, port.unwrap_or(NO_PORT), now_ns);
         let tcp = if h.proto == proto::TCP {
             TcpTrack::first(h.tcp_flags)
         } else {
@@ -689,21 +794,20 @@ impl FlowTable {
             .insert_unique(hash, slot, |&s| slots[s as usize].hash);
         self.push_tail(slot);
         self.active += 1;
-        slot
+        Ok(slot)
     }
 
-    /// Oldest embryonic TCP flow, else the least recently active flow of any class.
-    fn eviction_victim(&self) -> Slot {
-        let emb = self.lists[TimeoutClass::TcpEmbryonic as usize].head;
-        if emb != NIL {
-            return emb;
-        }
-        self.lists
-            .iter()
-            .map(|l| l.head)
-            .filter(|&h| h != NIL)
-            .min_by_key(|&h| self.slots[h as usize].last_ns)
-            .expect("a full table has flows")
+    /// The least recently active unanswered flow; with none, the least recently active of
+    /// all when `any` (else none: the new flow is refused).
+    fn eviction_victim(&self, any: bool) -> Option<Slot> {
+        let oldest = |lists: &mut dyn Iterator<Item = &List>| {
+            lists
+                .map(|l| l.head)
+                .filter(|&h| h != NIL)
+                .min_by_key(|&h| self.slots[h as usize].last_ns)
+        };
+        oldest(&mut self.lists.iter().step_by(2))
+            .or_else(|| any.then(|| oldest(&mut self.lists.iter())).flatten())
     }
 
     /// Removes `slot`, reporting it to `ended` with the reason `cause` implies.
@@ -728,6 +832,7 @@ impl FlowTable {
             }
             self.slots[slot as usize].bits &= !NAT;
         }
+        self.admission.released(slot);
         self.free.push(slot);
         self.active -= 1;
     }
@@ -741,8 +846,8 @@ impl FlowTable {
         ended: &mut impl FnMut(Slot, &Flow, EndReason),
     ) -> usize {
         let mut n = 0;
-        for c in 0..CLASSES {
-            let timeout = self.timeout_ns[c];
+        for c in 0..LISTS {
+            let timeout = self.timeout_ns[c / 2];
             while n < budget {
                 let head = self.lists[c].head;
                 if head == NIL || self.slots[head as usize].last_ns.saturating_add(timeout) > now_ns
@@ -756,9 +861,9 @@ impl FlowTable {
         n
     }
 
-    /// Ends every flow (at exit), oldest first per class.
+    /// Ends every flow (at exit), oldest first per list.
     pub fn drain(&mut self, ended: &mut impl FnMut(Slot, &Flow, EndReason)) {
-        for c in 0..CLASSES {
+        for c in 0..LISTS {
             while self.lists[c].head != NIL {
                 let head = self.lists[c].head;
                 self.remove(head, EndReason::Exit, ended);
@@ -778,7 +883,7 @@ impl FlowTable {
     /// Visits live flows, least recently active first per timeout class, until `visit`
     /// returns false (for `aperturectl show flows`: never on the packet path).
     pub fn visit(&self, visit: &mut impl FnMut(Slot, &Flow) -> bool) {
-        for c in 0..CLASSES {
+        for c in 0..LISTS {
             let mut s = self.lists[c].head;
             while s != NIL {
                 let f = &self.slots[s as usize];
@@ -793,7 +898,7 @@ impl FlowTable {
     fn unlink(&mut self, slot: Slot) {
         let (prev, next, class) = {
             let f = &self.slots[slot as usize];
-            (f.prev, f.next, f.class as usize)
+            (f.prev, f.next, f.list())
         };
         if prev == NIL {
             if self.lists[class].head == slot {
@@ -815,7 +920,7 @@ impl FlowTable {
     }
 
     fn push_tail(&mut self, slot: Slot) {
-        let class = self.slots[slot as usize].class as usize;
+        let class = self.slots[slot as usize].list();
         let tail = self.lists[class].tail;
         self.slots[slot as usize].prev = tail;
         self.slots[slot as usize].next = NIL;

@@ -11,7 +11,10 @@ pub enum TcpState {
     SynSent,
     /// SYN+ACK seen from the responder.
     SynReceived,
-    /// Handshake done, or picked up mid-stream.
+    /// Picked up mid-stream (the first packet was not a bare SYN: the firewall or the capture
+    /// started after the handshake, or an ACK flood), and nothing seen the other way yet.
+    Midstream,
+    /// Handshake done, or a mid-stream pickup answered from the other side.
     Established,
     /// A FIN from one side (`fin_from` says which).
     Closing,
@@ -31,13 +34,13 @@ pub struct TcpTrack {
 
 impl TcpTrack {
     /// State of a new flow whose first packet carried `flags`. Anything but a bare SYN is a
-    /// mid-stream pickup (the capture or the firewall started after the handshake).
+    /// mid-stream pickup, established once the other side answers.
     pub fn first(flags: u8) -> TcpTrack {
         let mut t = TcpTrack {
             state: if flags & (SYN | ACK | RST | FIN) == SYN {
                 TcpState::SynSent
             } else {
-                TcpState::Established
+                TcpState::Midstream
             },
             marks: 0,
         };
@@ -71,6 +74,9 @@ impl TcpTrack {
             TcpState::SynReceived if dir == Dir::Orig && flags & ACK != 0 && flags & SYN == 0 => {
                 TcpState::Established
             }
+            TcpState::Midstream if dir == Dir::Reply && flags & FIN == 0 => TcpState::Established,
+            // More from the same side is no answer (a FIN is remembered in `marks`).
+            TcpState::Midstream if dir == Dir::Orig => TcpState::Midstream,
             s @ (TcpState::Reset | TcpState::Closed) => s,
             s => {
                 if self.marks & 3 == 3 {
@@ -88,6 +94,13 @@ impl TcpTrack {
     /// FIN close, like TIME_WAIT reuse).
     pub fn reusable(&self) -> bool {
         self.state == TcpState::Closed
+    }
+
+    /// Whether the connection is answered and open: a handshake completed, or a mid-stream
+    /// pickup heard from both sides, and not closed. Only such a flow is safe from eviction
+    /// by new ones (a SYN or ACK flood's, a spoofed source's).
+    pub fn answered(&self) -> bool {
+        matches!(self.state, TcpState::Established | TcpState::Closing)
     }
 
     pub fn reset_from_orig(&self) -> bool {
@@ -115,8 +128,31 @@ mod tests {
     }
 
     #[test]
-    fn mid_stream_pickup_is_established() {
-        assert_eq!(TcpTrack::first(ACK | 0x08).state, TcpState::Established);
+    fn mid_stream_pickup_is_established_once_answered() {
+        let mut t = TcpTrack::first(ACK | 0x08);
+        assert_eq!(t.state, TcpState::Midstream);
+        assert!(!t.answered());
+        t.update(Dir::Orig, ACK);
+        assert_eq!(
+            t.state,
+            TcpState::Midstream,
+            "the same side again is no answer"
+        );
+        t.update(Dir::Reply, ACK);
+        assert_eq!(t.state, TcpState::Established);
+        assert!(t.answered());
+    }
+
+    #[test]
+    fn a_handshake_is_answered_only_when_complete() {
+        let mut t = TcpTrack::first(SYN);
+        t.update(Dir::Reply, SYN | ACK);
+        assert!(
+            !t.answered(),
+            "a SYN+ACK to a spoofed source completes nothing"
+        );
+        t.update(Dir::Orig, ACK);
+        assert!(t.answered());
     }
 
     #[test]

@@ -39,6 +39,22 @@ fn feed(
     })
 }
 
+/// `feed` through the slow path, as the worker does: a new flow passes the limits first.
+fn admit(
+    t: &mut FlowTable,
+    h: &Headers,
+    now: u64,
+    log: &mut Vec<(FlowKey, EndReason, u64)>,
+) -> Result<Tracked, super::super::admit::Refusal> {
+    let mut r = t.flow_ref(h);
+    t.lookup(h, &mut r);
+    let mut end = |_, f: &Flow, r| log.push((f.key, r, f.packets[0] + f.packets[1]));
+    if r.missed() {
+        t.insert(h, &mut r, now, 0, &mut end)?;
+    }
+    Ok(t.account(h, &r, 100, now, &mut end))
+}
+
 fn table(cap: usize) -> FlowTable {
     FlowTable::new(cap, &crate::config::Timeouts::default(), [1, 2, 3, 4])
 }
@@ -126,20 +142,61 @@ fn tcp_close_is_logged_as_fin_and_tuple_reuse_starts_a_new_flow() {
 }
 
 #[test]
-fn full_table_evicts_embryonic_first_then_oldest() {
+fn a_full_table_evicts_the_oldest_unanswered_flow_never_an_answered_one() {
+    use super::super::admit::Refusal;
     let mut t = table(4);
     let mut log = vec![];
-    feed(&mut t, &hdr(1, 1, 2, 2, 17, 0), 0, &mut log); // udp, oldest
-    feed(&mut t, &hdr(1, 3, 2, 80, 6, SYN), 1, &mut log); // embryonic
-    feed(&mut t, &hdr(1, 4, 2, 4, 17, 0), 2, &mut log);
-    feed(&mut t, &hdr(1, 5, 2, 5, 17, 0), 3, &mut log);
-    feed(&mut t, &hdr(1, 6, 2, 6, 17, 0), 4, &mut log);
-    assert_eq!(log.len(), 1);
-    assert_eq!((log[0].0.proto(), log[0].1), (6, EndReason::Evicted));
-    feed(&mut t, &hdr(1, 7, 2, 7, 17, 0), 5, &mut log);
+    let udp = |sp, dp| hdr(1, sp, 2, dp, 17, 0);
+    let answer = |sp, dp| hdr(2, dp, 1, sp, 17, 0);
+    admit(&mut t, &udp(1, 1), 0, &mut log).unwrap(); // A: answered below, the oldest
+    admit(&mut t, &answer(1, 1), 0, &mut log).unwrap();
+    admit(&mut t, &hdr(1, 3, 2, 80, 6, SYN), 1, &mut log).unwrap(); // B: a SYN
+    admit(&mut t, &udp(4, 4), 2, &mut log).unwrap(); // C
+    let d = admit(&mut t, &hdr(1, 5, 2, 5, 6, ACK), 3, &mut log).unwrap(); // D: mid-stream
+    assert!(!t.get(d.slot).answered());
+    // E and F evict B and C, the oldest unanswered, not A, older but answered.
+    admit(&mut t, &udp(6, 6), 4, &mut log).unwrap();
+    admit(&mut t, &udp(7, 7), 5, &mut log).unwrap();
+    let evicted: Vec<_> = log.iter().map(|(k, r, _)| (k.lo_port(), *r)).collect();
+    assert_eq!(evicted, [(3, EndReason::Evicted), (4, EndReason::Evicted)]);
+    // D, E and F answered: nothing may be evicted for a new flow, which is refused.
+    for p in [5, 6, 7] {
+        let proto_ = if p == 5 { 6 } else { 17 };
+        let flags = if p == 5 { ACK } else { 0 };
+        admit(&mut t, &hdr(2, p, 1, p, proto_, flags), 6, &mut log).unwrap();
+    }
+    assert_eq!(
+        admit(&mut t, &udp(8, 8), 7, &mut log),
+        Err(Refusal::TableFull)
+    );
     assert_eq!(log.len(), 2);
-    assert_eq!((log[1].0.lo_port(), log[1].1), (1, EndReason::Evicted));
-    assert_eq!(t.active(), 4);
+    assert_eq!((t.active(), t.refused), (4, [1, 0, 0]));
+    // A packet of a live flow still goes through.
+    assert!(admit(&mut t, &udp(1, 1), 8, &mut log).is_ok());
+}
+
+#[test]
+fn per_source_limits_refuse_new_flows_not_packets_of_old_ones() {
+    use super::super::admit::{Limit, Refusal};
+    let mut t = table(64);
+    t.limit_sources(Limit {
+        flows: 3,
+        per_second: 0,
+    });
+    let mut log = vec![];
+    for p in 0..3 {
+        admit(&mut t, &hdr(1, p, 2, 53, 17, 0), 0, &mut log).unwrap();
+    }
+    assert_eq!(
+        admit(&mut t, &hdr(1, 9, 2, 53, 17, 0), 0, &mut log),
+        Err(Refusal::Source)
+    );
+    assert!(admit(&mut t, &hdr(3, 9, 2, 53, 17, 0), 0, &mut log).is_ok());
+    assert!(admit(&mut t, &hdr(1, 0, 2, 53, 17, 0), 0, &mut log).is_ok());
+    // The source's flows end: it may open new ones.
+    t.expire(3600 * S, 100, &mut |_, _, _| {});
+    assert!(admit(&mut t, &hdr(1, 9, 2, 53, 17, 0), 3600 * S, &mut log).is_ok());
+    assert_eq!(t.refused, [0, 1, 0]);
 }
 
 #[test]
@@ -268,7 +325,12 @@ fn burst(t: &mut FlowTable, hs: &[Headers], now: u64) -> (Vec<Tracked>, usize, u
     }
     let (mut inserted, mut ended) = (0, 0);
     for (h, r) in hs.iter().zip(&mut refs) {
-        if r.missed() && t.insert(h, r, now, &mut |_, _, _| ended += 1).is_some() {
+        if r.missed()
+            && matches!(
+                t.insert(h, r, now, 0, &mut |_, _, _| ended += 1),
+                Ok(Some(_))
+            )
+        {
             inserted += 1;
         }
     }

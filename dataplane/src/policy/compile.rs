@@ -290,6 +290,15 @@ impl<'a> Compiler<'a> {
             rule_names: m.rules.iter().map(|r| r.name.value.clone()).collect(),
             zone_names: zones.iter().map(|(n, _)| n.clone()).collect(),
             zone_of_port,
+            zone_limits: zones
+                .iter()
+                .map(|(n, _)| {
+                    m.zones
+                        .iter()
+                        .find(|z| z.name.value == *n)
+                        .map_or_else(Default::default, |z| z.limits)
+                })
+                .collect(),
             ranges: std::mem::take(&mut self.ranges),
             ports: std::mem::take(&mut self.ports),
             apps: std::mem::take(&mut self.apps),

@@ -167,6 +167,8 @@ pub struct Policy {
     pub zone_names: Vec<String>,
     /// Zone of each dataplane port, by port index (`NO_ZONE` for none).
     pub zone_of_port: Vec<u8>,
+    /// Each zone's limits on its new flows (by zone id), over all workers.
+    pub zone_limits: Vec<crate::config::FlowLimit>,
     /// Sorted, merged address ranges (inclusive), per rule side.
     pub ranges: Vec<(u128, u128)>,
     pub ports: Vec<PortRange>,
@@ -211,6 +213,7 @@ impl Policy {
             rule_names: Vec::new(),
             zone_names: Vec::new(),
             zone_of_port: Vec::new(),
+            zone_limits: Vec::new(),
             ranges: Vec::new(),
             ports: Vec::new(),
             apps: Vec::new(),

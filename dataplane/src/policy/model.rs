@@ -96,6 +96,10 @@ impl PolicyTimeouts {
 pub struct Zone {
     pub name: Ref,
     pub ports: Vec<Ref>,
+    /// Limits on the flows that come in from the zone (held, and new per second), over all
+    /// workers: e.g. `limits: { flows: 20000, new-per-second: 2000 }` on a guest network.
+    #[serde(default)]
+    pub limits: crate::config::FlowLimit,
 }
 
 /// An address object: IPv4/IPv6 addresses, prefixes (`a/len`) and ranges (`a-b`).

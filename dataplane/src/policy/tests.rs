@@ -585,3 +585,23 @@ nat:
     assert_eq!(first(&s(0, 1, "10.1.0.7", "192.0.2.1", UDP, 53)), Some(2));
     assert_eq!(first(&s(1, 0, "10.1.0.7", "192.0.2.1", UDP, 53)), Some(3));
 }
+
+#[test]
+fn zones_carry_their_flow_limits_and_a_wrong_key_is_placed() {
+    let c = build(
+        "version: 1\nzones:\n  - { name: guests, ports: [inside], limits: { flows: 2000, new-per-second: 50 } }\n  - { name: outside, ports: [outside] }\n",
+    );
+    let l = &c.policy.zone_limits;
+    assert_eq!(l.len(), 2);
+    assert_eq!((l[0].flows, l[0].new_per_second), (2000, 50));
+    assert_eq!(l[1], crate::config::FlowLimit::default());
+    assert_eq!(c.policy.zone_of_port, [0, 1]);
+    let e = errors(
+        "version: 1\nzones:\n  - name: guests\n    ports: [inside]\n    limits: { flows: 2000, per-second: 50 }\n",
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.contains("policy.yaml:5:") && m.contains("per-second")),
+        "{e:?}"
+    );
+}

@@ -17,7 +17,6 @@ use crate::runtime::{self, Options, Tally};
 use crate::stats::Counters;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -206,7 +205,7 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     // Under NAT with several workers, each packet goes to the worker the live handoff would
     // give it (`nat::steer`, the same seed): the workers read their shares at their own
     // pace, so a handoff between them would reorder a call's signalling and its media.
-    let steer_seed = runtime::random_seeds()[0];
+    let steer_seed = runtime::random_seeds()?[0];
     let steer = compiled.as_ref().and_then(|(_, _, s)| {
         let p = s.reader().load().clone();
         // The capture's one virtual wire: in on port 0, out on port 1.
@@ -296,6 +295,7 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         feeder.drain()?;
         running.drain_log(log)?;
         running.service();
+        running.check_workers()?;
         let s = input_port.stats().unwrap_or_default();
         stall.check(feeder.fed + feeder.written + s.ipackets, feeder.fed)
     };
@@ -337,19 +337,25 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         }
         Ok(())
     });
+    // On an error (a damaged capture, a stall, a worker's panic) the workers still stop
+    // and end their flows, and what they log is written before the error is reported.
+    let fail = |running: &mut runtime::Running, log: &mut BufWriter<std::fs::File>, e| {
+        let _ = running.finish(&eal, log);
+        let _ = log.flush();
+        e
+    };
     let read = match read {
         Ok(r) => r,
-        Err(e) => {
-            running.stop.store(true, Ordering::SeqCst);
-            return Err(e);
-        }
+        Err(e) => return Err(fail(&mut running, &mut log, e)),
     };
     // Every frame read; hand over the last partial bursts and wait until the workers have
     // taken them all.
     let total = feeder.fed;
     loop {
         feeder.send_all();
-        tend(&mut feeder, &mut running, &mut log, &mut stall)?;
+        if let Err(e) = tend(&mut feeder, &mut running, &mut log, &mut stall) {
+            return Err(fail(&mut running, &mut log, e));
+        }
         let s = input_port.stats().unwrap_or_default();
         if s.ipackets + s.ierrors >= total {
             break;

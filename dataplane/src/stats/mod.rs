@@ -64,9 +64,29 @@ pub enum DropReason {
     FragInvalid,
     /// A reassembled datagram, or a fragment of one cut again, found no buffer.
     FragNoBuffer,
+    /// The first packet of a new flow, refused: the flow table is full and every flow in it
+    /// has been answered (only unanswered flows are evicted for new ones).
+    FlowTableFull,
+    /// The first packet of a new flow from a source at its limit (`flow-table.per-source`:
+    /// flows held, or new flows per second).
+    SourceLimit,
+    /// The same for the zone it came in from (a policy zone's `limits`).
+    ZoneLimit,
 }
 
-const FIXED: usize = 57;
+impl DropReason {
+    /// The drop reason of a flow the flow table refused.
+    pub fn refused(r: crate::flow::admit::Refusal) -> DropReason {
+        use crate::flow::admit::Refusal;
+        match r {
+            Refusal::TableFull => DropReason::FlowTableFull,
+            Refusal::Source => DropReason::SourceLimit,
+            Refusal::Zone => DropReason::ZoneLimit,
+        }
+    }
+}
+
+const FIXED: usize = 59;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -127,6 +147,8 @@ pub const GENERAL: [&str; FIXED] = [
     "fragments_evicted",
     "pinhole_claims_refused",
     "clock_outliers",
+    "appid_contexts_reclaimed",
+    "appid_no_context",
 ];
 
 /// Index of each general counter.
@@ -225,9 +247,16 @@ pub enum C {
     /// Replay: packets whose capture time was set aside as far from the packets around
     /// them (`clock::CaptureTime`).
     ClockOutliers,
+    /// App-ID contexts taken from the least recently active undecided flow (one not yet
+    /// answered first) for a new flow when every context was in use; the flow it was taken
+    /// from keeps its best answer so far.
+    AppidContextsReclaimed,
+    /// Flows left unclassified because no context could be had (never, unless
+    /// `app-id.contexts` is smaller than the flows classifying in one burst).
+    AppidNoContext,
 }
 
-const OTHER_DROPS: [(DropReason, &str); 22] = [
+const OTHER_DROPS: [(DropReason, &str); 25] = [
     (DropReason::TtlExceeded, "ttl-exceeded"),
     (DropReason::NoRoute, "no-route"),
     (DropReason::NeighbourUnresolved, "neighbour-unresolved"),
@@ -250,6 +279,9 @@ const OTHER_DROPS: [(DropReason, &str); 22] = [
     (DropReason::FragAbandoned, "frag-abandoned"),
     (DropReason::FragInvalid, "frag-invalid"),
     (DropReason::FragNoBuffer, "frag-no-buffer"),
+    (DropReason::FlowTableFull, "flow-table-full"),
+    (DropReason::SourceLimit, "source-limit"),
+    (DropReason::ZoneLimit, "zone-limit"),
 ];
 
 /// Number of counters per worker.
