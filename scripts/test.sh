@@ -99,11 +99,13 @@ run_fuzz_smoke() {
     fi
     for t in $targets; do
         echo "--- fuzz target $t (${secs}s)"
-        # Committed seeds (fuzz/seeds/TARGET) join the working corpus (fuzz/corpus, ignored).
-        local dirs=()
-        if [[ -d fuzz/seeds/$t ]]; then
+        # Committed seeds (fuzz/seeds/TARGET; the decoders share fuzz/seeds/payloads, made by
+        # scripts/fuzz-seeds.py from the corpus) join the working corpus (fuzz/corpus, ignored).
+        local dirs=() seeds=fuzz/seeds/$t
+        [[ $t == decoder_* ]] && seeds=fuzz/seeds/payloads
+        if [[ -d $seeds ]]; then
             mkdir -p "fuzz/corpus/$t"
-            dirs=("$ROOT/fuzz/corpus/$t" "$ROOT/fuzz/seeds/$t")
+            dirs=("$ROOT/fuzz/corpus/$t" "$ROOT/$seeds")
         fi
         if ! RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "${dirs[@]}" -- -max_total_time="$secs"; then
             echo "fuzz target $t FAILED"

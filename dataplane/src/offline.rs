@@ -18,6 +18,8 @@ pub struct Offline {
     pub records: Vec<FlowRecord>,
     /// Frames that did not parse.
     pub malformed: u64,
+    /// Flows made so far (each ends once: in `records`, or at `finish`).
+    pub created: u64,
 }
 
 impl Offline {
@@ -39,6 +41,7 @@ impl Offline {
             h: Headers::empty(),
             records: Vec::new(),
             malformed: 0,
+            created: 0,
         }
     }
 
@@ -61,7 +64,7 @@ impl Offline {
         if r.missed() {
             // Offline App-ID sets no limits: a flow is refused only by a table full of
             // answered flows, and then its packets are classified as no flow's.
-            if insert_flow(
+            match insert_flow(
                 &mut self.flows,
                 &mut self.engine,
                 &self.h,
@@ -69,13 +72,12 @@ impl Offline {
                 ts_ns,
                 0,
                 &mut ended,
-            )
-            .is_err()
-            {
-                return AppEvent::None;
+            ) {
+                Ok(created) => self.created += created as u64,
+                Err(_) => return AppEvent::None,
             }
         }
-        let (_, ev) = account_and_classify(
+        let (t, ev) = account_and_classify(
             &mut self.flows,
             &mut self.engine,
             &self.h,
@@ -85,6 +87,7 @@ impl Offline {
             frame,
             &mut ended,
         );
+        self.created += t.created as u64;
         let records = &mut self.records;
         let engine = &mut self.engine;
         self.flows.expire(ts_ns, 64, &mut |s, f, reason| {
@@ -105,5 +108,9 @@ impl Offline {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
     }
 }

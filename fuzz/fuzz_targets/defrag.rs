@@ -35,8 +35,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!((whole[20] & 0x3f, whole[21]), (0, 0));
         let mut again = Defrag::new(1, 4096, 1_000);
         let mut frags = Vec::new();
-        if fragment(&whole, 14, largest as usize, &mut scratch, |f| frags.push(f.to_vec()))
-            .is_some()
+        if fragment(&whole, 14, largest as usize, &mut scratch, |f| {
+            frags.push(f.to_vec())
+        })
+        .is_some()
         {
             assert!(frags.iter().all(|f| f.len() - 14 <= largest as usize));
             let mut last = None;
