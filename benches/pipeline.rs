@@ -29,7 +29,9 @@ use aperture_dataplane::forward::VirtualWire;
 use aperture_dataplane::policy::{compile, Policy, PolicyStore};
 use aperture_dataplane::stats::C;
 use aperture_dataplane::worker::{Mode, Worker};
-use aperture_dpdk::{Burst, Eal, Mbuf, Mempool, Port, RingPair, TxBuffer, BURST_SIZE};
+use aperture_dpdk::{
+    Burst, Eal, Mbuf, Mempool, Port, RingPair, RxQueue, TxBuffer, TxQueue, BURST_SIZE,
+};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,7 +65,17 @@ fn set_flow(f: &mut [u8], i: u32) {
     f[34..36].copy_from_slice(&(1024 + (i >> 22) as u16).to_be_bytes());
 }
 
-fn worker(port: Port, pool: &Arc<Mempool>, capacity: usize) -> Worker {
+/// Queue 0 of a ring port, started.
+fn start(port: &Port, pool: &Mempool) -> Queue {
+    port.start(&Default::default(), pool)
+        .expect("start")
+        .into_pairs()
+        .remove(0)
+}
+
+type Queue = (RxQueue, TxQueue);
+
+fn worker(port: Queue, pool: &Arc<Mempool>, capacity: usize) -> Worker {
     let mut seeds = [0u64; 4];
     for (i, s) in seeds.iter_mut().enumerate() {
         *s = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1);
@@ -73,7 +85,6 @@ fn worker(port: Port, pool: &Arc<Mempool>, capacity: usize) -> Worker {
         lossless: false,
     };
     Worker::new(
-        0,
         0,
         vec![port],
         Mode::Wire(VirtualWire::new(1, &[(0, 0)])),
@@ -123,17 +134,17 @@ rules:
 }
 
 /// Puts `n` packets (flows 0..n) into the ring behind `port`'s receive side via `feeder`.
-fn fill(feeder: &Port, pool: &Mempool, n: u32) {
+fn fill(feeder: &mut Queue, pool: &Mempool, n: u32) {
     let mut tx = TxBuffer::default();
     for i in 0..n {
         let m = Mbuf::from_bytes(pool, &frame(i)).expect("mbuf pool big enough");
         if tx.is_full() {
-            assert_eq!(feeder.tx_flush(0, &mut tx).dropped, 0);
+            assert_eq!(feeder.1.flush(&mut tx).dropped, 0);
         }
         let _ = tx.push(m);
     }
     assert_eq!(
-        feeder.tx_flush(0, &mut tx).dropped,
+        feeder.1.flush(&mut tx).dropped,
         0,
         "ring holds the in-flight packets"
     );
@@ -141,14 +152,14 @@ fn fill(feeder: &Port, pool: &Mempool, n: u32) {
 
 /// One io-forward step: a burst in, the same burst out.
 #[inline]
-fn io_forward(port: &Port, rx: &mut Burst, tx: &mut TxBuffer) -> usize {
-    let n = port.rx_burst(0, rx);
+fn io_forward(port: &mut Queue, rx: &mut Burst, tx: &mut TxBuffer) -> usize {
+    let n = port.0.burst(rx);
     for i in 0..n {
         if let Some(m) = rx.take(i) {
             let _ = tx.push(m);
         }
     }
-    port.tx_flush(0, tx);
+    port.1.flush(tx);
     n
 }
 
@@ -162,8 +173,8 @@ struct Generator {
 
 impl Generator {
     #[inline]
-    fn step(&mut self, port: &Port) {
-        let n = port.rx_burst(0, &mut self.rx);
+    fn step(&mut self, port: &mut Queue) {
+        let n = port.0.burst(&mut self.rx);
         for i in 0..n {
             if let Some(mut m) = self.rx.take(i) {
                 set_flow(m.data_mut(), self.next);
@@ -171,7 +182,7 @@ impl Generator {
                 let _ = self.tx.push(m);
             }
         }
-        port.tx_flush(0, &mut self.tx);
+        port.1.flush(&mut self.tx);
     }
 }
 
@@ -210,17 +221,15 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(BURST_SIZE as u64));
 
-    let looped = RingPair::looped("io", 4096).expect("ring port");
-    looped.start(&Default::default(), &pool).expect("start");
-    fill(&looped, &pool, IN_FLIGHT);
+    let mut looped = start(&RingPair::looped("io", 4096).expect("ring port"), &pool);
+    fill(&mut looped, &pool, IN_FLIGHT);
     let (mut rx, mut tx) = (Burst::default(), TxBuffer::default());
     g.bench_function("io-forward", |b| {
-        b.iter_custom(|iters| timed(iters, || io_forward(&looped, &mut rx, &mut tx)))
+        b.iter_custom(|iters| timed(iters, || io_forward(&mut looped, &mut rx, &mut tx)))
     });
 
-    let looped = RingPair::looped("w1k", 4096).expect("ring port");
-    looped.start(&Default::default(), &pool).expect("start");
-    fill(&looped, &pool, IN_FLIGHT);
+    let mut looped = start(&RingPair::looped("w1k", 4096).expect("ring port"), &pool);
+    fill(&mut looped, &pool, IN_FLIGHT);
     let mut w = worker(looped, &pool, 4096);
     // Establish every flow before measuring: one pass over all in-flight packets.
     for _ in 0..IN_FLIGHT as usize / BURST_SIZE {
@@ -234,9 +243,8 @@ fn benches(c: &mut Criterion) {
     drop(w);
 
     // The same with a policy of 100 rules enforced; the flows match the last one.
-    let looped = RingPair::looped("w1kp", 4096).expect("ring port");
-    looped.start(&Default::default(), &pool).expect("start");
-    fill(&looped, &pool, IN_FLIGHT);
+    let mut looped = start(&RingPair::looped("w1kp", 4096).expect("ring port"), &pool);
+    fill(&mut looped, &pool, IN_FLIGHT);
     let store = PolicyStore::new(bench_policy(100));
     let mut w = worker(looped, &pool, 4096).with_policy(store.reader());
     for _ in 0..IN_FLIGHT as usize / BURST_SIZE {
@@ -256,9 +264,8 @@ fn benches(c: &mut Criterion) {
     drop(w);
 
     let pair = RingPair::new("gen", 4096).expect("ring pair");
-    pair.a.start(&Default::default(), &pool).expect("start");
-    pair.b.start(&Default::default(), &pool).expect("start");
-    fill(&pair.b, &pool, IN_FLIGHT);
+    let (mut a, mut b_side) = (start(&pair.a, &pool), start(&pair.b, &pool));
+    fill(&mut b_side, &pool, IN_FLIGHT);
     let mut gen = Generator {
         next: IN_FLIGHT,
         flows: FLOWS_1M,
@@ -269,20 +276,23 @@ fn benches(c: &mut Criterion) {
     g.bench_function("generator+io-forward", |b| {
         b.iter_custom(|iters| {
             timed(iters, || {
-                let n = io_forward(&pair.a, &mut rx, &mut tx);
-                gen.step(&pair.b);
+                let n = io_forward(&mut a, &mut rx, &mut tx);
+                gen.step(&mut b_side);
                 n
             })
         })
     });
 
-    // 1k flows through the generator, without and with source NAT.
+    // 1k flows through the generator, without and with source NAT. The last pair's queues
+    // serve the 1M-flow benchmarks after.
+    let mut a = None;
+    let mut b_side = None;
     for nat in [false, true] {
         let name = if nat { "nat1k" } else { "gen1k" };
         let pair = RingPair::new(name, 4096).expect("ring pair");
-        pair.a.start(&Default::default(), &pool).expect("start");
-        pair.b.start(&Default::default(), &pool).expect("start");
-        fill(&pair.b, &pool, IN_FLIGHT);
+        let mut bq = start(&pair.b, &pool);
+        fill(&mut bq, &pool, IN_FLIGHT);
+        let b_side = b_side.insert(bq);
         let mut gen = Generator {
             next: 0,
             flows: IN_FLIGHT,
@@ -290,13 +300,13 @@ fn benches(c: &mut Criterion) {
             tx: TxBuffer::default(),
         };
         let store = PolicyStore::new(nat_policy());
-        let mut w = worker(pair.a.clone(), &pool, 4096);
+        let mut w = worker(start(&pair.a, &pool), &pool, 4096);
         if nat {
             w = w.with_policy(store.reader());
         }
         for _ in 0..4 * IN_FLIGHT as usize / BURST_SIZE {
             w.poll_once();
-            gen.step(&pair.b);
+            gen.step(b_side);
         }
         let label = if nat {
             "worker/1k-flows+nat"
@@ -307,7 +317,7 @@ fn benches(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 timed(iters, || {
                     let n = w.poll_once();
-                    gen.step(&pair.b);
+                    gen.step(b_side);
                     n
                 })
             })
@@ -325,27 +335,29 @@ fn benches(c: &mut Criterion) {
                 "every flow translated"
             );
         }
+        a = w.into_queues().pop();
     }
+    let mut b_side = b_side.expect("the generator's queue");
 
     // Built only when this benchmark is selected: establishing 1M flows takes a while.
     let mut state: Option<Worker> = None;
     g.bench_function("worker/1m-flows", |b| {
         let w = state.get_or_insert_with(|| {
             let mut w = worker(
-                pair.a.clone(),
+                a.take().expect("the worker's queue"),
                 &pool,
                 FLOWS_1M as usize + (FLOWS_1M as usize >> 2),
             );
             while w.flows.active() < FLOWS_1M as usize {
                 w.poll_once();
-                gen.step(&pair.b);
+                gen.step(&mut b_side);
             }
             w
         });
         b.iter_custom(|iters| {
             timed(iters, || {
                 let n = w.poll_once();
-                gen.step(&pair.b);
+                gen.step(&mut b_side);
                 n
             })
         })
@@ -357,7 +369,9 @@ fn benches(c: &mut Criterion) {
             "1M established flows, none evicted"
         );
     }
-    drop(state);
+    if let Some(w) = state {
+        a = w.into_queues().pop();
+    }
 
     // 1M flows, every one translated: 1M mappings and bindings.
     let store = PolicyStore::new(nat_policy());
@@ -365,14 +379,14 @@ fn benches(c: &mut Criterion) {
     g.bench_function("worker/1m-flows+nat", |b| {
         let w = state.get_or_insert_with(|| {
             let mut w = worker(
-                pair.a.clone(),
+                a.take().expect("the worker's queue"),
                 &pool,
                 FLOWS_1M as usize + (FLOWS_1M as usize >> 2),
             )
             .with_policy(store.reader());
             while w.flows.active() < FLOWS_1M as usize {
                 w.poll_once();
-                gen.step(&pair.b);
+                gen.step(&mut b_side);
                 // A NAT that refused mappings drops packets: the ring would run dry.
                 assert_eq!(w.counters.get(C::DropPackets), 0, "NAT refused a flow");
             }
@@ -381,7 +395,7 @@ fn benches(c: &mut Criterion) {
         b.iter_custom(|iters| {
             timed(iters, || {
                 let n = w.poll_once();
-                gen.step(&pair.b);
+                gen.step(&mut b_side);
                 n
             })
         })

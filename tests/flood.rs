@@ -21,7 +21,7 @@ use aperture_dataplane::forward::VirtualWire;
 use aperture_dataplane::packet::checksum;
 use aperture_dataplane::stats::{DropReason, C};
 use aperture_dataplane::worker::{Mode, Worker};
-use aperture_dpdk::{Burst, Eal, Mbuf, Mempool, Port, RingPair, TxBuffer};
+use aperture_dpdk::{Burst, Eal, Mbuf, Mempool, RingPair, RxQueue, TxBuffer, TxQueue};
 use aperture_traffic::build::{tcp4, udp4, TcpFlags, TcpHeader};
 use aperture_traffic::rng::Rng;
 use crossbeam_queue::ArrayQueue;
@@ -107,8 +107,9 @@ fn respoof(f: &mut [u8], src: [u8; 4], port: u16, l4_sum_at: Option<usize>) {
 struct Rig {
     _eal: Eal,
     pool: Arc<Mempool>,
-    inside: RingPair,
-    outside: RingPair,
+    /// The test's ends of the inside and outside rings.
+    inside: (RxQueue, TxQueue),
+    outside: (RxQueue, TxQueue),
     worker: Worker,
     log: Arc<ArrayQueue<FlowRecord>>,
     tx_in: TxBuffer,
@@ -139,40 +140,19 @@ impl Rig {
     /// Hands what is queued to the worker, lets it poll, and takes what it sent.
     fn flush(&mut self) {
         for (port, tx) in [
-            (&self.inside.b, &mut self.tx_in),
-            (&self.outside.b, &mut self.tx_out),
+            (&mut self.inside, &mut self.tx_in),
+            (&mut self.outside, &mut self.tx_out),
         ] {
             if !tx.is_empty() {
-                let r = port.tx_flush(0, tx);
+                let r = port.1.flush(tx);
                 assert_eq!(r.dropped, 0, "the rings have room for a burst");
             }
         }
         while self.worker.poll_once() > 0 {}
-        for port in [self.inside.b.clone(), self.outside.b.clone()] {
-            self.receive(&port);
-        }
+        self.received += received(&mut self.inside) + received(&mut self.outside);
         while let Some(r) = self.log.pop() {
             if r.src.0[12] == 10 {
                 self.lost_early.push(r);
-            }
-        }
-    }
-
-    fn receive(&mut self, port: &Port) {
-        let mut b = Burst::default();
-        loop {
-            let n = port.rx_burst(0, &mut b);
-            for i in 0..n {
-                if let Some(m) = b.take(i) {
-                    // Established traffic is between 10.1/16 and 10.2.0.1; the floods come
-                    // from 100.64/10.
-                    if m.data()[26] == 10 {
-                        self.received += 1;
-                    }
-                }
-            }
-            if n == 0 {
-                break;
             }
         }
     }
@@ -185,6 +165,24 @@ impl Rig {
         };
         self.sent += 1;
         self.queue(to_server, &f);
+    }
+}
+
+/// Takes everything the worker sent to `port`; returns how many were established traffic
+/// (between 10.1/16 and 10.2.0.1; the floods come from 100.64/10).
+fn received(port: &mut (RxQueue, TxQueue)) -> u64 {
+    let mut b = Burst::default();
+    let mut established = 0;
+    loop {
+        let n = port.0.burst(&mut b);
+        for i in 0..n {
+            if b.take(i).is_some_and(|m| m.data()[26] == 10) {
+                established += 1;
+            }
+        }
+        if n == 0 {
+            return established;
+        }
     }
 }
 
@@ -216,9 +214,12 @@ fn floods_of_new_tuples_never_displace_established_flows() {
     let pool = Arc::new(Mempool::new("flood_pool", 8191, 256, 2048, -1).unwrap());
     let inside = RingPair::new("fin", 1024).unwrap();
     let outside = RingPair::new("fout", 1024).unwrap();
-    for p in [&inside.a, &inside.b, &outside.a, &outside.b] {
-        p.start(&Default::default(), &pool).unwrap();
-    }
+    let [ia, ib, oa, ob] = [&inside.a, &inside.b, &outside.a, &outside.b].map(|p| {
+        p.start(&Default::default(), &pool)
+            .unwrap()
+            .into_pairs()
+            .remove(0)
+    });
     let log = Arc::new(ArrayQueue::new(4 * CAPACITY));
     let before_tables = rss_bytes();
     let mut flows = FlowTable::new(CAPACITY, &Timeouts::default(), [1, 2, 3, 4]);
@@ -236,8 +237,7 @@ fn floods_of_new_tuples_never_displace_established_flows() {
         + CONTEXTS * Engine::bytes_per_context()) as u64;
     let worker = Worker::new(
         0,
-        0,
-        vec![inside.a.clone(), outside.a.clone()],
+        vec![ia, oa],
         Mode::Wire(VirtualWire::new(2, &[(0, 1)])),
         flows,
         appid,
@@ -251,8 +251,8 @@ fn floods_of_new_tuples_never_displace_established_flows() {
     let mut rig = Rig {
         _eal: eal,
         pool,
-        inside,
-        outside,
+        inside: ib,
+        outside: ob,
         worker,
         log,
         tx_in: TxBuffer::default(),

@@ -11,7 +11,7 @@ use aperture_dataplane::forward::VirtualWire;
 use aperture_dataplane::policy::{compile, Policy, PolicyStore};
 use aperture_dataplane::stats::{DropReason, C};
 use aperture_dataplane::worker::{Mode, Worker};
-use aperture_dpdk::{Burst, Eal, Mbuf, Mempool, Port, RingPair, TxBuffer};
+use aperture_dpdk::{Burst, Eal, Mbuf, Mempool, RingPair, RxQueue, TxBuffer, TxQueue};
 use aperture_traffic::build;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
@@ -27,15 +27,15 @@ fn policy(text: &str, catalog: &Catalog) -> Policy {
     compile(text, "p.yaml", catalog, None).unwrap().policy
 }
 
-fn send(port: &Port, pool: &Mempool, frame: &[u8]) {
+fn send(port: &mut (RxQueue, TxQueue), pool: &Mempool, frame: &[u8]) {
     let mut tx = TxBuffer::default();
     let _ = tx.push(Mbuf::from_bytes(pool, frame).expect("mbuf"));
-    assert_eq!(port.tx_flush(0, &mut tx).sent, 1);
+    assert_eq!(port.1.flush(&mut tx).sent, 1);
 }
 
-fn received(port: &Port) -> usize {
+fn received(port: &mut (RxQueue, TxQueue)) -> usize {
     let mut b = Burst::default();
-    port.rx_burst(0, &mut b)
+    port.0.burst(&mut b)
 }
 
 #[test]
@@ -56,9 +56,10 @@ fn a_swapped_policy_applies_from_the_next_packet_of_every_flow() {
     let pool = Arc::new(Mempool::new("swap_pool", 1023, 0, 2048, -1).unwrap());
     let inside = RingPair::new("in", 256).unwrap();
     let outside = RingPair::new("out", 256).unwrap();
-    for p in [&inside.a, &inside.b, &outside.a, &outside.b] {
-        p.start(&Default::default(), &pool).unwrap();
-    }
+    let [ia, mut ib, oa, mut ob] = [&inside.a, &inside.b, &outside.a, &outside.b].map(|p| {
+        let mut q = p.start(&Default::default(), &pool).unwrap().into_pairs();
+        q.remove(0)
+    });
     let catalog = Catalog::embedded();
     let store = PolicyStore::new(policy(ALLOW, &catalog));
     let flows = FlowTable::new(64, &Timeouts::default(), [1, 2, 3, 4]);
@@ -73,8 +74,7 @@ fn a_swapped_policy_applies_from_the_next_packet_of_every_flow() {
     };
     let mut w = Worker::new(
         0,
-        0,
-        vec![inside.a.clone(), outside.a.clone()],
+        vec![ia, oa],
         Mode::Wire(VirtualWire::new(2, &[(0, 1)])),
         flows,
         appid,
@@ -91,24 +91,24 @@ fn a_swapped_policy_applies_from_the_next_packet_of_every_flow() {
 
     // Allowed: both flows pass.
     for i in 0..3u8 {
-        send(&inside.b, &pool, &to(blocked, &[b'a', i]));
-        send(&inside.b, &pool, &to(other, &[b'b', i]));
+        send(&mut ib, &pool, &to(blocked, &[b'a', i]));
+        send(&mut ib, &pool, &to(other, &[b'b', i]));
         w.poll_once();
-        assert_eq!(received(&outside.b), 2, "packet {i} of each flow forwarded");
+        assert_eq!(received(&mut ob), 2, "packet {i} of each flow forwarded");
     }
     // The swap: the next packet of the udp/9999 flow is dropped, the other flow goes on.
     assert_eq!(store.install(policy(NO_9999, &catalog)), 2);
-    send(&inside.b, &pool, &to(blocked, b"after"));
-    send(&inside.b, &pool, &to(other, b"after"));
+    send(&mut ib, &pool, &to(blocked, b"after"));
+    send(&mut ib, &pool, &to(other, b"after"));
     w.poll_once();
-    assert_eq!(received(&outside.b), 1, "only the other flow's packet");
+    assert_eq!(received(&mut ob), 1, "only the other flow's packet");
     assert_eq!(w.counters.drops(DropReason::Policy), 1);
     assert_eq!(w.counters.get(C::FlowsDenied), 1);
     // And back: the flow passes again from its next packet.
     store.install(policy(ALLOW, &catalog));
-    send(&inside.b, &pool, &to(blocked, b"again"));
+    send(&mut ib, &pool, &to(blocked, b"again"));
     w.poll_once();
-    assert_eq!(received(&outside.b), 1, "allowed again");
+    assert_eq!(received(&mut ob), 1, "allowed again");
     assert_eq!(w.counters.drops(DropReason::Policy), 1);
     assert_eq!(w.flows.active(), 2, "still the same two flows");
 }

@@ -11,7 +11,7 @@ use aperture_dataplane::forward::Router;
 use aperture_dataplane::packet::{self, arp, checksum, ethernet, MacAddr, L3};
 use aperture_dataplane::stats::{DropReason, C};
 use aperture_dataplane::worker::{Mode, Worker};
-use aperture_dpdk::{Burst, Eal, Mbuf, Mempool, Port, RingPair, TxBuffer};
+use aperture_dpdk::{Burst, Eal, Mbuf, Mempool, RingPair, RxQueue, TxBuffer, TxQueue};
 use aperture_traffic::build::{self, ArpOp};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -19,15 +19,15 @@ use std::sync::Arc;
 const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
 const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x22];
 
-fn send(port: &Port, pool: &Mempool, frame: &[u8]) {
+fn send(port: &mut (RxQueue, TxQueue), pool: &Mempool, frame: &[u8]) {
     let mut tx = TxBuffer::default();
     let _ = tx.push(Mbuf::from_bytes(pool, frame).expect("mbuf"));
-    assert_eq!(port.tx_flush(0, &mut tx).sent, 1);
+    assert_eq!(port.1.flush(&mut tx).sent, 1);
 }
 
-fn receive(port: &Port) -> Vec<Vec<u8>> {
+fn receive(port: &mut (RxQueue, TxQueue)) -> Vec<Vec<u8>> {
     let mut b = Burst::default();
-    let n = port.rx_burst(0, &mut b);
+    let n = port.0.burst(&mut b);
     (0..n)
         .filter_map(|i| b.take(i))
         .map(|m| m.data().to_vec())
@@ -56,9 +56,10 @@ fn routed_worker_answers_arp_resolves_next_hops_and_counts_drops() {
     let pool = Arc::new(Mempool::new("rings_pool", 2047, 0, 2048, -1).unwrap());
     let inside = RingPair::new("in", 1024).unwrap();
     let outside = RingPair::new("out", 1024).unwrap();
-    for p in [&inside.a, &inside.b, &outside.a, &outside.b] {
-        p.start(&Default::default(), &pool).unwrap();
-    }
+    let [ia, mut ib, oa, mut ob] = [&inside.a, &inside.b, &outside.a, &outside.b].map(|p| {
+        let mut q = p.start(&Default::default(), &pool).unwrap().into_pairs();
+        q.remove(0)
+    });
     let macs = [
         MacAddr(inside.a.info().unwrap().mac),
         MacAddr(outside.a.info().unwrap().mac),
@@ -91,8 +92,7 @@ fn routed_worker_answers_arp_resolves_next_hops_and_counts_drops() {
     };
     let mut w = Worker::new(
         0,
-        0,
-        vec![inside.a.clone(), outside.a.clone()],
+        vec![ia, oa],
         Mode::Routed(router),
         flows,
         appid,
@@ -109,9 +109,9 @@ fn routed_worker_answers_arp_resolves_next_hops_and_counts_drops() {
         [0; 6],
         ip("192.0.2.1"),
     );
-    send(&inside.b, &pool, &who_has);
+    send(&mut ib, &pool, &who_has);
     w.poll_once();
-    let got = receive(&inside.b);
+    let got = receive(&mut ib);
     assert_eq!(got.len(), 1, "one ARP reply");
     let h = packet::parse(&got[0], got[0].len()).unwrap();
     let a = arp::parse(&got[0][h.l3_offset as usize..]).unwrap();
@@ -125,9 +125,9 @@ fn routed_worker_answers_arp_resolves_next_hops_and_counts_drops() {
     let c = SocketAddrV4::new(ip("192.0.2.2"), 40000);
     let s = SocketAddrV4::new(ip("198.51.100.2"), 7000);
     let dgram = build::udp4(CLIENT_MAC, macs[0].0, c, s, b"hello");
-    send(&inside.b, &pool, &dgram);
+    send(&mut ib, &pool, &dgram);
     w.poll_once();
-    let got = receive(&outside.b);
+    let got = receive(&mut ob);
     assert_eq!(got.len(), 1, "an ARP request, not the datagram");
     let h = packet::parse(&got[0], got[0].len()).unwrap();
     assert_eq!(h.l3, L3::Arp);
@@ -146,9 +146,9 @@ fn routed_worker_answers_arp_resolves_next_hops_and_counts_drops() {
         macs[1].0,
         ip("198.51.100.1"),
     );
-    send(&outside.b, &pool, &is_at);
+    send(&mut ob, &pool, &is_at);
     w.poll_once();
-    let got = receive(&outside.b);
+    let got = receive(&mut ob);
     assert_eq!(got.len(), 1, "the held datagram");
     let h = packet::parse(&got[0], got[0].len()).unwrap();
     assert_eq!(
@@ -169,16 +169,16 @@ fn routed_worker_answers_arp_resolves_next_hops_and_counts_drops() {
     assert_eq!(&got[0][h.payload_offset as usize..][..5], b"hello");
 
     // 4. The next one goes straight through; the reply comes back to the client too.
-    send(&inside.b, &pool, &dgram);
+    send(&mut ib, &pool, &dgram);
     w.poll_once();
-    assert_eq!(receive(&outside.b).len(), 1);
+    assert_eq!(receive(&mut ob).len(), 1);
     send(
-        &outside.b,
+        &mut ob,
         &pool,
         &build::udp4(SERVER_MAC, macs[1].0, s, c, b"HELLO"),
     );
     w.poll_once();
-    let got = receive(&inside.b);
+    let got = receive(&mut ib);
     assert_eq!(
         got.len(),
         1,
@@ -209,10 +209,10 @@ fn routed_worker_answers_arp_resolves_next_hops_and_counts_drops() {
         b"x",
     );
     for f in [&ttl1, &no_route, &other_mac, &to_me] {
-        send(&inside.b, &pool, f);
+        send(&mut ib, &pool, f);
     }
     w.poll_once();
-    assert!(receive(&outside.b).is_empty() && receive(&inside.b).is_empty());
+    assert!(receive(&mut ob).is_empty() && receive(&mut ib).is_empty());
     for r in [
         DropReason::TtlExceeded,
         DropReason::NoRoute,

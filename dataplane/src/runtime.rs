@@ -218,7 +218,9 @@ pub fn start(
         let timeouts = cfg.flow_table.timeouts;
         let per_source = cfg.flow_table.per_source.per_worker(workers);
         let seeds = random_seeds()?;
-        let port_list = ports.ports.clone();
+        let port_list = ports
+            .take_queues(i)
+            .expect("each worker's queues are taken once");
         let pool = ports.pool.clone();
         let log = FlowLogSink {
             queue,
@@ -247,7 +249,7 @@ pub fn start(
             } else {
                 Clock::tsc()
             };
-            let mut w = Worker::new(i, i as u16, port_list, mode, flows, appid, clock, log, pool)
+            let mut w = Worker::new(i, port_list, mode, flows, appid, clock, log, pool)
                 .with_flow_dumps(worker_dumps)
                 .with_nat_ports(PortRange::of_worker(i, workers))
                 .with_sip_alg(&sip_alg)

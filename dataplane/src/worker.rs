@@ -38,7 +38,7 @@ use crate::policy::{
     addr_key, short_generation, Action, Policy, PolicyReader, Subject, Verdict, NO_ZONE,
 };
 use crate::stats::{AppCounter, Counters, DropReason, StatsSegment, Tables, C};
-use aperture_dpdk::{Burst, Mbuf, Mempool, Port, TxBuffer, BURST_SIZE};
+use aperture_dpdk::{Burst, Mbuf, Mempool, RxQueue, TxBuffer, TxQueue, BURST_SIZE};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -87,8 +87,8 @@ impl Meta {
 
 pub struct Worker {
     pub id: usize,
-    queue: u16,
-    ports: Vec<Port>,
+    /// This worker's queue pair on every port (its own: no other thread polls them).
+    ports: Vec<(RxQueue, TxQueue)>,
     tx: Vec<TxBuffer>,
     mode: Mode,
     pub flows: FlowTable,
@@ -153,8 +153,7 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: usize,
-        queue: u16,
-        ports: Vec<Port>,
+        ports: Vec<(RxQueue, TxQueue)>,
         mode: Mode,
         flows: FlowTable,
         appid: Engine,
@@ -171,7 +170,6 @@ impl Worker {
         );
         Worker {
             id,
-            queue,
             ports,
             tx,
             mode,
@@ -370,7 +368,7 @@ impl Worker {
     pub fn poll_once(&mut self) -> usize {
         let mut total = 0;
         for p in 0..self.ports.len() {
-            let n = self.ports[p].rx_burst(self.queue, &mut self.burst);
+            let n = self.ports[p].0.burst(&mut self.burst);
             if n == 0 {
                 continue;
             }
@@ -565,6 +563,12 @@ impl Worker {
             self.counters.add(C::DropBytes, r.dropped_bytes);
             self.counters.0[DropReason::HandoffFull.index()] += r.dropped as u64;
         }
+    }
+
+    /// Gives the worker's queues back (for another worker on the same queues, as a
+    /// benchmark builds one after another); its flows are not ended.
+    pub fn into_queues(mut self) -> Vec<(RxQueue, TxQueue)> {
+        std::mem::take(&mut self.ports)
     }
 
     /// After a panic in `run`: tells the other workers this one takes no more handoffs (they
@@ -1680,7 +1684,7 @@ impl Worker {
     }
 
     fn flush_port(&mut self, p: usize) {
-        let r = self.ports[p].tx_flush(self.queue, &mut self.tx[p]);
+        let r = self.ports[p].1.flush(&mut self.tx[p]);
         self.counters.add(C::TxPackets, r.sent as u64);
         self.counters.add(C::TxBytes, r.sent_bytes);
         if r.dropped > 0 {

@@ -31,7 +31,7 @@ mod sys {
 pub use eal::{Eal, EalError, Lcore};
 pub use handoff::{handoff, HandoffRx, HandoffTx};
 pub use mbuf::{Burst, Mbuf, Mempool, RxTimestamp, TxBuffer, TxResult, BURST_SIZE};
-pub use port::{EthConfig, Port, PortError, PortInfo, PortStats};
+pub use port::{EthConfig, Port, PortError, PortInfo, PortStats, Queues, RxQueue, TxQueue};
 pub use ring::RingPair;
 
 /// The last DPDK error (`rte_errno`) as text.

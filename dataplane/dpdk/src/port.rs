@@ -2,6 +2,25 @@
 use crate::mbuf::{Burst, Mempool, TxBuffer, TxResult};
 use crate::sys;
 use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+/// Port ids this binding tracks (DPDK's RTE_MAX_ETHPORTS is 32 by default).
+const MAX_PORTS: usize = 1024;
+
+/// Process-wide state of a port id: whether its queues were handed out (`start`), and how
+/// many queue handles are alive. DPDK port ids are process-wide, so this is too: two `Port`
+/// values found by the same name share it.
+struct Slot {
+    started: AtomicBool,
+    handles: AtomicU32,
+}
+
+static SLOTS: [Slot; MAX_PORTS] = [const {
+    Slot {
+        started: AtomicBool::new(false),
+        handles: AtomicU32::new(0),
+    }
+}; MAX_PORTS];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
@@ -32,6 +51,16 @@ pub enum PortError {
         max: u16,
         wanted: u16,
     },
+    #[error("port {port} ({name}) was started already: its queues have their owners")]
+    AlreadyStarted { port: u16, name: String },
+    #[error("port {port} ({name}) cannot stop while {handles} of its queue handles are alive")]
+    QueuesInUse {
+        port: u16,
+        name: String,
+        handles: u32,
+    },
+    #[error("port id {0} is beyond the {MAX_PORTS} ports this binding tracks")]
+    TooMany(u16),
 }
 
 /// How to configure a port.
@@ -98,12 +127,122 @@ impl PortStats {
     }
 }
 
-/// A started ethdev port. Cheap to copy into workers as a port id; `stop` closes it (which
-/// flushes net_pcap output files).
+/// An ethdev port: the control handle (information, counters, start and stop). Packets go
+/// through the queue handles `start` returns, one owner each. `stop` closes the port (which
+/// flushes net_pcap output files) once no queue handle is left.
 #[derive(Clone, Debug)]
 pub struct Port {
     id: u16,
     name: String,
+}
+
+/// One receive queue of a started port. Exactly one exists per queue set up (`Port::start`
+/// makes them, once per port), it is not `Clone`, and receiving takes `&mut self`: safe code
+/// can neither poll a queue from two threads, nor poll a queue that was never set up, nor
+/// poll after the port stopped (`Port::stop` refuses while a handle is alive).
+///
+/// A second owner cannot be made:
+/// ```compile_fail
+/// fn second_poller(q: &aperture_dpdk::RxQueue) -> aperture_dpdk::RxQueue {
+///     q.clone()
+/// }
+/// ```
+/// nor can a shared reference poll:
+/// ```compile_fail
+/// fn poll_shared(q: &aperture_dpdk::RxQueue, b: &mut aperture_dpdk::Burst) -> usize {
+///     q.burst(b)
+/// }
+/// ```
+#[derive(Debug)]
+pub struct RxQueue(Handle);
+
+/// One transmit queue of a started port, owned like an [`RxQueue`].
+#[derive(Debug)]
+pub struct TxQueue(Handle);
+
+/// The queues `Port::start` set up, in queue order.
+#[derive(Debug)]
+pub struct Queues {
+    pub rx: Vec<RxQueue>,
+    pub tx: Vec<TxQueue>,
+}
+
+impl Queues {
+    /// The queues as (rx, tx) pairs of the same index (the first `min(rx, tx)`; the rest
+    /// are dropped).
+    pub fn into_pairs(self) -> Vec<(RxQueue, TxQueue)> {
+        self.rx.into_iter().zip(self.tx).collect()
+    }
+}
+
+/// The one handle of a queue: counted in its port's slot while it lives.
+#[derive(Debug)]
+struct Handle {
+    port: u16,
+    queue: u16,
+}
+
+impl Handle {
+    fn new(port: u16, queue: u16) -> Handle {
+        SLOTS[port as usize].handles.fetch_add(1, Ordering::AcqRel);
+        Handle { port, queue }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        SLOTS[self.port as usize]
+            .handles
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl RxQueue {
+    pub fn port(&self) -> u16 {
+        self.0.port
+    }
+
+    pub fn queue(&self) -> u16 {
+        self.0.queue
+    }
+
+    /// Receives up to a burst into `burst` (emptied first). Returns the count.
+    #[inline]
+    pub fn burst(&mut self, burst: &mut Burst) -> usize {
+        let (id, q) = (self.0.port, self.0.queue);
+        // SAFETY: this handle is the only one for a queue `start` set up on a port that
+        // cannot stop while it lives, and `&mut self` keeps it to one thread at a time; the
+        // shim writes at most `n` owned mbuf pointers.
+        burst.fill_raw(|ptr, n| unsafe { sys::aperture_rx_burst(id, q, ptr, n) })
+    }
+}
+
+impl TxQueue {
+    pub fn port(&self) -> u16 {
+        self.0.port
+    }
+
+    pub fn queue(&self) -> u16 {
+        self.0.queue
+    }
+
+    /// Sends what `buf` holds; frees and reports what the queue refused.
+    #[inline]
+    pub fn flush(&mut self, buf: &mut TxBuffer) -> TxResult {
+        let (id, q) = (self.0.port, self.0.queue);
+        // SAFETY: as `RxQueue::burst`: the one owner of a set-up queue of a live port; the
+        // PMD takes ownership of the first `rc` mbufs.
+        buf.flush_raw(|ptr, n| unsafe { sys::aperture_tx_burst(id, q, ptr, n) })
+    }
+
+    /// Sends what `buf` holds; what the queue refuses stays in `buf` (for a sender that
+    /// waits rather than drops).
+    #[inline]
+    pub fn keep(&mut self, buf: &mut TxBuffer) -> TxResult {
+        let (id, q) = (self.0.port, self.0.queue);
+        // SAFETY: as `flush`.
+        buf.flush_keep_raw(|ptr, n| unsafe { sys::aperture_tx_burst(id, q, ptr, n) })
+    }
 }
 
 impl Port {
@@ -117,6 +256,9 @@ impl Port {
             return Err(PortError::NotFound {
                 name: name.to_string(),
             });
+        }
+        if id as usize >= MAX_PORTS {
+            return Err(PortError::TooMany(id));
         }
         Ok(Port {
             id,
@@ -172,8 +314,30 @@ impl Port {
         })
     }
 
-    /// Configures queues on `pool` and starts the port.
-    pub fn start(&self, cfg: &EthConfig, pool: &Mempool) -> Result<(), PortError> {
+    /// Configures queues on `pool`, starts the port, and hands out its queues: once per
+    /// port (a second `start` is an error, so each queue has one owner).
+    pub fn start(&self, cfg: &EthConfig, pool: &Mempool) -> Result<Queues, PortError> {
+        let slot = &SLOTS[self.id as usize];
+        if slot.started.swap(true, Ordering::AcqRel) {
+            return Err(PortError::AlreadyStarted {
+                port: self.id,
+                name: self.name.clone(),
+            });
+        }
+        self.configure(cfg, pool).inspect_err(|_| {
+            slot.started.store(false, Ordering::Release);
+        })?;
+        Ok(Queues {
+            rx: (0..cfg.rx_queues)
+                .map(|q| RxQueue(Handle::new(self.id, q)))
+                .collect(),
+            tx: (0..cfg.tx_queues)
+                .map(|q| TxQueue(Handle::new(self.id, q)))
+                .collect(),
+        })
+    }
+
+    fn configure(&self, cfg: &EthConfig, pool: &Mempool) -> Result<(), PortError> {
         let info = self.info()?;
         for (what, max, wanted) in [
             ("rx", info.max_rx_queues, cfg.rx_queues),
@@ -235,8 +399,17 @@ impl Port {
         Ok(())
     }
 
-    /// Stops and closes the port (net_pcap flushes and closes its files here).
+    /// Stops and closes the port (net_pcap flushes and closes its files here). Refused while
+    /// a queue handle is alive (the workers have not returned, a sender still holds one).
     pub fn stop(&self) -> Result<(), PortError> {
+        let handles = SLOTS[self.id as usize].handles.load(Ordering::Acquire);
+        if handles > 0 {
+            return Err(PortError::QueuesInUse {
+                port: self.id,
+                name: self.name.clone(),
+                handles,
+            });
+        }
         // SAFETY: valid port id; stopping a stopped port returns 0.
         let rc = unsafe { sys::rte_eth_dev_stop(self.id) };
         if rc != 0 {
@@ -249,31 +422,6 @@ impl Port {
             return Err(self.op_err("rte_eth_dev_close", rc));
         }
         Ok(())
-    }
-
-    /// Receives up to a burst from queue `q` into `burst` (emptied first). Returns the count.
-    #[inline]
-    pub fn rx_burst(&self, q: u16, burst: &mut Burst) -> usize {
-        let id = self.id;
-        // SAFETY: valid started port/queue; the shim writes at most `n` owned mbuf pointers.
-        burst.fill_raw(|ptr, n| unsafe { sys::aperture_rx_burst(id, q, ptr, n) })
-    }
-
-    /// Sends what `buf` holds on queue `q`; frees and reports what the queue refused.
-    #[inline]
-    pub fn tx_flush(&self, q: u16, buf: &mut TxBuffer) -> TxResult {
-        let id = self.id;
-        // SAFETY: valid started port/queue; the PMD takes ownership of the first `rc` mbufs.
-        buf.flush_raw(|ptr, n| unsafe { sys::aperture_tx_burst(id, q, ptr, n) })
-    }
-
-    /// Sends what `buf` holds on queue `q`; what the queue refuses stays in `buf` (for a
-    /// sender that waits rather than drops).
-    #[inline]
-    pub fn tx_keep(&self, q: u16, buf: &mut TxBuffer) -> TxResult {
-        let id = self.id;
-        // SAFETY: valid started port/queue; the PMD takes ownership of the first `rc` mbufs.
-        buf.flush_keep_raw(|ptr, n| unsafe { sys::aperture_tx_burst(id, q, ptr, n) })
     }
 
     pub fn stats(&self) -> Result<PortStats, PortError> {

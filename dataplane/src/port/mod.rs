@@ -4,9 +4,12 @@
 use crate::config::Config;
 use crate::packet::MacAddr;
 pub use aperture_dpdk::{
-    Burst, Eal, EthConfig, Mbuf, Mempool, Port, PortStats, RxTimestamp, TxBuffer,
+    Burst, Eal, EthConfig, Mbuf, Mempool, Port, PortStats, RxQueue, RxTimestamp, TxBuffer, TxQueue,
 };
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// A worker's queues: one (rx, tx) pair on every port, in port order.
+pub type WorkerQueues = Vec<(RxQueue, TxQueue)>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -26,11 +29,27 @@ pub struct Ports {
     pub pool: Arc<Mempool>,
     /// Buffers for reassembled datagrams larger than a `pool` mbuf (None: reassembly off).
     pub big: Option<Arc<Mempool>>,
+    /// Each worker's queues until it takes them (`take_queues`).
+    queues: Mutex<Vec<Option<WorkerQueues>>>,
 }
 
 impl Ports {
-    /// Stops and closes every port (net_pcap writes out its files here).
+    /// Worker `i`'s queue pair on every port: queue `i` of each. Given once.
+    pub fn take_queues(&self, i: usize) -> Option<WorkerQueues> {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(i)?
+            .take()
+    }
+
+    /// Stops and closes every port (net_pcap writes out its files here), once the workers
+    /// have given their queues back.
     pub fn stop(&self) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         for p in &self.ports {
             if let Err(e) = p.stop() {
                 eprintln!("warning: {e}");
@@ -91,6 +110,7 @@ pub fn start_ports(cfg: &Config) -> Result<Ports, SetupError> {
     let mut ports = Vec::new();
     let mut macs = Vec::new();
     let mut drivers = Vec::new();
+    let mut per_worker: Vec<WorkerQueues> = (0..queues).map(|_| Vec::new()).collect();
     for pc in &cfg.ports {
         let port = Port::by_name(&pc.device)?;
         let ec = EthConfig {
@@ -100,7 +120,9 @@ pub fn start_ports(cfg: &Config) -> Result<Ports, SetupError> {
             tx_desc: pc.tx_desc,
             promiscuous: true,
         };
-        port.start(&ec, &pool)?;
+        for (w, pair) in port.start(&ec, &pool)?.into_pairs().into_iter().enumerate() {
+            per_worker[w].push(pair);
+        }
         let info = port.info()?;
         macs.push(MacAddr(info.mac));
         drivers.push(info.driver);
@@ -112,5 +134,6 @@ pub fn start_ports(cfg: &Config) -> Result<Ports, SetupError> {
         drivers,
         pool,
         big,
+        queues: Mutex::new(per_worker.into_iter().map(Some).collect()),
     })
 }

@@ -7,7 +7,7 @@
 //! the workers sent meanwhile), never drop.
 use super::ReplayError;
 use crate::port::{EthConfig, Mbuf, Mempool, RxTimestamp, TxBuffer};
-use aperture_dpdk::{Burst, RingPair, BURST_SIZE};
+use aperture_dpdk::{Burst, RingPair, RxQueue, TxQueue, BURST_SIZE};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,9 @@ const WRITE_CHUNK: usize = 1 << 20;
 pub struct Wire {
     pub input: RingPair,
     pub output: RingPair,
+    /// The feeder's queues (ports `a`), one pair per worker, once started.
+    input_queues: Vec<(RxQueue, TxQueue)>,
+    output_queues: Vec<(RxQueue, TxQueue)>,
 }
 
 impl Wire {
@@ -36,11 +39,16 @@ impl Wire {
         let setup = |e: aperture_dpdk::PortError| ReplayError::Setup(e.into());
         let input = RingPair::with_queues("replay_in", workers, IN_RING).map_err(setup)?;
         let output = RingPair::with_queues("replay_out", workers, OUT_RING).map_err(setup)?;
-        Ok(Wire { input, output })
+        Ok(Wire {
+            input,
+            output,
+            input_queues: Vec::new(),
+            output_queues: Vec::new(),
+        })
     }
 
     /// Starts the feeder's ends (the workers' are started with the configured ports).
-    pub fn start(&self, workers: u16, pool: &Mempool) -> Result<(), ReplayError> {
+    pub fn start(&mut self, workers: u16, pool: &Mempool) -> Result<(), ReplayError> {
         let setup = |e: aperture_dpdk::PortError| ReplayError::Setup(e.into());
         let ec = EthConfig {
             rx_queues: workers,
@@ -49,8 +57,8 @@ impl Wire {
             tx_desc: IN_RING as u16,
             promiscuous: false,
         };
-        self.input.a.start(&ec, pool).map_err(setup)?;
-        self.output.a.start(&ec, pool).map_err(setup)?;
+        self.input_queues = self.input.a.start(&ec, pool).map_err(setup)?.into_pairs();
+        self.output_queues = self.output.a.start(&ec, pool).map_err(setup)?.into_pairs();
         Ok(())
     }
 
@@ -134,7 +142,7 @@ pub enum Push {
 
 /// The main thread's side of a replay.
 pub struct Feeder<'a> {
-    wire: &'a Wire,
+    wire: &'a mut Wire,
     pool: &'a Mempool,
     ts: RxTimestamp,
     queued: Vec<TxBuffer>,
@@ -150,7 +158,7 @@ pub struct Feeder<'a> {
 impl<'a> Feeder<'a> {
     /// Feeds `workers` workers; `outs`: one output file per worker, or none.
     pub fn new(
-        wire: &'a Wire,
+        wire: &'a mut Wire,
         pool: &'a Mempool,
         ts: RxTimestamp,
         workers: usize,
@@ -210,7 +218,7 @@ impl<'a> Feeder<'a> {
     pub fn send(&mut self, w: usize) -> bool {
         let q = &mut self.queued[w];
         if !q.is_empty() {
-            self.wire.input.a.tx_keep(w as u16, q);
+            self.wire.input_queues[w].1.keep(q);
         }
         q.is_empty()
     }
@@ -231,7 +239,7 @@ impl<'a> Feeder<'a> {
         let mut n = 0;
         for w in 0..self.queued.len() {
             loop {
-                let got = self.wire.output.a.rx_burst(w as u16, &mut self.burst);
+                let got = self.wire.output_queues[w].0.burst(&mut self.burst);
                 if got == 0 {
                     break;
                 }
@@ -247,7 +255,7 @@ impl<'a> Feeder<'a> {
                 }
                 self.burst.clear();
             }
-            while self.wire.input.a.rx_burst(w as u16, &mut self.burst) > 0 {
+            while self.wire.input_queues[w].0.burst(&mut self.burst) > 0 {
                 self.burst.clear();
             }
         }

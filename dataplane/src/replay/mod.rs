@@ -261,7 +261,7 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
         ));
     }
     let eal = port::init_eal(&cfg, &extra)?;
-    let wire = feed::Wire::new(workers as u16)?;
+    let mut wire = feed::Wire::new(workers as u16)?;
     capture_ports(&mut cfg, wire.worker_devices());
     let ts = aperture_dpdk::RxTimestamp::register().ok_or(ReplayError::Timestamps)?;
     let ports = port::start_ports(&cfg)?;
@@ -279,7 +279,7 @@ pub fn run(mut cfg: Config, req: &Request) -> Result<Report, ReplayError> {
     );
     let started = Instant::now();
     let mut running = runtime::start(&eal, &cfg, &ports, &opts)?;
-    let mut feeder = feed::Feeder::new(&wire, &ports.pool, ts, workers, outs.as_deref())?;
+    let mut feeder = feed::Feeder::new(&mut wire, &ports.pool, ts, workers, outs.as_deref())?;
     let input_port = &ports.ports[0];
     let mut progress = Progress::new(req.quiet);
     let mut stall = Stall::new(req.timeout);
