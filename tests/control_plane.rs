@@ -330,6 +330,15 @@ fn policy_reloads_under_traffic_and_metrics_survive_a_killed_control_plane() {
         labeled(&later, "aperture_port_rx_packets_total", "port=\"inside\"").unwrap_or(0.0) >= rx,
         "{m}\nlater:\n{later}"
     );
+    // What a port lost before any worker saw it is published live too, per port: frames the
+    // driver missed (full receive queues) and receive failures for want of an mbuf.
+    for counter in [
+        "aperture_port_rx_missed_total",
+        "aperture_port_rx_nombuf_total",
+    ] {
+        let v = labeled(&later, counter, "port=\"inside\"");
+        assert!(v.is_some_and(|v| v >= 0.0), "no {counter}: {later}");
+    }
     let (busy, looped) = (
         metric(&m, "aperture_worker_busy_seconds_total").unwrap(),
         metric(&m, "aperture_worker_loop_seconds_total").unwrap(),

@@ -3,7 +3,7 @@
 //! and no packet of a denied flow after App-ID decided it.
 mod common;
 
-use common::{bin, bundled_sample, corpus, replay_with, tshark, TempDir};
+use common::{bin, bundled_sample, corpus, replay_with, tshark, worker_counter, TempDir};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -387,4 +387,43 @@ fn aperturectl_check_passes_the_example_and_fails_a_bad_file_with_its_place() {
             p.display()
         )
     );
+}
+
+/// A zone's flow limit holds on a replay: 6,000 flows come in from `inside` within seconds,
+/// a limit of 10 lets 10 through, and every packet of the others is a counted `zone-limit`
+/// drop: the logged flows' packets and those drops add up to every packet read.
+#[test]
+fn a_zone_limit_admits_that_many_flows_and_counts_the_rest() {
+    let dir = TempDir::new("zone-limit");
+    let p = dir.path().join("policy.yaml");
+    std::fs::write(
+        &p,
+        "version: 1
+zones:
+  - { name: inside, ports: [capture-in], limits: { flows: 10 } }
+  - { name: outside, ports: [capture-out] }
+rules:
+  - { name: all, action: allow }
+",
+    )
+    .unwrap();
+    let mix = corpus().join("mix");
+    let first = std::fs::read_dir(&mix)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .min()
+        .unwrap();
+    let r = replay_with(
+        &first,
+        dir.path(),
+        None,
+        &["--policy", p.to_str().unwrap(), "--stats"],
+    );
+    assert_eq!(r.flows.len(), 10, "{}", r.stdout);
+    let logged: u64 = r.flows.iter().map(|f| f["packets"].as_u64().unwrap()).sum();
+    let refused = worker_counter(&r.stdout, "zone-limit").unwrap_or(0);
+    let read = worker_counter(&r.stdout, "rx_packets").unwrap();
+    assert!(refused > 0, "{}", r.stdout);
+    assert_eq!(logged + refused, read, "{}", r.stdout);
 }

@@ -104,8 +104,14 @@ impl PcapOut {
             self.last_ns = t;
         }
         let len = m.pkt_len();
-        self.buf
-            .extend_from_slice(&((self.last_ns / 1_000_000_000) as u32).to_le_bytes());
+        let secs = self.last_ns / 1_000_000_000;
+        if secs > u32::MAX as u64 {
+            return Err(ReplayError::LateStamp {
+                path: self.path.display().to_string(),
+                secs,
+            });
+        }
+        self.buf.extend_from_slice(&(secs as u32).to_le_bytes());
         self.buf
             .extend_from_slice(&((self.last_ns % 1_000_000_000) as u32).to_le_bytes());
         self.buf.extend_from_slice(&len.to_le_bytes());

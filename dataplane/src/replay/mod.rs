@@ -117,6 +117,8 @@ pub enum ReplayError {
     },
     #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
     Policy(Vec<Diagnostic>),
+    #[error("{path}: a packet stamped {secs} s after 1970 (past 2106) cannot be written to a pcap file, whose seconds are 32 bits")]
+    LateStamp { path: String, secs: u64 },
 }
 
 /// Reads and compiles a policy file for the dataplane's ports (`cfg.ports`, index order).
