@@ -29,13 +29,15 @@ struct Cli {
     /// Print per-worker counters and port statistics at exit.
     #[arg(long, global = true)]
     stats: bool,
+    /// What to do; there is no default (a bare `aperture-dataplane` prints this help rather
+    /// than start forwarding).
     #[command(subcommand)]
-    cmd: Option<Cmd>,
+    cmd: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Forward on the configured ports until SIGINT/SIGTERM (the default).
+    /// Forward on the configured ports until SIGINT/SIGTERM.
     Run {
         /// Flow log (JSON Lines) to append ended flows to.
         #[arg(long)]
@@ -119,7 +121,7 @@ fn real_main(cli: Cli) -> Result<(), Error> {
         None => Config::embedded(),
     };
     let stdout = &mut std::io::stdout().lock();
-    match cli.cmd.unwrap_or(Cmd::Run { flow_log: None }) {
+    match cli.cmd {
         Cmd::Run { flow_log } => run_live(cfg, flow_log, cli.stats),
         Cmd::Apps => {
             let _ = report::catalog(stdout, &Catalog::of_config(&cfg.app_id)?);

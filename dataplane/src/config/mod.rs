@@ -201,7 +201,7 @@ pub struct Eal {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct MempoolConfig {
     /// Mbufs in the pool (default 16383; a power of two minus one is most efficient). Without
     /// hugepages each mbuf takes a 4 KiB page of the EAL's `-m` memory.
@@ -298,7 +298,7 @@ pub struct Route {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct FlowTableConfig {
     /// Flows per worker (default 262144). When full, the least recently active flow not yet
     /// answered is evicted to make room; an answered flow never is (the new flow is refused
@@ -379,7 +379,7 @@ impl Default for Timeouts {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct StatsConfig {
     /// File of the shared-memory stats segment (default `/dev/shm/aperture-stats`).
     pub segment: PathBuf,
@@ -710,6 +710,24 @@ mod tests {
         let c = Config::embedded();
         assert!(matches!(c.forwarding, Forwarding::VirtualWire { .. }));
         assert!(c.eal_args().iter().any(|a| a == "--no-huge"));
+    }
+
+    #[test]
+    fn a_section_given_in_part_takes_the_defaults_for_the_rest() {
+        let text = "version: 1
+eal: { args: [\"-l\", \"0-1\", \"--no-huge\"] }
+workers: { lcores: [1] }
+ports: [{ name: a, device: net_null0 }, { name: b, device: net_null1 }]
+forwarding: { mode: virtual-wire, pairs: [[a, b]] }
+stats: { segment: /tmp/x }
+flow-table: { per-source: { flows: 100 } }
+mempool: { mbufs: 4095 }
+";
+        let c = Config::parse(text, "p.yaml").unwrap();
+        assert_eq!(c.stats.publish_ms, StatsConfig::default().publish_ms);
+        assert_eq!(c.flow_table.capacity, FlowTableConfig::default().capacity);
+        assert_eq!(c.flow_table.per_source.flows, 100);
+        assert_eq!(c.mempool.cache, MempoolConfig::default().cache);
     }
 
     #[test]
