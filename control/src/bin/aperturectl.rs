@@ -201,7 +201,8 @@ fn check(file: &Path, cfg: &Config, as_json: bool, out: &mut impl Write) -> Exit
                 warnings.len()
             )
         } else {
-            writeln!(out, "{name}: {} errors", errors.len())
+            let n = errors.len();
+            writeln!(out, "{name}: {n} error{}", if n == 1 { "" } else { "s" })
         }
     };
     if ok {

@@ -450,6 +450,11 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Resu
         let message = match first.split_once(": ") {
             Some((at, rest)) if at.starts_with("line ") && at.contains(" column ") => rest,
             _ => first,
+        };
+        // Nor the library's advice to its own callers ("set DuplicateKeyPolicy in Options").
+        let message = match message.split_once(", set ") {
+            Some((m, hint)) if hint.contains("Options") => m,
+            _ => message,
         }
         .to_string();
         ConfigError::Syntax {
@@ -728,6 +733,14 @@ mempool: { mbufs: 4095 }
         assert_eq!(c.flow_table.capacity, FlowTableConfig::default().capacity);
         assert_eq!(c.flow_table.per_source.flows, 100);
         assert_eq!(c.mempool.cache, MempoolConfig::default().cache);
+    }
+
+    #[test]
+    fn a_duplicate_key_is_named_without_the_librarys_advice() {
+        let e = Config::parse("version: 1\nversion: 1\n", "d.yaml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "d.yaml:2:1: duplicate mapping key: version");
     }
 
     #[test]
