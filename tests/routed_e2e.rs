@@ -245,12 +245,7 @@ fn client_reaches_server_through_the_routed_dataplane() {
     assert_eq!(result, "ok", "TCP echo: {}", tb.log());
 
     // The control plane reads the live counters from the shared-memory stats segment.
-    let o = Command::new(bin("aperture-control"))
-        .arg("stats")
-        .arg("--segment")
-        .arg(tb.dir.path().join("stats"))
-        .output()
-        .unwrap();
+    let o = control_stats(&tb);
     let stats = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
@@ -269,6 +264,15 @@ fn client_reaches_server_through_the_routed_dataplane() {
     );
 
     let out = tb.stop_dataplane();
+    // Once the dataplane has exited its last counters are still shown, but not as live.
+    let o = control_stats(&tb);
+    assert!(!o.status.success(), "stale counters reported as live");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is not running"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("rx_packets"));
     let flows = read_flows(&tb.flow_log());
     let find = |proto: &str, dport: u64| {
         flows
@@ -412,6 +416,16 @@ fn a_nat_gateway_with_two_workers_hands_return_traffic_to_its_owner() {
     assert!(out.contains("2 worker(s)"), "two workers ran: {out}");
     assert!(sum("handoff_sent") > 0, "nothing was handed over: {out}");
     assert_eq!(sum("handoff_sent"), sum("handoff_received"), "{out}");
+}
+
+/// `aperture-control stats` on the testbed's stats segment.
+fn control_stats(tb: &Testbed) -> std::process::Output {
+    Command::new(bin("aperture-control"))
+        .arg("stats")
+        .arg("--segment")
+        .arg(tb.dir.path().join("stats"))
+        .output()
+        .unwrap()
 }
 
 /// Counter `name` of the `--stats` table summed over the workers' columns.

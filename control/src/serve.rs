@@ -234,7 +234,11 @@ fn log(r: &Reloaded) {
 /// OpenMetrics for scrapers that ask for it (Prometheus does), the classic text format
 /// otherwise.
 async fn metrics(State(sh): State<Arc<Shared>>, headers: HeaderMap) -> impl IntoResponse {
-    let snapshot = Snapshot::read(&sh.settings.dataplane.stats.segment).ok();
+    // A segment whose dataplane has exited holds its last counters: not exported as live
+    // (the series go stale, as Prometheus expects of a target that went away).
+    let snapshot = Snapshot::read(&sh.settings.dataplane.stats.segment)
+        .ok()
+        .filter(|s| s.live());
     let state = sh.lock().metrics.clone();
     let om = render(snapshot.as_ref(), &state);
     let wants_om = headers

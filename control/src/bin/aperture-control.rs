@@ -79,7 +79,16 @@ fn main() -> ExitCode {
                         break;
                     }
                 }
-                ExitCode::SUCCESS
+                if s.live() {
+                    ExitCode::SUCCESS
+                } else {
+                    // The last counters of a dataplane that is gone: shown, but never as live.
+                    eprintln!(
+                        "aperture-control: the dataplane (pid {}) is not running: these are its counters when it stopped",
+                        s.writer_pid
+                    );
+                    ExitCode::FAILURE
+                }
             }
             Err(e) => {
                 eprintln!("aperture-control: {e}");

@@ -36,6 +36,9 @@ mod h {
     pub const TSC_HZ: usize = 7;
     pub const NAMED_RULES: usize = 8;
     pub const NAMED_APPS: usize = 9;
+    /// The process that created the segment, and whether it has closed it (exited).
+    pub const WRITER_PID: usize = 10;
+    pub const CLOSED: usize = 11;
 }
 
 /// What the segment holds besides the general counters: the names of the applications (the
@@ -98,6 +101,12 @@ impl Geometry {
 pub struct StatsSegment {
     shm: ShmSegment,
     g: Geometry,
+}
+
+impl Drop for StatsSegment {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,12 +179,20 @@ impl StatsSegment {
         w[h::PORTS].store(g.ports as u64, Ordering::Relaxed);
         w[h::TSC_HZ].store(aperture_dpdk::tsc_hz(), Ordering::Relaxed);
         w[h::NAMED_APPS].store(layout.apps.len() as u64, Ordering::Relaxed);
+        w[h::WRITER_PID].store(std::process::id() as u64, Ordering::Relaxed);
+        w[h::CLOSED].store(0, Ordering::Relaxed);
         w[h::MAGIC].store(MAGIC, Ordering::Release);
         Ok(StatsSegment { shm, g })
     }
 
     pub fn workers(&self) -> usize {
         self.g.workers
+    }
+
+    /// Marks the counters final: the dataplane is exiting (readers then say they are not
+    /// live). Done on drop too.
+    pub fn close(&self) {
+        self.words()[h::CLOSED].store(1, Ordering::Release);
     }
 
     fn words(&self) -> &[AtomicU64] {
@@ -303,6 +320,20 @@ pub struct SegmentSnapshot {
     pub rules: Vec<String>,
     /// TSC cycles per second (for the loop cycle counters).
     pub tsc_hz: u64,
+    /// The dataplane process that wrote the segment, and whether it closed it on exit.
+    pub writer_pid: u32,
+    pub closed: bool,
+}
+
+impl SegmentSnapshot {
+    /// Whether the dataplane that writes these counters is still running: it has not closed
+    /// the segment, and its process exists (seen from this PID namespace). Counters read
+    /// otherwise are its last ones, not live.
+    pub fn live(&self) -> bool {
+        !self.closed
+            && self.writer_pid != 0
+            && Path::new(&format!("/proc/{}", self.writer_pid)).exists()
+    }
 }
 
 impl SegmentSnapshot {
@@ -374,6 +405,8 @@ pub fn read_full(path: &Path) -> Result<SegmentSnapshot, StatsError> {
     }
     let mut snap = SegmentSnapshot {
         tsc_hz: shm.load(h::TSC_HZ, Ordering::Relaxed),
+        writer_pid: shm.load(h::WRITER_PID, Ordering::Relaxed) as u32,
+        closed: shm.load(h::CLOSED, Ordering::Acquire) != 0,
         ..SegmentSnapshot::default()
     };
     let mut buf = vec![0u64; g.block - 1];
@@ -524,6 +557,22 @@ mod tests {
         let _seg = StatsSegment::create(&path, 1, &l).unwrap();
         let snap = read_full(&path).unwrap();
         assert_eq!(snap.apps[0], "é".repeat(31));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn counters_are_live_while_their_writer_runs_and_final_once_it_closed() {
+        let path = std::env::temp_dir().join(format!("aperture-stats-live-{}", std::process::id()));
+        let seg = StatsSegment::create(&path, 1, &layout()).unwrap();
+        let snap = read_full(&path).unwrap();
+        assert_eq!(snap.writer_pid, std::process::id());
+        assert!(snap.live());
+        drop(seg);
+        let snap = read_full(&path).unwrap();
+        assert!(
+            snap.closed && !snap.live(),
+            "read as live after its writer closed it"
+        );
         std::fs::remove_file(&path).unwrap();
     }
 
