@@ -126,9 +126,6 @@ pub fn random_seeds() -> Result<[u64; 4], RuntimeError> {
     Ok([w(0), w(1), w(2), w(3)])
 }
 
-/// A worker's return status after a panic.
-const WORKER_PANICKED: i32 = 70;
-
 /// The text of a panic's payload.
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
@@ -272,10 +269,8 @@ pub fn start(
             let rc = match run {
                 Ok(()) => 0,
                 Err(payload) => {
+                    // Reported once, by `check_workers`/`finish` (the panic hook printed where).
                     let message = panic_message(payload.as_ref());
-                    eprintln!(
-                        "aperture-dataplane: worker {i} (lcore {lcore}) panicked: {message}; stopping"
-                    );
                     panicked
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -285,7 +280,7 @@ pub fn start(
                         w.finish_after_panic();
                         stats.publish(i, &w.counters, &w.tables);
                     }));
-                    WORKER_PANICKED
+                    aperture_dpdk::PANICKED
                 }
             };
             done.fetch_add(1, Ordering::SeqCst);

@@ -28,7 +28,7 @@ mod sys {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 
-pub use eal::{Eal, EalError, Lcore};
+pub use eal::{Eal, EalError, Lcore, PANICKED};
 pub use handoff::{handoff, HandoffRx, HandoffTx};
 pub use mbuf::{Burst, Mbuf, Mempool, RxTimestamp, TxBuffer, TxResult, BURST_SIZE};
 pub use port::{EthConfig, Port, PortError, PortInfo, PortStats, Queues, RxQueue, TxQueue};

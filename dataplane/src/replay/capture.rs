@@ -462,12 +462,10 @@ mod tests {
         f
     }
 
-    fn read(
-        bytes: &[u8],
-    ) -> (
-        Result<ReadSummary, CaptureError>,
-        Vec<(Duration, Vec<u8>, u32)>,
-    ) {
+    /// A frame as read: capture time, bytes, original length.
+    type Read = (Duration, Vec<u8>, u32);
+
+    fn read(bytes: &[u8]) -> (Result<ReadSummary, CaptureError>, Vec<Read>) {
         let path = std::env::temp_dir().join(format!(
             "aperture-capture-test-{}-{:?}.pcap",
             std::process::id(),
