@@ -110,6 +110,7 @@ forwarding:
   pairs: [[inside, outside]]
 stats: {{ segment: {d}/stats, publish-ms: 20 }}
 control: {{ socket: {d}/control.sock }}
+flow-log: {{ path: {d}/log/flows.json, active-timeout: 1 }}
 "#,
                 pid = std::process::id()
             ),
@@ -493,4 +494,62 @@ fn sigint(c: &Child) {
     let _ = Command::new("kill")
         .args(["-INT", &c.id().to_string()])
         .status();
+}
+
+/// Reads the JSON Lines file at `p` (lines that do not parse fail the test).
+fn records(p: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// `run` without `--flow-log` writes where dataplane.yaml's `flow-log.path` says (its
+/// directory made), interim records of long flows arrive while they last, and SIGHUP
+/// reopens the file after a rotation (logrotate's rename-then-signal).
+#[test]
+fn the_flow_log_has_interim_records_and_reopens_on_sighup() {
+    let bed = Bed::new();
+    let dp = bed.dataplane();
+    let log = bed.dir.path().join("log/flows.json");
+    let limit = Duration::from_secs(30);
+    // The sample's flows repeat forever: none ends, each reports every second.
+    let interim = |r: &serde_json::Value| r["flow"]["interim"] == true;
+    wait_for("interim records", limit, || {
+        records(&log).iter().filter(|r| interim(r)).count() >= 5
+    });
+    let first = records(&log);
+    for r in &first {
+        assert_eq!(r["event_type"], "flow", "{r}");
+        assert!(r["community_id"].as_str().unwrap().starts_with("1:"), "{r}");
+        // Interim records have no end; final ones say why the flow ended.
+        assert_eq!(interim(r), r["flow"].get("end_reason").is_none(), "{r}");
+    }
+    // A flow's later interim records carry its totals so far: they never go down.
+    let id = &first.iter().find(|r| interim(r)).unwrap()["flow_id"];
+    let rotated = bed.dir.path().join("log/flows.json.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    let o = Command::new("kill")
+        .args(["-HUP", &dp.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(o.success());
+    wait_for("records in the reopened flow log", limit, || {
+        records(&log).iter().any(|r| &r["flow_id"] == id)
+    });
+    let before = records(&rotated);
+    let after = records(&log);
+    let pkts = |r: &serde_json::Value| r["flow"]["pkts_toserver"].as_u64().unwrap();
+    let last_before = before
+        .iter()
+        .filter(|r| &r["flow_id"] == id)
+        .map(pkts)
+        .max();
+    let first_after = after.iter().filter(|r| &r["flow_id"] == id).map(pkts).min();
+    assert!(
+        first_after >= last_before,
+        "{last_before:?} {first_after:?}"
+    );
+    assert!(bed.logs().contains("reopened (SIGHUP)"), "{}", bed.logs());
 }

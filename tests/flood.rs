@@ -425,7 +425,7 @@ fn floods_of_new_tuples_never_displace_established_flows() {
         // Named in the set-up (after its 5 packets), by its content, and still so.
         if cat.name(r.app) != "web-browsing"
             || r.app_decided_after > 5
-            || r.end_reason != EndReason::Exit
+            || r.end_reason != Some(EndReason::Exit)
         {
             wrong.push(format!(
                 "{:?}:{} {} {:?}",

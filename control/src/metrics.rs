@@ -84,6 +84,7 @@ fn help(name: &str) -> &'static str {
         "appid_contexts_reclaimed" => {
             "App-ID contexts taken from the least recently active undecided flow for a new one"
         }
+        "flow_log_interim" => "Interim flow records written for long flows (active timeout)",
         "appid_no_context" => "Flows left unclassified because no App-ID context was free",
         "clock_outliers" => {
             "Replay: packets whose capture time was far from the packets around them (ignored)"

@@ -10,7 +10,7 @@
 //! Rows are flow records (what the flow log would say if the flow ended now).
 use crate::appid::catalog::AppId;
 use crate::appid::engine::Engine;
-use crate::flow::{EndReason, FlowTable};
+use crate::flow::FlowTable;
 use crate::flowlog::FlowRecord;
 use crate::packet::IpAddr16;
 use arc_swap::ArcSwapOption;
@@ -117,8 +117,9 @@ pub fn answer(worker: usize, q: &FlowQuery, flows: &FlowTable, appid: &Engine) {
             worker as u16,
             slot,
             f,
-            EndReason::Exit,
+            None,
             &info,
+            appid.evidence(slot),
         ));
         true
     });

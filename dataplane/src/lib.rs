@@ -12,6 +12,7 @@ pub mod flow;
 pub mod flowdump;
 pub mod flowlog;
 pub mod forward;
+pub mod logging;
 pub mod nat;
 pub mod offline;
 pub mod packet;

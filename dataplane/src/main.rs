@@ -4,6 +4,7 @@
 use aperture_dataplane::appid::catalog::Catalog;
 use aperture_dataplane::config::{Config, ConfigError, Forwarding};
 use aperture_dataplane::control::ControlServer;
+use aperture_dataplane::logging;
 use aperture_dataplane::policy::{Action, Policy, PolicyStore};
 use aperture_dataplane::port;
 use aperture_dataplane::replay::{self, ReplayError, Request};
@@ -29,6 +30,10 @@ struct Cli {
     /// Print per-worker counters and port statistics at exit.
     #[arg(long, global = true)]
     stats: bool,
+    /// Diagnostics level (error, warn, info, debug, trace; or a `tracing` filter). Default:
+    /// APERTURE_LOG, else info.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     /// What to do; there is no default (a bare `aperture-dataplane` prints this help rather
     /// than start forwarding).
     #[command(subcommand)]
@@ -39,7 +44,8 @@ struct Cli {
 enum Cmd {
     /// Forward on the configured ports until SIGINT/SIGTERM.
     Run {
-        /// Flow log (JSON Lines) to append ended flows to.
+        /// Flow log (JSON Lines) to append flow records to; default: dataplane.yaml's
+        /// `flow-log.path` (/var/log/aperture/flows.json). SIGHUP reopens it (log rotation).
         #[arg(long)]
         flow_log: Option<PathBuf>,
     },
@@ -105,11 +111,16 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 }
 
 fn main() -> ExitCode {
+    aperture_dpdk::cpu::ensure_supported();
     let cli = Cli::parse();
+    if let Err(e) = logging::init("aperture-dataplane", cli.log_level.as_deref()) {
+        eprintln!("aperture-dataplane: {e}");
+        return ExitCode::FAILURE;
+    }
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("aperture-dataplane: {e}");
+            tracing::error!("{e}");
             ExitCode::FAILURE
         }
     }
@@ -153,8 +164,8 @@ fn real_main(cli: Cli) -> Result<(), Error> {
                 );
             }
             if let Some(n) = r.cut_at {
-                eprintln!(
-                    "warning: {} ends inside packet {n}: the {} packets before it were replayed",
+                tracing::warn!(
+                    "{} ends inside packet {n}: the {} packets before it were replayed",
                     r.input.display(),
                     n - 1
                 );
@@ -169,9 +180,7 @@ fn real_main(cli: Cli) -> Result<(), Error> {
 /// deny everything until a control plane installs a policy.
 fn live_policy(cfg: &Config) -> Result<std::sync::Arc<PolicyStore>, Error> {
     let Some(path) = &cfg.policy else {
-        eprintln!(
-            "aperture-dataplane: no policy configured: every flow is denied until one is installed"
-        );
+        tracing::warn!("no policy configured: every flow is denied until one is installed");
         return Ok(PolicyStore::new(Policy::fixed(Action::Deny)));
     };
     let catalog = Catalog::of_config(&cfg.app_id)?;
@@ -184,7 +193,7 @@ fn live_policy(cfg: &Config) -> Result<std::sync::Arc<PolicyStore>, Error> {
         )
     })?;
     for w in &c.warnings {
-        eprintln!("{w}");
+        tracing::warn!("{w}");
     }
     Ok(PolicyStore::new(c.policy))
 }
@@ -197,15 +206,20 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
         signal_hook::flag::register(sig, term.clone())
             .map_err(|e| Error::Other(format!("cannot install signal handler: {e}")))?;
     }
-    let mut log: Box<dyn Write> = match &flow_log {
-        Some(p) => Box::new(BufWriter::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(io("cannot open flow log", p))?,
-        )),
-        None => Box::new(std::io::sink()),
+    let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .map_err(|e| Error::Other(format!("cannot install signal handler: {e}")))?;
+    let path = match flow_log {
+        Some(p) => Some(p),
+        None if cfg.flow_log.enabled => Some(cfg.flow_log.path.clone()),
+        None => None,
+    };
+    let mut log = match &path {
+        Some(p) => FlowLog::open(p)?,
+        None => {
+            tracing::warn!("no flow log: flow-log.enabled is false");
+            FlowLog::Off
+        }
     };
     let opts = Options {
         capture_clock: false,
@@ -230,17 +244,27 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
             cfg.control.socket.display()
         ))
     })?;
-    eprintln!(
-        "aperture-dataplane: {} worker(s) forwarding on {} port(s) ({}); stats segment {}; control socket {}",
+    tracing::info!(
+        "{} worker(s) forwarding on {} port(s) ({}); stats segment {}; control socket {}; flow log {}",
         cfg.workers.lcores.len(),
         ports.ports.len(),
         mode_name(&cfg),
         cfg.stats.segment.display(),
-        cfg.control.socket.display()
+        cfg.control.socket.display(),
+        path.as_ref().map_or("off".into(), |p| p.display().to_string())
     );
     // Until asked to stop, or a worker panicked (`finish` then reports it).
     while !term.load(Ordering::Relaxed) && running.check_workers().is_ok() {
         control.poll();
+        if hup.swap(false, Ordering::Relaxed) {
+            // Log rotation: the old file was renamed; records go to a new one at the path.
+            log.flush()
+                .map_err(|e| Error::Other(format!("flow log: {e}")))?;
+            if let Some(p) = &path {
+                log = FlowLog::open(p)?;
+                tracing::info!("flow log {} reopened (SIGHUP)", p.display());
+            }
+        }
         running.drain_log(&mut log)?;
         running.service();
         let _ = log.flush();
@@ -255,6 +279,43 @@ fn run_live(cfg: Config, flow_log: Option<PathBuf>, stats: bool) -> Result<(), E
         let _ = report::counters(&mut std::io::stdout().lock(), &counters, &pstats);
     }
     Ok(())
+}
+
+/// Where `run` writes flow records: a file opened for appending (its directory made if
+/// missing), or nowhere when the operator turned the flow log off.
+enum FlowLog {
+    File(BufWriter<std::fs::File>),
+    Off,
+}
+
+impl FlowLog {
+    fn open(p: &Path) -> Result<FlowLog, Error> {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(io("cannot make the flow log's directory", dir))?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(io("cannot open flow log", p))?;
+        Ok(FlowLog::File(BufWriter::new(f)))
+    }
+}
+
+impl Write for FlowLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            FlowLog::File(f) => f.write(buf),
+            FlowLog::Off => Ok(buf.len()),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            FlowLog::File(f) => f.flush(),
+            FlowLog::Off => Ok(()),
+        }
+    }
 }
 
 fn mode_name(cfg: &Config) -> &'static str {

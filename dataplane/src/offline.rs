@@ -34,6 +34,8 @@ impl Offline {
             timeouts,
             [0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344],
         );
+        let mut flows = flows;
+        flows.set_app_timeouts(catalog.app_timeouts());
         let engine = Engine::new(catalog, flows.capacity(), limits);
         Offline {
             flows,
@@ -59,7 +61,8 @@ impl Offline {
         self.flows.lookup(&self.h, &mut r);
         let records = &mut self.records;
         let mut ended = |e: &mut Engine, s, f: &_, reason| {
-            records.push(FlowRecord::new(0, s, f, reason, &e.ended(s, f)))
+            let ev = e.evidence(s);
+            records.push(FlowRecord::new(0, s, f, Some(reason), &e.ended(s, f), ev))
         };
         if r.missed() {
             // Offline App-ID sets no limits: a flow is refused only by a table full of
@@ -91,7 +94,15 @@ impl Offline {
         let records = &mut self.records;
         let engine = &mut self.engine;
         self.flows.expire(ts_ns, 64, &mut |s, f, reason| {
-            records.push(FlowRecord::new(0, s, f, reason, &engine.ended(s, f)))
+            let ev = engine.evidence(s);
+            records.push(FlowRecord::new(
+                0,
+                s,
+                f,
+                Some(reason),
+                &engine.ended(s, f),
+                ev,
+            ))
         });
         ev
     }
@@ -101,7 +112,15 @@ impl Offline {
         let records = &mut self.records;
         let engine = &mut self.engine;
         self.flows.drain(&mut |s, f, reason| {
-            records.push(FlowRecord::new(0, s, f, reason, &engine.ended(s, f)))
+            let ev = engine.evidence(s);
+            records.push(FlowRecord::new(
+                0,
+                s,
+                f,
+                Some(reason),
+                &engine.ended(s, f),
+                ev,
+            ))
         });
         self.records
     }

@@ -203,7 +203,7 @@ fn top(out: &mut impl Write, top: &[FlowRecord], catalog: &Catalog) -> io::Resul
             f.packets[0] + f.packets[1],
             f.bytes[0] + f.bytes[1],
             path.join(" > "),
-            f.end_reason.name()
+            f.end_reason.map_or("live", |r| r.name())
         )?;
     }
     Ok(())

@@ -214,6 +214,7 @@ pub fn start(
         let cat = catalog.clone();
         let timeouts = cfg.flow_table.timeouts;
         let per_source = cfg.flow_table.per_source.per_worker(workers);
+        let active_timeout = cfg.flow_log.active_timeout;
         let seeds = random_seeds()?;
         let port_list = ports
             .take_queues(i)
@@ -240,6 +241,7 @@ pub fn start(
             // Built on the worker's own lcore so its memory is first touched there.
             let mut flows = FlowTable::new(capacity, &timeouts, seeds);
             flows.limit_sources(per_source);
+            flows.set_active_timeout(active_timeout);
             let appid = Engine::new(cat, flows.capacity(), limits);
             let clock = if capture_clock {
                 Clock::capture(ts_field)

@@ -163,6 +163,8 @@ impl Worker {
     ) -> Worker {
         let tx = ports.iter().map(|_| TxBuffer::default()).collect();
         let tables = Tables::new(appid.catalog.apps.len() + MAX_CUSTOM_APPS);
+        let mut flows = flows;
+        flows.set_app_timeouts(appid.catalog.app_timeouts());
         let alg = SipAlg::new(
             &SipAlgConfig::default(),
             flows.capacity(),
@@ -688,6 +690,7 @@ impl Worker {
         if let Some(c) = &latest.catalog {
             if !Arc::ptr_eq(c, &self.appid.catalog) {
                 self.appid.catalog = Arc::clone(c);
+                self.flows.set_app_timeouts(c.app_timeouts());
             }
         }
         if let Some(h) = &self.handoff {
@@ -1506,6 +1509,9 @@ impl Worker {
         if t.created {
             ends.counters.add(C::FlowsCreated, 1);
         }
+        if t.interim {
+            ends.interim(appid, t.slot, flows.get(t.slot));
+        }
         let mut ev = ev;
         if let AppEvent::Decided(a) | AppEvent::Shifted { to: a, .. } = ev {
             let f = flows.get_mut(t.slot);
@@ -1518,10 +1524,14 @@ impl Worker {
             let sip = appid.catalog.has_sip_alg(a)
                 && (a == sip_id || appid.info(t.slot).path().contains(&sip_id));
             let call = AppId(ends.alg.call_app(t.slot));
-            if f.predicted() && call != a && call != appid.catalog.of_proto(Proto::Sip) {
+            let adopted = f.predicted() && call != a && call != appid.catalog.of_proto(Proto::Sip);
+            if adopted {
                 ev = appid.adopt(t.slot, f, call);
             }
             f.set_alg(sip);
+            if adopted {
+                flows.app_decided(t.slot);
+            }
         }
         ends.tables.app_packet(flows.get_mut(t.slot).app, len);
         (t, ev)
@@ -1842,7 +1852,7 @@ pub fn insert_flow(
     else {
         return Ok(false);
     };
-    appid.created(slot, flows.get_mut(slot));
+    appid.created(slot, flows.get_mut(slot), h);
     Ok(true)
 }
 
@@ -1868,13 +1878,14 @@ pub fn account_and_classify(
     let f = flows.get_mut(t.slot);
     let mut ev = AppEvent::None;
     if t.created {
-        ev = appid.created(t.slot, f);
+        ev = appid.created(t.slot, f, h);
     }
     if !f.app_done {
         ev = appid.packet(t.slot, f, t.dir, h, frame);
     }
     if let AppEvent::Decided(a) | AppEvent::Shifted { to: a, .. } = ev {
         f.app = a.0;
+        flows.app_decided(t.slot);
     }
     (t, ev)
 }
@@ -1958,8 +1969,9 @@ struct FlowEnds<'a> {
 impl FlowEnds<'_> {
     /// Accounts an ended flow, releases its NAT binding, and hands its record to the flow log.
     fn end(&mut self, appid: &mut Engine, slot: Slot, f: &Flow, r: EndReason) {
+        let evidence = appid.evidence(slot);
         let app = appid.ended(slot, f);
-        let mut record = FlowRecord::new(self.id as u16, slot, f, r, &app);
+        let mut record = FlowRecord::new(self.id as u16, slot, f, Some(r), &app, evidence);
         record.predicted_by = self.alg.ended(slot);
         if f.nat() {
             if let Some(n) = self.nat {
@@ -1972,6 +1984,29 @@ impl FlowEnds<'_> {
             EndReason::Exit => {}
             _ => self.counters.add(C::FlowsExpired, 1),
         }
+        if !self.log.push(record) {
+            self.counters.add(C::FlowLogLost, 1);
+        }
+    }
+
+    /// Hands the flow log an interim record of live flow `f` (past another active timeout).
+    #[cold]
+    fn interim(&mut self, appid: &Engine, slot: Slot, f: &Flow) {
+        let mut record = FlowRecord::new(
+            self.id as u16,
+            slot,
+            f,
+            None,
+            appid.info(slot),
+            appid.evidence(slot),
+        );
+        record.predicted_by = self.alg.predicted_by(slot);
+        if f.nat() {
+            if let Some(n) = self.nat {
+                record.nat = Some(n.binding(slot).to[0]);
+            }
+        }
+        self.counters.add(C::FlowLogInterim, 1);
         if !self.log.push(record) {
             self.counters.add(C::FlowLogLost, 1);
         }

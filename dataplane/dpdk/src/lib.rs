@@ -8,6 +8,7 @@
 
 #![allow(clippy::missing_safety_doc)]
 
+pub mod cpu;
 mod eal;
 mod handoff;
 mod mbuf;

@@ -199,6 +199,12 @@ impl SipAlg {
         self.predicted[slot as usize].1
     }
 
+    /// The signalling flow that predicted flow `slot`, if one did.
+    pub fn predicted_by(&self, slot: Slot) -> Option<u64> {
+        let p = self.predicted[slot as usize].0;
+        (p != 0).then_some(p)
+    }
+
     /// Flow `slot` ended: the signalling flow that predicted it, if one did.
     pub fn ended(&mut self, slot: Slot) -> Option<u64> {
         self.streams.ended(slot);

@@ -224,6 +224,34 @@ fn build_app(
     Ok((app, signatures))
 }
 
+/// Per-application timeouts are positive, and at most `APP_CLASSES` distinct values in all
+/// (each takes a list of its own in every flow table).
+fn check_timeouts(apps: &[App]) -> Result<(), String> {
+    let max = crate::flow::APP_CLASSES;
+    let mut values: Vec<u32> = Vec::new();
+    for a in apps {
+        for t in [a.timeouts.tcp, a.timeouts.udp].into_iter().flatten() {
+            if t == 0 {
+                return Err(format!(
+                    "application {:?}: timeouts: 0 is not a timeout (leave it out for the flow table's)",
+                    a.name
+                ));
+            }
+            if !values.contains(&t) {
+                values.push(t);
+            }
+            if values.len() > max {
+                return Err(format!(
+                    "application {:?}: timeouts: at most {max} different per-application timeouts in all (the catalog and the policy's applications have {})",
+                    a.name,
+                    values.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn err(file: &str, message: String) -> ConfigError {
     ConfigError::Invalid {
         file: file.to_string(),
@@ -305,6 +333,7 @@ impl Catalog {
                 format!("applications: no application has `decoder: {}`", p.name()),
             ));
         }
+        check_timeouts(&apps).map_err(|m| err(file, m))?;
         let need = |n: &str| id(n, "App-ID's verdicts", "(catalog)");
         Ok(Catalog {
             unknown_tcp: need("unknown-tcp")?,
@@ -439,12 +468,18 @@ impl Catalog {
                 .cloned(),
         );
         c.signatures = first;
+        check_timeouts(&c.apps).map_err(|m| (custom.len(), m))?;
         Ok(c)
     }
 
     /// Whether `a` is a policy's custom application.
     pub fn is_custom(&self, a: AppId) -> bool {
         (a.0 as usize) >= self.builtin && (a.0 as usize) < self.apps.len()
+    }
+
+    /// Each application's own idle timeouts (TCP, UDP), by id.
+    pub fn app_timeouts(&self) -> impl Iterator<Item = (Option<u32>, Option<u32>)> + '_ {
+        self.apps.iter().map(|a| (a.timeouts.tcp, a.timeouts.udp))
     }
 
     /// Whether application `a` has the SIP ALG (`alg: sip`).

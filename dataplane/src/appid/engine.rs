@@ -68,6 +68,10 @@ pub struct AppInfo {
     /// Its context was taken for another flow: the answer it settles on at its next packet
     /// (or end). `AppId::NONE` otherwise.
     reclaimed: AppId,
+    /// ICMP/ICMPv6 flows: the first message's type and code.
+    pub icmp: [u8; 2],
+    /// Where its evidence was kept when its context went (`Kept`), or `NO_CTX`.
+    kept: u32,
 }
 
 impl AppInfo {
@@ -80,6 +84,8 @@ impl AppInfo {
         ctx: NO_CTX,
         provisional: false,
         reclaimed: AppId::NONE,
+        icmp: [0; 2],
+        kept: NO_CTX,
     };
 
     pub fn path(&self) -> &[AppId] {
@@ -269,8 +275,52 @@ impl Pool {
     }
 }
 
+/// What decoders found in flows that no longer hold a context, for their flow records: a
+/// ring as large as twice the context pool, filled in the order flows are decided (only
+/// flows with evidence take an entry). A flow decided long ago may find its entry reused by
+/// then, and logs no evidence.
+struct Kept {
+    entries: Vec<(Slot, Evidence)>,
+    capacity: usize,
+    next: usize,
+}
+
+impl Kept {
+    fn keep(&mut self, info: &mut AppInfo, slot: Slot, ev: &Evidence) {
+        if ev.is_empty() {
+            return;
+        }
+        let at = self.next;
+        if at == self.entries.len() {
+            self.entries.push((slot, *ev)); // within the reserved capacity
+        } else {
+            self.entries[at] = (slot, *ev);
+        }
+        self.next = (at + 1) % self.capacity;
+        info.kept = at as u32;
+    }
+
+    /// The entry of `info`'s flow (in `slot`), unless another flow took it since. A flow's
+    /// `kept` is reset when its slot takes a new flow, so the slot names the owner.
+    fn get(&self, info: &AppInfo, slot: Slot) -> Option<&Evidence> {
+        match self.entries.get(info.kept as usize) {
+            Some((owner, ev)) if *owner == slot => Some(ev),
+            _ => None,
+        }
+    }
+}
+
+/// What `finish` needs to give a flow's context back: the pool, and where its evidence goes.
+struct Release<'a> {
+    pool: &'a mut Pool,
+    kept: &'a mut Kept,
+    contexts: &'a [Context],
+    slot: Slot,
+}
+
 pub struct Engine {
     pub catalog: Arc<Catalog>,
+    kept: Kept,
     info: Vec<AppInfo>,
     contexts: Vec<Context>,
     pool: Pool,
@@ -285,9 +335,9 @@ impl Engine {
         std::mem::size_of::<AppInfo>()
     }
 
-    /// Bytes of one classifier context (`app-id.contexts`).
+    /// Bytes of one classifier context (`app-id.contexts`), with its share of kept evidence.
     pub fn bytes_per_context() -> usize {
-        std::mem::size_of::<Context>()
+        std::mem::size_of::<Context>() + 2 * std::mem::size_of::<(Slot, Evidence)>()
     }
 
     pub fn new(catalog: Arc<Catalog>, flows: usize, limits: Limits) -> Engine {
@@ -295,6 +345,11 @@ impl Engine {
         let n = limits.contexts.max(1);
         Engine {
             catalog,
+            kept: Kept {
+                entries: Vec::with_capacity(2 * n),
+                capacity: 2 * n,
+                next: 0,
+            },
             info: vec![AppInfo::NEW; flows],
             // Room for every context, built the first time each is needed (within the
             // reserved capacity: never an allocation while running), so start-up does not
@@ -317,10 +372,13 @@ impl Engine {
     /// A new flow took `slot`. Flows of other IP protocols than TCP and UDP are named by
     /// their protocol number at once.
     #[inline]
-    pub fn created(&mut self, slot: Slot, f: &mut Flow) -> AppEvent {
+    pub fn created(&mut self, slot: Slot, f: &mut Flow, h: &Headers) -> AppEvent {
         let info = &mut self.info[slot as usize];
         *info = AppInfo::NEW;
         f.app_done = false;
+        if matches!(h.proto, proto::ICMP | proto::ICMPV6) {
+            info.icmp = [h.icmp_type, h.icmp_code];
+        }
         if !matches!(f.key.proto(), proto::TCP | proto::UDP) {
             let app = self.catalog.of_ip_proto(f.key.proto());
             Self::push_path(info, app);
@@ -474,6 +532,7 @@ impl Engine {
             }
         };
         let info = &mut self.info[owner as usize];
+        self.kept.keep(info, owner, &ctx.ev);
         info.reclaimed = app;
         info.ctx = NO_CTX;
         self.pool.unlink(c);
@@ -549,7 +608,17 @@ impl Engine {
             // The upgrade arrived: stun -> dtls.
             Self::push_path(info, app);
             info.provisional = false;
-            return Self::finish(info, app, Some(&mut self.pool), f);
+            return Self::finish(
+                info,
+                app,
+                Some(Release {
+                    pool: &mut self.pool,
+                    kept: &mut self.kept,
+                    contexts: &self.contexts,
+                    slot,
+                }),
+                f,
+            );
         }
         info.path_len = 0;
         Self::push_path(info, base);
@@ -565,7 +634,17 @@ impl Engine {
                 ctx.candidates = 1 << i;
                 ctx.hinted = 0;
             }
-            None => Self::finish(info, app, Some(&mut self.pool), f),
+            None => Self::finish(
+                info,
+                app,
+                Some(Release {
+                    pool: &mut self.pool,
+                    kept: &mut self.kept,
+                    contexts: &self.contexts,
+                    slot,
+                }),
+                f,
+            ),
         }
     }
 
@@ -579,7 +658,17 @@ impl Engine {
             info.decided_after = (f.packets[0] + f.packets[1]).min(u32::MAX as u64) as u32;
         }
         info.provisional = false;
-        Self::finish(info, app, Some(&mut self.pool), f);
+        Self::finish(
+            info,
+            app,
+            Some(Release {
+                pool: &mut self.pool,
+                kept: &mut self.kept,
+                contexts: &self.contexts,
+                slot,
+            }),
+            f,
+        );
     }
 
     fn push_path(info: &mut AppInfo, app: AppId) {
@@ -589,14 +678,15 @@ impl Engine {
         }
     }
 
-    fn finish(info: &mut AppInfo, app: AppId, pool: Option<&mut Pool>, f: &mut Flow) {
+    fn finish(info: &mut AppInfo, app: AppId, release: Option<Release>, f: &mut Flow) {
         info.app = app;
         if info.path_len == 0 {
             Self::push_path(info, app);
         }
-        if let Some(pool) = pool {
+        if let Some(r) = release {
             if info.ctx != NO_CTX {
-                pool.release(info.ctx);
+                r.kept.keep(info, r.slot, &r.contexts[info.ctx as usize].ev);
+                r.pool.release(info.ctx);
             }
         }
         info.ctx = NO_CTX;
@@ -630,6 +720,17 @@ impl Engine {
             info.ctx = NO_CTX;
         }
         *info
+    }
+
+    /// What App-ID's decoders found in the flow in `slot` (empty if nothing, or if its kept
+    /// entry was reused since).
+    pub fn evidence(&self, slot: Slot) -> Evidence {
+        let info = &self.info[slot as usize];
+        let ev = match self.contexts.get(info.ctx as usize) {
+            Some(c) if info.ctx != NO_CTX => Some(&c.ev),
+            _ => self.kept.get(info, slot),
+        };
+        ev.copied().unwrap_or_default()
     }
 
     /// Contexts in use (flows being classified).

@@ -78,6 +78,8 @@ fn tls_client_hello_split_across_segments_shifts_to_facetime_by_sni() {
     ];
     let (cat, recs) = run(&frames, limits());
     assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].evidence.host.as_str(), "facetime.apple.com");
+    assert_eq!(recs[0].evidence.alpn.as_str(), "h2");
     assert_eq!(
         names(&cat, &recs[0]),
         ("facetime".into(), vec!["ssl".into(), "facetime".into()])
@@ -119,6 +121,64 @@ fn viceroy_invite_is_facetime_and_other_sip_stays_sip() {
     assert_eq!(
         names(&cat, &recs[1]),
         ("facetime".into(), vec!["sip".into(), "facetime".into()])
+    );
+    // What the decoder read is in the flow's record.
+    assert_eq!(recs[1].evidence.user_agent.as_str(), "Viceroy 1.4");
+    assert_eq!(recs[0].evidence.user_agent.as_str(), "Linphone/3.6");
+}
+
+/// The catalog gives sip `timeouts: { udp: 120 }`: a SIP flow outlives the UDP timeout
+/// (60 s) that ends an unidentified UDP flow idle as long, and ends after its own.
+#[test]
+fn a_sip_flow_lives_by_the_catalogs_timeout_for_sip() {
+    let cat = Arc::new(Catalog::embedded());
+    assert_eq!(
+        cat.apps[cat.by_name("sip").unwrap().0 as usize]
+            .timeouts
+            .udp,
+        Some(120)
+    );
+    let mut o = Offline::new(cat.clone(), 64, &Timeouts::default(), limits());
+    let options = SipMessage::request("OPTIONS", "sip:bob@198.51.100.7")
+        .header("Via", "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1")
+        .header("From", "<sip:alice@10.0.0.5>;tag=1")
+        .header("To", "<sip:bob@198.51.100.7>")
+        .header("Call-ID", "t@10.0.0.5")
+        .header("CSeq", "1 OPTIONS")
+        .encode();
+    let sip = udp4(
+        C,
+        S,
+        addr("10.0.0.5:5060"),
+        addr("198.51.100.7:5060"),
+        &options,
+    );
+    let other = udp4(
+        C,
+        S,
+        addr("10.0.0.5:4000"),
+        addr("198.51.100.7:4001"),
+        &[7u8; 40],
+    );
+    let tick = udp4(C, S, addr("10.0.0.9:1"), addr("10.0.0.10:1"), &[0u8; 4]);
+    let s = 1_000_000_000u64;
+    o.packet(s, &sip, sip.len());
+    o.packet(s, &other, other.len());
+    // 90 s later (each tick is a packet of a third flow, which runs the expiry).
+    o.packet(91 * s, &tick, tick.len());
+    let ended: Vec<String> = o
+        .records
+        .iter()
+        .map(|r| cat.name(r.app).to_string())
+        .collect();
+    assert!(!ended.contains(&"sip".to_string()), "{ended:?}");
+    assert_eq!(o.records.len(), 1, "{ended:?}");
+    assert_eq!(o.records[0].src_port, 4000);
+    o.packet(122 * s, &tick, tick.len());
+    assert!(
+        o.records.iter().any(|r| cat.name(r.app) == "sip"),
+        "{:?}",
+        o.records
     );
 }
 

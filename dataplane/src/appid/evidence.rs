@@ -57,6 +57,15 @@ pub struct Evidence {
     pub stun_software: Text<32>,
 }
 
+impl Evidence {
+    pub fn is_empty(&self) -> bool {
+        self.host.is_empty()
+            && self.user_agent.is_empty()
+            && self.alpn.is_empty()
+            && self.stun_software.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

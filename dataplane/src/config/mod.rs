@@ -58,6 +58,33 @@ pub struct Config {
     pub policy: Option<PathBuf>,
     #[serde(default)]
     pub control: ControlConfig,
+    #[serde(default)]
+    pub flow_log: FlowLogConfig,
+}
+
+/// The flow log (`flow-log`): where `run` appends its records, and interim records of long
+/// flows (`run` and `replay`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct FlowLogConfig {
+    /// Where `run` appends flow records (default /var/log/aperture/flows.json; its directory
+    /// is made if missing). `run --flow-log FILE` overrides it; SIGHUP reopens it.
+    pub path: PathBuf,
+    /// false: `run` writes no flow log.
+    pub enabled: bool,
+    /// A flow live this many seconds gets an interim record, and again every as many (0:
+    /// records only when flows end).
+    pub active_timeout: u32,
+}
+
+impl Default for FlowLogConfig {
+    fn default() -> Self {
+        FlowLogConfig {
+            path: PathBuf::from("/var/log/aperture/flows.json"),
+            enabled: true,
+            active_timeout: 300,
+        }
+    }
 }
 
 /// The control socket (`run` only): where aperture-control installs policies.

@@ -13,4 +13,4 @@ pub mod table;
 pub mod tcp;
 
 pub use key::{Dir, FlowKey};
-pub use table::{EndReason, Flow, FlowRef, FlowTable, Slot, TimeoutClass, Tracked};
+pub use table::{EndReason, Flow, FlowRef, FlowTable, Slot, TimeoutClass, Tracked, APP_CLASSES};

@@ -58,8 +58,16 @@ pub enum TimeoutClass {
 }
 
 const CLASSES: usize = 7;
+/// Timeouts of applications (the catalog's per-application `timeouts`): the distinct values
+/// each take a class of their own after the base ones. A flow takes its application's class
+/// when App-ID decides it (TCP: while established; it returns to the base classes as it
+/// closes).
+pub const APP_CLASSES: usize = 8;
+const ALL_CLASSES: usize = CLASSES + APP_CLASSES;
 /// Two lists per class: unanswered, answered.
-const LISTS: usize = CLASSES * 2;
+const LISTS: usize = ALL_CLASSES * 2;
+/// `FlowTable::app_class`: no timeout of its own.
+const NO_CLASS: u8 = u8::MAX;
 
 impl TimeoutClass {
     fn of(proto_: u8, tcp: TcpTrack) -> TimeoutClass {
@@ -137,15 +145,33 @@ pub struct Flow {
     /// The catalog id of the application App-ID last gave the flow (`u16::MAX` while
     /// undecided): what the per-application counters charge its packets to.
     pub app: u16,
-    class: TimeoutClass,
+    /// Index of its timeout: a `TimeoutClass`, or an application's (`APP_CLASSES`).
+    class: u8,
     pub tcp: TcpTrack,
     /// The policy's verdict on this flow, and what it was checked under.
     pub policy: FlowPolicy,
 }
 
 impl Flow {
+    /// Its timeout class; for a flow on its application's own timeout, the class that
+    /// timeout stands in for (TCP established, UDP).
     pub fn class(&self) -> TimeoutClass {
-        self.class
+        match self.class {
+            0 => TimeoutClass::TcpEmbryonic,
+            1 => TimeoutClass::TcpEstablished,
+            2 => TimeoutClass::TcpClosing,
+            3 => TimeoutClass::TcpClosed,
+            4 => TimeoutClass::Udp,
+            5 => TimeoutClass::Icmp,
+            6 => TimeoutClass::Other,
+            _ if self.key.proto() == proto::TCP => TimeoutClass::TcpEstablished,
+            _ => TimeoutClass::Udp,
+        }
+    }
+
+    /// Whether the flow lives by its application's own idle timeout.
+    pub fn app_timeout(&self) -> bool {
+        self.class as usize >= CLASSES
     }
 
     /// Whether the flow is translated (it has a second key, `FlowTable::set_alias`).
@@ -310,6 +336,9 @@ pub struct Tracked {
     /// `account` itself created the flow (a hint gone stale in the burst, or a closed TCP
     /// tuple reused): the caller has not seen this flow start yet.
     pub created: bool,
+    /// The packet took its flow past another active timeout (`set_active_timeout`): the
+    /// flow log gets an interim record.
+    pub interim: bool,
 }
 
 pub struct FlowTable {
@@ -321,9 +350,13 @@ pub struct FlowTable {
     aliases: Vec<Alias>,
     free: Vec<Slot>,
     lists: [List; LISTS],
-    timeout_ns: [u64; CLASSES],
+    timeout_ns: [u64; ALL_CLASSES],
     /// The timeouts the table was made with (dataplane.yaml), which a policy may override.
     base_ns: [u64; CLASSES],
+    /// Per application id: the class of its own TCP and UDP timeouts, or `NO_CLASS`.
+    app_class: Vec<[u8; 2]>,
+    /// Interim records for flows live longer than this, every this long (0: none).
+    active_ns: u64,
     hasher: FlowHasher,
     capacity: usize,
     active: usize,
@@ -368,11 +401,11 @@ impl FlowTable {
             bits: 0,
             app_done: false,
             app: u16::MAX,
-            class: TimeoutClass::Other,
+            class: TimeoutClass::Other as u8,
             tcp: TcpTrack::default(),
             policy: FlowPolicy::NEW,
         };
-        let timeout_ns = [
+        let base_ns = [
             s(t.tcp_embryonic),
             s(t.tcp_established),
             s(t.tcp_closing),
@@ -381,6 +414,8 @@ impl FlowTable {
             s(t.icmp),
             s(t.other),
         ];
+        let mut timeout_ns = [u64::MAX; ALL_CLASSES];
+        timeout_ns[..CLASSES].copy_from_slice(&base_ns);
         FlowTable {
             // Room for every flow's second key too: nothing reallocates later.
             index: HashTable::with_capacity(capacity * 2),
@@ -399,7 +434,9 @@ impl FlowTable {
                 tail: NIL,
             }; LISTS],
             timeout_ns,
-            base_ns: timeout_ns,
+            base_ns,
+            app_class: Vec::new(),
+            active_ns: 0,
             hasher: FlowHasher::new(seeds),
             capacity,
             active: 0,
@@ -685,12 +722,30 @@ impl FlowTable {
         };
         f.packets[dir as usize] += 1;
         f.bytes[dir as usize] += wire_len as u64;
+        let before = f.last_ns;
         f.last_ns = f.last_ns.max(now_ns);
+        // Past another active timeout: first a cheap test (the time crossed a 2^30 ns
+        // boundary since the flow's last packet), then the division.
+        let interim = self.active_ns != 0
+            && (before ^ f.last_ns) >> 30 != 0
+            && (f.last_ns - f.start_ns) / self.active_ns
+                != (before.max(f.start_ns) - f.start_ns) / self.active_ns;
         let class = if h.proto == proto::TCP {
             if !first {
                 f.tcp.update(dir, h.tcp_flags);
             }
-            TimeoutClass::of(proto::TCP, f.tcp)
+            let base = TimeoutClass::of(proto::TCP, f.tcp) as u8;
+            match base {
+                // Established: on its application's timeout, once it has one.
+                1 if f.class as usize >= CLASSES => f.class,
+                1 if f.class != 1 && f.app != u16::MAX => {
+                    match self.app_class.get(f.app as usize) {
+                        Some(c) if c[0] != NO_CLASS => c[0],
+                        _ => 1,
+                    }
+                }
+                b => b,
+            }
         } else {
             f.class
         };
@@ -711,7 +766,65 @@ impl FlowTable {
             dir,
             first,
             created,
+            interim,
         }
+    }
+
+    /// The class of application `app`'s own timeout for TCP (`which` 0) or UDP (1).
+    #[inline]
+    fn app_class_of(&self, app: u16, which: usize) -> Option<u8> {
+        let c = self.app_class.get(app as usize)?[which];
+        (c != NO_CLASS).then_some(c)
+    }
+
+    /// App-ID decided (or shifted) the application of the flow in `slot` (`Flow::app`): it
+    /// takes that application's own idle timeout if the catalog gives one (TCP once
+    /// established, UDP at once), or goes back to its protocol's.
+    pub fn app_decided(&mut self, slot: Slot) {
+        let f = &self.slots[slot as usize];
+        let (which, base) = match f.key.proto() {
+            proto::TCP if f.tcp.state == TcpState::Established => (0, 1),
+            proto::UDP => (1, TimeoutClass::Udp as u8),
+            _ => return,
+        };
+        let class = self.app_class_of(f.app, which).unwrap_or(base);
+        if class != f.class {
+            self.unlink(slot);
+            self.slots[slot as usize].class = class;
+            self.push_tail(slot);
+        }
+    }
+
+    /// The catalog's per-application idle timeouts in seconds, (TCP, UDP) by application id:
+    /// each distinct value takes one of `APP_CLASSES` classes (the catalog allows no more).
+    /// Flows already on an application's timeout keep theirs until their next decision.
+    pub fn set_app_timeouts(&mut self, apps: impl Iterator<Item = (Option<u32>, Option<u32>)>) {
+        let mut values: Vec<u32> = Vec::new();
+        self.app_class.clear();
+        for (tcp, udp) in apps {
+            let mut class = |t: Option<u32>| -> u8 {
+                let Some(t) = t else { return NO_CLASS };
+                let i = match values.iter().position(|&v| v == t) {
+                    Some(i) => i,
+                    None if values.len() < APP_CLASSES => {
+                        values.push(t);
+                        values.len() - 1
+                    }
+                    None => return NO_CLASS,
+                };
+                (CLASSES + i) as u8
+            };
+            let c = [class(tcp), class(udp)];
+            self.app_class.push(c);
+        }
+        for (i, v) in values.iter().enumerate() {
+            self.timeout_ns[CLASSES + i] = *v as u64 * 1_000_000_000;
+        }
+    }
+
+    /// Interim records every `secs` seconds of a flow's life (0: none): `Tracked::interim`.
+    pub fn set_active_timeout(&mut self, secs: u32) {
+        self.active_ns = secs as u64 * 1_000_000_000;
     }
 
     /// A flow made while accounting a packet, in place of one that ended in the same burst
@@ -784,7 +897,7 @@ impl FlowTable {
             bits: LIVE,
             app_done: false,
             app: u16::MAX,
-            class: TimeoutClass::of(key.proto(), tcp),
+            class: TimeoutClass::of(key.proto(), tcp) as u8,
             tcp,
             policy: FlowPolicy::NEW,
         };
@@ -875,7 +988,11 @@ impl FlowTable {
     /// the table's own. Every flow of a class shares its timeout, so the lists stay in
     /// expiry order; flows already idle past a shortened timeout end at the next `expire`.
     pub fn set_timeouts(&mut self, secs: &[Option<u32>; CLASSES]) {
-        for ((t, base), s) in self.timeout_ns.iter_mut().zip(self.base_ns).zip(secs) {
+        for ((t, base), s) in self.timeout_ns[..CLASSES]
+            .iter_mut()
+            .zip(self.base_ns)
+            .zip(secs)
+        {
             *t = s.map_or(base, |s| s as u64 * 1_000_000_000);
         }
     }

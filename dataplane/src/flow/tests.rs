@@ -18,6 +18,7 @@ fn hdr(src: u8, sport: u16, dst: u8, dport: u16, proto_: u8, flags: u8) -> Heade
         tcp_flags: flags,
         tcp_seq: 0,
         icmp_type: 0,
+        icmp_code: 0,
         payload_offset: 42,
         payload_len: 0,
         ip_len: 28,
@@ -462,4 +463,74 @@ fn a_translated_flow_is_found_by_both_keys() {
         t.get(e.slot).tcp.state,
         crate::flow::tcp::TcpState::SynReceived
     );
+}
+
+/// A flow live past each active timeout is flagged for an interim record once per period,
+/// at its first packet after the boundary; a table without one flags nothing.
+#[test]
+fn long_flows_are_flagged_once_per_active_timeout() {
+    let mut t = table(8);
+    let mut log = vec![];
+    t.set_active_timeout(10);
+    let h = hdr(1, 1000, 2, 2000, 17, 0);
+    let at = [0, 5, 9, 11, 12, 19, 31, 45, 46];
+    let flagged: Vec<u64> = at
+        .iter()
+        .filter(|&&s| feed(&mut t, &h, s * S, &mut log).interim)
+        .copied()
+        .collect();
+    // Periods end at 10, 20, 30, 40 s: 11 crosses 10; 31 crosses 20 and 30 (one record);
+    // 45 crosses 40.
+    assert_eq!(flagged, [11, 31, 45]);
+    let mut t = table(8);
+    assert!(at
+        .iter()
+        .all(|&s| !feed(&mut t, &h, s * S, &mut log).interim));
+}
+
+/// An application's own timeout: a UDP flow takes it when its application is decided, a
+/// TCP flow while established (and its protocol's again once it closes).
+#[test]
+fn flows_take_their_applications_timeout() {
+    let mut t = table(8);
+    let mut log = vec![];
+    // Application 1: TCP 7200 s, UDP 120 s; application 2: none.
+    t.set_app_timeouts([(None, None), (Some(7200), Some(120)), (None, None)].into_iter());
+    let udp = feed(&mut t, &hdr(1, 1000, 2, 53, 17, 0), 0, &mut log);
+    t.get_mut(udp.slot).app = 1;
+    t.app_decided(udp.slot);
+    assert!(t.get(udp.slot).app_timeout());
+    assert_eq!(t.get(udp.slot).class(), TimeoutClass::Udp);
+    let other = feed(&mut t, &hdr(1, 1001, 2, 53, 17, 0), 0, &mut log);
+    t.get_mut(other.slot).app = 2;
+    t.app_decided(other.slot);
+    assert!(!t.get(other.slot).app_timeout());
+    // 60 s (the UDP default) ends the other flow only; 120 s the first.
+    assert_eq!(t.expire(60 * S, 100, &mut |_, _, _| {}), 1);
+    assert_eq!(t.active(), 1);
+    assert_eq!(t.expire(120 * S, 100, &mut |_, _, _| {}), 1);
+    // TCP: established, decided, then closing returns to the protocol's timeouts.
+    use crate::packet::tcp::{ACK, FIN, SYN};
+    let syn = feed(&mut t, &hdr(1, 2000, 2, 80, 6, SYN), 200 * S, &mut log);
+    feed(
+        &mut t,
+        &hdr(2, 80, 1, 2000, 6, SYN | ACK),
+        200 * S,
+        &mut log,
+    );
+    feed(&mut t, &hdr(1, 2000, 2, 80, 6, ACK), 200 * S, &mut log);
+    t.get_mut(syn.slot).app = 1;
+    t.app_decided(syn.slot);
+    assert!(t.get(syn.slot).app_timeout());
+    assert_eq!(t.get(syn.slot).class(), TimeoutClass::TcpEstablished);
+    // Still there after the 3600 s of an established flow.
+    assert_eq!(t.expire(200 * S + 3601 * S, 100, &mut |_, _, _| {}), 0);
+    feed(
+        &mut t,
+        &hdr(1, 2000, 2, 80, 6, FIN | ACK),
+        3900 * S,
+        &mut log,
+    );
+    assert!(!t.get(syn.slot).app_timeout());
+    assert_eq!(t.get(syn.slot).class(), TimeoutClass::TcpClosing);
 }

@@ -6,6 +6,7 @@ pub const HEADER_LEN: usize = 8;
 
 pub struct Icmp {
     pub icmp_type: u8,
+    pub icmp_code: u8,
     /// Identifier of an echo request/reply, which names the "flow" of a ping.
     pub echo_id: Option<u16>,
 }
@@ -25,6 +26,7 @@ pub fn parse(b: &[u8], len: usize, v6: bool) -> Result<Icmp, Malformed> {
     };
     Ok(Icmp {
         icmp_type: ty,
+        icmp_code: get(b, 1).ok_or(t)?,
         echo_id: if echo {
             Some(be16(b, 4).ok_or(t)?)
         } else {

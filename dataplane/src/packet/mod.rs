@@ -24,6 +24,7 @@ pub mod proto {
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
     pub const ICMPV6: u8 = 58;
+    pub const SCTP: u8 = 132;
 }
 
 /// Why a frame could not be parsed. Each variant is a drop counter.
@@ -177,6 +178,7 @@ pub struct Headers {
     /// TCP sequence number (0 for other protocols).
     pub tcp_seq: u32,
     pub icmp_type: u8,
+    pub icmp_code: u8,
     pub payload_offset: u16,
     /// L4 payload length as the IP header declares it (may run past the first mbuf segment).
     pub payload_len: u16,
@@ -201,6 +203,7 @@ impl Headers {
             tcp_flags: 0,
             tcp_seq: 0,
             icmp_type: 0,
+            icmp_code: 0,
             payload_offset: 0,
             payload_len: 0,
             ip_len: 0,
@@ -311,6 +314,7 @@ fn parse_common(frame: &[u8], wire_len: usize, h: &mut Headers) -> bool {
         tcp_flags,
         tcp_seq,
         icmp_type: 0,
+        icmp_code: 0,
         payload_offset: payload_offset as u16,
         payload_len: payload_len as u16,
         ip_len,
@@ -402,6 +406,7 @@ fn parse_l4(
         proto::ICMP | proto::ICMPV6 if (h.proto == proto::ICMPV6) == v6 => {
             let i = icmp::parse(seg, len, v6)?;
             h.icmp_type = i.icmp_type;
+            h.icmp_code = i.icmp_code;
             if let Some(id) = i.echo_id {
                 h.src_port = id;
                 h.dst_port = id;

@@ -52,7 +52,7 @@ impl Ports {
             .clear();
         for p in &self.ports {
             if let Err(e) = p.stop() {
-                eprintln!("warning: {e}");
+                tracing::warn!("{e}");
             }
         }
     }

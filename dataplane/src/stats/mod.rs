@@ -86,7 +86,7 @@ impl DropReason {
     }
 }
 
-const FIXED: usize = 59;
+const FIXED: usize = 60;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -149,6 +149,7 @@ pub const GENERAL: [&str; FIXED] = [
     "clock_outliers",
     "appid_contexts_reclaimed",
     "appid_no_context",
+    "flow_log_interim",
 ];
 
 /// Index of each general counter.
@@ -254,6 +255,8 @@ pub enum C {
     /// Flows left unclassified because no context could be had (never, unless
     /// `app-id.contexts` is smaller than the flows classifying in one burst).
     AppidNoContext,
+    /// Interim records of long flows handed to the flow log (`flow-log.active-timeout`).
+    FlowLogInterim,
 }
 
 const OTHER_DROPS: [(DropReason, &str); 25] = [
