@@ -20,5 +20,15 @@ args=("$@")
 if [[ " $* " != *" --policy "* ]]; then
     args+=(--policy conf/policy.yaml)
 fi
-echo "demo: building and running aperture-dataplane replay ${args[*]}"
-exec cargo run --release -p aperture-dataplane --bin aperture-dataplane -- replay "${args[@]}"
+# The build is quiet (its output goes to a log, shown only if it fails): what stays on the
+# screen is the replay's summary, which ends with where its outputs are.
+mkdir -p target
+build_log=target/demo-build.log
+echo "demo: building aperture-dataplane (release; a first build takes a few minutes; log: $build_log)"
+if ! cargo build --release -p aperture-dataplane --bin aperture-dataplane >"$build_log" 2>&1; then
+    tail -n 40 "$build_log" >&2
+    echo "demo: the build failed (whole log: $build_log)" >&2
+    exit 1
+fi
+echo "demo: aperture-dataplane replay ${args[*]}"
+exec target/release/aperture-dataplane replay "${args[@]}"

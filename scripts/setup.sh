@@ -11,7 +11,7 @@ PACKAGES=(
     dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev libpcap-dev build-essential
     tshark sip-tester libndpi-bin prometheus
     iproute2 iputils-ping nftables ethtool
-    python3 python3-scapy tcpreplay tcpdump
+    python3 python3-scapy python3-jsonschema jq tcpreplay tcpdump
 )
 # bookworm's own rustc is 1.63 (too old); rustc-web/cargo-web from bookworm-security are 1.9x.
 RUST_PACKAGES=(rustc-web cargo-web)

@@ -398,7 +398,9 @@ fn policy_reloads_under_traffic_and_metrics_survive_a_killed_control_plane() {
     let by_ip = ctl(&["show", "flows", "--address", &ip]);
     let by_ip = by_ip["flows"].as_array().unwrap();
     assert!(!by_ip.is_empty());
-    assert!(by_ip.iter().all(|x| x["src_ip"] == ip || x["dst_ip"] == ip));
+    assert!(by_ip
+        .iter()
+        .all(|x| x["src_ip"] == ip || x["dest_ip"] == ip));
     assert!(by_ip.len() <= all.len());
     let some = ctl(&["show", "flows", "--rule", "everything", "--limit", "3"]);
     let some_flows = some["flows"].as_array().unwrap();

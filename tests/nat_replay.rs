@@ -49,7 +49,7 @@ fn checksum_statuses(pcap: &Path) -> BTreeMap<(usize, String), u64> {
 fn key(f: &Value) -> String {
     format!(
         "{} {}:{} {}:{}",
-        f["proto"], f["src_ip"], f["src_port"], f["dst_ip"], f["dst_port"]
+        f["proto"], f["src_ip"], f["src_port"], f["dest_ip"], f["dest_port"]
     )
 }
 
@@ -102,15 +102,15 @@ fn check_with(pcap: &Path, inside: &str, tag: &str, config: Option<&Path>) -> Ch
     for f in &natd.flows {
         let src = f["src_ip"].as_str().unwrap();
         let from_inside = in_prefix(src, inside)
-            && ["tcp", "udp", "icmp"].contains(&f["proto"].as_str().unwrap());
+            && ["TCP", "UDP", "ICMP"].contains(&f["proto"].as_str().unwrap());
         if !from_inside {
             assert!(f.get("nat_src_ip").is_none(), "{f}");
             continue;
         }
         assert_eq!(f["nat_src_ip"], POOL, "{f}");
-        assert_eq!(f["nat_dst_ip"], f["dst_ip"], "{f}");
+        assert_eq!(f["nat_dst_ip"], f["dest_ip"], "{f}");
         translated += 1;
-        if f["proto"] != "icmp" {
+        if f["proto"] != "ICMP" {
             ports
                 .entry((
                     f["proto"].to_string(),
@@ -131,7 +131,7 @@ fn check_with(pcap: &Path, inside: &str, tag: &str, config: Option<&Path>) -> Ch
         .flows
         .iter()
         .filter(|f| f.get("nat_src_ip").is_some())
-        .map(|f| f["c2s_packets"].as_u64().unwrap())
+        .map(|f| f["flow"]["pkts_toserver"].as_u64().unwrap())
         .sum();
     let sources = tshark(&natd.out, &["-T", "fields", "-e", "ip.src"]);
     let from_pool = sources
@@ -194,7 +194,7 @@ fn two_workers_keep_each_inside_host_on_one_worker() {
         let mut owner: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
         // (A flow between two inside hosts goes by both addresses: both directions agree.)
         for f in r.flows.iter().filter(|f| {
-            f.get("nat_src_ip").is_some() && !in_prefix(f["dst_ip"].as_str().unwrap(), inside)
+            f.get("nat_src_ip").is_some() && !in_prefix(f["dest_ip"].as_str().unwrap(), inside)
         }) {
             owner
                 .entry(f["src_ip"].as_str().unwrap().to_string())
@@ -315,7 +315,7 @@ fn a_closed_tcp_tuple_reused_by_a_new_connection_is_translated_again() {
             "an inside source left untranslated: {sources}"
         );
     }
-    let tcp: Vec<&Value> = r.flows.iter().filter(|f| f["proto"] == "tcp").collect();
+    let tcp: Vec<&Value> = r.flows.iter().filter(|f| f["proto"] == "TCP").collect();
     assert_eq!(tcp.len(), 2, "two connections, two flows: {:?}", r.flows);
     for f in tcp {
         assert_eq!(f["nat_src_ip"], POOL, "{f}");

@@ -94,8 +94,8 @@ fn tshark_packets(pcap: &Path) -> BTreeMap<Key, u64> {
 
 fn flow_key(f: &Value) -> Option<Key> {
     let proto = match f["proto"].as_str()? {
-        "tcp" => 6,
-        "udp" => 17,
+        "TCP" => 6,
+        "UDP" => 17,
         _ => return None,
     };
     let ep = |ip: &str, port: &str| {
@@ -107,7 +107,7 @@ fn flow_key(f: &Value) -> Option<Key> {
     Some(key(
         proto,
         ep("src_ip", "src_port"),
-        ep("dst_ip", "dst_port"),
+        ep("dest_ip", "dest_port"),
     ))
 }
 
@@ -132,7 +132,7 @@ fn check_enforcement(pcap: &Path, policy: &str, tag: &str) -> (usize, usize, Str
         assert_eq!(f["policy_generation"], 1, "{f}");
         let Some(k) = flow_key(f) else { continue };
         let e = expect.entry(k).or_default();
-        let packets = f["packets"].as_u64().unwrap();
+        let packets = common::packets(f);
         match f["action"].as_str().unwrap() {
             "allow" => {
                 e.allowed_packets += packets;
@@ -421,7 +421,7 @@ rules:
         &["--policy", p.to_str().unwrap(), "--stats"],
     );
     assert_eq!(r.flows.len(), 10, "{}", r.stdout);
-    let logged: u64 = r.flows.iter().map(|f| f["packets"].as_u64().unwrap()).sum();
+    let logged: u64 = r.flows.iter().map(common::packets).sum();
     let refused = worker_counter(&r.stdout, "zone-limit").unwrap_or(0);
     let read = worker_counter(&r.stdout, "rx_packets").unwrap();
     assert!(refused > 0, "{}", r.stdout);

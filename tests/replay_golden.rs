@@ -26,14 +26,14 @@ fn sip_call_capture_replays_byte_identical_and_flows_match_tshark() {
     let mut ours: BTreeMap<ConvKey, (u64, u64, usize)> = BTreeMap::new();
     for f in &r.flows {
         let proto = f["proto"].as_str().unwrap();
-        if proto != "tcp" && proto != "udp" {
+        if proto != "TCP" && proto != "UDP" {
             continue;
         }
         let a = format!("{}:{}", f["src_ip"].as_str().unwrap(), f["src_port"]);
-        let b = format!("{}:{}", f["dst_ip"].as_str().unwrap(), f["dst_port"]);
+        let b = format!("{}:{}", f["dest_ip"].as_str().unwrap(), f["dest_port"]);
         let e = ours.entry(conv_key(proto, &a, &b)).or_default();
-        e.0 += f["packets"].as_u64().unwrap();
-        e.1 += f["bytes"].as_u64().unwrap();
+        e.0 += common::packets(f);
+        e.1 += common::bytes(f);
         e.2 += 1;
     }
     let theirs = tshark_conversations(&pcap);
@@ -136,20 +136,19 @@ fn every_corpus_capture_loads_and_is_forwarded() {
             "{}: {n_out} out + {dropped} dropped != {n_in} in",
             p.display()
         );
-        let flow_packets: u64 = r.flows.iter().map(|f| f["packets"].as_u64().unwrap()).sum();
+        let flow_packets: u64 = r.flows.iter().map(common::packets).sum();
         assert!(flow_packets <= n_in as u64, "{}", p.display());
         for f in &r.flows {
             for key in [
+                "timestamp",
+                "flow_id",
+                "event_type",
                 "proto",
                 "src_ip",
-                "src_port",
-                "dst_ip",
-                "dst_port",
-                "packets",
-                "bytes",
-                "start_ts",
-                "end_ts",
-                "end_reason",
+                "dest_ip",
+                "community_id",
+                "app",
+                "flow",
             ] {
                 assert!(
                     !f[key].is_null(),
@@ -157,7 +156,8 @@ fn every_corpus_capture_loads_and_is_forwarded() {
                     p.display()
                 );
             }
-            assert!(f["end_ts"].as_f64() >= f["start_ts"].as_f64());
+            assert!(common::secs(&f["flow"]["end"]) >= common::secs(&f["flow"]["start"]));
+            assert!(!f["flow"]["end_reason"].is_null(), "{f}");
         }
     }
 }
@@ -214,12 +214,12 @@ fn raw_ip_loopback_and_cooked_captures_give_the_same_flows_as_ethernet() {
                     f["proto"].to_string(),
                     format!(
                         "{}:{}>{}:{}",
-                        f["src_ip"], f["src_port"], f["dst_ip"], f["dst_port"]
+                        f["src_ip"], f["src_port"], f["dest_ip"], f["dest_port"]
                     ),
-                    f["packets"].as_u64().unwrap(),
+                    common::packets(f),
                     // Bytes differ by the link header; compare packets and header-free bytes.
-                    f["bytes"].as_u64().unwrap() - 14 * f["packets"].as_u64().unwrap(),
-                    (f["start_ts"].as_f64().unwrap() * 1e6) as u64,
+                    common::bytes(f) - 14 * common::packets(f),
+                    (common::secs(&f["flow"]["start"]) * 1e6) as u64,
                 )
             })
             .collect();
@@ -318,9 +318,9 @@ fn two_workers_split_the_capture_by_flow_and_lose_nothing() {
             f["proto"].to_string(),
             f["src_ip"].to_string(),
             f["src_port"].to_string(),
-            f["dst_ip"].to_string(),
-            f["dst_port"].to_string(),
-            f["packets"].as_u64(),
+            f["dest_ip"].to_string(),
+            f["dest_port"].to_string(),
+            Some(common::packets(f)),
             f["app"].to_string(),
         )
     };
@@ -367,7 +367,10 @@ fn a_flow_log_alone_writes_no_output_capture() {
             .map(|f| {
                 format!(
                     "{} {} {} {}",
-                    f["src_ip"], f["src_port"], f["app"], f["packets"]
+                    f["src_ip"],
+                    f["src_port"],
+                    f["app"],
+                    common::packets(f)
                 )
             })
             .collect();
@@ -451,9 +454,9 @@ fn flow_keys(flows: &[serde_json::Value]) -> Vec<String> {
                 f["proto"],
                 f["src_ip"],
                 f["src_port"],
-                f["dst_ip"],
-                f["dst_port"],
-                f["packets"],
+                f["dest_ip"],
+                f["dest_port"],
+                common::packets(f),
                 f["app"]
             )
         })
@@ -488,7 +491,7 @@ fn a_far_future_stamp_and_a_cut_last_record_are_read_as_tshark_reads_them() {
     );
     assert_eq!(flow_keys(&r.flows), flow_keys(&base.flows));
     for f in &r.flows {
-        let end = f["end_ts"].as_f64().unwrap();
+        let end = common::secs(&f["flow"]["end"]);
         assert!(
             end < 2.0e9,
             "a flow ends at {end}: the clock followed the outlier"
@@ -608,4 +611,144 @@ fn a_worker_panic_is_reported_and_stops_the_replay_cleanly() {
         flows.iter().any(|f| f["worker"] == 1),
         "the panicked worker's flows"
     );
+}
+
+/// The flow log as a real consumer reads it: every line parses in jq, every record is valid
+/// against tests/flow-log.schema.json (python's jsonschema, formats checked), and every
+/// record's Community ID is one tshark computes for the capture's packets (Wireshark's own
+/// implementation: TCP, UDP, ICMP, ICMPv6 and port-less protocols, IPv4 and IPv6).
+#[test]
+fn the_flow_log_reads_in_jq_passes_its_schema_and_has_tsharks_community_ids() {
+    let dir = TempDir::new("eve");
+    let schema = root().join("tests/flow-log.schema.json");
+    let mut checked = std::collections::BTreeMap::<String, usize>::new();
+    for (i, name) in [
+        "mix/USTC-TFC2016_Facetime.pcap",
+        "ndpi/iphone.pcap",
+        "ndpi/ipsec_isakmp_esp.pcap",
+        "ndpi/signal.pcap",
+        "sip-calls/sipnab_sip-over-tcp.pcap",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let pcap = corpus().join(name);
+        let out = dir.path().join(i.to_string());
+        let r = replay(&pcap, &out, None);
+        let log = out.join("flows.jsonl");
+        let all = read_flows(&log);
+        let lines = all.len();
+        assert!(lines > 0 && r.flows.len() <= lines, "{name}");
+        // jq: every line is a JSON object with the eve basics.
+        let o = std::process::Command::new("jq")
+            .args([
+                "-e",
+                "-r",
+                r#"select(.event_type == "flow" and (.flow_id|type) == "number") | .community_id"#,
+            ])
+            .arg(&log)
+            .output()
+            .expect("jq is installed by scripts/setup.sh");
+        assert!(
+            o.status.success(),
+            "jq: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).lines().count(),
+            lines,
+            "{name}"
+        );
+        // The schema, with formats (ipv4/ipv6) checked.
+        let o = std::process::Command::new("python3")
+            .args([
+                "-c",
+                r#"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+bad = 0
+for n, line in enumerate(open(sys.argv[2]), 1):
+    for e in v.iter_errors(json.loads(line)):
+        bad += 1
+        print("line %d: %s at %s" % (n, e.message, list(e.absolute_path)))
+sys.exit(1 if bad else 0)
+"#,
+            ])
+            .arg(&schema)
+            .arg(&log)
+            .output()
+            .expect("python3-jsonschema is installed by scripts/setup.sh");
+        assert!(
+            o.status.success(),
+            "{name}: records that break the schema:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // tshark's Community IDs of every packet.
+        let theirs: std::collections::BTreeSet<String> = tshark(
+            &pcap,
+            &[
+                "--enable-protocol",
+                "communityid",
+                "-T",
+                "fields",
+                "-e",
+                "communityid",
+            ],
+        )
+        .lines()
+        .flat_map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>())
+        .filter(|s| s.starts_with("1:"))
+        .collect();
+        assert!(
+            !theirs.is_empty(),
+            "{name}: tshark computed no Community ID"
+        );
+        for f in &all {
+            let id = f["community_id"].as_str().unwrap();
+            assert!(theirs.contains(id), "{name}: {id} is not tshark's: {f}");
+            *checked
+                .entry(f["proto"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    println!("Community IDs checked against tshark: {checked:?}");
+    // "2": IGMP, a protocol without ports.
+    for p in ["TCP", "UDP", "ICMP", "IPv6-ICMP", "2"] {
+        assert!(
+            checked.contains_key(p),
+            "no {p} flow was checked: {checked:?}"
+        );
+    }
+}
+
+/// A CPU without what the build uses gets a sentence, not SIGILL: every binary checks before
+/// `main` (the fault variable makes this CPU look as if it lacked AVX2 and BMI2).
+#[test]
+fn a_cpu_without_avx2_is_told_so_before_anything_runs() {
+    for b in ["aperture-dataplane", "aperture-control", "aperturectl"] {
+        let o = std::process::Command::new(bin(b))
+            .arg("--help")
+            .env("APERTURE_FAULT_CPU_MISSING", "avx2,bmi2")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{b}: {err}");
+        assert!(
+            err.contains("this CPU lacks AVX2, BMI2") && err.contains("x86-64-v3"),
+            "{b}: {err}"
+        );
+        assert!(
+            o.stdout.is_empty(),
+            "{b} ran main: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        // Without the fault, the same binary runs.
+        let o = std::process::Command::new(bin(b))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{b}");
+    }
 }

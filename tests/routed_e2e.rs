@@ -10,6 +10,16 @@ use testbed::*;
 
 impl Testbed {
     fn start_dataplane(&mut self, policy: &str) {
+        self.start_dataplane_with(policy, 1)
+    }
+
+    /// `start_dataplane` with `workers` workers, each polling its own queue of both ports
+    /// (af_packet `qpairs`), their lcores sharing the second CPU.
+    fn start_dataplane_with(&mut self, policy: &str, workers: usize) {
+        let lcores: Vec<String> = (1..=workers).map(|l| l.to_string()).collect();
+        let eal_lcores: Vec<String> = std::iter::once("0@0".to_string())
+            .chain((1..=workers).map(|l| format!("{l}@1")))
+            .collect();
         std::fs::write(self.dir.path().join("policy.yaml"), policy).unwrap();
         let cfg = self.dir.path().join("routed.yaml");
         std::fs::write(
@@ -17,13 +27,13 @@ impl Testbed {
             format!(
                 r#"version: 1
 eal:
-  args: ["-l", "0-1", "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry",
+  args: ["--lcores={eal_lcores}", "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry",
          "--file-prefix={prefix}dp", "--log-level=lib.eal:error"]
 mempool: {{ mbufs: 4095, cache: 128, data-room: 2048 }}
-workers: {{ lcores: [1] }}
+workers: {{ lcores: [{lcores}] }}
 ports:
-  - {{ name: inside, device: net_af_packet0, vdev-args: "iface=a0,qpairs=1" }}
-  - {{ name: outside, device: net_af_packet1, vdev-args: "iface=a1,qpairs=1" }}
+  - {{ name: inside, device: net_af_packet0, vdev-args: "iface=a0,qpairs={workers}" }}
+  - {{ name: outside, device: net_af_packet1, vdev-args: "iface=a1,qpairs={workers}" }}
 forwarding:
   mode: routed
   interfaces:
@@ -34,7 +44,9 @@ policy: {dir}/policy.yaml
 control: {{ socket: {dir}/control.sock }}
 "#,
                 prefix = self.prefix,
-                dir = self.dir.path().display()
+                dir = self.dir.path().display(),
+                eal_lcores = eal_lcores.join(","),
+                lcores = lcores.join(", "),
             ),
         )
         .unwrap();
@@ -279,38 +291,44 @@ fn client_reaches_server_through_the_routed_dataplane() {
             .iter()
             .find(|f| {
                 f["proto"] == proto
-                    && f["dst_port"] == dport
+                    && f["dest_port"] == dport
                     && f["src_ip"] == "192.0.2.2"
-                    && f["dst_ip"] == "198.51.100.2"
+                    && f["dest_ip"] == "198.51.100.2"
             })
             .unwrap_or_else(|| panic!("no {proto} flow to port {dport} in {flows:?}"))
     };
-    let udp = find("udp", 7000);
+    let udp = find("UDP", 7000);
     assert_eq!(
-        (udp["c2s_packets"].as_u64(), udp["s2c_packets"].as_u64()),
+        (
+            udp["flow"]["pkts_toserver"].as_u64(),
+            udp["flow"]["pkts_toclient"].as_u64()
+        ),
         (Some(10), Some(10))
     );
-    let tcp = find("tcp", 8080);
-    assert_eq!(tcp["end_reason"], "tcp-fin", "{tcp}");
-    assert!(tcp["c2s_bytes"].as_u64().unwrap() > 102_400, "{tcp}");
+    let tcp = find("TCP", 8080);
+    assert_eq!(tcp["flow"]["end_reason"], "tcp-fin", "{tcp}");
+    assert!(
+        tcp["flow"]["bytes_toserver"].as_u64().unwrap() > 102_400,
+        "{tcp}"
+    );
     let icmp: u64 = flows
         .iter()
-        .filter(|f| f["proto"] == "icmp")
-        .map(|f| f["packets"].as_u64().unwrap())
+        .filter(|f| f["proto"] == "ICMP")
+        .map(common::packets)
         .sum();
     assert!(icmp >= 10, "pings in the flow log: {flows:?}");
     assert_eq!(udp["action"], "allow", "{udp}");
     assert_eq!(udp["rule"], "lan-out", "{udp}");
     let denied = flows
         .iter()
-        .find(|f| f["proto"] == "icmp" && f["src_ip"] == "198.51.100.2")
+        .find(|f| f["proto"] == "ICMP" && f["src_ip"] == "198.51.100.2")
         .unwrap_or_else(|| panic!("no record of the ping from the outside: {flows:?}"));
     assert_eq!(
         (denied["action"].as_str(), denied["rule"].as_str()),
         (Some("deny"), Some("default")),
         "{denied}"
     );
-    assert_eq!(denied["s2c_packets"], 0, "{denied}");
+    assert_eq!(denied["flow"]["pkts_toclient"], 0, "{denied}");
     assert!(out.contains("flows_denied"), "{out}");
     let refused = flows
         .iter()
@@ -508,7 +526,7 @@ fn nat_gateway(workers: usize) -> String {
     let flows = read_flows(&tb.flow_log());
     let udp = flows
         .iter()
-        .find(|f| f["proto"] == "udp" && f["dst_port"] == 7000)
+        .find(|f| f["proto"] == "UDP" && f["dest_port"] == 7000)
         .unwrap_or_else(|| panic!("no UDP flow: {flows:?}"));
     assert_eq!(
         udp["src_ip"], "192.0.2.2",
@@ -516,12 +534,15 @@ fn nat_gateway(workers: usize) -> String {
     );
     assert_eq!(udp["nat_src_ip"], "198.51.100.1", "{udp}");
     assert_eq!(
-        (udp["c2s_packets"].as_u64(), udp["s2c_packets"].as_u64()),
+        (
+            udp["flow"]["pkts_toserver"].as_u64(),
+            udp["flow"]["pkts_toclient"].as_u64()
+        ),
         (Some(10), Some(10))
     );
     let fwd = flows
         .iter()
-        .find(|f| f["proto"] == "tcp" && f["dst_port"] == 2080)
+        .find(|f| f["proto"] == "TCP" && f["dest_port"] == 2080)
         .unwrap_or_else(|| panic!("no forwarded flow: {flows:?}"));
     assert_eq!(
         (fwd["nat_dst_ip"].as_str(), fwd["nat_dst_port"].as_u64()),
@@ -529,10 +550,118 @@ fn nat_gateway(workers: usize) -> String {
         "{fwd}"
     );
     assert_eq!(fwd["action"], "allow", "{fwd}");
-    assert!(fwd["s2c_bytes"].as_u64().unwrap() > 100_000, "{fwd}");
+    assert!(
+        fwd["flow"]["bytes_toclient"].as_u64().unwrap() > 100_000,
+        "{fwd}"
+    );
     let stat = |name: &str| total(&out, name);
     assert!(stat("nat_mappings_created") >= 3, "{out}");
     assert!(stat("nat_bindings_created") >= 4, "{out}");
     assert!(stat("icmp_errors_related") >= 1, "{out}");
     out
+}
+
+/// 48 UDP flows (three datagrams echoed each) and 12 TCP connections from their own ports.
+const MANY_FLOWS: &str = r#"
+import socket, sys
+ok = 0
+socks = []
+for i in range(48):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+    s.bind(("192.0.2.2", 41000 + i)); socks.append(s)
+for n in range(3):
+    for i, s in enumerate(socks):
+        s.sendto(b"flow %d %d" % (i, n), ("198.51.100.2", 7000))
+        try:
+            ok += s.recvfrom(2048)[0] == (b"FLOW %d %d" % (i, n))
+        except socket.timeout:
+            pass
+for i in range(12):
+    t = socket.create_connection(("198.51.100.2", 8080), timeout=5)
+    t.sendall(b"x" * 2000); got = b""
+    while len(got) < 2000:
+        d = t.recv(4096)
+        if not d: break
+        got += d
+    ok += got == b"X" * 2000
+    t.close()
+print(ok)
+"#;
+
+/// Echoes 144 datagrams on udp/7000 (upper-cased) and 12 TCP connections on tcp/8080.
+const MANY_ECHO: &str = r#"
+import socket, threading
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("198.51.100.2", 7000)); u.settimeout(20)
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("198.51.100.2", 8080)); t.listen(16); t.settimeout(20)
+def tcp():
+    for _ in range(12):
+        c, _ = t.accept(); c.settimeout(5); got = b""
+        while len(got) < 2000:
+            d = c.recv(4096)
+            if not d: break
+            got += d
+        c.sendall(got.upper()); c.close()
+th = threading.Thread(target=tcp, daemon=True); th.start()
+print("ready", flush=True)
+for _ in range(144):
+    data, peer = u.recvfrom(2048); u.sendto(data.upper(), peer)
+th.join(30)
+"#;
+
+/// Two workers, each polling its own queue of both ports (af_packet qpairs=2: the kernel's
+/// fanout hash, symmetric, as RSS with a symmetric key would be): both directions of every
+/// flow reach the same worker. A flow split across workers would show as two records of
+/// one tuple, or as a record answered one way only.
+#[test]
+fn two_workers_see_both_directions_of_every_flow() {
+    let mut tb = Testbed::up();
+    tb.start_dataplane_with(ROUTED_POLICY, 2);
+    tb.pings_through();
+    let server = spawn_ready(tb.exec("server", &["python3", "-c", MANY_ECHO]));
+    let o = tb
+        .exec("client", &["python3", "-c", MANY_FLOWS])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        (48 * 3 + 12).to_string(),
+        "every echo came back: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        tb.log()
+    );
+    let _ = server.wait_with_output();
+    let out = tb.stop_dataplane();
+    assert!(
+        tb.log()
+            .contains("spread by the kernel's symmetric fanout hash"),
+        "{}",
+        tb.log()
+    );
+    let flows = final_records(&read_flows(&tb.flow_log()));
+    let ours: Vec<&serde_json::Value> = flows
+        .iter()
+        .filter(|f| {
+            f["src_ip"] == "192.0.2.2" && matches!(f["dest_port"].as_u64(), Some(7000 | 8080))
+        })
+        .collect();
+    let mut tuples = std::collections::BTreeMap::new();
+    for f in &ours {
+        let k = format!("{} {} {}", f["proto"], f["src_port"], f["dest_port"]);
+        *tuples.entry(k).or_insert(0) += 1;
+        assert!(
+            f["flow"]["pkts_toserver"].as_u64() > Some(0)
+                && f["flow"]["pkts_toclient"].as_u64() > Some(0),
+            "a flow seen one way only (split across workers): {f}"
+        );
+    }
+    assert_eq!(tuples.len(), 60, "{tuples:?}");
+    assert!(tuples.values().all(|&n| n == 1), "split flows: {tuples:?}");
+    let workers: std::collections::BTreeSet<u64> =
+        ours.iter().filter_map(|f| f["worker"].as_u64()).collect();
+    assert_eq!(
+        workers.len(),
+        2,
+        "the flows were spread over both workers: {out}"
+    );
 }

@@ -779,7 +779,7 @@ fn registration_state(tb: &Testbed, contact: &str) -> Vec<String> {
             m["external_port"]
         ) == contact
             && m["inside_ip"] == CLIENT
-            && m["proto"] == "udp"
+            && m["proto"] == "UDP"
     });
     if !mapped {
         problems.push(format!("no mapping to {contact} in show nat: {nat}"));

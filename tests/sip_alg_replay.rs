@@ -83,12 +83,6 @@ fn negotiated(pcap: &Path) -> BTreeMap<(String, u64), f64> {
     out
 }
 
-fn ts(v: &Value) -> f64 {
-    v.as_f64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap()
-}
-
 /// Checks pinhole matching on one replay's flow log.
 fn check_predictions(pcap: &Path, flows: &[Value]) -> usize {
     let media = negotiated(pcap);
@@ -98,16 +92,16 @@ fn check_predictions(pcap: &Path, flows: &[Value]) -> usize {
         .filter_map(|f| f["flow_id"].as_u64())
         .collect();
     let mut predicted = 0;
-    for f in flows.iter().filter(|f| f["proto"] == "udp") {
-        let start = ts(&f["start_ts"]);
+    for f in flows.iter().filter(|f| f["proto"] == "UDP") {
+        let start = common::secs(&f["flow"]["start"]);
         let ends = [
             (
                 f["src_ip"].as_str().unwrap(),
                 f["src_port"].as_u64().unwrap(),
             ),
             (
-                f["dst_ip"].as_str().unwrap(),
-                f["dst_port"].as_u64().unwrap(),
+                f["dest_ip"].as_str().unwrap(),
+                f["dest_port"].as_u64().unwrap(),
             ),
         ];
         let expected = ends.iter().any(|(a, p)| {
@@ -242,7 +236,7 @@ fn source_nat_rewrites_sip_and_sdp_and_keeps_the_pinholes() {
 fn check_rewritten(pcap: &Path, r: &common::Replay) -> usize {
     // Each translated SIP flow's inside endpoint, by its external port; the inside hosts
     // whose media NAT translated.
-    let translated = |f: &&Value| f["nat_src_ip"] == POOL && f["proto"] == "udp";
+    let translated = |f: &&Value| f["nat_src_ip"] == POOL && f["proto"] == "UDP";
     let senders: BTreeMap<u64, (String, u64)> = r
         .flows
         .iter()

@@ -176,12 +176,11 @@ impl Shared {
                     if let Some(good) = &mut self.lock().good {
                         good.1 = Some(g);
                     }
-                    eprintln!("aperture-control: policy installed again (generation {g})")
+                    tracing::info!("policy installed again (generation {g})")
                 }
-                Err(Ok(errors)) => eprintln!(
-                    "aperture-control: the dataplane refused the policy: {}",
-                    errors.join("; ")
-                ),
+                Err(Ok(errors)) => {
+                    tracing::error!("the dataplane refused the policy: {}", errors.join("; "))
+                }
                 Err(Err(_)) => {}
             }
         }
@@ -215,18 +214,18 @@ fn log(r: &Reloaded) {
             warnings,
         } => {
             for w in warnings {
-                eprintln!("{w}");
+                tracing::warn!("{w}");
             }
-            eprintln!("aperture-control: policy installed, generation {generation}");
+            tracing::info!("policy installed, generation {generation}");
         }
         Reloaded::Pending { why, .. } => {
-            eprintln!("aperture-control: policy compiled; not installed yet: {why}")
+            tracing::warn!("policy compiled; not installed yet: {why}")
         }
         Reloaded::Refused { errors } => {
             for e in errors {
-                eprintln!("{e}");
+                tracing::error!("{e}");
             }
-            eprintln!("aperture-control: policy refused; the running policy stays in force");
+            tracing::error!("policy refused; the running policy stays in force");
         }
     }
 }
@@ -302,8 +301,8 @@ pub fn run(settings: Settings) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(sh.settings.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", sh.settings.listen))?;
-        eprintln!(
-            "aperture-control: serving http://{}/metrics; policy {}",
+        tracing::info!(
+            "serving http://{}/metrics; policy {}",
             sh.settings.listen,
             sh.settings.policy.display()
         );

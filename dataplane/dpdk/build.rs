@@ -44,7 +44,7 @@ fn main() {
         .allowlist_function("rte_eal_(init|cleanup|remote_launch|wait_lcore|process_type|get_runtime_dir)")
         .allowlist_function("rte_(get_main_lcore|get_next_lcore|lcore_count|lcore_to_socket_id|socket_id)")
         .allowlist_function("rte_get_tsc_hz|rte_strerror")
-        .allowlist_function("rte_eth_(dev_configure|rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|dev_count_avail|dev_get_port_by_name|dev_info_get|macaddr_get|stats_get|stats_reset|promiscuous_enable|dev_socket_id|link_get_nowait|from_rings|dev_is_valid_port)")
+        .allowlist_function("rte_eth_(dev_configure|rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|dev_count_avail|dev_get_port_by_name|dev_info_get|macaddr_get|stats_get|stats_reset|promiscuous_enable|dev_socket_id|link_get_nowait|from_rings|dev_is_valid_port|dev_rss_reta_update|dev_rss_hash_conf_get)")
         .allowlist_function("rte_pktmbuf_pool_create|rte_mempool_free")
         .allowlist_function("rte_mbuf_dyn(field|flag)_lookup|rte_mbuf_dyn_rx_timestamp_register")
         .allowlist_function("rte_ring_(create|free)")

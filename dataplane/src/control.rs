@@ -287,9 +287,9 @@ impl ControlServer {
                 let Ok(Value::Object(mut o)) = serde_json::from_slice::<Value>(&line) else {
                     continue;
                 };
-                o.remove("end_reason");
-                if let Some(t) = o.remove("end_ts") {
-                    o.insert("last_ts".into(), t);
+                // A live flow: `flow.end` is its last packet so far.
+                if let Some(Value::Object(f)) = o.get_mut("flow") {
+                    f.remove("interim");
                 }
                 flows.push(Value::Object(o));
             }

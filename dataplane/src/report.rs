@@ -29,7 +29,7 @@ pub fn replay(out: &mut impl Write, r: &Report, stats: bool) -> io::Result<()> {
     if stats {
         counters(out, &r.workers, &r.ports)?;
     }
-    Ok(())
+    paths(out, r)
 }
 
 /// Under a policy: its warnings, what each rule allowed and denied, and the same by
@@ -149,6 +149,11 @@ fn summary(out: &mut impl Write, r: &Report) -> io::Result<()> {
             b
         )?;
     }
+    Ok(())
+}
+
+/// Where the replay's outputs are: last, so they are what stays on the screen.
+fn paths(out: &mut impl Write, r: &Report) -> io::Result<()> {
     writeln!(out)?;
     match &r.out {
         Some(o) => writeln!(out, "  output capture: {}", o.display())?,

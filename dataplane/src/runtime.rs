@@ -92,7 +92,7 @@ pub struct Running {
     logs: Vec<Arc<ArrayQueue<FlowRecord>>>,
     pub stats: Arc<StatsSegment>,
     lcores: Vec<u32>,
-    /// Flow records written so far.
+    /// Flows whose final record was written so far (interim records are not counted).
     pub records: u64,
     /// Per IP protocol: (flows, packets, bytes) of the records written.
     pub per_proto: Vec<(u64, u64, u64)>,
@@ -373,6 +373,10 @@ impl Running {
                 let rule = r.rule_of(self.policy.as_deref());
                 r.write_json(out, &self.catalog, rule.as_ref())
                     .map_err(RuntimeError::Log)?;
+                if r.interim() {
+                    // The flow's final record is what the summaries count.
+                    continue;
+                }
                 if let Some((rule, _)) = rule {
                     self.per_rule.entry((rule, r.action)).or_default().add(&r);
                     self.per_app_action

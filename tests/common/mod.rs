@@ -179,10 +179,37 @@ pub fn replay_with(pcap: &Path, dir: &Path, config: Option<&Path>, extra: &[&str
         stdout,
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         out,
-        flows: read_flows(&log),
+        flows: final_records(&read_flows(&log)),
     }
 }
 
+/// Packets of a flow record, both directions.
+pub fn packets(f: &Value) -> u64 {
+    f["flow"]["pkts_toserver"].as_u64().unwrap() + f["flow"]["pkts_toclient"].as_u64().unwrap()
+}
+
+/// Bytes of a flow record, both directions.
+pub fn bytes(f: &Value) -> u64 {
+    f["flow"]["bytes_toserver"].as_u64().unwrap() + f["flow"]["bytes_toclient"].as_u64().unwrap()
+}
+
+/// A flow log time (`2005-01-14T17:58:02.965944+0000`) in seconds since the epoch.
+pub fn secs(v: &Value) -> f64 {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    let t = chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .unwrap_or_else(|e| panic!("{s}: {e}"));
+    t.timestamp() as f64 + t.timestamp_subsec_micros() as f64 / 1e6
+}
+
+/// The final records of a flow log (interim records of live flows left out).
+pub fn final_records(all: &[Value]) -> Vec<Value> {
+    all.iter()
+        .filter(|f| f["flow"]["interim"] != true)
+        .cloned()
+        .collect()
+}
+
+/// Every record of a flow log (final and interim).
 pub fn read_flows(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
@@ -232,7 +259,8 @@ pub type ConvKey = (String, String, String);
 
 pub fn conv_key(proto: &str, a: &str, b: &str) -> ConvKey {
     let (x, y) = if a <= b { (a, b) } else { (b, a) };
-    (proto.to_string(), x.to_string(), y.to_string())
+    // Our flow log spells protocols as eve does ("UDP"), tshark's tables in lower case.
+    (proto.to_ascii_lowercase(), x.to_string(), y.to_string())
 }
 
 pub fn tshark_conversations(pcap: &Path) -> std::collections::BTreeMap<ConvKey, Conv> {

@@ -24,7 +24,8 @@ impl Tuple {
     pub fn new(proto: &str, a: Endpoint, b: Endpoint) -> Tuple {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         Tuple {
-            proto: proto.to_string(),
+            // Our flow log writes eve's "UDP", tshark and nDPI other spellings: one case.
+            proto: proto.to_ascii_lowercase(),
             lo,
             hi,
         }
@@ -151,12 +152,13 @@ impl OurFlow {
             s(k).parse()
                 .unwrap_or_else(|e| panic!("bad {k} in {f}: {e}"))
         };
-        let port = |k: &str| f[k].as_u64().unwrap_or(0) as u16;
+        // ICMP echo: the identifier stands for both ports (as the flow table keys it).
+        let port = |k: &str| f[k].as_u64().or(f["icmp_id"].as_u64()).unwrap_or(0) as u16;
         OurFlow {
             tuple: Tuple::new(
                 s("proto"),
                 (ip("src_ip"), port("src_port")),
-                (ip("dst_ip"), port("dst_port")),
+                (ip("dest_ip"), port("dest_port")),
             ),
             app: s("app").to_string(),
             path: f["app_path"]
@@ -167,8 +169,14 @@ impl OurFlow {
                         .collect()
                 })
                 .unwrap_or_default(),
-            packets: f["packets"].as_u64().unwrap_or(0),
-            start_ts: f["start_ts"].as_f64().unwrap_or(0.0),
+            packets: ["pkts_toserver", "pkts_toclient"]
+                .iter()
+                .map(|k| f["flow"][k].as_u64().unwrap_or(0))
+                .sum(),
+            start_ts: f["flow"]["start"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z").ok())
+                .map_or(0.0, |t| t.timestamp_micros() as f64 / 1e6),
         }
     }
 

@@ -10,8 +10,17 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "aperture-control", version, about = "Aperture control plane")]
 struct Cli {
+    /// Diagnostics level of `serve` (error, warn, info, debug, trace; or a `tracing`
+    /// filter). Default: APERTURE_LOG, else info.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// The CPU check every Aperture binary makes before `main` (see `aperture_dpdk::cpu`).
+fn aperture_dpdk_cpu_check() {
+    aperture_dataplane::port::ensure_cpu_supported();
 }
 
 #[derive(Subcommand)]
@@ -39,12 +48,20 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().cmd {
+    aperture_dpdk_cpu_check();
+    let cli = Cli::parse();
+    match cli.cmd {
         Cmd::Serve {
             config,
             policy,
             listen,
         } => {
+            if let Err(e) =
+                aperture_dataplane::logging::init("aperture-control", cli.log_level.as_deref())
+            {
+                eprintln!("aperture-control: {e}");
+                return ExitCode::FAILURE;
+            }
             let dataplane = match &config {
                 Some(p) => Config::load(p),
                 None => Ok(Config::embedded()),

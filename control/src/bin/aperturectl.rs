@@ -89,6 +89,7 @@ enum Show {
 }
 
 fn main() -> ExitCode {
+    aperture_dataplane::port::ensure_cpu_supported();
     let cli = Cli::parse();
     let cfg = match &cli.config {
         Some(p) => Config::load(p),
@@ -444,13 +445,17 @@ fn show_flows(
         "{:<9} {:<45} {:<45} {:<20} {:<7} {:<20} {:>10} {:>12}",
         "proto", "source", "destination", "app", "action", "rule", "packets", "bytes"
     );
+    // An endpoint: address and port (ICMP has none: the address alone).
     let end = |ip: &Value, port: &Value| {
         let ip = ip.as_str().unwrap_or("");
-        if ip.contains(':') {
-            format!("[{ip}]:{port}")
-        } else {
-            format!("{ip}:{port}")
+        match (port.as_u64(), ip.contains(':')) {
+            (None, _) => ip.to_string(),
+            (Some(p), true) => format!("[{ip}]:{p}"),
+            (Some(p), false) => format!("{ip}:{p}"),
         }
+    };
+    let sum = |f: &Value, a: &str, b: &str| {
+        f["flow"][a].as_u64().unwrap_or(0) + f["flow"][b].as_u64().unwrap_or(0)
     };
     for f in &flows {
         let line = writeln!(
@@ -458,12 +463,12 @@ fn show_flows(
             "{:<9} {:<45} {:<45} {:<20} {:<7} {:<20} {:>10} {:>12}",
             f["proto"].as_str().unwrap_or(""),
             end(&f["src_ip"], &f["src_port"]),
-            end(&f["dst_ip"], &f["dst_port"]),
-            f["app"].as_str().unwrap_or(""),
+            end(&f["dest_ip"], &f["dest_port"]),
+            f["app"].as_str().unwrap_or("(undecided)"),
             f["action"].as_str().unwrap_or("-"),
             f["rule"].as_str().unwrap_or("-"),
-            f["packets"],
-            f["bytes"]
+            sum(f, "pkts_toserver", "pkts_toclient"),
+            sum(f, "bytes_toserver", "bytes_toclient")
         );
         if line.is_err() {
             return Ok(());

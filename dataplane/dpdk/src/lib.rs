@@ -32,7 +32,7 @@ mod sys {
 pub use eal::{Eal, EalError, Lcore, PANICKED};
 pub use handoff::{handoff, HandoffRx, HandoffTx};
 pub use mbuf::{Burst, Mbuf, Mempool, RxTimestamp, TxBuffer, TxResult, BURST_SIZE};
-pub use port::{EthConfig, Port, PortError, PortInfo, PortStats, Queues, RxQueue, TxQueue};
+pub use port::{EthConfig, Port, PortError, PortInfo, PortStats, Queues, RxQueue, Spread, TxQueue};
 pub use ring::RingPair;
 
 /// The last DPDK error (`rte_errno`) as text.

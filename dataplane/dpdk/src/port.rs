@@ -13,12 +13,15 @@ const MAX_PORTS: usize = 1024;
 struct Slot {
     started: AtomicBool,
     handles: AtomicU32,
+    /// How the started port spreads over its rx queues (set by `start`, read at start-up).
+    spread: std::sync::Mutex<Spread>,
 }
 
 static SLOTS: [Slot; MAX_PORTS] = [const {
     Slot {
         started: AtomicBool::new(false),
         handles: AtomicU32::new(0),
+        spread: std::sync::Mutex::new(Spread::Single),
     }
 }; MAX_PORTS];
 
@@ -61,6 +64,61 @@ pub enum PortError {
     },
     #[error("port id {0} is beyond the {MAX_PORTS} ports this binding tracks")]
     TooMany(u16),
+    #[error(
+        "port {name} (driver {driver}) cannot spread flows over {queues} workers: {why}. Both directions of a flow must reach the same worker; give this port one worker (workers.lcores with one entry), or use a NIC with RSS (README, Troubleshooting)"
+    )]
+    NoSymmetricSpread {
+        name: String,
+        driver: String,
+        queues: u16,
+        why: String,
+    },
+}
+
+/// How a port spreads what it receives over its rx queues (`Port::start`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spread {
+    /// One rx queue: nothing to spread.
+    Single,
+    /// The device's RSS, with a symmetric Toeplitz key (both directions of a flow hash
+    /// alike) over IPv4/IPv6 addresses and TCP/UDP ports (`rss_hf`: the DPDK hash types in
+    /// use), the redirection table spread evenly over the queues.
+    SymmetricRss { rss_hf: u64 },
+    /// The kernel spreads (net_af_packet: PACKET_FANOUT_HASH on the kernel's flow hash,
+    /// which orders the endpoints, so it is symmetric). With a queue's ring full the kernel
+    /// rolls packets over to another queue: under overload a flow may split.
+    KernelFanout,
+    /// Each queue has its own feeder, who decides (net_ring, net_memif, net_null).
+    Feeder,
+}
+
+/// RSS hash types Aperture asks for: IPv4/IPv6 addresses, and TCP/UDP ports.
+const RSS_WANTED: u64 = (1 << 2) // IPV4
+    | (1 << 3) // FRAG_IPV4
+    | (1 << 4) // NONFRAG_IPV4_TCP
+    | (1 << 5) // NONFRAG_IPV4_UDP
+    | (1 << 7) // NONFRAG_IPV4_OTHER
+    | (1 << 8) // IPV6
+    | (1 << 9) // FRAG_IPV6
+    | (1 << 10) // NONFRAG_IPV6_TCP
+    | (1 << 11) // NONFRAG_IPV6_UDP
+    | (1 << 13); // NONFRAG_IPV6_OTHER
+/// The IPv4 types without which RSS would not spread ordinary traffic.
+const RSS_NEEDED_V4: u64 = (1 << 2) | (1 << 4) | (1 << 5);
+
+/// The symmetric Toeplitz key (Woo and Park, "Scalable TCP Session Monitoring with
+/// Symmetric Receive-side Scaling"): 0x6d5a repeated. Its period of 16 bits makes the hash
+/// of (a, b, pa, pb) equal that of (b, a, pb, pa), for IPv4 and IPv6 alike. As long as the
+/// longest key a driver takes (52 bytes for i40e/ice).
+fn symmetric_key(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| if i % 2 == 0 { 0x6d } else { 0x5a })
+        .collect()
+}
+
+/// Whether `key` hashes symmetrically (its bytes repeat with period 2).
+fn is_symmetric_key(key: &[u8]) -> bool {
+    key.len() >= 2 && key.chunks(2).all(|c| c == &key[..c.len()])
 }
 
 /// How to configure a port.
@@ -353,8 +411,19 @@ impl Port {
                 });
             }
         }
-        let conf = sys::rte_eth_conf::default();
-        // SAFETY: valid port and config struct (zeroed = no offloads, no RSS).
+        let mut conf = sys::rte_eth_conf::default();
+        let (spread, key_len, reta_size) = self.spread_of(&info, cfg.rx_queues)?;
+        let mut key = symmetric_key(key_len);
+        if let Spread::SymmetricRss { rss_hf } = spread {
+            conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf = sys::rte_eth_rss_conf {
+                rss_key: key.as_mut_ptr(),
+                rss_key_len: key_len as u8,
+                rss_hf,
+            };
+        }
+        // SAFETY: valid port and config struct (zeroed but for RSS: no offloads); the key
+        // outlives the call (the driver copies it).
         let rc =
             unsafe { sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
         if rc != 0 {
@@ -396,7 +465,111 @@ impl Port {
             // SAFETY: started port.
             let _ = unsafe { sys::rte_eth_promiscuous_enable(self.id) };
         }
+        if matches!(spread, Spread::SymmetricRss { .. }) {
+            self.spread_reta(reta_size, cfg.rx_queues)?;
+            self.check_key(&info, cfg.rx_queues, key_len)?;
+        }
+        *SLOTS[self.id as usize]
+            .spread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = spread;
         Ok(())
+    }
+
+    /// How this port can spread over `queues` rx queues, with the RSS key length and
+    /// redirection table size to use; an error when it cannot do so symmetrically.
+    fn spread_of(&self, info: &PortInfo, queues: u16) -> Result<(Spread, usize, u16), PortError> {
+        if queues <= 1 {
+            return Ok((Spread::Single, 0, 0));
+        }
+        let mut raw = sys::rte_eth_dev_info::default();
+        // SAFETY: valid port id and out-pointer.
+        let rc = unsafe { sys::rte_eth_dev_info_get(self.id, &mut raw) };
+        if rc != 0 {
+            return Err(self.op_err("rte_eth_dev_info_get", rc));
+        }
+        let rss_hf = raw.flow_type_rss_offloads & RSS_WANTED;
+        if rss_hf & RSS_NEEDED_V4 == RSS_NEEDED_V4 || rss_hf & (1 << 2) != 0 {
+            let key_len = match raw.hash_key_size {
+                0 => 40,
+                n => n as usize,
+            };
+            return Ok((Spread::SymmetricRss { rss_hf }, key_len, raw.reta_size));
+        }
+        match info.driver.as_str() {
+            "net_af_packet" => Ok((Spread::KernelFanout, 0, 0)),
+            "net_ring" | "net_memif" | "net_null" => Ok((Spread::Feeder, 0, 0)),
+            _ => Err(PortError::NoSymmetricSpread {
+                name: self.name.clone(),
+                driver: info.driver.clone(),
+                queues,
+                why: if raw.flow_type_rss_offloads == 0 {
+                    "the device offers no RSS".into()
+                } else {
+                    format!(
+                        "its RSS does not hash IPv4 addresses and ports (hash types {:#x})",
+                        raw.flow_type_rss_offloads
+                    )
+                },
+            }),
+        }
+    }
+
+    /// Points the redirection table's entries at the queues in turn. A driver without a
+    /// table to set (ENOTSUP) keeps its own, which spreads evenly by default.
+    fn spread_reta(&self, reta_size: u16, queues: u16) -> Result<(), PortError> {
+        if reta_size == 0 {
+            return Ok(());
+        }
+        let groups = (reta_size as usize).div_ceil(64);
+        let mut reta = vec![
+            sys::rte_eth_rss_reta_entry64 {
+                mask: 0,
+                reta: [0; 64]
+            };
+            groups
+        ];
+        for i in 0..reta_size as usize {
+            let g = &mut reta[i / 64];
+            g.mask |= 1 << (i % 64);
+            g.reta[i % 64] = (i % queues as usize) as u16;
+        }
+        // SAFETY: `reta` holds `reta_size` entries (in groups of 64) for a started port.
+        let rc = unsafe { sys::rte_eth_dev_rss_reta_update(self.id, reta.as_mut_ptr(), reta_size) };
+        if rc != 0 && rc != -libc::ENOTSUP {
+            return Err(self.op_err("rte_eth_dev_rss_reta_update", rc));
+        }
+        Ok(())
+    }
+
+    /// Reads the RSS key back: a driver that kept a key of its own (not symmetric) would
+    /// split flows across workers, which is refused. A driver that cannot say is trusted.
+    fn check_key(&self, info: &PortInfo, queues: u16, key_len: usize) -> Result<(), PortError> {
+        let mut key = vec![0u8; key_len];
+        let mut conf = sys::rte_eth_rss_conf {
+            rss_key: key.as_mut_ptr(),
+            rss_key_len: key_len as u8,
+            rss_hf: 0,
+        };
+        // SAFETY: `conf.rss_key` points at `key_len` writable bytes for a started port.
+        let rc = unsafe { sys::rte_eth_dev_rss_hash_conf_get(self.id, &mut conf) };
+        if rc == 0 && !is_symmetric_key(&key[..(conf.rss_key_len as usize).min(key_len)]) {
+            return Err(PortError::NoSymmetricSpread {
+                name: self.name.clone(),
+                driver: info.driver.clone(),
+                queues,
+                why: "the device kept an RSS key of its own instead of the symmetric one".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// How the started port spreads its rx queues (`Spread::Single` before `start`).
+    pub fn spread(&self) -> Spread {
+        *SLOTS[self.id as usize]
+            .spread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stops and closes the port (net_pcap flushes and closes its files here). Refused while
@@ -441,5 +614,55 @@ impl Port {
             oerrors: s.oerrors,
             rx_nombuf: s.rx_nombuf,
         })
+    }
+}
+
+#[cfg(test)]
+mod rss_tests {
+    use super::*;
+
+    /// The Toeplitz hash as NICs compute it (Microsoft's RSS specification).
+    fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
+        let mut result = 0u32;
+        let mut window = u32::from_be_bytes([key[0], key[1], key[2], key[3]]);
+        for (next, byte) in (4..).zip(input) {
+            for bit in (0..8).rev() {
+                if byte >> bit & 1 == 1 {
+                    result ^= window;
+                }
+                let k = key.get(next).copied().unwrap_or(0);
+                window = window << 1 | ((k >> bit) & 1) as u32;
+            }
+        }
+        result
+    }
+
+    fn tuple(a: [u8; 4], b: [u8; 4], pa: u16, pb: u16) -> Vec<u8> {
+        [&a[..], &b[..], &pa.to_be_bytes(), &pb.to_be_bytes()].concat()
+    }
+
+    #[test]
+    fn the_key_hashes_both_directions_alike() {
+        let key = symmetric_key(40);
+        assert!(is_symmetric_key(&key));
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..200u32 {
+            let a = (0x0a00_0001 + i * 7919).to_be_bytes();
+            let b = (0xc633_6402 ^ (i * 104_729)).to_be_bytes();
+            let (pa, pb) = (1024 + i as u16 * 31, 443 + i as u16);
+            let fwd = toeplitz(&key, &tuple(a, b, pa, pb));
+            assert_eq!(fwd, toeplitz(&key, &tuple(b, a, pb, pa)));
+            seen.insert(fwd % 4);
+        }
+        // And it still spreads: every queue of four gets flows.
+        assert_eq!(seen.len(), 4);
+        // A key of the usual kind is not symmetric (the check at start would refuse it).
+        let msft: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(37) ^ 0x6d).collect();
+        assert!(!is_symmetric_key(&msft));
+        let (a, b) = ([10, 0, 0, 1], [198, 51, 100, 2]);
+        assert_ne!(
+            toeplitz(&msft, &tuple(a, b, 5000, 80)),
+            toeplitz(&msft, &tuple(b, a, 80, 5000))
+        );
     }
 }

@@ -722,14 +722,7 @@ impl FlowTable {
         };
         f.packets[dir as usize] += 1;
         f.bytes[dir as usize] += wire_len as u64;
-        let before = f.last_ns;
         f.last_ns = f.last_ns.max(now_ns);
-        // Past another active timeout: first a cheap test (the time crossed a 2^30 ns
-        // boundary since the flow's last packet), then the division.
-        let interim = self.active_ns != 0
-            && (before ^ f.last_ns) >> 30 != 0
-            && (f.last_ns - f.start_ns) / self.active_ns
-                != (before.max(f.start_ns) - f.start_ns) / self.active_ns;
         let class = if h.proto == proto::TCP {
             if !first {
                 f.tcp.update(dir, h.tcp_flags);
@@ -750,10 +743,19 @@ impl FlowTable {
             f.class
         };
         let answered = f.is_answered();
+        let mut interim = false;
         if class != f.class
             || answered != f.answered()
             || f.last_ns.saturating_sub(f.queued_ns) >= REQUEUE_NS
         {
+            // Past another active timeout since it was last queued: checked here, at most
+            // once per `REQUEUE_NS` of a flow's activity (each interval from one queueing to
+            // the next is checked once, so each period is reported once, at most a second
+            // late), not per packet.
+            if self.active_ns != 0 {
+                let (t, start) = (self.active_ns, f.start_ns);
+                interim = (f.last_ns - start) / t != (f.queued_ns.max(start) - start) / t;
+            }
             self.unlink(slot);
             let f = &mut self.slots[slot as usize];
             f.class = class;
@@ -797,7 +799,8 @@ impl FlowTable {
 
     /// The catalog's per-application idle timeouts in seconds, (TCP, UDP) by application id:
     /// each distinct value takes one of `APP_CLASSES` classes (the catalog allows no more).
-    /// Flows already on an application's timeout keep theirs until their next decision.
+    /// A new catalog (a policy's custom applications) may give a class another value: flows
+    /// already on it take that value (their list stays in activity order either way).
     pub fn set_app_timeouts(&mut self, apps: impl Iterator<Item = (Option<u32>, Option<u32>)>) {
         let mut values: Vec<u32> = Vec::new();
         self.app_class.clear();

@@ -466,7 +466,8 @@ fn a_translated_flow_is_found_by_both_keys() {
 }
 
 /// A flow live past each active timeout is flagged for an interim record once per period,
-/// at its first packet after the boundary; a table without one flags nothing.
+/// at its first re-queue after the boundary (within `REQUEUE_NS`); a table without one
+/// flags nothing.
 #[test]
 fn long_flows_are_flagged_once_per_active_timeout() {
     let mut t = table(8);

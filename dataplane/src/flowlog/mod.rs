@@ -149,10 +149,15 @@ struct FlowEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     icmp_id: Option<u16>,
     community_id: String,
-    app_proto: &'a str,
-    app: &'a str,
+    /// Absent while App-ID has not decided (interim records and live listings only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_proto: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     app_path: Vec<&'a str>,
-    app_decided_after: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_decided_after: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sni: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -292,8 +297,13 @@ impl FlowRecord {
         let icmp = matches!(self.proto, proto::ICMP | proto::ICMPV6);
         let echo = icmp && is_echo(self.proto, self.icmp[0]);
         let ported = matches!(self.proto, proto::TCP | proto::UDP | proto::SCTP);
-        let path: Vec<&str> = self.path().iter().map(|a| catalog.name(*a)).collect();
-        let app_proto = path.first().copied().unwrap_or("");
+        let decided = self.app != AppId::NONE;
+        let path: Vec<&str> = if decided {
+            self.path().iter().map(|a| catalog.name(*a)).collect()
+        } else {
+            Vec::new()
+        };
+        let app_proto = path.first().copied();
         let ev = &self.evidence;
         let host = text(ev.host.as_str());
         // The host is the TLS/DTLS server name, an HTTP Host (or CONNECT target), or another
@@ -335,9 +345,9 @@ impl FlowRecord {
             icmp_id: echo.then_some(self.src_port),
             community_id: self.community_id(),
             app_proto,
-            app: catalog.name(self.app),
+            app: decided.then(|| catalog.name(self.app)),
             app_path: path,
-            app_decided_after: self.app_decided_after,
+            app_decided_after: decided.then_some(self.app_decided_after),
             sni,
             http_host,
             host,
@@ -577,6 +587,16 @@ mod tests {
         };
         let v = json(&r, &c, None);
         assert_eq!(v["flow"]["interim"], true);
+        // Still undecided: no application fields at all.
+        let u = FlowRecord {
+            app: AppId::NONE,
+            app_path_len: 0,
+            ..r
+        };
+        let w = json(&u, &c, None);
+        for k in ["app", "app_proto", "app_path", "app_decided_after"] {
+            assert!(w.get(k).is_none(), "{k}: {w}");
+        }
         assert!(v["flow"].get("reason").is_none() && v["flow"].get("end_reason").is_none());
         assert_eq!(v["predicted_by"], 1);
         assert_eq!(v["nat_src_ip"], "203.0.113.1");

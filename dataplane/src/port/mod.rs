@@ -8,6 +8,12 @@ pub use aperture_dpdk::{
 };
 use std::sync::{Arc, Mutex};
 
+/// Exits with a message if the CPU lacks an instruction set extension this build uses
+/// (checked before `main` already; calling it links the check into a binary).
+pub fn ensure_cpu_supported() {
+    aperture_dpdk::cpu::ensure_supported();
+}
+
 /// A worker's queues: one (rx, tx) pair on every port, in port order.
 pub type WorkerQueues = Vec<(RxQueue, TxQueue)>;
 
@@ -124,6 +130,20 @@ pub fn start_ports(cfg: &Config) -> Result<Ports, SetupError> {
             per_worker[w].push(pair);
         }
         let info = port.info()?;
+        match port.spread() {
+            aperture_dpdk::Spread::Single => {}
+            aperture_dpdk::Spread::SymmetricRss { rss_hf } => tracing::info!(
+                "port {}: {queues} queues, symmetric RSS (hash types {rss_hf:#x})",
+                pc.name
+            ),
+            aperture_dpdk::Spread::KernelFanout => tracing::info!(
+                "port {}: {queues} queues spread by the kernel's symmetric fanout hash (a full queue rolls packets over to another: size framecnt for the peak)",
+                pc.name
+            ),
+            aperture_dpdk::Spread::Feeder => {
+                tracing::info!("port {}: {queues} queues, each fed on its own", pc.name)
+            }
+        }
         macs.push(MacAddr(info.mac));
         drivers.push(info.driver);
         ports.push(port);
