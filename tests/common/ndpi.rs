@@ -225,6 +225,14 @@ pub fn accepted(label: &str) -> Option<Vec<Vec<&'static str>>> {
             }
             Some(v)
         }
+        // IETF QUIC (the catalog names the application by SNI only where it has one).
+        "QUIC" => {
+            let mut v = vec![vec!["quic"]];
+            if apple {
+                v.extend(APPLE_APPS.iter().map(|a| vec!["quic", *a]));
+            }
+            Some(v)
+        }
         "Jabber" => one(&["jabber"]),
         "HTTP" => {
             let mut v = vec![vec!["web-browsing"]];

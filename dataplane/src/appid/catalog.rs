@@ -521,9 +521,15 @@ impl Catalog {
 
     /// The first signature on `base` that matches, i.e. the application the flow shifts to.
     pub fn shift(&self, base: AppId, s: &Subject<'_>) -> Option<AppId> {
+        // QUIC carries TLS: the SNI signatures written for ssl apply to it too.
+        let quic = base == self.of_proto(Proto::Quic);
+        let ssl = self.of_proto(Proto::Ssl);
         self.signatures
             .iter()
-            .find(|sig| sig.on == base && sig.matches(s))
+            .find(|sig| {
+                (sig.on == base || (quic && sig.on == ssl && !sig.host.is_empty()))
+                    && sig.matches(s)
+            })
             .map(|sig| sig.app)
     }
 }

@@ -53,10 +53,11 @@ pub enum Proto {
     Imap,
     Rtsp,
     Ssh,
+    Quic,
 }
 
 impl Proto {
-    pub const ALL: [Proto; 25] = [
+    pub const ALL: [Proto; 26] = [
         Proto::Sip,
         Proto::Stun,
         Proto::Rtp,
@@ -82,6 +83,7 @@ impl Proto {
         Proto::Imap,
         Proto::Rtsp,
         Proto::Ssh,
+        Proto::Quic,
     ];
 
     /// The application name this protocol has in the catalog.
@@ -112,6 +114,7 @@ impl Proto {
             Proto::Imap => "imap",
             Proto::Rtsp => "rtsp",
             Proto::Ssh => "ssh",
+            Proto::Quic => "quic",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod natpmp;
 pub mod netbios;
 pub mod ntp;
 pub mod pop3;
+pub mod quic;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtsp;
@@ -33,6 +34,7 @@ pub static DECODERS: &[&dyn Decoder] = &[
     &stun::Stun,
     &tls::Tls,
     &dtls::Dtls,
+    &quic::Quic,
     &xmpp::Xmpp,
     &http::Http,
     &dns::Dns,
