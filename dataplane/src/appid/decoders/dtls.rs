@@ -352,6 +352,18 @@ mod tests {
         }
     }
 
+    /// Cisco AnyConnect's DTLS (OpenSSL's pre-RFC version 0x0100), picked up mid-session:
+    /// an application-data record of epoch 1 that fills the datagram.
+    #[test]
+    fn pre_rfc_dtls_mid_session_is_dtls() {
+        let mut d = vec![23, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0xd4, 0x15, 0, 40];
+        d.extend([0x5a; 40]);
+        assert_eq!(probe(&d).0, Probe::Match(Proto::Dtls, Confidence::Likely));
+        // The same bytes with a version no DTLS has are not DTLS.
+        d[1] = 0x02;
+        assert_eq!(probe(&d).0, Probe::NotMe);
+    }
+
     proptest! {
         #[test]
         fn never_panics(data in proptest::collection::vec(any::<u8>(), 0..1600), scratch in any::<[u8; 16]>()) {

@@ -165,9 +165,10 @@ fn is_tls_version(v: u16) -> bool {
     (0x0300..=0x0304).contains(&v)
 }
 
-/// DTLS 1.0, 1.2 and 1.3 (the versions count down).
+/// DTLS 1.0, 1.2 and 1.3 (the versions count down), and 0x0100: OpenSSL's pre-RFC DTLS
+/// ("DTLS1_BAD_VER"), which Cisco AnyConnect still speaks.
 pub(crate) fn is_dtls_version(v: u16) -> bool {
-    matches!(v, 0xfeff | 0xfefd | 0xfefc)
+    matches!(v, 0xfeff | 0xfefd | 0xfefc | 0x0100)
 }
 
 /// A ClientHello body (after the handshake header). DTLS adds a cookie after the session id.
