@@ -294,6 +294,60 @@ fn gather_crypto(frames: &[u8], out: &mut [u8; MAX_CRYPTO]) -> Option<usize> {
     }
 }
 
+/// Whether `v` is a Google QUIC version tag: `Q` (QUIC crypto) or `T` (TLS), then three
+/// digits (Q024 ... Q050, T050, T051).
+fn is_google_version(v: &[u8]) -> bool {
+    v.len() == 4 && matches!(v[0], b'Q' | b'T') && v[1..].iter().all(u8::is_ascii_digit)
+}
+
+/// Google's pre-IETF QUIC from a client: the public header of Q043 and earlier (flags with
+/// the version bit, an 8-byte connection ID, the version tag), or the long header that Q046 and
+/// later share with IETF QUIC with a Google version tag. Up to Q046 the client's hello
+/// (`CHLO`, a tag/value message) is in clear: its `SNI` tag goes into the evidence.
+fn google_quic(data: &[u8], ev: &mut Evidence) -> Option<Probe> {
+    let first = *data.first()?;
+    let version = if first & 0x80 == 0 {
+        // Public header: version present (0x01), not a reset (0x02), 8-byte CID (0x08).
+        if first & 0x03 != 0x01 || first & 0x08 == 0 {
+            return None;
+        }
+        data.get(9..13)?
+    } else {
+        data.get(1..5)?
+    };
+    if !is_google_version(version) {
+        return None;
+    }
+    if let Some(at) = memchr::memmem::find(data, b"CHLO") {
+        if let Some(sni) = chlo_tag(&data[at..], b"SNI\0") {
+            if super::tls::is_host_name(sni) {
+                ev.host.set(sni);
+            }
+        }
+    }
+    Some(Probe::Match(Proto::Quic, Confidence::Certain))
+}
+
+/// The value of `tag` in a Google QUIC handshake message (`CHLO`, tag count (u16 LE), two
+/// bytes of padding, (tag, end offset (u32 LE)) pairs, then the values end to end).
+fn chlo_tag<'a>(m: &'a [u8], tag: &[u8; 4]) -> Option<&'a [u8]> {
+    let n = u16::from_le_bytes([*m.get(4)?, *m.get(5)?]) as usize;
+    let values = 8 + n.checked_mul(8)?;
+    let mut start = 0usize;
+    for i in 0..n {
+        let e = m.get(8 + i * 8..16 + i * 8)?;
+        let end = u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as usize;
+        if end < start {
+            return None;
+        }
+        if &e[..4] == tag {
+            return m.get(values + start..values + end);
+        }
+        start = end;
+    }
+    None
+}
+
 impl Decoder for Quic {
     fn name(&self) -> &'static str {
         "quic"
@@ -313,6 +367,9 @@ impl Decoder for Quic {
     ) -> Probe {
         if ctx.transport != Transport::Udp {
             return Probe::NotMe;
+        }
+        if let Some(p) = google_quic(data, ev) {
+            return p;
         }
         let Some(h) = long_header(data) else {
             // A short header (1-RTT) before any long one: a flow picked up mid-way, or not
@@ -460,6 +517,48 @@ mod tests {
             }
         }
         assert!(checked >= 3, "only {checked} Initials checked");
+    }
+
+    /// Google QUIC (Q035 on YouTube, Q024 to Gmail): the public header's version tag, and
+    /// the SNI of the hello in clear.
+    #[test]
+    fn google_quic_is_quic_with_its_sni() {
+        let (mut checked, mut recognised) = (0, 0);
+        for (name, host) in [("quic.pcap", "mail.google.com"), ("youtube_quic.pcap", "")] {
+            for f in flows(&format!("ndpi/{name}"))
+                .iter()
+                .filter(|f| f.transport == Transport::Udp)
+            {
+                let Some((_, _, first)) = f.packets.iter().find(|p| p.0 == Dir::Orig) else {
+                    continue;
+                };
+                let mut ev = Evidence::default();
+                let p = Quic.probe(
+                    first,
+                    &ctx(Transport::Udp, Dir::Orig, f.client.1, f.server.1),
+                    &mut [0; 16],
+                    &mut ev,
+                );
+                // A flow picked up after its hello (a server packet first, no version in
+                // its header) is left to the other decoders.
+                if first[0] & 0x81 == 0x01 {
+                    assert_eq!(p, Probe::Match(Proto::Quic, Confidence::Certain), "{name}");
+                    recognised += 1;
+                } else {
+                    assert_eq!(p, Probe::NotMe, "{name}");
+                }
+                if !host.is_empty() && ev.host.as_str() == host {
+                    checked += 1;
+                }
+                assert!(
+                    ev.host.is_empty() || ev.host.as_str().contains('.'),
+                    "{:?}",
+                    ev.host
+                );
+            }
+        }
+        assert!(checked >= 1, "no Gmail hello found");
+        assert!(recognised >= 12, "{recognised} Google QUIC flows");
     }
 
     #[test]
