@@ -70,10 +70,17 @@ fn expected(s: &FacetimeSession) -> Vec<Expected> {
             tuple: Tuple::new("tcp", ep(s.ess.client), ep(s.ess.server)),
             path: (s.ess.sni == "facetime.apple.com").then_some(&["ssl", "facetime"][..]),
         },
+        // Relayed, the call's audio flows through the client's TURN allocation: the flow is
+        // named by its media after the STUN before it (ichat-av by Apple's media port on
+        // the client's side).
         Expected {
             what: if s.turn { "stun+turn audio" } else { "stun" },
             tuple: Tuple::new("udp", ep(s.stun_client), ep(s.stun_server)),
-            path: Some(&["stun"]),
+            path: Some(if s.turn {
+                &["stun", "rtp", "ichat-av"]
+            } else {
+                &["stun"]
+            }),
         },
         Expected {
             what: "sip viceroy",
@@ -89,7 +96,7 @@ fn expected(s: &FacetimeSession) -> Vec<Expected> {
                 v.push(Expected {
                     what: "turn video",
                     tuple: Tuple::new("udp", ep(client), ep(s.stun_server)),
-                    path: Some(&["stun"]),
+                    path: Some(&["stun", "rtp", "ichat-av"]),
                 });
             }
             continue;

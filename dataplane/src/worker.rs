@@ -1632,6 +1632,11 @@ impl Worker {
         }
         f.policy.verdict = v;
         f.policy.generation = generation;
+        if !v.passes() && v.settled && !f.app_done {
+            // Denied on a provisional answer: no later shift brings it back (as a firewall
+            // that denies a session stops inspecting it).
+            self.appid.conclude(t.slot, f);
+        }
         v
     }
 

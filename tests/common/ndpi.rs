@@ -214,9 +214,28 @@ pub fn accepted(label: &str) -> Option<Vec<Vec<&'static str>>> {
     let apple = app.is_some_and(|a| a.starts_with("Apple"));
     match master {
         "SIP" => one(&["sip"]),
-        "RTP" | "SRTP" => Some(vec![vec!["rtp"], vec!["rtp", "ichat-av"]]),
-        "RTCP" => Some(vec![vec!["rtcp"], vec!["rtcp", "ichat-av"]]),
-        "STUN" => one(&["stun"]),
+        // Media after ICE's STUN checks on the same flow: [stun, rtp] (App-ID names the flow
+        // by its media; nDPI by what it saw first or by the media).
+        "RTP" | "SRTP" => Some(vec![
+            vec!["rtp"],
+            vec!["rtp", "ichat-av"],
+            vec!["stun", "rtp"],
+            vec!["stun", "rtp", "ichat-av"],
+        ]),
+        "RTCP" => Some(vec![
+            vec!["rtcp"],
+            vec!["rtcp", "ichat-av"],
+            vec!["stun", "rtcp"],
+            vec!["stun", "rtcp", "ichat-av"],
+        ]),
+        "STUN" => Some(vec![
+            vec!["stun"],
+            vec!["stun", "rtp"],
+            vec!["stun", "rtp", "ichat-av"],
+            vec!["stun", "rtcp"],
+            vec!["stun", "rtcp", "ichat-av"],
+            vec!["stun", "dtls"],
+        ]),
         "DTLS" => Some(vec![vec!["dtls"], vec!["stun", "dtls"]]),
         "TLS" => {
             let mut v = vec![vec!["ssl"]];

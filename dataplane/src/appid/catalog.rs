@@ -100,6 +100,8 @@ pub struct Signature {
     pub stun_software: Vec<String>,
     pub server: Vec<Prefix>,
     pub ports: Vec<(u16, u16)>,
+    /// `ports` may match the client's port too (signatures on rtp and rtcp).
+    pub either_end: bool,
     pub app: AppId,
 }
 
@@ -139,6 +141,9 @@ pub struct Subject<'a> {
     pub ev: &'a Evidence,
     pub server: Option<Ipv4Addr>,
     pub server_port: u16,
+    /// The client's port: media signatures (on rtp, rtcp) match a port at either end, since
+    /// a call's media has no client and server (a relayed stream's far end is the relay's).
+    pub client_port: u16,
 }
 
 /// Case-insensitive glob with `*` (any run of characters, including none).
@@ -202,6 +207,7 @@ fn build_app(
             })
             .collect::<Result<Vec<_>, _>>()?;
         signatures.push(Signature {
+            either_end: matches!(s.on.as_str(), "rtp" | "rtcp"),
             on: id(&s.on, "a signature's `on`")?,
             host: s.host.clone(),
             user_agent: s.user_agent.clone(),
@@ -546,10 +552,10 @@ impl Signature {
                 || s.server
                     .is_some_and(|ip| self.server.iter().any(|p| p.contains(ip))))
             && (self.ports.is_empty()
-                || self
-                    .ports
-                    .iter()
-                    .any(|(a, b)| (*a..=*b).contains(&s.server_port)))
+                || self.ports.iter().any(|(a, b)| {
+                    (*a..=*b).contains(&s.server_port)
+                        || (self.either_end && (*a..=*b).contains(&s.client_port))
+                }))
     }
 }
 
@@ -599,6 +605,7 @@ mod tests {
                 ev,
                 server: ip.parse().ok(),
                 server_port: port,
+                client_port: 50000,
             }
         }
         assert_eq!(

@@ -24,9 +24,11 @@ const NO_CTX: u32 = u32::MAX;
 pub const MAX_PATH: usize = 3;
 
 /// A protocol whose flows keep being classified after it matched, because another protocol
-/// may follow on the same flow and is the better name for it (a STUN exchange that sets up a
-/// DTLS session is a DTLS flow): the protocol and the decoder still asked afterwards.
-const UPGRADES: [(Proto, &str); 1] = [(Proto::Stun, "dtls")];
+/// may follow on the same flow and is the better name for it: ICE's STUN checks come before a
+/// call's DTLS handshake or its media (RTP/SRTP and RTCP/SRTCP, also relayed in TURN
+/// ChannelData, which the media decoders read through), so a call's flow is named by what it
+/// carries, with `stun` before it in its path. The protocol and the decoders still asked.
+const UPGRADES: [(Proto, &[&str]); 1] = [(Proto::Stun, &["dtls", "rtp", "rtcp"])];
 
 /// App-ID limits (dataplane.yaml `app-id`).
 #[derive(Clone, Copy, Debug)]
@@ -573,11 +575,16 @@ impl Engine {
     /// the flow is unknown.
     fn give_up(&mut self, slot: Slot, f: &mut Flow, t: Transport) {
         let info = &self.info[slot as usize];
+        let likely = self.contexts.get(info.ctx as usize).and_then(|c| c.likely);
         if info.provisional {
+            // Media seen, but not yet for long enough to be certain (RTP needs three
+            // packets in a row): it is still the better name than the STUN before it.
+            if let Some(p) = likely {
+                return self.decide(slot, f, p);
+            }
             let app = info.app;
             return self.settle(slot, f, app);
         }
-        let likely = self.contexts.get(info.ctx as usize).and_then(|c| c.likely);
         match likely {
             Some(p) => self.decide(slot, f, p),
             None => {
@@ -593,20 +600,28 @@ impl Engine {
         let info = &mut self.info[slot as usize];
         let base = self.catalog.of_proto(p);
         let ctx = &mut self.contexts[info.ctx as usize];
-        let (_, _, server, server_port) = f.key.oriented(f.orig_is_lo);
+        let (_, client_port, server, server_port) = f.key.oriented(f.orig_is_lo);
         let subject = Subject {
             ev: &ctx.ev,
             server: server.v4().map(Into::into),
             server_port,
+            client_port,
         };
         let app = self.catalog.shift(base, &subject).unwrap_or(base);
-        let upgrade: Option<&str> = UPGRADES
+        let upgrades: u32 = UPGRADES
             .iter()
             .find(|(from, _)| *from == p)
-            .map(|(_, to)| *to);
+            .map_or(0, |(_, to)| {
+                to.iter()
+                    .filter_map(|n| DECODERS.iter().position(|d| d.name() == *n))
+                    .fold(0, |m, i| m | 1 << i)
+            });
         if info.provisional {
-            // The upgrade arrived: stun -> dtls.
+            // The upgrade arrived: stun -> dtls, rtp or rtcp (and what that shifts to). The
+            // flow's application is decided now.
+            Self::push_path(info, base);
             Self::push_path(info, app);
+            info.decided_after = (f.packets[0] + f.packets[1]).min(u32::MAX as u64) as u32;
             info.provisional = false;
             return Self::finish(
                 info,
@@ -627,14 +642,8 @@ impl Engine {
         }
         info.decided_after = (f.packets[0] + f.packets[1]).min(u32::MAX as u64) as u32;
         self.counters.decided += 1;
-        match upgrade.and_then(|to| DECODERS.iter().position(|d| d.name() == to)) {
-            Some(i) => {
-                info.app = app;
-                info.provisional = true;
-                ctx.candidates = 1 << i;
-                ctx.hinted = 0;
-            }
-            None => Self::finish(
+        match upgrades {
+            0 => Self::finish(
                 info,
                 app,
                 Some(Release {
@@ -645,6 +654,14 @@ impl Engine {
                 }),
                 f,
             ),
+            bits => {
+                info.app = app;
+                info.provisional = true;
+                ctx.candidates = bits;
+                ctx.hinted = 0;
+                // From here a weak answer is one of the upgrades' (see `give_up`).
+                ctx.likely = None;
+            }
         }
     }
 
@@ -691,6 +708,17 @@ impl Engine {
         }
         info.ctx = NO_CTX;
         f.app_done = true;
+    }
+
+    /// The policy denied the flow in `slot` on its provisional application (a STUN exchange
+    /// that media or DTLS might have followed): it stays that, as a denied flow carries
+    /// nothing more to tell it by (its packets are dropped from now on).
+    pub fn conclude(&mut self, slot: Slot, f: &mut Flow) {
+        let info = &self.info[slot as usize];
+        if info.provisional && !f.app_done {
+            let app = info.app;
+            self.settle(slot, f, app);
+        }
     }
 
     /// The flow in `slot` ends: its final application. Undecided flows become `incomplete`

@@ -216,6 +216,52 @@ fn stun_then_dtls_is_dtls_and_stun_alone_stays_stun() {
     assert_eq!(names(&cat, &recs[1]), ("stun".into(), vec!["stun".into()]));
 }
 
+/// A call after ICE: STUN connectivity checks, then the media on the same 5-tuple, direct or
+/// relayed in TURN ChannelData: the flow is named by its media, after the STUN.
+#[test]
+fn media_after_stun_is_named_by_the_media() {
+    let mut rng = Rng::new(5);
+    let req = StunMessage::request(&mut rng, 0x0001).encode(true);
+    let (c, s) = (addr("10.0.0.5:40000"), addr("198.51.100.9:50000"));
+    let (relayed, turn) = (addr("10.0.0.5:40002"), addr("198.51.100.10:3478"));
+    let mut rtp = aperture_traffic::rtp::RtpSource::new(0, 0x1234_5678, 100, 0, 160, "a".into());
+    let mut relayed_rtp =
+        aperture_traffic::rtp::RtpSource::new(8, 0x0bad_cafe, 7, 0, 160, "b".into());
+    let mut frames = vec![
+        udp4(C, S, c, s, &req),
+        udp4(S, C, s, c, &req),
+        udp4(C, S, relayed, turn, &req),
+        udp4(S, C, turn, relayed, &req),
+    ];
+    for _ in 0..4 {
+        frames.push(udp4(C, S, c, s, &rtp.packet(&[0x55; 160])));
+        let inner = relayed_rtp.packet(&[0x33; 160]);
+        frames.push(udp4(
+            C,
+            S,
+            relayed,
+            turn,
+            &aperture_traffic::stun::channel_data(0x4001, &inner),
+        ));
+    }
+    let (cat, mut recs) = run(&frames, limits());
+    recs.sort_by_key(|r| r.src_port);
+    assert_eq!(
+        names(&cat, &recs[0]),
+        ("rtp".into(), vec!["stun".into(), "rtp".into()])
+    );
+    assert_eq!(
+        names(&cat, &recs[1]),
+        ("rtp".into(), vec!["stun".into(), "rtp".into()])
+    );
+    // Decided when the media was: after the STUN exchange and three RTP packets.
+    assert!(
+        recs[0].app_decided_after > 2,
+        "{}",
+        recs[0].app_decided_after
+    );
+}
+
 #[test]
 fn app_id_reports_the_decision_and_the_shift_it_made() {
     let mut rng = Rng::new(3);

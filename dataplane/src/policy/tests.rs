@@ -398,6 +398,7 @@ fn subject_ev<'a>(ev: &'a crate::appid::Evidence, port: u16) -> crate::appid::ca
         ev,
         server: "192.0.2.7".parse().ok(),
         server_port: port,
+        client_port: 50000,
     }
 }
 
