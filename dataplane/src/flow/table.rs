@@ -364,8 +364,6 @@ pub struct FlowTable {
     removals: u64,
     /// Limits on new flows per source and per zone.
     admission: Admission,
-    /// New flows refused, by `Refusal` (table full, source, zone).
-    pub refused: [u64; 3],
 }
 
 impl FlowTable {
@@ -442,7 +440,6 @@ impl FlowTable {
             active: 0,
             removals: 0,
             admission: Admission::new(capacity, Limit::default()),
-            refused: [0; 3],
         }
     }
 
@@ -642,8 +639,8 @@ impl FlowTable {
     /// The slow path of a packet whose lookup missed (it came in on `port`): creates its
     /// flow, unless an earlier packet of the same burst did. Returns the new flow's slot
     /// (None if it already existed); `r` then points at the flow. Flows evicted to make room
-    /// are handed to `ended`. A flow the limits refuse is not made (`r` stays a miss) and
-    /// counted in `refused`.
+    /// are handed to `ended`. A flow the limits refuse is not made (`r` stays a miss): the
+    /// `Refusal` says why, for the caller to count.
     pub fn insert(
         &mut self,
         h: &Headers,
@@ -657,11 +654,8 @@ impl FlowTable {
             r.removals = self.removals;
             return Ok(None);
         }
-        let s = self
-            .create(h, r.hash, now_ns, Some(port), ended)
-            .inspect_err(|&e| {
-                self.refused[e as usize] += 1;
-            })?;
+        // A refusal is the caller's to count (the worker's drop reasons).
+        let s = self.create(h, r.hash, now_ns, Some(port), ended)?;
         r.hint = s;
         r.removals = self.removals;
         r.inserted = true;
@@ -742,7 +736,10 @@ impl FlowTable {
         } else {
             f.class
         };
-        let answered = f.is_answered();
+        // Answered stays answered within a class (a UDP flow's replies only add up; a TCP
+        // flow that stops being answered, closed or reset, changes class): recomputed only
+        // when it is not answered yet or the class moves.
+        let answered = (f.answered() && class == f.class) || f.is_answered();
         let mut interim = false;
         if class != f.class
             || answered != f.answered()
