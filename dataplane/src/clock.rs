@@ -137,6 +137,19 @@ impl Clock {
         }
     }
 
+    /// The time of packet `m` that another worker handed over. Live, the same as `packet`.
+    /// On the capture clock, this worker's own time: the other worker may be ahead of this
+    /// one in the capture (how far depends on how the two were scheduled), and its stamps
+    /// must not move this worker's timers, or flows that are still waiting for their next
+    /// packet in this worker's input would time out early, differently from run to run.
+    #[inline]
+    pub fn handed(&mut self, m: &Mbuf) -> u64 {
+        match self {
+            Clock::Tsc { .. } => self.packet(m),
+            Clock::Capture { time, .. } => time.now_ns,
+        }
+    }
+
     /// Capture stamps set aside as far from the others (0 live).
     pub fn outliers(&self) -> u64 {
         match self {

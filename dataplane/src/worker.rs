@@ -745,7 +745,11 @@ impl Worker {
             };
             let len = m.pkt_len();
             bytes += len as u64;
-            meta.now = self.clock.packet(m);
+            meta.now = if self.handed {
+                self.clock.handed(m)
+            } else {
+                self.clock.packet(m)
+            };
             meta.refrag = 0;
             let mut parsed = packet::parse_into(m.data(), len as usize, &mut meta.h);
             if parsed.is_ok()
