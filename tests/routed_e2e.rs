@@ -16,10 +16,7 @@ impl Testbed {
     /// `start_dataplane` with `workers` workers, each polling its own queue of both ports
     /// (af_packet `qpairs`), their lcores sharing the second CPU.
     fn start_dataplane_with(&mut self, policy: &str, workers: usize) {
-        let lcores: Vec<String> = (1..=workers).map(|l| l.to_string()).collect();
-        let eal_lcores: Vec<String> = std::iter::once("0@0".to_string())
-            .chain((1..=workers).map(|l| format!("{l}@1")))
-            .collect();
+        let (eal_lcores, lcores) = worker_lcores(workers);
         std::fs::write(self.dir.path().join("policy.yaml"), policy).unwrap();
         let cfg = self.dir.path().join("routed.yaml");
         std::fs::write(
@@ -45,8 +42,6 @@ control: {{ socket: {dir}/control.sock }}
 "#,
                 prefix = self.prefix,
                 dir = self.dir.path().display(),
-                eal_lcores = eal_lcores.join(","),
-                lcores = lcores.join(", "),
             ),
         )
         .unwrap();

@@ -69,18 +69,12 @@ impl Testbed {
     pub fn start_example_with(&mut self, example: &str, workers: usize) {
         let dir = root().join("conf/examples").join(example);
         let run = self.dir.path().display().to_string();
-        let lcores: Vec<String> = (1..=workers).map(|l| l.to_string()).collect();
-        let eal_lcores: Vec<String> = std::iter::once("0@0".to_string())
-            .chain((1..=workers).map(|l| format!("{l}@1")))
-            .collect();
+        let (eal_lcores, lcores) = worker_lcores(workers);
         let subst = |text: String| {
             let text = if workers > 1 {
-                text.replace(
-                    r#""-l", "0-1""#,
-                    &format!(r#""--lcores={}""#, eal_lcores.join(",")),
-                )
-                .replace("lcores: [1]", &format!("lcores: [{}]", lcores.join(", ")))
-                .replace("qpairs=1", &format!("qpairs={workers}"))
+                text.replace(r#""-l", "0-1""#, &format!(r#""--lcores={eal_lcores}""#))
+                    .replace("lcores: [1]", &format!("lcores: [{lcores}]"))
+                    .replace("qpairs=1", &format!("qpairs={workers}"))
             } else {
                 text
             };
@@ -199,4 +193,14 @@ pub fn spawn_ready(mut cmd: Command) -> Child {
         .unwrap();
     assert_eq!(line.trim(), "ready", "peer did not start");
     child
+}
+
+/// EAL `--lcores` (the main lcore on CPU 0, `workers` worker lcores sharing CPU 1: the machine
+/// may have two) and the `workers.lcores` list, for a config with `workers` workers.
+pub fn worker_lcores(workers: usize) -> (String, String) {
+    let eal: Vec<String> = std::iter::once("0@0".to_string())
+        .chain((1..=workers).map(|l| format!("{l}@1")))
+        .collect();
+    let lcores: Vec<String> = (1..=workers).map(|l| l.to_string()).collect();
+    (eal.join(","), lcores.join(", "))
 }

@@ -18,11 +18,6 @@ struct Cli {
     cmd: Cmd,
 }
 
-/// The CPU check every Aperture binary makes before `main` (see `aperture_dpdk::cpu`).
-fn aperture_dpdk_cpu_check() {
-    aperture_dataplane::port::ensure_cpu_supported();
-}
-
 #[derive(Subcommand)]
 enum Cmd {
     /// Compile policy.yaml, install it in the dataplane, reload it on SIGHUP or
@@ -48,7 +43,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    aperture_dpdk_cpu_check();
+    aperture_dataplane::port::ensure_cpu_supported();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Serve {

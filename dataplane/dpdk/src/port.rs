@@ -13,15 +13,12 @@ const MAX_PORTS: usize = 1024;
 struct Slot {
     started: AtomicBool,
     handles: AtomicU32,
-    /// How the started port spreads over its rx queues (set by `start`, read at start-up).
-    spread: std::sync::Mutex<Spread>,
 }
 
 static SLOTS: [Slot; MAX_PORTS] = [const {
     Slot {
         started: AtomicBool::new(false),
         handles: AtomicU32::new(0),
-        spread: std::sync::Mutex::new(Spread::Single),
     }
 }; MAX_PORTS];
 
@@ -151,6 +148,11 @@ pub struct PortInfo {
     pub max_rx_queues: u16,
     pub max_tx_queues: u16,
     pub socket: i32,
+    /// RSS: the hash types the device offers (DPDK's `RTE_ETH_RSS_*` bits), its key length
+    /// (0: unsaid) and redirection table size.
+    pub rss_offloads: u64,
+    pub rss_key_len: u8,
+    pub reta_size: u16,
 }
 
 /// Port counters (`rte_eth_stats`).
@@ -223,6 +225,8 @@ pub struct TxQueue(Handle);
 pub struct Queues {
     pub rx: Vec<RxQueue>,
     pub tx: Vec<TxQueue>,
+    /// How the port spreads what it receives over `rx`.
+    pub spread: Spread,
 }
 
 impl Queues {
@@ -369,6 +373,9 @@ impl Port {
             max_rx_queues: info.max_rx_queues,
             max_tx_queues: info.max_tx_queues,
             socket,
+            rss_offloads: info.flow_type_rss_offloads,
+            rss_key_len: info.hash_key_size,
+            reta_size: info.reta_size,
         })
     }
 
@@ -382,10 +389,11 @@ impl Port {
                 name: self.name.clone(),
             });
         }
-        self.configure(cfg, pool).inspect_err(|_| {
+        let spread = self.configure(cfg, pool).inspect_err(|_| {
             slot.started.store(false, Ordering::Release);
         })?;
         Ok(Queues {
+            spread,
             rx: (0..cfg.rx_queues)
                 .map(|q| RxQueue(Handle::new(self.id, q)))
                 .collect(),
@@ -395,7 +403,7 @@ impl Port {
         })
     }
 
-    fn configure(&self, cfg: &EthConfig, pool: &Mempool) -> Result<(), PortError> {
+    fn configure(&self, cfg: &EthConfig, pool: &Mempool) -> Result<Spread, PortError> {
         let info = self.info()?;
         for (what, max, wanted) in [
             ("rx", info.max_rx_queues, cfg.rx_queues),
@@ -469,11 +477,7 @@ impl Port {
             self.spread_reta(reta_size, cfg.rx_queues)?;
             self.check_key(&info, cfg.rx_queues, key_len)?;
         }
-        *SLOTS[self.id as usize]
-            .spread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = spread;
-        Ok(())
+        Ok(spread)
     }
 
     /// How this port can spread over `queues` rx queues, with the RSS key length and
@@ -482,19 +486,13 @@ impl Port {
         if queues <= 1 {
             return Ok((Spread::Single, 0, 0));
         }
-        let mut raw = sys::rte_eth_dev_info::default();
-        // SAFETY: valid port id and out-pointer.
-        let rc = unsafe { sys::rte_eth_dev_info_get(self.id, &mut raw) };
-        if rc != 0 {
-            return Err(self.op_err("rte_eth_dev_info_get", rc));
-        }
-        let rss_hf = raw.flow_type_rss_offloads & RSS_WANTED;
+        let rss_hf = info.rss_offloads & RSS_WANTED;
         if rss_hf & RSS_NEEDED_V4 == RSS_NEEDED_V4 || rss_hf & (1 << 2) != 0 {
-            let key_len = match raw.hash_key_size {
+            let key_len = match info.rss_key_len {
                 0 => 40,
                 n => n as usize,
             };
-            return Ok((Spread::SymmetricRss { rss_hf }, key_len, raw.reta_size));
+            return Ok((Spread::SymmetricRss { rss_hf }, key_len, info.reta_size));
         }
         match info.driver.as_str() {
             "net_af_packet" => Ok((Spread::KernelFanout, 0, 0)),
@@ -503,12 +501,12 @@ impl Port {
                 name: self.name.clone(),
                 driver: info.driver.clone(),
                 queues,
-                why: if raw.flow_type_rss_offloads == 0 {
+                why: if info.rss_offloads == 0 {
                     "the device offers no RSS".into()
                 } else {
                     format!(
                         "its RSS does not hash IPv4 addresses and ports (hash types {:#x})",
-                        raw.flow_type_rss_offloads
+                        info.rss_offloads
                     )
                 },
             }),
@@ -562,14 +560,6 @@ impl Port {
             });
         }
         Ok(())
-    }
-
-    /// How the started port spreads its rx queues (`Spread::Single` before `start`).
-    pub fn spread(&self) -> Spread {
-        *SLOTS[self.id as usize]
-            .spread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Stops and closes the port (net_pcap flushes and closes its files here). Refused while

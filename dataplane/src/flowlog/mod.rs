@@ -95,15 +95,6 @@ pub fn flow_id(worker: u16, slot: crate::flow::Slot, start_ns: u64) -> u64 {
     (z & (i64::MAX as u64)).max(1)
 }
 
-/// Whether ICMP/ICMPv6 type `t` is an echo request or reply (whose identifier keys the flow).
-fn is_echo(proto_: u8, t: u8) -> bool {
-    match proto_ {
-        proto::ICMP => matches!(t, 0 | 8),
-        proto::ICMPV6 => matches!(t, 128 | 129),
-        _ => false,
-    }
-}
-
 /// Eve's `flow` object, with Aperture's finer end reason.
 #[derive(Serialize)]
 struct FlowPart {
@@ -295,7 +286,7 @@ impl FlowRecord {
 
     fn event<'a>(&'a self, catalog: &'a Catalog, rule: Option<&'a (String, u32)>) -> FlowEvent<'a> {
         let icmp = matches!(self.proto, proto::ICMP | proto::ICMPV6);
-        let echo = icmp && is_echo(self.proto, self.icmp[0]);
+        let echo = icmp && crate::packet::icmp::is_echo(self.proto == proto::ICMPV6, self.icmp[0]);
         let ported = matches!(self.proto, proto::TCP | proto::UDP | proto::SCTP);
         let decided = self.app != AppId::NONE;
         let path: Vec<&str> = if decided {

@@ -19,11 +19,7 @@ pub fn parse(b: &[u8], len: usize, v6: bool) -> Result<Icmp, Malformed> {
         return Err(t);
     }
     let ty = get(b, 0).ok_or(t)?;
-    let echo = if v6 {
-        matches!(ty, 128 | 129)
-    } else {
-        matches!(ty, 0 | 8)
-    };
+    let echo = is_echo(v6, ty);
     Ok(Icmp {
         icmp_type: ty,
         icmp_code: get(b, 1).ok_or(t)?,
@@ -51,6 +47,16 @@ pub struct Embedded {
     pub dport: u16,
     /// Bytes of the quoted transport header and data present in the frame.
     pub quoted: usize,
+}
+
+/// Whether ICMP (ICMPv6 when `v6`) type `t` is an echo request or reply, whose identifier
+/// keys the flow.
+pub fn is_echo(v6: bool, t: u8) -> bool {
+    if v6 {
+        matches!(t, 128 | 129)
+    } else {
+        matches!(t, 0 | 8)
+    }
 }
 
 /// Whether ICMPv4 type `t` is an error that quotes the packet it is about: destination

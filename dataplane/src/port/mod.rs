@@ -126,11 +126,13 @@ pub fn start_ports(cfg: &Config) -> Result<Ports, SetupError> {
             tx_desc: pc.tx_desc,
             promiscuous: true,
         };
-        for (w, pair) in port.start(&ec, &pool)?.into_pairs().into_iter().enumerate() {
+        let started = port.start(&ec, &pool)?;
+        let spread = started.spread;
+        for (w, pair) in started.into_pairs().into_iter().enumerate() {
             per_worker[w].push(pair);
         }
         let info = port.info()?;
-        match port.spread() {
+        match spread {
             aperture_dpdk::Spread::Single => {}
             aperture_dpdk::Spread::SymmetricRss { rss_hf } => tracing::info!(
                 "port {}: {queues} queues, symmetric RSS (hash types {rss_hf:#x})",
