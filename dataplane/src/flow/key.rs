@@ -55,6 +55,10 @@ impl FlowKey {
     pub fn proto(&self) -> u8 {
         (self.rest >> 48) as u8
     }
+    /// 0, or the `packet::tunnel::Kind` of the tunnel this is the inner flow of.
+    pub fn tunnel(&self) -> u8 {
+        (self.rest >> 56) as u8
+    }
 
     /// Whether the source of `h` is the `lo` endpoint of its key (`from_headers` without
     /// building the key).
@@ -73,7 +77,7 @@ impl FlowKey {
         } else {
             (h.dst_port, h.src_port)
         };
-        rest(lo_port, hi_port, h.vlans[0], h.proto)
+        rest(lo_port, hi_port, h.vlans[0], h.proto) | (h.tunnel as u64) << 56
     }
 
     /// Whether this is the key of `h`, given `src_is_lo` and `rest_of(h, src_is_lo)`:

@@ -8,6 +8,7 @@ fn hdr(src: u8, sport: u16, dst: u8, dport: u16, proto_: u8, flags: u8) -> Heade
         l3: L3::Ipv4,
         l3_offset: 14,
         proto: proto_,
+        tunnel: 0,
         src: IpAddr16::from_v4([10, 0, 0, src]),
         dst: IpAddr16::from_v4([10, 0, 0, dst]),
         ttl: 64,

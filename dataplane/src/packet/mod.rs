@@ -14,6 +14,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
+pub mod tunnel;
 pub mod udp;
 
 pub use ethernet::{EtherType, MacAddr};
@@ -166,6 +167,9 @@ pub struct Headers {
     pub l3_offset: u16,
     /// IP protocol of the L4 header (0 when there is none).
     pub proto: u8,
+    /// 0, or the `tunnel::Kind` these headers were found inside (then they describe the
+    /// inner packet, and are part of its flow's key).
+    pub tunnel: u8,
     pub src: IpAddr16,
     pub dst: IpAddr16,
     pub ttl: u8,
@@ -193,6 +197,7 @@ impl Headers {
             l3: L3::Other(0),
             l3_offset: 0,
             proto: 0,
+            tunnel: 0,
             src: IpAddr16([0; 16]),
             dst: IpAddr16([0; 16]),
             ttl: 0,
@@ -304,6 +309,7 @@ fn parse_common(frame: &[u8], wire_len: usize, h: &mut Headers) -> bool {
         l3: L3::Ipv4,
         l3_offset: IP as u16,
         proto,
+        tunnel: 0,
         src: addr(IP + 12),
         dst: addr(IP + 16),
         ttl: b[IP + 8],
@@ -338,35 +344,51 @@ fn parse_general(frame: &[u8], wire_len: usize, h: &mut Headers) -> Result<(), M
             h.l3 = L3::Arp;
             Ok(())
         }
-        EtherType::IPV4 => {
-            h.l3 = L3::Ipv4;
-            let ip = ipv4::parse(frame.get(off..).unwrap_or_default(), wire_len - off)?;
-            h.src = IpAddr16::from_v4(ip.src);
-            h.dst = IpAddr16::from_v4(ip.dst);
-            h.ttl = ip.ttl;
-            h.proto = ip.proto;
-            h.fragment = ip.fragment;
-            h.ip_len = ip.total_len;
-            let l4 = off + ip.header_len;
-            parse_l4(frame, h, l4, ip.total_len as usize - ip.header_len, false)
-        }
-        EtherType::IPV6 => {
-            h.l3 = L3::Ipv6;
-            let ip = ipv6::parse(frame.get(off..).unwrap_or_default(), wire_len - off)?;
-            h.src = IpAddr16(ip.src);
-            h.dst = IpAddr16(ip.dst);
-            h.ttl = ip.hop_limit;
-            h.proto = ip.proto;
-            h.fragment = ip.fragment;
-            h.ip_len = (ipv6::HEADER_LEN + ip.payload_len as usize) as u16;
-            let l4 = off + ip.l4_offset;
-            let l4_len = (ipv6::HEADER_LEN + ip.payload_len as usize).saturating_sub(ip.l4_offset);
-            parse_l4(frame, h, l4, l4_len, true)
-        }
+        EtherType::IPV4 => parse_ip(frame, off, wire_len - off, false, h),
+        EtherType::IPV6 => parse_ip(frame, off, wire_len - off, true, h),
         other => {
             h.l3 = L3::Other(other.0);
             Ok(())
         }
+    }
+}
+
+/// Parses the IP packet at `off` of `frame` (IPv6 when `v6`), of which `avail` bytes exist
+/// (the frame's wire length, or an enclosing packet's declared end, beyond `off`), and its
+/// transport header. Offsets in `h` are from the start of `frame`.
+#[inline(always)]
+fn parse_ip(
+    frame: &[u8],
+    off: usize,
+    avail: usize,
+    v6: bool,
+    h: &mut Headers,
+) -> Result<(), Malformed> {
+    let b = frame.get(off..).unwrap_or_default();
+    h.l3_offset = off as u16;
+    if v6 {
+        h.l3 = L3::Ipv6;
+        let ip = ipv6::parse(b, avail)?;
+        h.src = IpAddr16(ip.src);
+        h.dst = IpAddr16(ip.dst);
+        h.ttl = ip.hop_limit;
+        h.proto = ip.proto;
+        h.fragment = ip.fragment;
+        h.ip_len = (ipv6::HEADER_LEN + ip.payload_len as usize) as u16;
+        let l4 = off + ip.l4_offset;
+        let l4_len = (ipv6::HEADER_LEN + ip.payload_len as usize).saturating_sub(ip.l4_offset);
+        parse_l4(frame, h, l4, l4_len, true)
+    } else {
+        h.l3 = L3::Ipv4;
+        let ip = ipv4::parse(b, avail)?;
+        h.src = IpAddr16::from_v4(ip.src);
+        h.dst = IpAddr16::from_v4(ip.dst);
+        h.ttl = ip.ttl;
+        h.proto = ip.proto;
+        h.fragment = ip.fragment;
+        h.ip_len = ip.total_len;
+        let l4 = off + ip.header_len;
+        parse_l4(frame, h, l4, ip.total_len as usize - ip.header_len, false)
     }
 }
 
