@@ -81,9 +81,15 @@ fn appid_agrees_with_ndpi_on_its_own_captures() {
 fn parses_ndpi_lines() {
     let text = "\t1\tUDP 192.168.1.2:5060 <-> 212.242.33.35:5060 [proto: 100/SIP][IP: 0/Unknown]\n\
                 \t2\tTCP [2001:db8::1]:443 -> [2001:db8::2]:5555 [proto: 91.143/TLS.AppleiCloud][x]\n\
-                \t1\t 192.168.5.16             \t 2      \n";
+                \t1\t 192.168.5.16             \t 2      \n\
+                \t3\tUDP 10.10.20.4:32860 <-> 8.8.8.8:53 [VLAN: 5][proto: VXLAN:5.119/DNS.Facebook][x]\n";
     let f = parse_out(text);
-    assert_eq!(f.len(), 2);
+    assert_eq!(f.len(), 3);
+    assert_eq!(f[2].label, "DNS.Facebook");
+    assert_eq!(
+        f[2].tuple.to_string(),
+        "udp 8.8.8.8:53 <-> 10.10.20.4:32860"
+    );
     assert_eq!(f[0].label, "SIP");
     assert_eq!(f[1].label, "TLS.AppleiCloud");
     assert_eq!(

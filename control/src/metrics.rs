@@ -85,6 +85,11 @@ fn help(name: &str) -> &'static str {
             "App-ID contexts taken from the least recently active undecided flow for a new one"
         }
         "flow_log_interim" => "Interim flow records written for long flows (active timeout)",
+        "tunnel_packets" => "Tunnel packets whose inner packet was tracked as its own flow",
+        "tunnel_inner_malformed" => {
+            "Well-formed tunnel packets whose inner IP packet was malformed (the outer passed)"
+        }
+        "tunnel_inner_untracked" => "Inner packets of tunnels left without a flow (table full)",
         "appid_no_context" => "Flows left unclassified because no App-ID context was free",
         "clock_outliers" => {
             "Replay: packets whose capture time was far from the packets around them (ignored)"

@@ -5,9 +5,10 @@ use crate::appid::catalog::Catalog;
 use crate::appid::engine::{AppEvent, Engine, Limits};
 use crate::config::Timeouts;
 use crate::flow::FlowTable;
+use crate::flow::{EndReason, Flow, Slot};
 use crate::flowlog::FlowRecord;
 use crate::packet::{self, Headers};
-use crate::worker::{account_and_classify, insert_flow};
+use crate::worker::{account_and_classify, inner_flow, insert_flow, Inner};
 use std::sync::Arc;
 
 pub struct Offline {
@@ -60,10 +61,7 @@ impl Offline {
         let mut r = self.flows.flow_ref(&self.h);
         self.flows.lookup(&self.h, &mut r);
         let records = &mut self.records;
-        let mut ended = |e: &mut Engine, s, f: &_, reason| {
-            let ev = e.evidence(s);
-            records.push(FlowRecord::new(0, s, f, Some(reason), &e.ended(s, f), ev))
-        };
+        let mut ended = |e: &mut Engine, s, f: &_, reason| records.push(record(e, s, f, reason));
         if r.missed() {
             // Offline App-ID sets no limits: a flow is refused only by a table full of
             // answered flows, and then its packets are classified as no flow's.
@@ -91,18 +89,24 @@ impl Offline {
             &mut ended,
         );
         self.created += t.created as u64;
+        if packet::tunnel::candidate(&self.h) {
+            let inner = inner_flow(
+                &mut self.flows,
+                &mut self.engine,
+                frame,
+                &self.h,
+                ts_ns,
+                0,
+                &mut ended,
+            );
+            if let Inner::Tracked(t, _, _) = inner {
+                self.created += t.first as u64;
+            }
+        }
         let records = &mut self.records;
         let engine = &mut self.engine;
         self.flows.expire(ts_ns, 64, &mut |s, f, reason| {
-            let ev = engine.evidence(s);
-            records.push(FlowRecord::new(
-                0,
-                s,
-                f,
-                Some(reason),
-                &engine.ended(s, f),
-                ev,
-            ))
+            records.push(record(engine, s, f, reason))
         });
         ev
     }
@@ -111,17 +115,8 @@ impl Offline {
     pub fn finish(mut self) -> Vec<FlowRecord> {
         let records = &mut self.records;
         let engine = &mut self.engine;
-        self.flows.drain(&mut |s, f, reason| {
-            let ev = engine.evidence(s);
-            records.push(FlowRecord::new(
-                0,
-                s,
-                f,
-                Some(reason),
-                &engine.ended(s, f),
-                ev,
-            ))
-        });
+        self.flows
+            .drain(&mut |s, f, reason| records.push(record(engine, s, f, reason)));
         self.records
     }
 
@@ -132,4 +127,13 @@ impl Offline {
     pub fn flows(&self) -> &FlowTable {
         &self.flows
     }
+}
+
+/// The record of flow `f` in `slot`, ended for `reason`.
+fn record(e: &mut Engine, slot: Slot, f: &Flow, reason: EndReason) -> FlowRecord {
+    let ev = e.evidence(slot);
+    let tunnel = e.tunnel(slot, f);
+    let mut r = FlowRecord::new(0, slot, f, Some(reason), &e.ended(slot, f), ev);
+    r.tunnel = tunnel;
+    r
 }

@@ -1043,6 +1043,9 @@ impl Worker {
                     return self.drop(DropReason::Policy, m);
                 }
             }
+            if packet::tunnel::candidate(&meta.h) {
+                self.tunnel_stage(port, m.data(), &meta.h, meta.now);
+            }
             d
         } else {
             self.counters.add(C::NonIpPackets, 1);
@@ -1541,6 +1544,37 @@ impl Worker {
         (t, ev)
     }
 
+    /// The inner flow of a tunnel packet that passed (`inner_flow`), counted.
+    #[cold]
+    #[inline(never)]
+    fn tunnel_stage(&mut self, port: usize, frame: &[u8], h: &Headers, now: u64) {
+        let (flows, appid, mut ends) = self.split();
+        let inner = inner_flow(
+            flows,
+            appid,
+            frame,
+            h,
+            now,
+            port as u8,
+            &mut |a, s, f, r| ends.end(a, s, f, r),
+        );
+        match inner {
+            Inner::None => {}
+            Inner::Malformed => ends.counters.add(C::TunnelInnerMalformed, 1),
+            Inner::Refused => ends.counters.add(C::TunnelInnerUntracked, 1),
+            Inner::Tracked(t, _, len) => {
+                ends.counters.add(C::TunnelPackets, 1);
+                if t.created || t.first {
+                    ends.counters.add(C::FlowsCreated, 1);
+                }
+                if t.interim {
+                    ends.interim(appid, t.slot, flows.get(t.slot));
+                }
+                ends.tables.app_packet(flows.get(t.slot).app, len);
+            }
+        }
+    }
+
     /// A `reset` rule stopped this packet's flow: TCP resets to both ends, or ICMP port
     /// unreachable to the sender. The reset toward the destination takes the packet's own
     /// forwarding decision; the rest go back out of the port the packet came in on.
@@ -1899,6 +1933,61 @@ pub fn account_and_classify(
     (t, ev)
 }
 
+/// What became of the inner packet of a possible tunnel packet (`inner_flow`).
+pub enum Inner {
+    /// Not a tunnel packet after all.
+    None,
+    /// A well-formed tunnel whose inner IP packet is malformed.
+    Malformed,
+    /// The flow table refused the inner flow.
+    Refused,
+    /// Accounted to its flow (this many bytes), with what App-ID decided on it.
+    Tracked(Tracked, AppEvent, u32),
+}
+
+/// The inner flow of a tunnel packet (`frame`, outer headers `h` with
+/// `tunnel::candidate(h)`), shared by the workers and the offline driver: the inner packet
+/// is accounted to a flow of its own (keyed with the tunnel kind; created on its first
+/// packet, under the same admission limits as any flow, with the tunnel it came out of) and
+/// classified. Its size is the inner IP packet's. Policy and NAT act on the outer packet.
+#[allow(clippy::too_many_arguments)]
+#[cold]
+#[inline(never)]
+pub fn inner_flow(
+    flows: &mut FlowTable,
+    appid: &mut Engine,
+    frame: &[u8],
+    h: &Headers,
+    now: u64,
+    port: u8,
+    ended: &mut impl FnMut(&mut Engine, Slot, &Flow, EndReason),
+) -> Inner {
+    let (ih, tunnel) = match packet::tunnel::decap(frame, h) {
+        Ok(Some(x)) => x,
+        Ok(None) => return Inner::None,
+        Err(_) => return Inner::Malformed,
+    };
+    let mut r = flows.flow_ref(&ih);
+    flows.lookup(&ih, &mut r);
+    if r.missed() {
+        match insert_flow(flows, appid, &ih, &mut r, now, port, ended) {
+            Ok(true) => {
+                if let Some(slot) = r.hint() {
+                    appid.set_tunnel(slot, tunnel);
+                }
+            }
+            Ok(false) => {}
+            Err(_) => return Inner::Refused,
+        }
+    }
+    let len = ih.ip_len as u32;
+    let (t, ev) = account_and_classify(flows, appid, &ih, &r, len, now, frame, ended);
+    if t.created {
+        appid.set_tunnel(t.slot, tunnel);
+    }
+    Inner::Tracked(t, ev, len)
+}
+
 /// Checks a flow against the policy from its originator's side: the zones of the ports its
 /// first packet came in on and left by, the originator's address as source, the responder's
 /// port as destination port. `h` is this packet's headers, `dir` its direction in the flow.
@@ -1979,8 +2068,10 @@ impl FlowEnds<'_> {
     /// Accounts an ended flow, releases its NAT binding, and hands its record to the flow log.
     fn end(&mut self, appid: &mut Engine, slot: Slot, f: &Flow, r: EndReason) {
         let evidence = appid.evidence(slot);
+        let tunnel = appid.tunnel(slot, f);
         let app = appid.ended(slot, f);
         let mut record = FlowRecord::new(self.id as u16, slot, f, Some(r), &app, evidence);
+        record.tunnel = tunnel;
         record.predicted_by = self.alg.ended(slot);
         if f.nat() {
             if let Some(n) = self.nat {
@@ -2010,6 +2101,7 @@ impl FlowEnds<'_> {
             appid.evidence(slot),
         );
         record.predicted_by = self.alg.predicted_by(slot);
+        record.tunnel = appid.tunnel(slot, f);
         if f.nat() {
             if let Some(n) = self.nat {
                 record.nat = Some(n.binding(slot).to[0]);

@@ -1,9 +1,10 @@
-//! Arbitrary bytes into the L2-L4 parser and the flow key: never a panic, a parsed frame's
-//! offsets stay inside the frame, and the common-case shortcut parses every frame it takes
-//! exactly as the general parser does.
+//! Arbitrary bytes into the L2-L4 parser, the tunnel decapsulation and the flow key: never a
+//! panic, a parsed frame's offsets stay inside the frame (an inner packet's after its outer
+//! one's), and the common-case shortcut parses every frame it takes exactly as the general
+//! parser does.
 #![no_main]
 use aperture_dataplane::flow::FlowKey;
-use aperture_dataplane::packet::{self, Fragment};
+use aperture_dataplane::packet::{self, tunnel, Fragment};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -26,6 +27,16 @@ fuzz_target!(|data: &[u8]| {
                 (src, sport, dst, dport),
                 (h.src, h.src_port, h.dst, h.dst_port)
             );
+        }
+        if tunnel::candidate(&h) {
+            if let Ok(Some((inner, t))) = tunnel::decap(frame, &h) {
+                assert!(inner.l3_offset >= h.payload_offset);
+                assert!(inner.l3_offset as usize <= frame.len());
+                assert_eq!(inner.tunnel, t.kind as u8);
+                assert!((1..=tunnel::MAX_DEPTH).contains(&t.depth));
+                let (k, _) = FlowKey::from_headers(&inner);
+                assert_eq!(k.tunnel(), t.kind as u8);
+            }
         }
     }
 });

@@ -110,13 +110,21 @@ pub fn parse_out(text: &str) -> Vec<NdpiFlow> {
         let Ok(index) = num.trim().parse::<u32>() else {
             continue;
         };
-        let Some(open) = rest.find(" [proto: ") else {
+        let Some(open) = rest.find("[proto: ") else {
             continue;
         };
-        let Some(tuple) = Tuple::parse(&rest[..open]) else {
+        // The tuple ends where the first bracket starts (`[VLAN: 5]` may come before the
+        // verdict; a tunnelled flow's verdict names the tunnel: `[proto: VXLAN:91.119/...]`).
+        // (An IPv6 endpoint's bracket is followed by a digit or lower-case hex.)
+        let end = rest
+            .match_indices(" [")
+            .map(|(i, _)| i)
+            .find(|&i| rest[i + 2..].starts_with(|c: char| c.is_ascii_uppercase()))
+            .unwrap_or(open);
+        let Some(tuple) = Tuple::parse(&rest[..end]) else {
             continue;
         };
-        let verdict = &rest[open + " [proto: ".len()..];
+        let verdict = &rest[open + "[proto: ".len()..];
         let Some(verdict) = verdict.split(']').next() else {
             continue;
         };
@@ -152,8 +160,9 @@ impl OurFlow {
             s(k).parse()
                 .unwrap_or_else(|e| panic!("bad {k} in {f}: {e}"))
         };
-        // ICMP echo: the identifier stands for both ports (as the flow table keys it).
-        let port = |k: &str| f[k].as_u64().or(f["icmp_id"].as_u64()).unwrap_or(0) as u16;
+        // ICMP has no ports: nDPI prints 0 (our flow table keys echo flows by identifier,
+        // which the record gives as `icmp_id`).
+        let port = |k: &str| f[k].as_u64().unwrap_or(0) as u16;
         OurFlow {
             tuple: Tuple::new(
                 s("proto"),
@@ -278,6 +287,8 @@ pub fn accepted(label: &str) -> Option<Vec<Vec<&'static str>>> {
         "ICMPV6" => one(&["ipv6-icmp"]),
         "IGMP" => one(&["igmp"]),
         "NAT-PMP" => one(&["nat-pmp"]),
+        // The outer flow of a Teredo tunnel (nDPI lists no inner flows for it).
+        "Teredo" => one(&["teredo"]),
         "ApplePush" => Some(vec![
             vec!["ssl", "apple-push-notifications"],
             vec!["jabber", "apple-push-notifications"],

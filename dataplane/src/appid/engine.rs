@@ -13,6 +13,7 @@ use super::catalog::{AppId, Catalog, Subject};
 use super::decoders::DECODERS;
 use super::{Confidence, Evidence, FlowCtx, Probe, Proto, Scratch, Transport};
 use crate::flow::{Dir, Flow, Slot};
+use crate::packet::tunnel::Tunnel;
 use crate::packet::{proto, Headers};
 use std::sync::Arc;
 
@@ -327,6 +328,10 @@ pub struct Engine {
     contexts: Vec<Context>,
     pool: Pool,
     limits: Limits,
+    /// The tunnel around each live inner flow (a flow whose key has a tunnel kind), for its
+    /// record: off the flow entry, at most `contexts` of them (beyond, an inner flow is
+    /// still tracked and classified; its record names the tunnel kind only).
+    tunnels: hashbrown::HashMap<Slot, Tunnel>,
     pub counters: EngineCounters,
 }
 
@@ -339,7 +344,9 @@ impl Engine {
 
     /// Bytes of one classifier context (`app-id.contexts`), with its share of kept evidence.
     pub fn bytes_per_context() -> usize {
-        std::mem::size_of::<Context>() + 2 * std::mem::size_of::<(Slot, Evidence)>()
+        std::mem::size_of::<Context>()
+            + 2 * std::mem::size_of::<(Slot, Evidence)>()
+            + 2 * std::mem::size_of::<(Slot, Tunnel)>()
     }
 
     pub fn new(catalog: Arc<Catalog>, flows: usize, limits: Limits) -> Engine {
@@ -363,6 +370,9 @@ impl Engine {
                 lists: [(NO_CTX, NO_CTX); 2],
             },
             limits,
+            // Twice the room it may hold: inserting never grows it (hashbrown rehashes in
+            // place while at most half full).
+            tunnels: hashbrown::HashMap::with_capacity(2 * n),
             counters: EngineCounters::default(),
         }
     }
@@ -725,6 +735,9 @@ impl Engine {
     /// (TCP that never carried data), `insufficient-data` (data, but not enough to decide), or
     /// the best weak answer; a provisional answer stands.
     pub fn ended(&mut self, slot: Slot, f: &Flow) -> AppInfo {
+        if f.key.tunnel() != 0 {
+            self.tunnels.remove(&slot);
+        }
         let info = &mut self.info[slot as usize];
         let reclaimed = std::mem::replace(&mut info.reclaimed, AppId::NONE);
         if info.app == AppId::NONE {
@@ -759,6 +772,25 @@ impl Engine {
             _ => self.kept.get(info, slot),
         };
         ev.copied().unwrap_or_default()
+    }
+
+    /// Inner flow `slot` (just created) came out of tunnel `t`. False when the table of
+    /// tunnels is full (the record then names the kind only).
+    pub fn set_tunnel(&mut self, slot: Slot, t: Tunnel) -> bool {
+        if self.tunnels.len() >= self.limits.contexts.max(1) && !self.tunnels.contains_key(&slot) {
+            return false;
+        }
+        self.tunnels.insert(slot, t);
+        true
+    }
+
+    /// The tunnel around flow `f` in `slot`, if it is an inner flow whose tunnel is known.
+    #[inline]
+    pub fn tunnel(&self, slot: Slot, f: &Flow) -> Option<Tunnel> {
+        if f.key.tunnel() == 0 {
+            return None;
+        }
+        self.tunnels.get(&slot).copied()
     }
 
     /// Contexts in use (flows being classified).

@@ -54,10 +54,14 @@ pub enum Proto {
     Rtsp,
     Ssh,
     Quic,
+    Vxlan,
+    GtpU,
+    Teredo,
+    Capwap,
 }
 
 impl Proto {
-    pub const ALL: [Proto; 26] = [
+    pub const ALL: [Proto; 30] = [
         Proto::Sip,
         Proto::Stun,
         Proto::Rtp,
@@ -84,6 +88,10 @@ impl Proto {
         Proto::Rtsp,
         Proto::Ssh,
         Proto::Quic,
+        Proto::Vxlan,
+        Proto::GtpU,
+        Proto::Teredo,
+        Proto::Capwap,
     ];
 
     /// The application name this protocol has in the catalog.
@@ -115,6 +123,10 @@ impl Proto {
             Proto::Rtsp => "rtsp",
             Proto::Ssh => "ssh",
             Proto::Quic => "quic",
+            Proto::Vxlan => "vxlan",
+            Proto::GtpU => "gtp-u",
+            Proto::Teredo => "teredo",
+            Proto::Capwap => "capwap",
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::appid::catalog::{AppId, Catalog};
 use crate::appid::engine::{AppInfo, MAX_PATH};
 use crate::appid::Evidence;
 use crate::flow::{EndReason, Flow};
+use crate::packet::tunnel::{Kind, Tunnel};
 use crate::packet::{proto, IpAddr16};
 use crate::policy::{Action, PolicyStore, RULE_DEFAULT};
 use crossbeam_queue::ArrayQueue;
@@ -81,6 +82,10 @@ pub struct FlowRecord {
     /// This flow's id (`flow_id`), and the signalling flow whose ALG pinhole let it in.
     pub flow_id: u64,
     pub predicted_by: Option<u64>,
+    /// An inner flow: the kind of tunnel it came out of (`packet::tunnel::Kind`; 0: none),
+    /// and that tunnel's endpoints when known.
+    pub tunnel_kind: u8,
+    pub tunnel: Option<Tunnel>,
 }
 
 /// A flow's id in the flow log: a mix of the worker, its slot and its start time, positive
@@ -179,6 +184,25 @@ struct FlowEvent<'a> {
     nat_dst_port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     predicted_by: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tunnel: Option<TunnelPart>,
+}
+
+/// The tunnel an inner flow came out of: its kind, and (when known) the endpoints of the
+/// packets that carried it, how deep the flow was nested, and the VXLAN VNI, GRE key or
+/// GTP-U TEID.
+#[derive(Serialize)]
+struct TunnelPart {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_ip: Option<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_ip: Option<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    depth: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u32>,
 }
 
 /// A text of the evidence, if any.
@@ -224,6 +248,8 @@ impl FlowRecord {
             nat: None,
             flow_id: flow_id(worker, slot, f.start_ns),
             predicted_by: None,
+            tunnel_kind: f.key.tunnel(),
+            tunnel: None,
         }
     }
 
@@ -366,6 +392,13 @@ impl FlowRecord {
             nat_dst_ip: self.nat.map(|n| n.dst.into()),
             nat_dst_port: self.nat.map(|n| n.dport),
             predicted_by: self.predicted_by,
+            tunnel: Kind::from_u8(self.tunnel_kind).map(|k| TunnelPart {
+                kind: k.name(),
+                src_ip: self.tunnel.map(|t| t.outer_src.to_std()),
+                dest_ip: self.tunnel.map(|t| t.outer_dst.to_std()),
+                depth: self.tunnel.map(|t| t.depth),
+                id: self.tunnel.and_then(|t| t.id),
+            }),
         }
     }
 }
@@ -426,6 +459,8 @@ mod tests {
             nat: None,
             flow_id: 1,
             predicted_by: None,
+            tunnel_kind: 0,
+            tunnel: None,
         }
     }
 

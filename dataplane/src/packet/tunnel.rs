@@ -128,46 +128,53 @@ fn step(frame: &[u8], h: &Headers) -> Result<Option<(Headers, Kind, Option<u32>)
     let end = start + h.payload_len as usize;
     // The payload as far as this segment holds it; `end` may lie beyond (a chained mbuf).
     let p = frame.get(start..end.min(frame.len())).unwrap_or_default();
-    let (inner, kind, id) = match h.proto {
-        IPIP => (Inner::Ip(start, false), Kind::IpInIp, None),
-        IPV6_IN_IP => (Inner::Ip(start, true), Kind::IpInIp, None),
-        GRE => match gre(p) {
-            Some((off, inner, key)) => (inner.at(start + off), Kind::Gre, key),
-            None => return Ok(None),
-        },
-        _ => {
-            let port = |x: u16| h.dst_port == x || h.src_port == x;
-            let udp = if port(VXLAN_PORT) {
-                vxlan(p).map(|(off, vni)| (Inner::Ethernet(start + off), Kind::Vxlan, Some(vni)))
-            } else if port(GTPU_PORT) {
-                gtpu(p, end - start).map(|(off, teid)| (Inner::ip_by_version(p, off, start), Kind::GtpU, Some(teid)))
-            } else if port(TEREDO_PORT) {
-                teredo(p, end - start).map(|off| (Inner::Ip(start + off, true), Kind::Teredo, None))
-            } else if port(CAPWAP_DATA_PORT) {
-                capwap(p).map(|(off, inner)| (inner.at(start + off), Kind::Capwap, None))
-            } else {
-                None
-            };
-            match udp {
-                Some(x) => x,
-                None => return Ok(None),
-            }
-        }
+    let found = match h.proto {
+        IPIP => Some((Inner::Ip(start, false), Kind::IpInIp, None)),
+        IPV6_IN_IP => Some((Inner::Ip(start, true), Kind::IpInIp, None)),
+        GRE => gre(p).map(|(off, inner, key)| (inner.at(start + off), Kind::Gre, key)),
+        _ => udp_inner(p, end - start, h.src_port, h.dst_port, start),
     };
-    let mut out = Headers::empty();
+    let Some((inner, kind, id)) = found else {
+        return Ok(None);
+    };
+    let Some(mut out) = parse_inner(frame, inner, end)? else {
+        return Ok(None);
+    };
     out.vlans = h.vlans;
-    let ok = match inner {
-        Inner::Ip(off, v6) => {
-            if off >= end {
-                return Ok(None);
-            }
-            // The version must be what the tunnel says: anything else is not this tunnel.
-            let version = get(frame, off).map(|b| b >> 4);
-            if version != Some(if v6 { 6 } else { 4 }) {
-                return Ok(None);
-            }
-            parse_ip(frame, off, end - off, v6, &mut out)
-        }
+    out.tunnel = kind as u8;
+    Ok(Some((out, kind, id)))
+}
+
+/// The tunnel in a UDP payload `p` (of `plen` bytes declared) between these ports, which
+/// starts at `base` in its frame: where its inner packet is, the kind, and the id.
+fn udp_inner(
+    p: &[u8],
+    plen: usize,
+    src_port: u16,
+    dst_port: u16,
+    base: usize,
+) -> Option<(Inner, Kind, Option<u32>)> {
+    let port = |x: u16| dst_port == x || src_port == x;
+    if port(VXLAN_PORT) {
+        vxlan(p).map(|(off, vni)| (Inner::Ethernet(base + off), Kind::Vxlan, Some(vni)))
+    } else if port(GTPU_PORT) {
+        gtpu(p, plen)
+            .map(|(off, teid)| (Inner::ip_by_version(p, off, base), Kind::GtpU, Some(teid)))
+    } else if port(TEREDO_PORT) {
+        teredo(p, plen).map(|off| (Inner::Ip(base + off, true), Kind::Teredo, None))
+    } else if port(CAPWAP_DATA_PORT) {
+        capwap(p).map(|(off, inner)| (inner.at(base + off), Kind::Capwap, None))
+    } else {
+        None
+    }
+}
+
+/// The headers of the IP packet `inner` names in `frame`, whose bytes end at `end`.
+/// `Ok(None)`: nothing IP is there (a version other than the tunnel says, ARP in an
+/// Ethernet frame, a truncated frame header).
+fn parse_inner(frame: &[u8], inner: Inner, end: usize) -> Result<Option<Headers>, Malformed> {
+    let (off, v6) = match inner {
+        Inner::Ip(off, v6) => (off, v6),
         Inner::Ethernet(off) => {
             let Some(f) = frame.get(off..end.min(frame.len())) else {
                 return Ok(None);
@@ -175,23 +182,29 @@ fn step(frame: &[u8], h: &Headers) -> Result<Option<(Headers, Kind, Option<u32>)
             let Ok(eth) = ethernet::parse(f) else {
                 return Ok(None);
             };
-            let v6 = match eth.ethertype {
-                ethernet::EtherType::IPV4 => false,
-                ethernet::EtherType::IPV6 => true,
+            match eth.ethertype {
+                ethernet::EtherType::IPV4 => (off + eth.payload_offset, false),
+                ethernet::EtherType::IPV6 => (off + eth.payload_offset, true),
                 // ARP and other non-IP frames inside: the outer flow is all there is.
                 _ => return Ok(None),
-            };
-            let l3 = off + eth.payload_offset;
-            if l3 >= end {
-                return Ok(None);
             }
-            parse_ip(frame, l3, end - l3, v6, &mut out)
         }
         Inner::None => return Ok(None),
     };
-    ok?;
-    out.tunnel = kind as u8;
-    Ok(Some((out, kind, id)))
+    // The version must be what the tunnel says: anything else is not this tunnel.
+    if off >= end || get(frame, off).map(|b| b >> 4) != Some(if v6 { 6 } else { 4 }) {
+        return Ok(None);
+    }
+    let mut out = Headers::empty();
+    parse_ip(frame, off, end - off, v6, &mut out)?;
+    Ok(Some(out))
+}
+
+/// Whether UDP payload `p` between these ports is a tunnel packet with a well-formed IP
+/// packet inside, and of which kind: App-ID's view of the outer flow.
+pub fn udp_tunnel(p: &[u8], src_port: u16, dst_port: u16) -> Option<Kind> {
+    let (inner, kind, _) = udp_inner(p, p.len(), src_port, dst_port, 0)?;
+    matches!(parse_inner(p, inner, p.len()), Ok(Some(_))).then_some(kind)
 }
 
 /// Where the inner packet starts and what it is.
@@ -365,14 +378,18 @@ fn capwap(p: &[u8]) -> Option<(usize, Next)> {
         return None;
     }
     let w = p.get(hlen..)?;
-    let (off, v6) = wifi_data(w)?;
+    let (off, v6) = wifi_data(w, false).or_else(|| wifi_data(w, true))?;
     Some((hlen + off, Next::Ip(v6)))
 }
 
 /// An unprotected IEEE 802.11 data frame carrying IP behind LLC/SNAP: the IP packet's offset.
-fn wifi_data(w: &[u8]) -> Option<(usize, bool)> {
-    let fc0 = get(w, 0)?;
-    let fc1 = get(w, 1)?;
+/// `swapped`: the frame control's two bytes in the other order, as Cisco controllers send
+/// them (Wireshark's "swap frame control" for CAPWAP).
+fn wifi_data(w: &[u8], swapped: bool) -> Option<(usize, bool)> {
+    let (fc0, fc1) = match swapped {
+        false => (get(w, 0)?, get(w, 1)?),
+        true => (get(w, 1)?, get(w, 0)?),
+    };
     // Protocol version 0, type data (2); subtypes with the "no data" bit carry nothing.
     if fc0 & 0x03 != 0 || (fc0 >> 2) & 0x03 != 2 || fc0 & 0x40 != 0 {
         return None;

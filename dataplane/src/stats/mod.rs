@@ -86,7 +86,7 @@ impl DropReason {
     }
 }
 
-const FIXED: usize = 60;
+const FIXED: usize = 63;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -150,6 +150,9 @@ pub const GENERAL: [&str; FIXED] = [
     "appid_contexts_reclaimed",
     "appid_no_context",
     "flow_log_interim",
+    "tunnel_packets",
+    "tunnel_inner_malformed",
+    "tunnel_inner_untracked",
 ];
 
 /// Index of each general counter.
@@ -257,6 +260,12 @@ pub enum C {
     AppidNoContext,
     /// Interim records of long flows handed to the flow log (`flow-log.active-timeout`).
     FlowLogInterim,
+    /// Tunnel packets whose inner packet was tracked as a flow of its own (`packet::tunnel`);
+    /// well-formed tunnels whose inner IP packet was malformed (the outer packet passed);
+    /// inner packets left without a flow (the flow table refused one).
+    TunnelPackets,
+    TunnelInnerMalformed,
+    TunnelInnerUntracked,
 }
 
 const OTHER_DROPS: [(DropReason, &str); 25] = [

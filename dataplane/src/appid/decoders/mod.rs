@@ -25,6 +25,7 @@ pub mod stun;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod tls;
+pub mod tunnel;
 pub mod util;
 pub mod xmpp;
 
@@ -49,6 +50,7 @@ pub static DECODERS: &[&dyn Decoder] = &[
     &imap::Imap,
     &rtsp::Rtsp,
     &ssh::Ssh,
+    &tunnel::UdpTunnel,
     &rtcp::Rtcp,
     &rtp::Rtp,
 ];

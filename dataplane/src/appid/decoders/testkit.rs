@@ -475,7 +475,7 @@ pub fn ndpi_labels(file: &str) -> HashMap<(String, String), String> {
 }
 
 /// The protocol this project expects for a flow nDPI labelled `label`, for the protocols
-/// of the DNS-family, LAN-service and SMB decoders (None: some other protocol).
+/// of the DNS-family, LAN-service, SMB and tunnel decoders (None: some other protocol).
 pub fn expected(label: &str, flow: &Flow) -> Option<Proto> {
     let master = label.split('.').next().unwrap_or("");
     Some(match master {
@@ -490,6 +490,7 @@ pub fn expected(label: &str, flow: &Flow) -> Option<Proto> {
         "NetBIOS" if flow.has_port(138) => Proto::NetbiosDgm,
         "SMBv1" | "SMBv23" => Proto::Smb,
         "NAT-PMP" => Proto::NatPmp,
+        "Teredo" => Proto::Teredo,
         _ => return None,
     })
 }

@@ -74,7 +74,10 @@ fn check_inner4(f: &[u8], kind: Kind, id: Option<u32>) -> (Headers, Tunnel) {
     let (h, t) = decap_frame(f).unwrap().expect("a tunnel");
     assert_eq!((h.src.v4(), h.dst.v4()), (Some(C), Some(D)));
     assert_eq!((h.proto, h.src_port, h.dst_port), (proto::UDP, 5060, 5061));
-    assert_eq!(&f[h.payload_offset as usize..][..h.payload_len as usize], b"hello");
+    assert_eq!(
+        &f[h.payload_offset as usize..][..h.payload_len as usize],
+        b"hello"
+    );
     assert_eq!(h.tunnel, kind as u8);
     assert_eq!((t.kind, t.id), (kind, id));
     (h, t)
@@ -84,22 +87,34 @@ fn check_inner4(f: &[u8], kind: Kind, id: Option<u32>) -> (Headers, Tunnel) {
 fn ip_in_ip_all_four_ways() {
     let f = eth(0x0800, &ipv4(A, B, 4, &inner4()));
     let (_, t) = check_inner4(&f, Kind::IpInIp, None);
-    assert_eq!((t.outer_src.v4(), t.outer_dst.v4(), t.depth), (Some(A), Some(B), 1));
+    assert_eq!(
+        (t.outer_src.v4(), t.outer_dst.v4(), t.depth),
+        (Some(A), Some(B), 1)
+    );
 
     let f = eth(0x86dd, &ipv6(A6, B6, 4, &inner4()));
     let (_, t) = check_inner4(&f, Kind::IpInIp, None);
     assert_eq!((t.outer_src.0, t.outer_dst.0), (A6, B6));
 
     let six = ipv6(B6, A6, proto::TCP, &tcp(40000, 443));
-    for f in [eth(0x0800, &ipv4(A, B, 41, &six)), eth(0x86dd, &ipv6(A6, B6, 41, &six))] {
+    for f in [
+        eth(0x0800, &ipv4(A, B, 41, &six)),
+        eth(0x86dd, &ipv6(A6, B6, 41, &six)),
+    ] {
         let (h, t) = decap_frame(&f).unwrap().unwrap();
         assert_eq!((h.l3, h.src.0, h.dst.0), (L3::Ipv6, B6, A6));
-        assert_eq!((h.proto, h.src_port, h.dst_port, h.tcp_flags), (proto::TCP, 40000, 443, 2));
+        assert_eq!(
+            (h.proto, h.src_port, h.dst_port, h.tcp_flags),
+            (proto::TCP, 40000, 443, 2)
+        );
         assert_eq!(t.kind, Kind::IpInIp);
     }
     // Protocol 4 with an IPv6 packet inside (or 41 with IPv4) is not that tunnel.
     assert_eq!(decap_frame(&eth(0x0800, &ipv4(A, B, 4, &six))), Ok(None));
-    assert_eq!(decap_frame(&eth(0x0800, &ipv4(A, B, 41, &inner4()))), Ok(None));
+    assert_eq!(
+        decap_frame(&eth(0x0800, &ipv4(A, B, 41, &inner4()))),
+        Ok(None)
+    );
 }
 
 #[test]
@@ -117,7 +132,11 @@ fn gre_with_checksum_key_and_sequence_and_bridged_ethernet() {
     check_inner4(&eth(0x0800, &ipv4(A, B, 47, &g)), Kind::Gre, None);
 
     // Routing present, version 1 (PPTP), a protocol that is not IP: no tunnel.
-    for head in [[0x40, 0, 8, 0], [0x00, 0x01, 8, 0], [0x00, 0x00, 0x88, 0x0b]] {
+    for head in [
+        [0x40, 0, 8, 0],
+        [0x00, 0x01, 8, 0],
+        [0x00, 0x00, 0x88, 0x0b],
+    ] {
         let mut g = head.to_vec();
         g.extend_from_slice(&inner4());
         assert_eq!(decap_frame(&eth(0x0800, &ipv4(A, B, 47, &g))), Ok(None));
@@ -133,7 +152,10 @@ fn vxlan_carries_an_ethernet_frame_and_names_its_vni() {
     // Without the I flag the VNI is not valid: not decapsulated.
     let mut bad = v.clone();
     bad[0] = 0;
-    let f = eth(0x0800, &ipv4(A, B, proto::UDP, &udp(36286, VXLAN_PORT, &bad)));
+    let f = eth(
+        0x0800,
+        &ipv4(A, B, proto::UDP, &udp(36286, VXLAN_PORT, &bad)),
+    );
     assert_eq!(decap_frame(&f), Ok(None));
     // The same bytes on another port are just UDP.
     let f = eth(0x0800, &ipv4(A, B, proto::UDP, &udp(36286, 4790, &v)));
@@ -144,13 +166,21 @@ fn vxlan_carries_an_ethernet_frame_and_names_its_vni() {
 fn gtp_u_with_extension_headers() {
     let six = ipv6(A6, B6, proto::UDP, &udp(49120, 25658, b"hello"));
     // E set: sequence, N-PDU, next type 0x85 (PDU session container, 1 unit), then none.
-    let mut g = vec![0x34, 0xff, 0, 0, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0x85, 1, 0x10, 0x01, 0];
+    let mut g = vec![
+        0x34, 0xff, 0, 0, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0x85, 1, 0x10, 0x01, 0,
+    ];
     g.extend_from_slice(&six);
     let len = (g.len() - 8) as u16;
     g[2..4].copy_from_slice(&len.to_be_bytes());
-    let f = eth(0x0800, &ipv4(A, B, proto::UDP, &udp(GTPU_PORT, GTPU_PORT, &g)));
+    let f = eth(
+        0x0800,
+        &ipv4(A, B, proto::UDP, &udp(GTPU_PORT, GTPU_PORT, &g)),
+    );
     let (h, t) = decap_frame(&f).unwrap().unwrap();
-    assert_eq!((h.src.0, h.dst.0, h.src_port, h.dst_port), (A6, B6, 49120, 25658));
+    assert_eq!(
+        (h.src.0, h.dst.0, h.src_port, h.dst_port),
+        (A6, B6, 49120, 25658)
+    );
     assert_eq!((t.kind, t.id), (Kind::GtpU, Some(0xdead_beef)));
     // A length longer than the datagram, a zero-length extension, an echo request: no.
     let mut long = g.clone();
@@ -160,7 +190,10 @@ fn gtp_u_with_extension_headers() {
     let mut echo = g.clone();
     echo[1] = 1;
     for bad in [long, zero, echo] {
-        let f = eth(0x0800, &ipv4(A, B, proto::UDP, &udp(GTPU_PORT, GTPU_PORT, &bad)));
+        let f = eth(
+            0x0800,
+            &ipv4(A, B, proto::UDP, &udp(GTPU_PORT, GTPU_PORT, &bad)),
+        );
         assert_eq!(decap_frame(&f), Ok(None));
     }
 }
@@ -182,7 +215,10 @@ fn teredo_with_origin_indication_and_authentication() {
     }
     // An IPv6 payload length that does not fill the datagram: not Teredo.
     plain.push(0);
-    let f = eth(0x0800, &ipv4(A, B, proto::UDP, &udp(TEREDO_PORT, 3000, &plain)));
+    let f = eth(
+        0x0800,
+        &ipv4(A, B, proto::UDP, &udp(TEREDO_PORT, 3000, &plain)),
+    );
     assert_eq!(decap_frame(&f), Ok(None));
 }
 
@@ -199,13 +235,19 @@ fn capwap_data_with_native_wifi_and_with_ethernet() {
     w.extend_from_slice(&inner4());
     let mut p = head.to_vec();
     p.extend_from_slice(&w);
-    let f = eth(0x0800, &ipv4(A, B, proto::UDP, &udp(41264, CAPWAP_DATA_PORT, &p)));
+    let f = eth(
+        0x0800,
+        &ipv4(A, B, proto::UDP, &udp(41264, CAPWAP_DATA_PORT, &p)),
+    );
     check_inner4(&f, Kind::Capwap, None);
 
     let v: u32 = 2 << 19 | 1 << 14 | 1 << 9;
     let mut p = vec![0, (v >> 16) as u8, (v >> 8) as u8, v as u8, 0, 0, 0, 0];
     p.extend_from_slice(&eth(0x0800, &inner4()));
-    let f = eth(0x0800, &ipv4(A, B, proto::UDP, &udp(CAPWAP_DATA_PORT, 41264, &p)));
+    let f = eth(
+        0x0800,
+        &ipv4(A, B, proto::UDP, &udp(CAPWAP_DATA_PORT, 41264, &p)),
+    );
     check_inner4(&f, Kind::Capwap, None);
 
     // DTLS-protected (type 1), a protected 802.11 frame: not looked into.
@@ -216,7 +258,10 @@ fn capwap_data_with_native_wifi_and_with_ethernet() {
     w2[1] |= 0x40;
     prot.extend_from_slice(&w2);
     for bad in [dtls, prot] {
-        let f = eth(0x0800, &ipv4(A, B, proto::UDP, &udp(41264, CAPWAP_DATA_PORT, &bad)));
+        let f = eth(
+            0x0800,
+            &ipv4(A, B, proto::UDP, &udp(41264, CAPWAP_DATA_PORT, &bad)),
+        );
         assert_eq!(decap_frame(&f), Ok(None));
     }
 }
@@ -231,7 +276,10 @@ fn nesting_is_followed_to_the_limit() {
     g.extend_from_slice(&mid);
     let f = eth(0x0800, &ipv4(A, B, 47, &g));
     let (_, t) = check_inner4(&f, Kind::Vxlan, Some(5));
-    assert_eq!((t.depth, t.outer_src.v4(), t.outer_dst.v4()), (2, Some(B), Some(A)));
+    assert_eq!(
+        (t.depth, t.outer_src.v4(), t.outer_dst.v4()),
+        (2, Some(B), Some(A))
+    );
 
     // Five IP-in-IP levels: followed MAX_DEPTH deep, and what is found there is the inner flow.
     let mut p = inner4();
