@@ -96,6 +96,8 @@ pub struct NdpiFlow {
     pub tuple: Tuple,
     /// nDPI's verdict: `MASTER` or `MASTER.APP` (e.g. `TLS.AppleiCloud`), `Unknown`.
     pub label: String,
+    /// nDPI's line says it guessed from the port (`Confidence: Match by port`).
+    pub by_port: bool,
 }
 
 /// Every flow line of an nDPI `.out` file, e.g.
@@ -132,6 +134,7 @@ pub fn parse_out(text: &str) -> Vec<NdpiFlow> {
         let label = verdict.split_once('/').map_or(verdict, |(_, n)| n);
         out.push(NdpiFlow {
             index,
+            by_port: rest.contains("[Confidence: Match by port]"),
             tuple,
             label: label.trim().to_string(),
         });
@@ -289,6 +292,22 @@ pub fn accepted(label: &str) -> Option<Vec<Vec<&'static str>>> {
         "NAT-PMP" => one(&["nat-pmp"]),
         // The outer flow of a Teredo tunnel (nDPI lists no inner flows for it).
         "Teredo" => one(&["teredo"]),
+        "WireGuard" => one(&["wireguard"]),
+        "OpenVPN" => one(&["openvpn"]),
+        "IPSec" => one(&["ipsec"]),
+        "RDP" => one(&["ms-rdp"]),
+        "VNC" => one(&["vnc"]),
+        "Telnet" => one(&["telnet"]),
+        "FTP_CONTROL" => one(&["ftp"]),
+        "TFTP" => one(&["tftp"]),
+        "BitTorrent" => one(&["bittorrent"]),
+        "Kerberos" => one(&["kerberos"]),
+        "LDAP" => one(&["ldap"]),
+        "SNMP" => one(&["snmp"]),
+        "Syslog" => one(&["syslog"]),
+        "MySQL" => one(&["mysql"]),
+        "PostgreSQL" => one(&["postgres"]),
+        "MQTT" => one(&["mqtt"]),
         "ApplePush" => Some(vec![
             vec!["ssl", "apple-push-notifications"],
             vec!["jabber", "apple-push-notifications"],
@@ -303,6 +322,14 @@ pub fn accepted(label: &str) -> Option<Vec<Vec<&'static str>>> {
         _ => None,
     }
 }
+
+/// Our verdicts for a flow whose protocol was not recognised.
+const UNIDENTIFIED: &[&str] = &[
+    "unknown-tcp",
+    "unknown-udp",
+    "insufficient-data",
+    "incomplete",
+];
 
 /// A disagreement with nDPI where nDPI is wrong, checked by hand with tshark.
 pub struct Mistake {
@@ -480,6 +507,11 @@ pub fn score(file: &str, ndpi: &[NdpiFlow], ours: &[OurFlow]) -> Vec<Verdict> {
                     Outcome::Agree
                 } else if let Some(m) = mistake.filter(|m| mine.iter().all(|f| f.app == m.truth)) {
                     Outcome::Excused(m.reason)
+                } else if n.by_port && mine.iter().all(|f| UNIDENTIFIED.contains(&f.app.as_str())) {
+                    Outcome::Excused(
+                        "nDPI guessed from the port alone (its line says 'Confidence: Match by \
+                         port') and no payload of the flow has the protocol's structure",
+                    )
                 } else {
                     Outcome::Disagree
                 }

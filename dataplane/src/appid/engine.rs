@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 /// Bytes of each TCP direction kept for decoders (a ClientHello, an XMPP stream header...).
 pub const STREAM_BYTES: usize = 2048;
-const MAX_DECODERS: usize = 24;
+const MAX_DECODERS: usize = 48;
 const NO_CTX: u32 = u32::MAX;
 /// Longest application path recorded (e.g. ssl -> facetime, stun -> dtls).
 pub const MAX_PATH: usize = 3;
@@ -98,8 +98,8 @@ impl AppInfo {
 
 /// Per-flow classifier state while a flow is undecided.
 struct Context {
-    candidates: u32,
-    hinted: u32,
+    candidates: u64,
+    hinted: u64,
     scratch: [Scratch; MAX_DECODERS],
     ev: Evidence,
     /// Best weak answer so far, used if nothing certain turns up.
@@ -133,10 +133,10 @@ impl Context {
         self.hinted = 0;
         for (i, d) in DECODERS.iter().enumerate().take(MAX_DECODERS) {
             if d.transports().contains(&transport) {
-                self.candidates |= 1 << i;
+                self.candidates |= 1u64 << i;
                 let hints = d.hint_ports();
                 if hints.contains(&client_port) || hints.contains(&server_port) {
-                    self.hinted |= 1 << i;
+                    self.hinted |= 1u64 << i;
                 }
             }
         }
@@ -516,7 +516,7 @@ impl Engine {
                         ctx.likely.get_or_insert(p);
                     }
                     Probe::NotYet => {}
-                    Probe::NotMe => ctx.candidates &= !(1 << i),
+                    Probe::NotMe => ctx.candidates &= !(1u64 << i),
                 }
             }
         }
@@ -618,13 +618,13 @@ impl Engine {
             client_port,
         };
         let app = self.catalog.shift(base, &subject).unwrap_or(base);
-        let upgrades: u32 = UPGRADES
+        let upgrades: u64 = UPGRADES
             .iter()
             .find(|(from, _)| *from == p)
             .map_or(0, |(_, to)| {
                 to.iter()
                     .filter_map(|n| DECODERS.iter().position(|d| d.name() == *n))
-                    .fold(0, |m, i| m | 1 << i)
+                    .fold(0, |m, i| m | 1u64 << i)
             });
         if info.provisional {
             // The upgrade arrived: stun -> dtls, rtp or rtcp (and what that shifts to). The

@@ -58,10 +58,26 @@ pub enum Proto {
     GtpU,
     Teredo,
     Capwap,
+    Wireguard,
+    Openvpn,
+    Ipsec,
+    Rdp,
+    Vnc,
+    Telnet,
+    Ftp,
+    Tftp,
+    Kerberos,
+    Ldap,
+    Snmp,
+    Syslog,
+    Mysql,
+    Postgres,
+    Mqtt,
+    Bittorrent,
 }
 
 impl Proto {
-    pub const ALL: [Proto; 30] = [
+    pub const ALL: [Proto; 46] = [
         Proto::Sip,
         Proto::Stun,
         Proto::Rtp,
@@ -92,6 +108,22 @@ impl Proto {
         Proto::GtpU,
         Proto::Teredo,
         Proto::Capwap,
+        Proto::Wireguard,
+        Proto::Openvpn,
+        Proto::Ipsec,
+        Proto::Rdp,
+        Proto::Vnc,
+        Proto::Telnet,
+        Proto::Ftp,
+        Proto::Tftp,
+        Proto::Kerberos,
+        Proto::Ldap,
+        Proto::Snmp,
+        Proto::Syslog,
+        Proto::Mysql,
+        Proto::Postgres,
+        Proto::Mqtt,
+        Proto::Bittorrent,
     ];
 
     /// The application name this protocol has in the catalog.
@@ -127,6 +159,22 @@ impl Proto {
             Proto::GtpU => "gtp-u",
             Proto::Teredo => "teredo",
             Proto::Capwap => "capwap",
+            Proto::Wireguard => "wireguard",
+            Proto::Openvpn => "openvpn",
+            Proto::Ipsec => "ipsec",
+            Proto::Rdp => "ms-rdp",
+            Proto::Vnc => "vnc",
+            Proto::Telnet => "telnet",
+            Proto::Ftp => "ftp",
+            Proto::Tftp => "tftp",
+            Proto::Kerberos => "kerberos",
+            Proto::Ldap => "ldap",
+            Proto::Snmp => "snmp",
+            Proto::Syslog => "syslog",
+            Proto::Mysql => "mysql",
+            Proto::Postgres => "postgres",
+            Proto::Mqtt => "mqtt",
+            Proto::Bittorrent => "bittorrent",
         }
     }
 }

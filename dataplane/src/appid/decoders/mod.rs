@@ -3,30 +3,46 @@
 //! heuristic ones (RTCP, RTP) last.
 use super::Decoder;
 
+pub mod bittorrent;
 pub mod dhcp;
 pub mod dns;
 pub mod dtls;
+pub mod ftp;
 pub mod http;
 pub mod imap;
+pub mod ipsec;
+pub mod kerberos;
+pub mod ldap;
+pub mod mqtt;
+pub mod mysql;
 pub mod natpmp;
 pub mod netbios;
 pub mod ntp;
+pub mod openvpn;
 pub mod pop3;
+pub mod postgres;
 pub mod quic;
+pub mod rdp;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtsp;
 pub mod sip;
 pub mod smb;
 pub mod smtp;
+pub mod snmp;
 pub mod ssdp;
 pub mod ssh;
 pub mod stun;
+pub mod syslog;
+pub mod telnet;
 #[cfg(test)]
 pub(crate) mod testkit;
+pub mod tftp;
 pub mod tls;
 pub mod tunnel;
 pub mod util;
+pub mod vnc;
+pub mod wireguard;
 pub mod xmpp;
 
 /// Every decoder, in the order the engine asks them (after the port-hinted ones).
@@ -51,6 +67,22 @@ pub static DECODERS: &[&dyn Decoder] = &[
     &rtsp::Rtsp,
     &ssh::Ssh,
     &tunnel::UdpTunnel,
+    &ipsec::Ipsec,
+    &openvpn::Openvpn,
+    &wireguard::Wireguard,
+    &kerberos::Kerberos,
+    &ldap::Ldap,
+    &snmp::Snmp,
+    &tftp::Tftp,
+    &syslog::Syslog,
+    &rdp::Rdp,
+    &vnc::Vnc,
+    &telnet::Telnet,
+    &ftp::Ftp,
+    &mysql::Mysql,
+    &postgres::Postgres,
+    &mqtt::Mqtt,
+    &bittorrent::Bittorrent,
     &rtcp::Rtcp,
     &rtp::Rtp,
 ];
@@ -112,7 +144,7 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), DECODERS.len());
-        assert!(DECODERS.len() <= 32, "the engine keeps candidates in a u32");
+        assert!(DECODERS.len() <= 64, "the engine keeps candidates in a u64");
     }
 
     proptest::proptest! {

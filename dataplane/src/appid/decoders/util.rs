@@ -44,6 +44,25 @@ pub fn header_value<'a>(data: &'a [u8], name: &[u8], compact: Option<u8>) -> Opt
     None
 }
 
+/// A BER/DER tag-length header at `off`: (tag, content length, header length). Definite
+/// lengths only, at most 4 length bytes (what Kerberos, LDAP and SNMP send).
+pub fn der(b: &[u8], off: usize) -> Option<(u8, usize, usize)> {
+    let tag = *b.get(off)?;
+    let first = *b.get(off + 1)?;
+    if first < 0x80 {
+        return Some((tag, first as usize, 2));
+    }
+    let n = (first & 0x7f) as usize;
+    if n == 0 || n > 4 {
+        return None;
+    }
+    let mut len = 0usize;
+    for i in 0..n {
+        len = len << 8 | *b.get(off + 2 + i)? as usize;
+    }
+    Some((tag, len, 2 + n))
+}
+
 /// `b` without leading and trailing ASCII whitespace.
 pub fn trim(b: &[u8]) -> &[u8] {
     let start = b
