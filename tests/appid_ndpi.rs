@@ -125,5 +125,12 @@ fn label_table_accepts_true_answers_only() {
     assert!(ok("NetBIOS.SMBv1", &["netbios-dg"]));
     assert!(ok("Unknown", &["insufficient-data"]));
     assert!(!ok("Unknown", &["sip"]));
-    assert!(accepted("Spotify").is_none() && accepted("Discord").is_none());
+    assert!(accepted("Spotify").is_none());
+    // Messengers: their own protocol, or the protocol they ride with their name on top.
+    assert!(ok("Discord", &["discord"]));
+    assert!(ok("STUN.WhatsAppCall", &["stun", "whatsapp"]));
+    assert!(ok("STUN.WhatsAppCall", &["stun"]));
+    assert!(ok("TLS.Teams", &["ssl", "ms-teams"]));
+    assert!(!ok("TLS.Teams", &["ssl", "zoom"]));
+    assert!(!ok("TLS", &["ssl", "whatsapp"]));
 }

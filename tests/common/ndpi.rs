@@ -96,7 +96,8 @@ pub struct NdpiFlow {
     pub tuple: Tuple,
     /// nDPI's verdict: `MASTER` or `MASTER.APP` (e.g. `TLS.AppleiCloud`), `Unknown`.
     pub label: String,
-    /// nDPI's line says it guessed from the port (`Confidence: Match by port`).
+    /// nDPI's line says it guessed from the port or the address (`Confidence: Match by
+    /// port`, `Match by IP`).
     pub by_port: bool,
 }
 
@@ -134,7 +135,8 @@ pub fn parse_out(text: &str) -> Vec<NdpiFlow> {
         let label = verdict.split_once('/').map_or(verdict, |(_, n)| n);
         out.push(NdpiFlow {
             index,
-            by_port: rest.contains("[Confidence: Match by port]"),
+            by_port: rest.contains("[Confidence: Match by port]")
+                || rest.contains("[Confidence: Match by IP]"),
             tuple,
             label: label.trim().to_string(),
         });
@@ -218,6 +220,47 @@ const APPLE_APPS: &[&str] = &[
 /// specific answer that nDPI could not give (e.g. `facetime`) is wrong in this corpus: nDPI 4
 /// knows no FaceTime and none of these captures holds any.
 pub fn accepted(label: &str) -> Option<Vec<Vec<&'static str>>> {
+    let (master, app) = match label.split_once('.') {
+        Some((m, a)) => (m, Some(a)),
+        None => (label, None),
+    };
+    // A messenger's own protocol (nDPI names it as the master).
+    if let Some(svc) = service(master) {
+        return Some(vec![
+            vec![svc],
+            vec!["stun", svc],
+            vec!["ssl", svc],
+            vec!["rtp", svc],
+        ]);
+    }
+    let mut v = base_accepted(label)?;
+    // The service on top of a protocol: the catalog names it where it has it.
+    if let Some(svc) = app.and_then(service) {
+        let extra: Vec<Vec<&'static str>> = v
+            .iter()
+            .filter(|p| p.len() < 3)
+            .map(|p| p.iter().copied().chain([svc]).collect())
+            .collect();
+        v.extend(extra);
+    }
+    Some(v)
+}
+
+/// The catalog's messenger or conferencing service for an nDPI application name.
+fn service(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "WhatsApp" | "WhatsAppCall" | "WhatsAppFiles" => "whatsapp",
+        "Teams" | "Skype_Teams" | "Skype_TeamsCall" => "ms-teams",
+        "Zoom" => "zoom",
+        "Signal" | "SignalVoip" => "signal",
+        "Discord" => "discord",
+        "Telegram" => "telegram",
+        "Webex" => "webex",
+        _ => return None,
+    })
+}
+
+fn base_accepted(label: &str) -> Option<Vec<Vec<&'static str>>> {
     let (master, app) = match label.split_once('.') {
         Some((m, a)) => (m, Some(a)),
         None => (label, None),
@@ -509,8 +552,9 @@ pub fn score(file: &str, ndpi: &[NdpiFlow], ours: &[OurFlow]) -> Vec<Verdict> {
                     Outcome::Excused(m.reason)
                 } else if n.by_port && mine.iter().all(|f| UNIDENTIFIED.contains(&f.app.as_str())) {
                     Outcome::Excused(
-                        "nDPI guessed from the port alone (its line says 'Confidence: Match by \
-                         port') and no payload of the flow has the protocol's structure",
+                        "nDPI guessed from the port or the address alone (its line says \
+                         'Confidence: Match by port' or 'Match by IP') and no payload of the \
+                         flow has the protocol's structure",
                     )
                 } else {
                     Outcome::Disagree

@@ -69,6 +69,8 @@ pub struct SigSpec {
     #[serde(default)]
     stun_software: Vec<String>,
     #[serde(default)]
+    dialect: Vec<String>,
+    #[serde(default)]
     server: Vec<String>,
     #[serde(default)]
     port: Vec<PortSpec>,
@@ -98,6 +100,8 @@ pub struct Signature {
     pub host: Vec<String>,
     pub user_agent: Vec<String>,
     pub stun_software: Vec<String>,
+    /// The decoder's name for a vendor's dialect (`Evidence::dialect`).
+    pub dialect: Vec<String>,
     pub server: Vec<Prefix>,
     pub ports: Vec<(u16, u16)>,
     /// `ports` may match the client's port too (signatures on rtp and rtcp).
@@ -212,6 +216,7 @@ fn build_app(
             host: s.host.clone(),
             user_agent: s.user_agent.clone(),
             stun_software: s.stun_software.clone(),
+            dialect: s.dialect.clone(),
             server,
             ports,
             app: me,
@@ -438,13 +443,14 @@ impl Catalog {
                 if sig.host.is_empty()
                     && sig.user_agent.is_empty()
                     && sig.stun_software.is_empty()
+                    && sig.dialect.is_empty()
                     && sig.server.is_empty()
                     && sig.ports.is_empty()
                 {
                     return Err((
                         k,
                         format!(
-                            "application {:?}: a signature needs at least one of host, user-agent, stun-software, server, port",
+                            "application {:?}: a signature needs at least one of host, user-agent, stun-software, dialect, server, port",
                             a.name
                         ),
                     ));
@@ -548,6 +554,7 @@ impl Signature {
         any(&self.host, s.ev.host.as_str())
             && any(&self.user_agent, s.ev.user_agent.as_str())
             && any(&self.stun_software, s.ev.stun_software.as_str())
+            && any(&self.dialect, s.ev.dialect.as_str())
             && (self.server.is_empty()
                 || s.server
                     .is_some_and(|ip| self.server.iter().any(|p| p.contains(ip))))

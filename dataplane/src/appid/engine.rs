@@ -628,9 +628,22 @@ impl Engine {
             });
         if info.provisional {
             // The upgrade arrived: stun -> dtls, rtp or rtcp (and what that shifts to). The
-            // flow's application is decided now.
-            Self::push_path(info, base);
-            Self::push_path(info, app);
+            // flow's application is decided now. A call whose STUN named its service (a
+            // messenger's dialect) stays that service's, its media in the path:
+            // ["stun", "rtp", "ms-teams"].
+            let service = info.app;
+            let first = info.path().first().copied().unwrap_or(service);
+            let app = if app == base && service != first {
+                info.path_len = 0;
+                Self::push_path(info, first);
+                Self::push_path(info, base);
+                Self::push_path(info, service);
+                service
+            } else {
+                Self::push_path(info, base);
+                Self::push_path(info, app);
+                app
+            };
             info.decided_after = (f.packets[0] + f.packets[1]).min(u32::MAX as u64) as u32;
             info.provisional = false;
             return Self::finish(

@@ -55,6 +55,9 @@ pub struct Evidence {
     pub alpn: Text<16>,
     /// STUN SOFTWARE attribute.
     pub stun_software: Text<32>,
+    /// A vendor's dialect of a standard protocol, as its decoder recognised it (STUN:
+    /// `whatsapp`, `ms-teams`), for the catalog's signatures.
+    pub dialect: Text<12>,
 }
 
 impl Evidence {
@@ -63,6 +66,7 @@ impl Evidence {
             && self.user_agent.is_empty()
             && self.alpn.is_empty()
             && self.stun_software.is_empty()
+            && self.dialect.is_empty()
     }
 }
 

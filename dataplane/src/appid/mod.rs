@@ -74,10 +74,14 @@ pub enum Proto {
     Postgres,
     Mqtt,
     Bittorrent,
+    Whatsapp,
+    Zoom,
+    Discord,
+    Telegram,
 }
 
 impl Proto {
-    pub const ALL: [Proto; 46] = [
+    pub const ALL: [Proto; 50] = [
         Proto::Sip,
         Proto::Stun,
         Proto::Rtp,
@@ -124,6 +128,10 @@ impl Proto {
         Proto::Postgres,
         Proto::Mqtt,
         Proto::Bittorrent,
+        Proto::Whatsapp,
+        Proto::Zoom,
+        Proto::Discord,
+        Proto::Telegram,
     ];
 
     /// The application name this protocol has in the catalog.
@@ -175,6 +183,10 @@ impl Proto {
             Proto::Postgres => "postgres",
             Proto::Mqtt => "mqtt",
             Proto::Bittorrent => "bittorrent",
+            Proto::Whatsapp => "whatsapp",
+            Proto::Zoom => "zoom",
+            Proto::Discord => "discord",
+            Proto::Telegram => "telegram",
         }
     }
 }

@@ -285,7 +285,7 @@ mod tests {
         let (bad, matched) = testkit::compare_with_ndpi(&Dhcp, &[Proto::Dhcp, Proto::Dhcpv6]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         // iphone.pcap 2, 1kxun.pcap 5; 1kxun.pcap 3.
-        assert_eq!(matched.get(&Proto::Dhcp), Some(&7));
+        assert_eq!(matched.get(&Proto::Dhcp), Some(&14));
         assert_eq!(matched.get(&Proto::Dhcpv6), Some(&3));
     }
 

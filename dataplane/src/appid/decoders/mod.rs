@@ -5,6 +5,7 @@ use super::Decoder;
 
 pub mod bittorrent;
 pub mod dhcp;
+pub mod discord;
 pub mod dns;
 pub mod dtls;
 pub mod ftp;
@@ -34,6 +35,7 @@ pub mod ssdp;
 pub mod ssh;
 pub mod stun;
 pub mod syslog;
+pub mod telegram;
 pub mod telnet;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -42,8 +44,10 @@ pub mod tls;
 pub mod tunnel;
 pub mod util;
 pub mod vnc;
+pub mod whatsapp;
 pub mod wireguard;
 pub mod xmpp;
+pub mod zoom;
 
 /// Every decoder, in the order the engine asks them (after the port-hinted ones).
 pub static DECODERS: &[&dyn Decoder] = &[
@@ -83,6 +87,10 @@ pub static DECODERS: &[&dyn Decoder] = &[
     &postgres::Postgres,
     &mqtt::Mqtt,
     &bittorrent::Bittorrent,
+    &whatsapp::Whatsapp,
+    &zoom::Zoom,
+    &discord::Discord,
+    &telegram::Telegram,
     &rtcp::Rtcp,
     &rtp::Rtp,
 ];

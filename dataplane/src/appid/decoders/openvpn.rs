@@ -7,7 +7,8 @@
 //!   too weak: any datagram whose first byte is 0x38 looks like one);
 //! - `Certain` when the same direction sends a control or ack packet (opcodes 4, 5) with the
 //!   same session id (a one-sided capture still has that), or when the other side answers a
-//!   client's hard reset with a server's. (A repeated hard reset proves nothing: a protocol
+//!   client's hard reset with a server's that acknowledges it (the client's session id is in
+//!   its ack section). (A repeated hard reset proves nothing: a protocol
 //!   that resends its first datagram would look the same.)
 //!
 //! Over TCP the direction's stream is read packet by packet (zero-length records skipped).
@@ -86,7 +87,7 @@ fn packet(p: &[u8], dir: Dir, scratch: &mut Scratch) -> Probe {
         return Probe::NotMe;
     };
     let (opcode, key) = (first >> 3, first & 7);
-    if p.len() < MIN_LEN || key != 0 || sid == [0; 8] {
+    if p.len() < MIN_LEN || key != 0 || !random_looking(sid) {
         return Probe::NotMe;
     }
     let own = dir as usize * 8;
@@ -113,6 +114,17 @@ fn packet(p: &[u8], dir: Dir, scratch: &mut Scratch) -> Probe {
         return certain;
     }
     Probe::NotYet
+}
+
+/// Whether a session id looks like the random 64-bit number OpenVPN draws: at most two zero
+/// bytes and at least five distinct values (a DNS header's flags and counts, which can
+/// otherwise pass for one, have several zeros).
+fn random_looking(sid: &[u8]) -> bool {
+    let zeros = sid.iter().filter(|&&b| b == 0).count();
+    let distinct = (0..sid.len())
+        .filter(|&i| !sid[..i].contains(&sid[i]))
+        .count();
+    zeros <= 2 && distinct >= 5
 }
 
 #[cfg(test)]

@@ -170,7 +170,7 @@ mod tests {
         let (bad, matched) = testkit::compare_with_ndpi(&Ssdp, &[Proto::Ssdp]);
         assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
         // iphone.pcap 2, 1kxun.pcap 13.
-        assert_eq!(matched.get(&Proto::Ssdp), Some(&15));
+        assert_eq!(matched.get(&Proto::Ssdp), Some(&24));
     }
 
     #[test]

@@ -7,7 +7,16 @@
 //! Messages with the magic cookie (any method: Binding, the TURN ones, vendor extensions) are
 //! recognised by header, length and a clean attribute walk; classic (cookie-less) messages
 //! only for the RFC 3489 types and attributes, because without the cookie the header alone
-//! proves little. Scratch byte 0 remembers that the flow showed STUN (for ChannelData).
+//! proves little (on STUN's own ports 3478/3479, where Zoom's clients send such messages with
+//! their own attribute, any attribute type is let through). Scratch byte 0 remembers that the
+//! flow showed STUN (for ChannelData).
+//!
+//! Messengers' dialects: WhatsApp's calls and Microsoft's MS-TURN (Teams, Skype) send messages
+//! with the cookie whose attributes are not padded to 4 bytes (so the length need not be a
+//! multiple of 4), WhatsApp with private attributes 0x4000-0x4007, MS-TURN with its own
+//! (MS-VERSION 0x8008, candidate identifier 0x8054, service quality 0x8055, implementation
+//! version 0x8070) and a 32-byte MESSAGE-INTEGRITY. The dialect goes into
+//! `Evidence::dialect` (`whatsapp`, `ms-teams`), which the catalog's signatures can match.
 use super::util::{be16, be32};
 use crate::appid::{Confidence, Decoder, Evidence, FlowCtx, Probe, Proto, Scratch, Transport};
 
@@ -31,6 +40,14 @@ const CLASSIC_ATTRS: [u16; 18] = [
     0x0015, 0x0020, 0x8020, 0x8022, 0x8023, 0x8028,
 ];
 
+/// WhatsApp's private attributes.
+const WHATSAPP_ATTRS: std::ops::RangeInclusive<u16> = 0x4000..=0x4007;
+/// MS-TURN's (MS-TURN, MS-ICE2): MS-VERSION, candidate identifier, service quality,
+/// implementation version.
+const MS_ATTRS: [u16; 4] = [0x8008, 0x8054, 0x8055, 0x8070];
+/// STUN's own ports, where classic messages may carry attributes RFC 3489 does not define.
+const STUN_PORTS: [u16; 2] = [3478, 3479];
+
 /// Scratch byte 0: this flow already carried a valid STUN message.
 const SEEN_STUN: u8 = 1;
 
@@ -47,9 +64,10 @@ impl Decoder for Stun {
         &[3478, 3479, 5349, 19302]
     }
     fn probe(&self, data: &[u8], ctx: &FlowCtx, scratch: &mut Scratch, ev: &mut Evidence) -> Probe {
+        let lenient = STUN_PORTS.iter().any(|p| ctx.has_port(*p));
         let answer = match ctx.transport {
-            Transport::Udp => datagram(data, scratch[0] & SEEN_STUN != 0, ev),
-            Transport::Tcp => stream(data, ev),
+            Transport::Udp => datagram(data, scratch[0] & SEEN_STUN != 0, lenient, ev),
+            Transport::Tcp => stream(data, lenient, ev),
         };
         if answer == Probe::Match(Proto::Stun, Confidence::Certain) {
             scratch[0] |= SEEN_STUN;
@@ -67,14 +85,16 @@ enum Msg<'a> {
         /// Classic and without attributes: 4 fixed bytes and a length, weak on its own.
         bare_classic: bool,
         software: Option<&'a [u8]>,
+        dialect: Option<&'static str>,
     },
     /// Nothing contradicts STUN so far, but the message is not all there.
     Partial,
     Invalid,
 }
 
-/// Parses the STUN message at the start of `b` (which may hold more after it).
-fn message(b: &[u8]) -> Msg<'_> {
+/// Parses the STUN message at the start of `b` (which may hold more after it). `lenient`:
+/// classic messages may carry any attribute type (on STUN's ports).
+fn message(b: &[u8], lenient: bool) -> Msg<'_> {
     let Some(&first) = b.first() else {
         return Msg::Partial;
     };
@@ -86,13 +106,14 @@ fn message(b: &[u8]) -> Msg<'_> {
         return Msg::Partial;
     };
     let len = len as usize;
-    if !len.is_multiple_of(4) {
-        return Msg::Invalid;
-    }
     // Compare as much of the cookie as has arrived.
     let cookie = MAGIC_COOKIE.to_be_bytes();
     let have = b.get(4..b.len().min(8)).unwrap_or(&[]);
     let may_be_modern = cookie.get(..have.len()) == Some(have) && method(ty) != 0;
+    // Only a message with the cookie may end with an unpadded attribute (WhatsApp's).
+    if !len.is_multiple_of(4) && !may_be_modern {
+        return Msg::Invalid;
+    }
     let may_be_classic = CLASSIC_TYPES.contains(&ty);
     if !may_be_modern && !may_be_classic {
         return Msg::Invalid;
@@ -102,11 +123,20 @@ fn message(b: &[u8]) -> Msg<'_> {
         return Msg::Partial;
     };
     let classic = be32(b, 4) != Some(MAGIC_COOKIE);
-    match attributes(&whole[HEADER_LEN..], classic) {
-        Some(software) => Msg::Valid {
+    // RFC 5389 pads every attribute to 4 bytes; MS-TURN and WhatsApp's calls pad none (only
+    // a message with the cookie may be one of theirs).
+    let body = &whole[HEADER_LEN..];
+    let walked = attributes(body, classic, lenient, true).or_else(|| {
+        (!classic)
+            .then(|| attributes(body, false, false, false))
+            .flatten()
+    });
+    match walked {
+        Some((software, dialect)) => Msg::Valid {
             len: total,
             bare_classic: classic && len == 0,
             software,
+            dialect,
         },
         None => Msg::Invalid,
     }
@@ -117,11 +147,15 @@ fn method(ty: u16) -> u16 {
     ((ty & 0x3e00) >> 2) | ((ty & 0x00e0) >> 1) | (ty & 0x000f)
 }
 
-/// Walks the attributes of one message body. `None`: they do not tile the body exactly or an
-/// attribute breaks a rule; otherwise the SOFTWARE value, if there is one.
-fn attributes(body: &[u8], classic: bool) -> Option<Option<&[u8]>> {
+/// What a message's attributes told: its SOFTWARE value and its dialect, if any.
+type Found<'a> = (Option<&'a [u8]>, Option<&'static str>);
+
+/// Walks the attributes of one message body, each padded to 4 bytes or (`padded` false)
+/// none. `None`: they do not tile the body exactly or an attribute breaks a rule.
+fn attributes(body: &[u8], classic: bool, lenient: bool, padded: bool) -> Option<Found<'_>> {
     let mut off = 0;
     let mut software = None;
+    let mut dialect = None;
     let mut fingerprint_seen = false;
     while off < body.len() {
         // FINGERPRINT is always the last attribute.
@@ -132,12 +166,21 @@ fn attributes(body: &[u8], classic: bool) -> Option<Option<&[u8]>> {
         let len = be16(body, off + 2)? as usize;
         let start = off + 4;
         let value = body.get(start..start + len)?;
-        let next = start + len.div_ceil(4) * 4;
+        let next = if padded {
+            start + len.div_ceil(4) * 4
+        } else {
+            start + len
+        };
         if next > body.len() {
             return None;
         }
-        if classic && !CLASSIC_ATTRS.contains(&ty) {
+        if classic && !lenient && !CLASSIC_ATTRS.contains(&ty) {
             return None;
+        }
+        if !classic && WHATSAPP_ATTRS.contains(&ty) {
+            dialect = Some("whatsapp");
+        } else if MS_ATTRS.contains(&ty) {
+            dialect = dialect.or(Some("ms-teams"));
         }
         let len_ok = match ty {
             ATTR_MAPPED_ADDRESS
@@ -149,7 +192,8 @@ fn attributes(body: &[u8], classic: bool) -> Option<Option<&[u8]>> {
             | 0x8020
             | 0x8023 => address_ok(value),
             0x0003 => len == 4,
-            ATTR_MESSAGE_INTEGRITY => len == 20,
+            // HMAC-SHA1; MS-TURN's is HMAC-SHA256.
+            ATTR_MESSAGE_INTEGRITY => len == 20 || len == 32,
             ATTR_FINGERPRINT => len == 4,
             _ => true,
         };
@@ -163,7 +207,7 @@ fn attributes(body: &[u8], classic: bool) -> Option<Option<&[u8]>> {
         }
         off = next;
     }
-    Some(software)
+    Some((software, dialect))
 }
 
 /// An address attribute: reserved byte, family 1 (IPv4, 8 bytes) or 2 (IPv6, 20 bytes).
@@ -183,23 +227,29 @@ fn channel_data(b: &[u8]) -> Option<&[u8]> {
     (b.len() - 4 - len < 4).then_some(inner)
 }
 
-fn set_software(ev: &mut Evidence, software: Option<&[u8]>) {
+fn set_software(ev: &mut Evidence, software: Option<&[u8]>, dialect: Option<&str>) {
     if let Some(s) = software {
         if ev.stun_software.is_empty() {
             ev.stun_software.set(s);
         }
     }
+    if let Some(d) = dialect {
+        if ev.dialect.is_empty() {
+            ev.dialect.set(d.as_bytes());
+        }
+    }
 }
 
 /// A UDP datagram: one STUN message exactly, or ChannelData.
-fn datagram(b: &[u8], seen_stun: bool, ev: &mut Evidence) -> Probe {
-    match message(b) {
+fn datagram(b: &[u8], seen_stun: bool, lenient: bool, ev: &mut Evidence) -> Probe {
+    match message(b, lenient) {
         Msg::Valid {
             len,
             bare_classic,
             software,
+            dialect,
         } if len == b.len() => {
-            set_software(ev, software);
+            set_software(ev, software, dialect);
             if bare_classic {
                 Probe::Match(Proto::Stun, Confidence::Likely)
             } else {
@@ -209,13 +259,14 @@ fn datagram(b: &[u8], seen_stun: bool, ev: &mut Evidence) -> Probe {
         _ => match channel_data(b) {
             // Relayed data on a flow that set up its TURN channel in view.
             Some(_) if seen_stun => Probe::Match(Proto::Stun, Confidence::Certain),
-            Some(inner) => match message(inner) {
+            Some(inner) => match message(inner, false) {
                 Msg::Valid {
                     len,
                     bare_classic: false,
                     software,
+                    dialect,
                 } if len == inner.len() => {
-                    set_software(ev, software);
+                    set_software(ev, software, dialect);
                     Probe::Match(Proto::Stun, Confidence::Certain)
                 }
                 // Media relayed through a channel set up before the flow came into view: the
@@ -229,7 +280,8 @@ fn datagram(b: &[u8], seen_stun: bool, ev: &mut Evidence) -> Probe {
 
 /// A TCP stream from its first byte: STUN messages (and, after one, ChannelData) back to back,
 /// or each inside an RFC 4571 length frame. Every complete message must be valid.
-fn stream(b: &[u8], ev: &mut Evidence) -> Probe {
+fn stream(b: &[u8], lenient: bool, ev: &mut Evidence) -> Probe {
+    let message = |b| message(b, lenient);
     let framed = match message(b) {
         Msg::Invalid => {
             // Not a message at byte 0: perhaps a 2-byte frame length, then a message.
@@ -249,6 +301,7 @@ fn stream(b: &[u8], ev: &mut Evidence) -> Probe {
     let mut off = 0;
     let mut valid = 0u32;
     let mut software = None;
+    let mut dialect = None;
     while let Some(rest) = b.get(off..).filter(|r| !r.is_empty()) {
         let (elem_len, msg) = if framed {
             let Some(frame) = be16(rest, 0).map(usize::from) else {
@@ -284,12 +337,14 @@ fn stream(b: &[u8], ev: &mut Evidence) -> Probe {
             Msg::Valid {
                 bare_classic,
                 software: s,
+                dialect: d,
                 ..
             } => {
                 if !bare_classic {
                     valid += 1;
                 }
                 software = software.or(s);
+                dialect = dialect.or(d);
             }
             Msg::Partial => break,
             // After STUN on a framed stream, frames may carry the media it set up.
@@ -298,7 +353,7 @@ fn stream(b: &[u8], ev: &mut Evidence) -> Probe {
         }
         off += elem_len;
     }
-    set_software(ev, software);
+    set_software(ev, software, dialect);
     if valid > 0 {
         Probe::Match(Proto::Stun, Confidence::Certain)
     } else {

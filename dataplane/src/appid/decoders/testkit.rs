@@ -444,7 +444,8 @@ pub fn truth(file: &str) -> Vec<Truth> {
                 .map_or(proto.clone(), |(_, l)| l.to_string()),
             host: field(line, "[Hostname/SNI: "),
             user_agent: field(line, "[User-Agent: "),
-            by_port: line.contains("[Confidence: Match by port]"),
+            by_port: line.contains("[Confidence: Match by port]")
+                || line.contains("[Confidence: Match by IP]"),
         });
     }
     v
@@ -477,7 +478,8 @@ pub fn ndpi_labels(file: &str) -> HashMap<(String, String), String> {
     m
 }
 
-/// The flows of `file` nDPI named by port alone (its line says `Confidence: Match by port`),
+/// The flows of `file` nDPI named by port or address alone (its line says `Confidence: Match
+/// by port` or `Match by IP`),
 /// by endpoints as `Flow::endpoints` gives them.
 pub fn guessed_by_port(file: &str) -> std::collections::HashSet<(String, String)> {
     let text = |a: (IpAddr, u16)| SocketAddr::new(a.0, a.1).to_string();
@@ -528,6 +530,10 @@ pub fn expected(label: &str, flow: &Flow) -> Option<Proto> {
         "MySQL" => Proto::Mysql,
         "PostgreSQL" => Proto::Postgres,
         "MQTT" => Proto::Mqtt,
+        "WhatsApp" => Proto::Whatsapp,
+        "Zoom" => Proto::Zoom,
+        "Discord" => Proto::Discord,
+        "Telegram" => Proto::Telegram,
         _ => return None,
     })
 }
@@ -570,8 +576,8 @@ pub fn compare_with_ndpi(d: &dyn Decoder, mine: &[Proto]) -> (Vec<String>, HashM
             let want = expected(label, &f).filter(|p| mine.contains(p));
             let got = replay(d, &f, Feed::FIRST_ANSWER);
             let got_proto = got.proto();
-            // nDPI's guesses from the port alone are not ground truth: a decoder that finds
-            // nothing in such a flow is not wrong.
+            // nDPI's guesses from the port or address alone are not ground truth: a decoder
+            // that finds nothing in such a flow is not wrong.
             let excused = got_proto.is_none() && guessed.contains(&key);
             if got_proto != want && !excused {
                 let cap = cap.trim_start_matches("ndpi/");
