@@ -486,14 +486,24 @@ impl Engine {
         }
         let info = &mut self.info[slot as usize];
         let ctx = &mut self.contexts[info.ctx as usize];
-        let data: &[u8] = match transport {
-            Transport::Udp => payload,
-            Transport::Tcp => {
-                if !ctx.append(d, h.tcp_seq, payload) {
-                    return self.budget_check(slot, f, transport);
-                }
-                &ctx.stream[d][..ctx.stream_len[d] as usize]
-            }
+        if transport == Transport::Tcp && !ctx.append(d, h.tcp_seq, payload) {
+            return self.budget_check(slot, f, transport);
+        }
+        let Context {
+            stream,
+            stream_len,
+            scratch,
+            ev,
+            candidates,
+            hinted,
+            likely,
+            ..
+        } = ctx;
+        // TCP: the direction's stream; UDP: the datagram, and the unused stream buffer for
+        // a decoder that gathers across datagrams.
+        let (data, mut gather): (&[u8], Option<&mut [u8; STREAM_BYTES]>) = match transport {
+            Transport::Udp => (payload, Some(&mut stream[0])),
+            Transport::Tcp => (&stream[d][..stream_len[d] as usize], None),
         };
         let fctx = FlowCtx {
             transport,
@@ -504,25 +514,27 @@ impl Engine {
         };
         // Port-hinted candidates first, then the rest, each in registry order.
         let mut found = None;
-        for pass in [ctx.hinted, !ctx.hinted] {
-            let mut bits = ctx.candidates & pass;
+        for pass in [*hinted, !*hinted] {
+            let mut bits = *candidates & pass;
             while bits != 0 && found.is_none() {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 self.counters.probes += 1;
-                match DECODERS[i].probe(data, &fctx, &mut ctx.scratch[i], &mut ctx.ev) {
+                let g = gather.as_deref_mut();
+                match DECODERS[i].probe_gathering(data, &fctx, &mut scratch[i], ev, g) {
                     Probe::Match(p, Confidence::Certain) => found = Some(p),
                     Probe::Match(p, Confidence::Likely) => {
-                        ctx.likely.get_or_insert(p);
+                        likely.get_or_insert(p);
                     }
                     Probe::NotYet => {}
-                    Probe::NotMe => ctx.candidates &= !(1u64 << i),
+                    Probe::NotMe => *candidates &= !(1u64 << i),
                 }
             }
         }
+        let none_left = *candidates == 0;
         match found {
             Some(p) => self.decide(slot, f, p),
-            None if ctx.candidates == 0 => self.give_up(slot, f, transport),
+            None if none_left => self.give_up(slot, f, transport),
             None => self.budget_check(slot, f, transport),
         }
     }

@@ -261,4 +261,18 @@ pub trait Decoder: Sync {
     /// buffer size), so a record split across segments arrives whole once all parts are in.
     /// It must not panic on any input, must not allocate, and fills `ev` with what it finds.
     fn probe(&self, data: &[u8], ctx: &FlowCtx, scratch: &mut Scratch, ev: &mut Evidence) -> Probe;
+    /// `probe`, given on UDP flows the flow's gathering buffer (`engine::STREAM_BYTES`, the
+    /// buffer a TCP flow's stream would use; zeroed bytes are not promised): for the one
+    /// decoder that must assemble a message from several datagrams, QUIC, whose ClientHello
+    /// may span Initials. What the decoder keeps there is its own to track (in `scratch`).
+    fn probe_gathering(
+        &self,
+        data: &[u8],
+        ctx: &FlowCtx,
+        scratch: &mut Scratch,
+        ev: &mut Evidence,
+        _gather: Option<&mut [u8; engine::STREAM_BYTES]>,
+    ) -> Probe {
+        self.probe(data, ctx, scratch, ev)
+    }
 }

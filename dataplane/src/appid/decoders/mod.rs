@@ -120,6 +120,7 @@ pub fn exercise(name: &str, data: &[u8]) {
     let port = |i: usize| rest.get(i).map_or(0, |b| *b as u16) * 64 + (sel >> 2) as u16;
     let (client_port, server_port) = (port(0), port(1));
     let mut scratch = [0u8; 16];
+    let mut gather = Box::new([0u8; super::engine::STREAM_BYTES]);
     let mut ev = super::Evidence::default();
     let mut packets = [0u8; 2];
     let chunk = 1 + (sel >> 4) as usize * 16;
@@ -137,7 +138,8 @@ pub fn exercise(name: &str, data: &[u8]) {
             server: (IpAddr16::from_v4([17, 0, 0, 1]), server_port),
             packets,
         };
-        let _ = d.probe(&rest[start..end], &ctx, &mut scratch, &mut ev);
+        let g = (transport == Transport::Udp).then_some(&mut *gather);
+        let _ = d.probe_gathering(&rest[start..end], &ctx, &mut scratch, &mut ev, g);
         i += 1;
     }
 }

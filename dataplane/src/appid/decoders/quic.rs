@@ -11,14 +11,17 @@
 //! with the TLS decoder's parser: SNI and the first ALPN protocol go into the evidence, and the
 //! catalog shifts the flow by SNI as it does TLS.
 //!
-//! `Certain` for an Initial that decrypts (the AEAD tag is the proof); when its ClientHello
-//! continues in a later Initial (post-quantum key shares make it longer than one datagram) the
-//! answer is still `Certain`, without the SNI. A long header of a known version that does not
+//! `Certain` for an Initial that decrypts (the AEAD tag is the proof). When its ClientHello
+//! continues in a later Initial (post-quantum key shares make it longer than one datagram),
+//! the CRYPTO bytes so far wait in the flow's gathering buffer (their contiguous length in
+//! scratch) and the answer is `Likely` until the next Initial completes the hello: then
+//! `Certain`, with the SNI. (Without a gathering buffer, `Certain` at once, without the SNI.) A long header of a known version that does not
 //! decrypt (a server's Initial, which uses the server's keys; 0-RTT; a Retry) is `Likely`.
 //! The cost (key derivation, one AES-GCM decryption of about 1200 bytes) is paid once per
 //! flow, while App-ID classifies it; decided flows never come here. Crypto is RustCrypto's
 //! (`hkdf`, `sha2`, `aes`, `aes-gcm`); nothing allocates, nothing panics on any input.
 use super::tls::{client_hello, Cursor, Hello, Stop};
+use crate::appid::engine::STREAM_BYTES;
 use crate::appid::{Confidence, Decoder, Evidence, FlowCtx, Probe, Proto, Scratch, Transport};
 use crate::flow::Dir;
 use aes::cipher::{BlockEncrypt, KeyInit};
@@ -235,13 +238,18 @@ fn decrypt_initial<'b>(
     Some(&buf[body..len - 16])
 }
 
-/// The CRYPTO frames of a decrypted Initial, gathered by offset into `out`: how many bytes
-/// from offset 0 are present (contiguous). None if a frame is not one an Initial may carry.
-fn gather_crypto(frames: &[u8], out: &mut [u8; MAX_CRYPTO]) -> Option<usize> {
+/// The CRYPTO frames of a decrypted Initial, gathered by offset into `out`, whose first
+/// `prior` bytes earlier Initials gave: how many bytes from offset 0 are present
+/// (contiguous). None if a frame is not one an Initial may carry.
+fn gather_crypto(frames: &[u8], out: &mut [u8; MAX_CRYPTO], prior: usize) -> Option<usize> {
     // Ranges present, as a bitmap of 16-byte blocks would be coarse; keep exact extents of
     // the (few) frames instead.
     let mut have: [(usize, usize); 16] = [(0, 0); 16];
     let mut n = 0;
+    if prior > 0 {
+        have[0] = (0, prior.min(MAX_CRYPTO));
+        n = 1;
+    }
     let mut at = 0;
     while at < frames.len() {
         let kind = varint(frames, &mut at)?;
@@ -358,13 +366,36 @@ impl Decoder for Quic {
     fn hint_ports(&self) -> &'static [u16] {
         &[443, 80, 8443]
     }
-    fn probe(
+    fn probe(&self, data: &[u8], ctx: &FlowCtx, scratch: &mut Scratch, ev: &mut Evidence) -> Probe {
+        classify(data, ctx, scratch, ev, None)
+    }
+    fn probe_gathering(
         &self,
         data: &[u8],
         ctx: &FlowCtx,
-        _scratch: &mut Scratch,
+        scratch: &mut Scratch,
         ev: &mut Evidence,
+        gather: Option<&mut [u8; STREAM_BYTES]>,
     ) -> Probe {
+        classify(data, ctx, scratch, ev, gather)
+    }
+}
+
+/// Scratch byte 0: a ClientHello is being gathered; bytes 1-2: how much of it (contiguous).
+const GATHERING: u8 = 1;
+const _: () = assert!(
+    MAX_CRYPTO == STREAM_BYTES,
+    "the CRYPTO bytes fill the gathering buffer"
+);
+
+fn classify(
+    data: &[u8],
+    ctx: &FlowCtx,
+    scratch: &mut Scratch,
+    ev: &mut Evidence,
+    gather: Option<&mut [u8; STREAM_BYTES]>,
+) -> Probe {
+    {
         if ctx.transport != Transport::Udp {
             return Probe::NotMe;
         }
@@ -390,8 +421,18 @@ impl Decoder for Quic {
         let Some(frames) = decrypt_initial(data, &h, &mut buf) else {
             return Probe::Match(Proto::Quic, Confidence::Likely);
         };
-        let mut crypto = [0u8; MAX_CRYPTO];
-        let Some(have) = gather_crypto(frames, &mut crypto) else {
+        let mut local = [0u8; MAX_CRYPTO];
+        let gathering = gather.is_some();
+        let prior = if gathering && scratch[0] == GATHERING {
+            u16::from_be_bytes([scratch[1], scratch[2]]) as usize
+        } else {
+            0
+        };
+        let crypto = match gather {
+            Some(g) => g,
+            None => &mut local,
+        };
+        let Some(have) = gather_crypto(frames, crypto, prior) else {
             return Probe::Match(Proto::Quic, Confidence::Likely);
         };
         let got = &crypto[..have];
@@ -401,11 +442,18 @@ impl Decoder for Quic {
             let mut hello = Hello::default();
             match client_hello(&mut c, false, &mut hello).and_then(|()| c.complete()) {
                 Ok(()) => hello.commit(ev),
-                // Continued in a later Initial: what is here is committed as far as it went.
+                // Continued in a later Initial: wait for it while there is room to gather.
+                Err(Stop::Short) if gathering && have < MAX_CRYPTO => {
+                    scratch[0] = GATHERING;
+                    scratch[1..3].copy_from_slice(&(have as u16).to_be_bytes());
+                    return Probe::Match(Proto::Quic, Confidence::Likely);
+                }
+                // No room (or no buffer): what is here is committed as far as it went.
                 Err(Stop::Short) => hello.commit(ev),
                 Err(Stop::Bad) => return Probe::Match(Proto::Quic, Confidence::Likely),
             }
         }
+        scratch[0] = 0;
         Probe::Match(Proto::Quic, Confidence::Certain)
     }
 }
@@ -456,6 +504,35 @@ mod tests {
     /// The nDPI captures of IETF QUIC v1, v2 and draft-29 (quic.pcap is Google QUIC, not
     /// decoded yet): each client's first Initial decrypts and
     /// names the server nDPI found in it (nDPI decrypts Initials with its own code).
+    /// quic_frags_ch_in_multiple_packets.pcapng: the ClientHello spans two Initials. With the
+    /// gathering buffer (as the engine gives it) the answer waits for the second and then has
+    /// the whole hello: its first ALPN, h3-34, as nDPI reads it.
+    #[test]
+    fn a_client_hello_over_two_initials_is_gathered() {
+        let file = "ndpi/quic_frags_ch_in_multiple_packets.pcapng";
+        let f = flows(file)
+            .into_iter()
+            .find(|f| f.transport == Transport::Udp)
+            .unwrap();
+        let run = super::super::testkit::replay(&Quic, &f, super::super::testkit::Feed::ENGINE);
+        assert_eq!(run.answer(), Some((Proto::Quic, Confidence::Certain)));
+        assert_eq!(run.ev.alpn.as_str(), "h3-34");
+        assert_eq!(run.probes, 2, "decided at the second Initial");
+        // Without a buffer the first Initial alone decides, the hello cut short.
+        let first = &f.packets[0].2;
+        let c = ctx(Transport::Udp, Dir::Orig, f.client.1, f.server.1);
+        let mut s = [0u8; 16];
+        assert_eq!(
+            Quic.probe(first, &c, &mut s, &mut Evidence::default()),
+            Probe::Match(Proto::Quic, Confidence::Certain)
+        );
+        let mut g = [0u8; STREAM_BYTES];
+        let mut s = [0u8; 16];
+        let p = Quic.probe_gathering(first, &c, &mut s, &mut Evidence::default(), Some(&mut g));
+        assert_eq!(p, Probe::Match(Proto::Quic, Confidence::Likely));
+        assert_eq!(s[0], GATHERING);
+    }
+
     #[test]
     fn real_initials_decrypt_to_the_server_name_ndpi_reads() {
         let mut checked = 0;

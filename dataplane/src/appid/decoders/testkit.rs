@@ -313,6 +313,8 @@ impl Side {
 
 /// Replays `flow` through decoder `d` alone, as `feed` says.
 pub fn replay(d: &dyn Decoder, flow: &Flow, feed: Feed) -> Run {
+    let mut gather = Box::new([0u8; crate::appid::engine::STREAM_BYTES]);
+    let gather = &mut *gather;
     let mut run = Run {
         transport: flow.transport,
         client: flow.client,
@@ -358,7 +360,9 @@ pub fn replay(d: &dyn Decoder, flow: &Flow, feed: Feed) -> Run {
                 packets: counts,
             };
             run.probes += 1;
-            let p = d.probe(data, &ctx, &mut scratch, &mut run.ev);
+            // As the engine: UDP flows get the gathering buffer.
+            let g = (flow.transport == Transport::Udp).then_some(&mut *gather);
+            let p = d.probe_gathering(data, &ctx, &mut scratch, &mut run.ev, g);
             let decided = match (p, feed.until) {
                 (Probe::NotYet, _) => false,
                 (Probe::Match(_, Confidence::Likely), Until::Decided) => {
