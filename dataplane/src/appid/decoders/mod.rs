@@ -46,6 +46,7 @@ pub mod util;
 pub mod vnc;
 pub mod whatsapp;
 pub mod wireguard;
+pub mod x509;
 pub mod xmpp;
 pub mod zoom;
 

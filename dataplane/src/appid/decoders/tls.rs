@@ -1,13 +1,17 @@
 //! TLS (ssl) over TCP. A direction is ssl when its stream starts with a handshake record
 //! carrying a ClientHello (SSL 3.0 to TLS 1.3, or the SSLv2-compatible hello of old clients)
 //! or a ServerHello (when that is the first thing seen of the flow); the ClientHello's SNI and
-//! first ALPN protocol go into the evidence. A flow picked up mid-connection is `Likely` ssl
-//! when its stream is a chain of well-formed records.
+//! first ALPN protocol go into the evidence. A ClientHello without SNI is `Likely` (the
+//! server's first flight may name the server); a ServerHello followed by a Certificate (TLS
+//! 1.2 and earlier send it in clear) gives the certificate's name (`x509::server_name`) when
+//! no SNI did, and waits for that Certificate while it may still come. A flow picked up
+//! mid-connection is `Likely` ssl when its stream is a chain of well-formed records.
 //!
 //! Never allocates, never panics: every read goes through `Cursor`, which answers "the bytes
 //! ran out" (`Stop::Short`: a valid beginning, ask again) or "this field cannot be TLS"
 //! (`Stop::Bad`) instead of indexing. Keeps no per-flow state (the scratch is unused): the
 //! engine hands over the whole stream prefix each time.
+use super::x509;
 use crate::appid::engine::STREAM_BYTES;
 use crate::appid::{Confidence, Decoder, Evidence, FlowCtx, Probe, Proto, Scratch, Transport};
 
@@ -18,6 +22,7 @@ const HEARTBEAT: u8 = 24;
 const HANDSHAKE: u8 = 22;
 const CLIENT_HELLO: u8 = 1;
 const SERVER_HELLO: u8 = 2;
+const CERTIFICATE: u8 = 11;
 const RECORD_HEADER: usize = 5;
 const HANDSHAKE_HEADER: usize = 4;
 /// The largest record a peer may send: 2^14 bytes of plaintext plus the ciphertext expansion
@@ -369,11 +374,102 @@ fn hello_record(data: &[u8], full: bool, ev: &mut Evidence) -> Probe {
             }
         }
     };
+    let certain = Probe::Match(Proto::Ssl, Confidence::Certain);
     match result {
-        Ok(()) => Probe::Match(Proto::Ssl, Confidence::Certain),
-        Err(Stop::Short) if full => Probe::Match(Proto::Ssl, Confidence::Certain),
+        Ok(()) if payload.first() == Some(&SERVER_HELLO) => {
+            if server_flight(data, version, full, ev) {
+                certain
+            } else {
+                Probe::NotYet
+            }
+        }
+        // No SNI: the server's certificate may still name the server.
+        Ok(()) if ev.host.is_empty() && !full => Probe::Match(Proto::Ssl, Confidence::Likely),
+        Ok(()) => certain,
+        Err(Stop::Short) if full => certain,
         Err(Stop::Short) => Probe::NotYet,
         Err(Stop::Bad) => Probe::NotMe,
+    }
+}
+
+/// After a ServerHello at the start of `data`: the name in the Certificate that follows it,
+/// into `ev.host` unless an SNI is there. True when there is nothing more to learn (the name
+/// was found; TLS 1.3, whose certificate is encrypted; a resumed session; another message; the
+/// buffer full); false while the Certificate or its name may still arrive.
+fn server_flight(data: &[u8], version: u16, full: bool, ev: &mut Evidence) -> bool {
+    let mut hs = [0u8; STREAM_BYTES];
+    let (n, ended) = handshake_bytes(data, version, &mut hs);
+    let hs = &hs[..n];
+    let done = ended || full;
+    let len_at = |at: usize| -> Option<usize> {
+        let b = hs.get(at + 1..at + 4)?;
+        Some(u32::from_be_bytes([0, b[0], b[1], b[2]]) as usize)
+    };
+    let Some(hello_len) = len_at(0) else {
+        return done;
+    };
+    let next = HANDSHAKE_HEADER + hello_len;
+    // TLS 1.3 (the ServerHello's supported_versions picks 0x0304): the certificate will be
+    // encrypted.
+    let tls13 = [0x00, 0x2b, 0x00, 0x02, 0x03, 0x04];
+    if hs
+        .get(..next)
+        .is_some_and(|h| h.windows(6).any(|w| w == tls13))
+    {
+        return true;
+    }
+    match hs.get(next) {
+        None => return done,
+        Some(&CERTIFICATE) => {}
+        Some(_) => return true,
+    }
+    // The Certificate: its header, the list's 3-byte length, then the first (leaf)
+    // certificate's 3-byte length and DER.
+    let first = next + HANDSHAKE_HEADER + 3;
+    let (Some(leaf_len), Some(cert)) = (len_at(first - 1), hs.get(first + 3..)) else {
+        return done;
+    };
+    let leaf = &cert[..cert.len().min(leaf_len)];
+    match x509::server_name(leaf) {
+        Some(name) => {
+            if ev.host.is_empty() {
+                ev.host.set(name);
+            }
+            true
+        }
+        None => done || leaf.len() >= leaf_len,
+    }
+}
+
+/// The payloads of the handshake records at the start of `data`, joined into `out`: how many
+/// bytes, and whether they end for good (another record type follows, or `out` is full)
+/// rather than for want of bytes.
+fn handshake_bytes(data: &[u8], version: u16, out: &mut [u8]) -> (usize, bool) {
+    let mut off = 0;
+    let mut n = 0;
+    loop {
+        let (kind, len) = match record_header(data.get(off..).unwrap_or_default(), Some(version)) {
+            Ok(Some((kind, _, len))) => (kind, len),
+            Ok(None) | Err(Stop::Short) => return (n, false),
+            Err(Stop::Bad) => return (n, true),
+        };
+        if kind != HANDSHAKE {
+            // ChangeCipherSpec, encrypted application data (TLS 1.3), an alert: no more.
+            return (n, true);
+        }
+        let start = off + RECORD_HEADER;
+        let end = (start + len).min(data.len());
+        let part = data.get(start..end).unwrap_or_default();
+        let k = part.len().min(out.len() - n);
+        out[n..n + k].copy_from_slice(&part[..k]);
+        n += k;
+        if n == out.len() {
+            return (n, true);
+        }
+        if end < start + len {
+            return (n, false);
+        }
+        off = start + len;
     }
 }
 
@@ -585,8 +681,44 @@ mod tests {
                     "{file}: cut at {cut}"
                 );
             }
-            assert_eq!(probe(&hello[..total]).0, CERTAIN, "{file}");
+            // A hello without SNI is Likely: the server's certificate may name the server.
+            let (p, ev) = probe(&hello[..total]);
+            let want = if ev.host.is_empty() {
+                Probe::Match(Proto::Ssl, Confidence::Likely)
+            } else {
+                CERTAIN
+            };
+            assert_eq!(p, want, "{file}");
         }
+    }
+
+    /// A server seen alone (tls_1.2_unidirectional_server.pcapng): its certificate, in clear
+    /// in TLS 1.2, names the server as nDPI reads it (the first of its ServerNames); and a
+    /// client's hello without SNI (TRex's HTTPS) waits for the server's certificate.
+    #[test]
+    fn the_server_certificate_names_the_server_when_no_sni_did() {
+        let runs = testkit::replay_file(
+            "ndpi/tls_1.2_unidirectional_server.pcapng",
+            &Tls,
+            testkit::Feed::ENGINE,
+        );
+        let run = runs.iter().find(|r| r.proto() == Some(Proto::Ssl)).unwrap();
+        assert_eq!(run.answer(), Some((Proto::Ssl, Confidence::Certain)));
+        assert_eq!(run.ev.host.as_str(), "upload.video.google.com");
+        let runs = testkit::replay_file(
+            "mix/trex_sfr/delay_10_https_0.pcap",
+            &Tls,
+            testkit::Feed::ENGINE,
+        );
+        let named: Vec<&str> = runs
+            .iter()
+            .map(|r| r.ev.host.as_str())
+            .filter(|h| !h.is_empty())
+            .collect();
+        assert!(!named.is_empty(), "no certificate name in TRex's HTTPS");
+        assert!(runs
+            .iter()
+            .all(|r| r.answer() == Some((Proto::Ssl, Confidence::Certain))));
     }
 
     #[test]
