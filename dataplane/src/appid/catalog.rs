@@ -643,6 +643,56 @@ mod tests {
         );
     }
 
+    /// The messengers and conferencing services: each by its servers' names on ssl and quic,
+    /// by its STUN dialect where it has one, and never from a look-alike name.
+    #[test]
+    fn messenger_shifts() {
+        let c = Catalog::embedded();
+        let (ssl, quic, stun) = (
+            c.of_proto(Proto::Ssl),
+            c.of_proto(Proto::Quic),
+            c.of_proto(Proto::Stun),
+        );
+        let name = |base: AppId, host: &str, dialect: &str| {
+            let mut ev = Evidence::default();
+            ev.host.set(host.as_bytes());
+            ev.dialect.set(dialect.as_bytes());
+            let s = Subject {
+                ev: &ev,
+                server: None,
+                server_port: 443,
+                client_port: 50000,
+            };
+            c.shift(base, &s).map(|a| c.name(a).to_string())
+        };
+        for (host, app) in [
+            ("g.whatsapp.net", "whatsapp"),
+            ("web.telegram.org", "telegram"),
+            ("us04web.zoom.us", "zoom"),
+            ("akamaicdn.webex.com", "webex"),
+            ("teams.microsoft.com", "ms-teams"),
+            ("chat.signal.org", "signal"),
+            ("gateway.discord.gg", "discord"),
+        ] {
+            assert_eq!(name(ssl, host, "").as_deref(), Some(app), "{host}");
+            assert_eq!(
+                name(quic, host, "").as_deref(),
+                Some(app),
+                "{host} over quic"
+            );
+        }
+        assert_eq!(name(stun, "", "whatsapp").as_deref(), Some("whatsapp"));
+        assert_eq!(name(stun, "", "ms-teams").as_deref(), Some("ms-teams"));
+        assert_eq!(name(stun, "", ""), None);
+        for host in [
+            "whatsapp.net.example",
+            "notzoom.us",
+            "discord.com.evil.example",
+        ] {
+            assert_eq!(name(ssl, host, ""), None, "{host}");
+        }
+    }
+
     #[test]
     fn globs() {
         assert!(glob("*.apple.com", "init.ess.APPLE.com"));
