@@ -6,7 +6,8 @@
 //!   `apple-push-notifications` on ssl;
 //! - the identity connection on 443 is `facetime` on ssl when its SNI is facetime.apple.com,
 //!   otherwise an application facetime depends on;
-//! - STUN (and TURN: Allocate, ChannelBind, ChannelData media) to 3478 is `stun`;
+//! - STUN to 3478 is `stun`; a TURN allocation that carries the call's media in ChannelData
+//!   is [stun, rtp, ichat-av, facetime];
 //! - the Viceroy SIP dialog is `facetime` with path [sip, facetime];
 //! - direct RTP and RTCP on the SDP's ports (16393-16402) are `ichat-av` on rtp / rtcp, and
 //!   then `facetime`: the SIP ALG's pinholes let them in as the media of a facetime call;
@@ -72,12 +73,13 @@ fn expected(s: &FacetimeSession) -> Vec<Expected> {
         },
         // Relayed, the call's audio flows through the client's TURN allocation: the flow is
         // named by its media after the STUN before it (ichat-av by Apple's media port on
-        // the client's side).
+        // the client's side), and then facetime: its client end is the endpoint the call's
+        // offer described (the SIP ALG's pinhole there names the call).
         Expected {
             what: if s.turn { "stun+turn audio" } else { "stun" },
             tuple: Tuple::new("udp", ep(s.stun_client), ep(s.stun_server)),
             path: Some(if s.turn {
-                &["stun", "rtp", "ichat-av"]
+                &["stun", "rtp", "ichat-av", "facetime"]
             } else {
                 &["stun"]
             }),
@@ -96,7 +98,7 @@ fn expected(s: &FacetimeSession) -> Vec<Expected> {
                 v.push(Expected {
                     what: "turn video",
                     tuple: Tuple::new("udp", ep(client), ep(s.stun_server)),
-                    path: Some(&["stun", "rtp", "ichat-av"]),
+                    path: Some(&["stun", "rtp", "ichat-av", "facetime"]),
                 });
             }
             continue;

@@ -1531,9 +1531,24 @@ impl Worker {
             let sip = appid.catalog.has_sip_alg(a)
                 && (a == sip_id || appid.info(t.slot).path().contains(&sip_id));
             let call = AppId(ends.alg.call_app(t.slot));
-            let adopted = f.predicted() && call != a && call != appid.catalog.of_proto(Proto::Sip);
+            let mut adopted =
+                f.predicted() && call != a && call != appid.catalog.of_proto(Proto::Sip);
             if adopted {
                 ev = appid.adopt(t.slot, f, call);
+            } else if !f.predicted() && is_media(appid, t.slot) {
+                // A call's media relayed through TURN: the flow runs from the endpoint the
+                // call described to the relay, which no pinhole expected.
+                let (src, sport, dst, dport) = f.key.oriented(f.orig_is_lo);
+                if let (Some(s), Some(d)) = (src.v4(), dst.v4()) {
+                    let media = [(s, sport), (d, dport)];
+                    if let Some(call) = ends.alg.relayed_media(t.slot, f.key.proto(), media) {
+                        let call = AppId(call);
+                        if call != a && call != appid.catalog.of_proto(Proto::Sip) {
+                            ev = appid.adopt(t.slot, f, call);
+                            adopted = true;
+                        }
+                    }
+                }
             }
             f.set_alg(sip);
             if adopted {
@@ -1931,6 +1946,19 @@ pub fn account_and_classify(
         flows.app_decided(t.slot);
     }
     (t, ev)
+}
+
+/// Whether App-ID named flow `slot` by its media (RTP or RTCP on its path).
+fn is_media(appid: &Engine, slot: Slot) -> bool {
+    let (rtp, rtcp) = (
+        appid.catalog.of_proto(Proto::Rtp),
+        appid.catalog.of_proto(Proto::Rtcp),
+    );
+    appid
+        .info(slot)
+        .path()
+        .iter()
+        .any(|p| *p == rtp || *p == rtcp)
 }
 
 /// What became of the inner packet of a possible tunnel packet (`inner_flow`).

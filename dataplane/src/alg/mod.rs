@@ -199,6 +199,27 @@ impl SipAlg {
         self.predicted[slot as usize].1
     }
 
+    /// Flow `slot`, media App-ID just named and no pinhole let in, runs between `ends`: if
+    /// one of them is a live call's media endpoint (a call relayed through TURN: its media goes
+    /// from the described endpoint to the relay), the call's application, with the flow
+    /// recorded as that call's (`predicted_by`).
+    pub fn relayed_media(
+        &mut self,
+        slot: Slot,
+        proto: u8,
+        ends: [([u8; 4], u16); 2],
+    ) -> Option<u16> {
+        if self.pinholes.is_empty() {
+            return None;
+        }
+        let (app, parent) = ends
+            .iter()
+            .find_map(|&(addr, port)| self.pinholes.call_at(pinhole::Key { proto, addr, port }))?;
+        self.predicted[slot as usize].0 = parent;
+        self.predicted[slot as usize].1 = app;
+        Some(app)
+    }
+
     /// The signalling flow that predicted flow `slot`, if one did.
     pub fn predicted_by(&self, slot: Slot) -> Option<u64> {
         let p = self.predicted[slot as usize].0;

@@ -305,6 +305,20 @@ impl Pinholes {
         })
     }
 
+    /// The call whose media pinhole is at `key`, whoever the peer: (its application, its
+    /// signalling flow). For a call's media that a TURN relay carries: the flow runs from the
+    /// endpoint the call's description named to the relay, not to the described peer.
+    pub fn call_at(&self, key: Key) -> Option<(u16, u64)> {
+        let h = mix(self.seeds, key.word(), 1);
+        let holes = &self.holes;
+        let &i = self.index.find(h, |&i| {
+            let p = &holes[i as usize];
+            p.key == key && p.purpose == Purpose::Media
+        })?;
+        let d = &self.dialogs[self.holes[i as usize].dialog as usize];
+        Some((d.app, d.parent))
+    }
+
     /// The dialog `id` (made, charged to `source`, if there is none). None when the table
     /// or the source's share is full.
     pub fn dialog_for(

@@ -22,7 +22,7 @@ pub const STREAM_BYTES: usize = 2048;
 const MAX_DECODERS: usize = 48;
 const NO_CTX: u32 = u32::MAX;
 /// Longest application path recorded (e.g. ssl -> facetime, stun -> dtls).
-pub const MAX_PATH: usize = 3;
+pub const MAX_PATH: usize = 4;
 
 /// A protocol whose flows keep being classified after it matched, because another protocol
 /// may follow on the same flow and is the better name for it: ICE's STUN checks come before a

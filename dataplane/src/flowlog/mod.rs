@@ -449,7 +449,7 @@ mod tests {
             end_ns: 1_105_725_543_000_001_000,
             end_reason: Some(EndReason::AgedOut),
             app: AppId(1),
-            app_path: [AppId(0), AppId(1), AppId::NONE],
+            app_path: [AppId(0), AppId(1), AppId::NONE, AppId::NONE],
             app_path_len: 2,
             app_decided_after: 1,
             evidence: Evidence::default(),
@@ -478,7 +478,7 @@ mod tests {
         let (sip, facetime) = (c.by_name("sip").unwrap(), c.by_name("facetime").unwrap());
         let mut r = FlowRecord {
             app: facetime,
-            app_path: [sip, facetime, AppId::NONE],
+            app_path: [sip, facetime, AppId::NONE, AppId::NONE],
             ..record()
         };
         r.evidence.user_agent.set(b"Viceroy 1.4");
@@ -544,7 +544,7 @@ mod tests {
         let mut r = FlowRecord {
             proto: 6,
             app: ssl,
-            app_path: [ssl, AppId::NONE, AppId::NONE],
+            app_path: [ssl, AppId::NONE, AppId::NONE, AppId::NONE],
             app_path_len: 1,
             ..record()
         };
@@ -558,7 +558,7 @@ mod tests {
         assert_eq!(v["proto"], "TCP");
         let r = FlowRecord {
             app: http,
-            app_path: [http, AppId::NONE, AppId::NONE],
+            app_path: [http, AppId::NONE, AppId::NONE, AppId::NONE],
             ..r
         };
         let v = json(&r, &c, None);
