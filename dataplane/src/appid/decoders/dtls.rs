@@ -1,4 +1,5 @@
-//! DTLS (dtls) over UDP: DTLS 1.0/1.2/1.3 records (RFC 6347, 9147) with the plaintext header
+//! DTLS (dtls) over UDP (also relayed by TURN, inside ChannelData or Send/Data indications):
+//! DTLS 1.0/1.2/1.3 records (RFC 6347, 9147) with the plaintext header
 //! (content type, version 0xfeff/0xfefd/0xfefc, epoch, 48-bit sequence number, length).
 //! A datagram is DTLS when its records tile it exactly; it is `Certain` when it carries a
 //! ClientHello, ServerHello or HelloVerifyRequest whose fields parse, `Likely` for other
@@ -44,6 +45,8 @@ impl Decoder for Dtls {
         if ctx.transport != Transport::Udp {
             return Probe::NotMe;
         }
+        // Relayed through TURN: the DTLS inside ChannelData or a Send/Data indication.
+        let data = super::util::turn_payload(data).unwrap_or(data);
         match data.first() {
             None | Some(0 | 1) => return Probe::NotYet, // STUN: DTLS may follow
             Some(_) => {}

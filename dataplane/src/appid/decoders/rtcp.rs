@@ -1,5 +1,5 @@
 //! RTCP (RFC 3550 compound packets, RFC 4585 feedback, RFC 3611 XR) over UDP (also inside
-//! TURN ChannelData) and over TCP with RFC 4571 framing.
+//! TURN ChannelData or Send/Data indications) and over TCP with RFC 4571 framing.
 //!
 //! Owns the recognition of compound RTCP packets. It never allocates and never panics: the
 //! walk over sub-packets is bounds-checked. One compound packet decides, when it starts with a
@@ -107,17 +107,6 @@ fn compound(b: &[u8]) -> Compound {
     }
 }
 
-/// The payload of a TURN ChannelData message that fills `b` (up to 3 bytes of padding).
-fn channel_data(b: &[u8]) -> Option<&[u8]> {
-    let channel = be16(b, 0)?;
-    if !(0x4000..=0x7fff).contains(&channel) {
-        return None;
-    }
-    let len = be16(b, 2)? as usize;
-    let inner = b.get(4..4 + len)?;
-    (b.len() - 4 - len < 4).then_some(inner)
-}
-
 /// STUN (type's top two bits zero and a cookie or a length that fills the datagram) or DTLS.
 fn stun_or_dtls(b: &[u8]) -> bool {
     let first = b.first().copied().unwrap_or(0xff);
@@ -130,7 +119,7 @@ fn stun_or_dtls(b: &[u8]) -> bool {
 }
 
 fn datagram(b: &[u8], scratch: &mut Scratch) -> Probe {
-    let inner = channel_data(b).unwrap_or(b);
+    let inner = super::util::turn_payload(b).unwrap_or(b);
     match compound(inner) {
         Compound::Report => Probe::Match(Proto::Rtcp, Confidence::Certain),
         Compound::Reduced => Probe::NotYet,

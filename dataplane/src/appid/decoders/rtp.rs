@@ -1,5 +1,5 @@
-//! RTP (RFC 3550), confirmed over several packets: over UDP (also inside TURN ChannelData)
-//! and over TCP with RFC 4571 framing.
+//! RTP (RFC 3550), confirmed over several packets: over UDP (also relayed by TURN, inside
+//! ChannelData or Send/Data indications) and over TCP with RFC 4571 framing.
 //!
 //! Owns the RTP header heuristics and the per-flow confirmation state, kept in the 16-byte
 //! scratch. It never allocates and never panics: every read is bounds-checked. One packet is
@@ -126,17 +126,6 @@ fn muxed_or_other(b: &[u8]) -> Kind {
     }
 }
 
-/// The payload of a TURN ChannelData message that fills `b` (up to 3 bytes of padding).
-fn channel_data(b: &[u8]) -> Option<&[u8]> {
-    let channel = be16(b, 0)?;
-    if !(0x4000..=0x7fff).contains(&channel) {
-        return None;
-    }
-    let len = be16(b, 2)? as usize;
-    let inner = b.get(4..4 + len)?;
-    (b.len() - 4 - len < 4).then_some(inner)
-}
-
 /// Text (a request line, a header) cannot be RTP: its first byte is never 0x80-0xbf.
 fn looks_like_text(b: &[u8]) -> bool {
     let head = b.get(..4).unwrap_or(b);
@@ -180,7 +169,7 @@ fn load(scratch: &Scratch, d: usize) -> (u16, u16, u32) {
 }
 
 fn datagram(b: &[u8], d: usize, scratch: &mut Scratch) -> Probe {
-    let b = channel_data(b).unwrap_or(b);
+    let b = super::util::turn_payload(b).unwrap_or(b);
     if looks_like_text(b) {
         return Probe::NotMe;
     }
@@ -460,6 +449,42 @@ mod tests {
             })
             .collect();
         assert_eq!(run(&p[..3], Transport::Udp)[2], CERTAIN);
+    }
+
+    /// TURN's Send indications (and the Data indications coming back) carry the media in
+    /// their DATA attribute (RFC 8656 section 11).
+    #[test]
+    fn inside_turn_send_and_data_indications() {
+        let indication = |ty: u16, pkt: &[u8]| {
+            let mut attrs = vec![
+                0x00, 0x12, 0x00, 0x08, 0x00, 0x01, 0x3f, 0x10, 0x11, 0x22, 0x33, 0x44,
+            ];
+            attrs.extend_from_slice(&0x0013u16.to_be_bytes());
+            attrs.extend_from_slice(&(pkt.len() as u16).to_be_bytes());
+            attrs.extend_from_slice(pkt);
+            attrs.resize(attrs.len().div_ceil(4) * 4, 0);
+            let mut m = ty.to_be_bytes().to_vec();
+            m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+            m.extend_from_slice(&0x2112_a442u32.to_be_bytes());
+            m.extend_from_slice(&[7; 12]);
+            m.extend(attrs);
+            m
+        };
+        let p: Vec<_> = g711()
+            .into_iter()
+            .enumerate()
+            .map(|(i, pkt)| {
+                (
+                    Dir::Orig,
+                    indication(if i % 2 == 0 { 0x0016 } else { 0x0017 }, &pkt),
+                )
+            })
+            .collect();
+        assert_eq!(run(&p[..3], Transport::Udp)[2], CERTAIN);
+        // A Binding request is no indication: nothing to unwrap.
+        let mut binding = indication(0x0016, &[0x80; 12]);
+        binding[1] = 0x01;
+        assert_eq!(super::super::util::turn_indication_data(&binding), None);
     }
 
     #[test]

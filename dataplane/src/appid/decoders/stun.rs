@@ -17,7 +17,7 @@
 //! (MS-VERSION 0x8008, candidate identifier 0x8054, service quality 0x8055, implementation
 //! version 0x8070) and a 32-byte MESSAGE-INTEGRITY. The dialect goes into
 //! `Evidence::dialect` (`whatsapp`, `ms-teams`), which the catalog's signatures can match.
-use super::util::{be16, be32};
+use super::util::{be16, be32, channel_data};
 use crate::appid::{Confidence, Decoder, Evidence, FlowCtx, Probe, Proto, Scratch, Transport};
 
 const MAGIC_COOKIE: u32 = 0x2112_a442;
@@ -213,18 +213,6 @@ fn attributes(body: &[u8], classic: bool, lenient: bool, padded: bool) -> Option
 /// An address attribute: reserved byte, family 1 (IPv4, 8 bytes) or 2 (IPv6, 20 bytes).
 fn address_ok(v: &[u8]) -> bool {
     matches!((v.len(), v.get(1)), (8, Some(1)) | (20, Some(2)))
-}
-
-/// The payload of a TURN ChannelData message that fills `b` (a channel number 0x4000-0x7FFF,
-/// a length, the data, then up to 3 bytes of padding).
-fn channel_data(b: &[u8]) -> Option<&[u8]> {
-    let channel = be16(b, 0)?;
-    if !(0x4000..=0x7fff).contains(&channel) {
-        return None;
-    }
-    let len = be16(b, 2)? as usize;
-    let inner = b.get(4..4 + len)?;
-    (b.len() - 4 - len < 4).then_some(inner)
 }
 
 fn set_software(ev: &mut Evidence, software: Option<&[u8]>, dialect: Option<&str>) {

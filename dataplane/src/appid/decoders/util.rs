@@ -44,7 +44,51 @@ pub fn header_value<'a>(data: &'a [u8], name: &[u8], compact: Option<u8>) -> Opt
     None
 }
 
-/// A BER/DER tag-length header at `off`: (tag, content length, header length). Definite
+/// The payload of a TURN ChannelData message that fills `b` (a channel number 0x4000-0x7FFF,
+/// a length, the data, then up to 3 bytes of padding).
+pub fn channel_data(b: &[u8]) -> Option<&[u8]> {
+    let channel = be16(b, 0)?;
+    if !(0x4000..=0x7fff).contains(&channel) {
+        return None;
+    }
+    let len = be16(b, 2)? as usize;
+    let inner = b.get(4..4 + len)?;
+    (b.len() - 4 - len < 4).then_some(inner)
+}
+
+/// TURN's Send (0x0016) and Data (0x0017) indications (RFC 8656 section 11): a STUN message
+/// with the magic cookie that fills `b`, whose DATA attribute (0x0013) carries what the relay
+/// forwards. Its value, if `b` is one.
+pub fn turn_indication_data(b: &[u8]) -> Option<&[u8]> {
+    const DATA: u16 = 0x0013;
+    if !matches!(be16(b, 0)?, 0x0016 | 0x0017) || be32(b, 4)? != 0x2112_a442 {
+        return None;
+    }
+    let len = be16(b, 2)? as usize;
+    let body = b.get(20..20 + len)?;
+    if 20 + len != b.len() {
+        return None;
+    }
+    let mut at = 0;
+    while at + 4 <= body.len() {
+        let ty = be16(body, at)?;
+        let n = be16(body, at + 2)? as usize;
+        let value = body.get(at + 4..at + 4 + n)?;
+        if ty == DATA {
+            return Some(value);
+        }
+        at += 4 + n.div_ceil(4) * 4;
+    }
+    None
+}
+
+/// What a media packet relayed through TURN carries: the ChannelData payload or a Send/Data
+/// indication's DATA; None when `b` is neither.
+pub fn turn_payload(b: &[u8]) -> Option<&[u8]> {
+    channel_data(b).or_else(|| turn_indication_data(b))
+}
+
+/// A BER/DER tag-length header at `off`/// A BER/DER tag-length header at `off`: (tag, content length, header length). Definite
 /// lengths only, at most 4 length bytes (what Kerberos, LDAP and SNMP send).
 pub fn der(b: &[u8], off: usize) -> Option<(u8, usize, usize)> {
     let tag = *b.get(off)?;
