@@ -83,7 +83,7 @@ cargo_test() {
 
 # ---------------------------------------------------------------------------------------
 # Fuzz smoke: every cargo-fuzz target for FUZZ_SECONDS (default 10) each, the App-ID
-# decoders' (small, single-message parsers, each also under a proptest) for half as long.
+# decoders' (small, single-message parsers, each also under a proptest) for a third as long.
 # All targets are built in one cargo-fuzz build, then each binary runs directly (a cargo
 # invocation per target cost about 8 s of the budget each).
 # The stable toolchain has no nightly: RUSTC_BOOTSTRAP=1 lets cargo-fuzz's -Z flags work.
@@ -104,7 +104,7 @@ run_fuzz_smoke() {
     bin=$ROOT/fuzz/target/$(rustc -vV | sed -n 's/^host: //p')/release
     for t in $targets; do
         local s=$secs
-        [[ $t == decoder_* ]] && s=$(((secs + 1) / 2))
+        [[ $t == decoder_* ]] && s=$(((secs + 2) / 3))
         echo "--- fuzz target $t (${s}s)"
         # Committed seeds (fuzz/seeds/TARGET; the decoders share fuzz/seeds/payloads, made by
         # scripts/fuzz-seeds.py from the corpus) join the working corpus (fuzz/corpus, ignored).
