@@ -14,6 +14,7 @@
 //! The ALG owns per-worker state reserved at start (pinholes, dialogs, one message buffer):
 //! per message it never allocates and never panics.
 pub mod edit;
+pub mod find;
 pub mod pinhole;
 pub mod sdp;
 pub mod sip;

@@ -8,6 +8,7 @@
 //! compact names, several values on one line and IPv6 literals are handled as the grammar
 //! says (what is not an IPv4 literal that NAT changed is never touched).
 use super::edit::{Edits, Text};
+use super::find::{first, Finder, Lines};
 
 /// Header lines looked at per message; a message with more is not rewritten.
 pub const MAX_HEADERS: usize = 128;
@@ -110,18 +111,19 @@ pub enum Name {
 }
 
 impl Name {
-    /// By length first: one comparison at most per header line.
+    /// The header named by `b[at..at + len]`. By length first: one comparison at most.
     #[inline]
-    fn of(name: &[u8]) -> Name {
-        let is = |s: &[u8], n: Name| {
-            if name.eq_ignore_ascii_case(s) {
+    fn at(b: &[u8], at: usize, len: usize) -> Name {
+        let is = |lit: &Lit, n: Name| {
+            if lit.matches(b, at, len) {
                 n
             } else {
                 Name::Other
             }
         };
-        match name.len() {
-            1 => match name[0].to_ascii_lowercase() {
+        let first = b.get(at).map_or(0, |c| c | 0x20);
+        match len {
+            1 => match first {
                 b'v' => Name::Via,
                 b'm' => Name::Contact,
                 b'f' => Name::From,
@@ -131,32 +133,86 @@ impl Name {
                 b'i' => Name::CallId,
                 _ => Name::Other,
             },
-            2 => is(b"to", Name::To),
-            3 => is(b"via", Name::Via),
-            4 => match name[0] | 0x20 {
-                b'f' => is(b"from", Name::From),
-                b'c' => is(b"cseq", Name::CSeq),
+            2 => is(&TO, Name::To),
+            3 => is(&VIA, Name::Via),
+            4 => match first {
+                b'f' => is(&FROM, Name::From),
+                b'c' => is(&CSEQ, Name::CSeq),
                 _ => Name::Other,
             },
-            5 => is(b"route", Name::Route),
-            7 => match name[0] | 0x20 {
-                b'c' => match name[1] | 0x20 {
-                    b'o' => is(b"contact", Name::Contact),
-                    _ => is(b"call-id", Name::CallId),
+            5 => is(&ROUTE, Name::Route),
+            7 => match first {
+                b'c' => match b.get(at + 1).map_or(0, |c| c | 0x20) {
+                    b'o' => is(&CONTACT, Name::Contact),
+                    _ => is(&CALL_ID, Name::CallId),
                 },
-                b'e' => is(b"expires", Name::Expires),
+                b'e' => is(&EXPIRES, Name::Expires),
                 _ => Name::Other,
             },
-            12 => match name[0] | 0x20 {
-                b'r' => is(b"record-route", Name::RecordRoute),
-                b'c' => is(b"content-type", Name::ContentType),
+            12 => match first {
+                b'r' => is(&RECORD_ROUTE, Name::RecordRoute),
+                b'c' => is(&CONTENT_TYPE, Name::ContentType),
                 _ => Name::Other,
             },
-            14 => is(b"content-length", Name::ContentLength),
+            14 => is(&CONTENT_LENGTH, Name::ContentLength),
             _ => Name::Other,
         }
     }
 }
+
+/// A header name to compare without regard to case: its lower-case bytes and, for the
+/// letters among them, the case bit, as 16-byte little-endian words (zero past its length),
+/// so a comparison is one load, one OR and one compare.
+struct Lit {
+    text: &'static [u8],
+    lower: u128,
+    case: u128,
+}
+
+impl Lit {
+    const fn new(text: &'static [u8]) -> Lit {
+        let (mut lower, mut case) = (0u128, 0u128);
+        let mut i = 0;
+        while i < text.len() {
+            lower |= (text[i] as u128) << (8 * i);
+            if text[i].is_ascii_lowercase() {
+                case |= 0x20u128 << (8 * i);
+            }
+            i += 1;
+        }
+        Lit { text, lower, case }
+    }
+
+    /// Whether `b[at..at + len]` is this name in any case.
+    #[inline(always)]
+    fn matches(&self, b: &[u8], at: usize, len: usize) -> bool {
+        if len != self.text.len() {
+            return false;
+        }
+        match b.get(at..at + 16) {
+            Some(w) => {
+                let w = u128::from_le_bytes(w.try_into().unwrap_or([0; 16]));
+                let w = w & (u128::MAX >> (128 - 8 * len));
+                w | self.case == self.lower
+            }
+            None => b
+                .get(at..at + len)
+                .is_some_and(|n| n.eq_ignore_ascii_case(self.text)),
+        }
+    }
+}
+
+const TO: Lit = Lit::new(b"to");
+const VIA: Lit = Lit::new(b"via");
+const FROM: Lit = Lit::new(b"from");
+const CSEQ: Lit = Lit::new(b"cseq");
+const ROUTE: Lit = Lit::new(b"route");
+const CONTACT: Lit = Lit::new(b"contact");
+const CALL_ID: Lit = Lit::new(b"call-id");
+const EXPIRES: Lit = Lit::new(b"expires");
+const RECORD_ROUTE: Lit = Lit::new(b"record-route");
+const CONTENT_TYPE: Lit = Lit::new(b"content-type");
+const CONTENT_LENGTH: Lit = Lit::new(b"content-length");
 
 /// A byte range of the message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -266,9 +322,9 @@ pub enum ScanError {
 
 /// Ends of line: `\r\n`, or a bare `\n` as lenient peers send. Returns (end of text, start
 /// of the next line).
-#[inline]
-fn line_end(b: &[u8], from: usize) -> Option<(usize, usize)> {
-    let nl = from + memchr::memchr(b'\n', b.get(from..)?)?;
+#[inline(always)]
+fn line_end(b: &[u8], lines: &mut Lines, from: usize) -> Option<(usize, usize)> {
+    let nl = lines.next_nl(b, from, b.len())?;
     let text_end = if nl > from && b[nl - 1] == b'\r' {
         nl - 1
     } else {
@@ -297,6 +353,7 @@ fn parse_u32(d: &[u8]) -> Option<u32> {
     Some(v)
 }
 
+#[inline(always)]
 fn trim_span(b: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
     while s < e && matches!(b[s], b' ' | b'\t' | b'\r' | b'\n') {
         s += 1;
@@ -319,7 +376,8 @@ pub fn scan(b: &[u8], datagram: bool) -> Result<Message, ScanError> {
 /// `scan` into `msg` (reused: only the headers found are written, so a caller that keeps
 /// one `Message` pays for no 1.5 KiB table per message).
 pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), ScanError> {
-    let Some((start_end, mut at)) = line_end(b, 0) else {
+    let mut lines = Lines::new(b);
+    let Some((start_end, mut at)) = line_end(b, &mut lines, 0) else {
         return Err(if b.len() > MAX_HEADER_BLOCK {
             ScanError::Malformed
         } else {
@@ -367,7 +425,7 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
         if at > MAX_HEADER_BLOCK {
             return Err(ScanError::Malformed);
         }
-        let Some((text_end, next)) = line_end(b, at) else {
+        let Some((text_end, next)) = line_end(b, &mut lines, at) else {
             return Err(if b.len() > MAX_HEADER_BLOCK {
                 ScanError::Malformed
             } else {
@@ -388,17 +446,17 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
                 Some(_) => break,
                 None => return Err(ScanError::Incomplete),
             }
-            let Some((e, n)) = line_end(b, at) else {
+            let Some((e, n)) = line_end(b, &mut lines, at) else {
                 return Err(ScanError::Incomplete);
             };
             value_end = e;
             at = n;
         }
         let line = &b[line_start..value_end];
-        let colon = line
-            .iter()
-            .position(|&c| c == b':')
-            .ok_or(ScanError::Malformed)?;
+        let colon = lines
+            .next_colon(b, line_start, value_end)
+            .ok_or(ScanError::Malformed)?
+            - line_start;
         let mut name_end = colon;
         while name_end > 0 && is_ws(line[name_end - 1]) {
             name_end -= 1;
@@ -406,7 +464,7 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
         if name_end == 0 || is_ws(line[0]) {
             return Err(ScanError::Malformed);
         }
-        let name = Name::of(&line[..name_end]);
+        let name = Name::at(b, line_start, name_end);
         let (vs, ve) = trim_span(b, line_start + colon + 1, value_end);
         let value = Span::new(vs, ve);
         let v = value.of(b);
@@ -502,39 +560,41 @@ pub fn leading_blank(b: &[u8]) -> usize {
 }
 
 /// A dotted-quad IPv4 literal, exactly (no leading or trailing junk): four groups of one to
-/// three digits, each at most 255. One pass.
+/// three digits, each at most 255. One pass, a group at a time.
 #[inline]
 pub fn parse_ipv4(s: &[u8]) -> Option<[u8; 4]> {
     if !(7..=15).contains(&s.len()) {
         return None;
     }
+    let digit = |i: usize| s.get(i).map_or(10, |c| c.wrapping_sub(b'0'));
     let mut out = [0u8; 4];
-    let (mut part, mut v, mut digits) = (0usize, 0u32, 0u32);
-    for &c in s {
-        if c == b'.' {
-            if digits == 0 || part == 3 {
-                return None;
-            }
-            out[part] = v as u8;
-            part += 1;
-            (v, digits) = (0, 0);
-            continue;
-        }
-        let k = c.wrapping_sub(b'0');
-        if k > 9 || digits == 3 {
+    let mut i = 0;
+    for (k, o) in out.iter_mut().enumerate() {
+        let mut v = digit(i) as u32;
+        if v > 9 {
             return None;
         }
-        v = v * 10 + k as u32;
-        digits += 1;
+        i += 1;
+        for _ in 0..2 {
+            let d = digit(i);
+            if d > 9 {
+                break;
+            }
+            v = v * 10 + d as u32;
+            i += 1;
+        }
         if v > 255 {
             return None;
         }
+        *o = v as u8;
+        if k < 3 {
+            if s.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
     }
-    if digits == 0 || part != 3 {
-        return None;
-    }
-    out[3] = v as u8;
-    Some(out)
+    (i == s.len()).then_some(out)
 }
 
 /// A host and optional port inside a header value or URI.
@@ -549,14 +609,11 @@ struct HostPort {
 /// Parses `host[:port]` starting at `at`, ending before `;`, `?`, `>`, `,`, whitespace or
 /// `end`. IPv6 references (`[...]`) are recognised so their colons are not a port.
 fn host_port(b: &[u8], at: usize, end: usize) -> Option<HostPort> {
-    let mut i = at;
-    if b.get(i) == Some(&b'[') {
-        i += b.get(i..end)?.iter().position(|&c| c == b']')? + 1;
+    let i = if b.get(at) == Some(&b'[') {
+        first([b']'], b, at, end)? + 1
     } else {
-        while i < end && !HOST_ENDS[b[i] as usize] {
-            i += 1;
-        }
-    }
+        first(HOST_ENDS, b, at, end).unwrap_or(end.min(b.len()))
+    };
     let host = Span::new(at, i);
     if host.is_empty() {
         return None;
@@ -651,11 +708,22 @@ const fn byte_set(set: &[u8]) -> [bool; 256] {
 /// Where `values` has something to decide; every other byte is skipped in a tight loop.
 static VALUE_STOPS: [bool; 256] = byte_set(b"\\\"<>,");
 /// Where a host (not an IPv6 reference) ends.
-static HOST_ENDS: [bool; 256] = byte_set(b":;?>, \t");
+const HOST_ENDS: [u8; 7] = *b":;?>, \t";
 
 /// The values of a comma-separated header (commas inside quotes or `<...>` do not split).
 fn values(b: &[u8], v: Span, mut each: impl FnMut(usize, usize)) {
     let (mut start, end) = (v.start as usize, (v.end as usize).min(b.len()));
+    if start >= end {
+        return;
+    }
+    if first([b','], b, start, end).is_none() {
+        // One value (the common case): nothing to split.
+        let (s, e) = trim_span(b, start, end);
+        if s < e {
+            each(s, e);
+        }
+        return;
+    }
     let (mut quoted, mut angle) = (false, false);
     let mut i = start;
     while i < end {
@@ -695,48 +763,54 @@ fn uri_host(b: &[u8], s: usize, e: usize) -> Option<(HostPort, u16)> {
     } else {
         return None;
     };
+    // The user part ends at the first '@' before the host's parameters or headers begin
+    // (URIs are short: one loop beats setting up a vector search).
     let rest = s + skip;
-    // The user part ends at '@' (before the host's parameters or headers begin).
-    let stop = memchr::memchr2(b'>', b'?', &b[rest..e]).map_or(e, |p| rest + p);
-    let host_at = memchr::memchr(b'@', &b[rest..stop]).map_or(rest, |p| rest + p + 1);
-    Some((host_port(b, host_at, stop)?, default))
+    let (mut stop, mut at) = (e, None);
+    let mut f = Finder::new([b'>', b'?', b'@']);
+    let mut i = rest;
+    while let Some(k) = f.next(b, i, e) {
+        if b[k] != b'@' {
+            stop = k;
+            break;
+        }
+        at = at.or(Some(k + 1));
+        i = k + 1;
+    }
+    Some((host_port(b, at.unwrap_or(rest), stop)?, default))
 }
 
 /// The URI of a name-addr or addr-spec value in `s..e` (`"Name" <sip:...>;tag=x` or
 /// `sip:...;tag=x`).
 fn value_uri(b: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
-    let v = &b[s..e];
     let mut quoted = false;
-    for (i, &c) in v.iter().enumerate() {
-        match c {
-            b'"' => quoted = !quoted,
-            b'<' if !quoted => {
-                let close = v[i..].iter().position(|&c| c == b'>')?;
-                return Some((s + i + 1, s + i + close));
-            }
-            _ => {}
+    let mut f = Finder::new([b'"', b'<']);
+    let mut i = s;
+    while let Some(at) = f.next(b, i, e) {
+        if b[at] == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            let close = first([b'>'], b, at, e)?;
+            return Some((at + 1, close));
         }
+        i = at + 1;
     }
     // addr-spec: parameters after ';' belong to the header.
-    let end = v.iter().position(|&c| c == b';').map_or(e, |p| s + p);
-    Some((s, end))
+    Some((s, first([b';'], b, s, e).unwrap_or(e)))
 }
 
 /// Edits for one Via value: sent-by, and the received / rport / maddr parameters.
 fn edit_via(b: &[u8], s: usize, e: usize, x: &Xlate, edits: &mut Edits) {
     // SIP/2.0/UDP host:port;params, with whitespace allowed around the slashes.
     let v = &b[s..e];
-    let mut slashes = 0;
-    let mut i = 0;
-    while i < v.len() && slashes < 2 {
-        if v[i] == b'/' {
-            slashes += 1;
-        }
-        i += 1;
-    }
-    if slashes < 2 {
+    let mut slash = Finder::new([b'/']);
+    let Some(second) = slash
+        .next(b, s, e)
+        .and_then(|one| slash.next(b, one + 1, e))
+    else {
         return;
-    }
+    };
+    let mut i = second + 1 - s;
     while i < v.len() && is_ws(v[i]) {
         i += 1;
     }
@@ -762,21 +836,14 @@ fn edit_via(b: &[u8], s: usize, e: usize, x: &Xlate, edits: &mut Edits) {
     // The sent-by's change, if any: rport goes with it.
     let change = sent_by.and_then(|a| x.by_endpoint(a, sent_port));
     // Parameters.
-    let mut at = hp.port.end.max(hp.host.end) as usize;
-    while at < e {
-        let Some(semi) = b[at..e].iter().position(|&c| c == b';') else {
-            break;
-        };
-        let ps = at + semi + 1;
-        let pe = b[ps..e]
-            .iter()
-            .position(|&c| c == b';')
-            .map_or(e, |p| ps + p);
-        let (ps, pe) = trim_span(b, ps, pe);
-        let p = &b[ps..pe];
-        let eqpos = p.iter().position(|&c| c == b'=');
-        if let Some(k) = eqpos {
-            let (name, value) = (&p[..k], ps + k + 1);
+    let mut semis = Finder::new([b';']);
+    let mut next = semis.next(b, hp.port.end.max(hp.host.end) as usize, e);
+    while let Some(semi) = next {
+        let ps = semi + 1;
+        next = semis.next(b, ps, e);
+        let (ps, pe) = trim_span(b, ps, next.unwrap_or(e));
+        if let Some(eq) = first([b'='], b, ps, pe) {
+            let (name, value) = (&b[ps..eq], eq + 1);
             let (vs, ve) = trim_span(b, value, pe);
             if name.eq_ignore_ascii_case(b"received") || name.eq_ignore_ascii_case(b"maddr") {
                 if let Some(a) = parse_ipv4(&b[vs..ve]) {
@@ -797,10 +864,6 @@ fn edit_via(b: &[u8], s: usize, e: usize, x: &Xlate, edits: &mut Edits) {
                 }
             }
         }
-        at = pe.max(ps);
-        if at == ps {
-            at += 1;
-        }
     }
 }
 
@@ -810,28 +873,37 @@ pub fn header_edits(b: &[u8], m: &Message, x: &Xlate, edits: &mut Edits) {
         return;
     }
     if m.is_request() {
-        if let Some((hp, d)) = uri_host(b, m.uri.start as usize, m.uri.end as usize) {
-            edit_host_port(b, hp, d, Match::Endpoint, x, edits);
-        }
+        uri_edits(b, m.uri, x, edits);
     }
     for h in m.headers() {
-        let how = match h.name {
-            Name::Via => {
-                values(b, h.value, |s, e| edit_via(b, s, e, x, edits));
-                continue;
-            }
-            Name::Contact | Name::Route | Name::RecordRoute => Match::Endpoint,
-            Name::From | Name::To => Match::Address,
-            _ => continue,
-        };
-        values(b, h.value, |s, e| {
-            if let Some((us, ue)) = value_uri(b, s, e) {
-                if let Some((hp, d)) = uri_host(b, us, ue) {
-                    edit_host_port(b, hp, d, how, x, edits);
-                }
-            }
-        });
+        header_line_edits(b, h, x, edits);
     }
+}
+
+fn uri_edits(b: &[u8], uri: Span, x: &Xlate, edits: &mut Edits) {
+    if let Some((hp, d)) = uri_host(b, uri.start as usize, uri.end as usize) {
+        edit_host_port(b, hp, d, Match::Endpoint, x, edits);
+    }
+}
+
+/// The edits one header line needs (all its values).
+fn header_line_edits(b: &[u8], h: &Header, x: &Xlate, edits: &mut Edits) {
+    let how = match h.name {
+        Name::Via => {
+            values(b, h.value, |s, e| edit_via(b, s, e, x, edits));
+            return;
+        }
+        Name::Contact | Name::Route | Name::RecordRoute => Match::Endpoint,
+        Name::From | Name::To => Match::Address,
+        _ => return,
+    };
+    values(b, h.value, |s, e| {
+        if let Some((us, ue)) = value_uri(b, s, e) {
+            if let Some((hp, d)) = uri_host(b, us, ue) {
+                edit_host_port(b, hp, d, how, x, edits);
+            }
+        }
+    });
 }
 
 /// The registered contact of a REGISTER: its host's IPv4 address and port (default 5060),
@@ -883,4 +955,61 @@ fn find_param<'a>(p: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by_text(name: &[u8]) -> Name {
+        let names: [(&[u8], Name); 18] = [
+            (b"v", Name::Via),
+            (b"m", Name::Contact),
+            (b"f", Name::From),
+            (b"t", Name::To),
+            (b"l", Name::ContentLength),
+            (b"c", Name::ContentType),
+            (b"i", Name::CallId),
+            (b"to", Name::To),
+            (b"via", Name::Via),
+            (b"from", Name::From),
+            (b"cseq", Name::CSeq),
+            (b"route", Name::Route),
+            (b"contact", Name::Contact),
+            (b"call-id", Name::CallId),
+            (b"expires", Name::Expires),
+            (b"record-route", Name::RecordRoute),
+            (b"content-type", Name::ContentType),
+            (b"content-length", Name::ContentLength),
+        ];
+        names
+            .iter()
+            .find(|(n, _)| name.eq_ignore_ascii_case(n))
+            .map_or(Name::Other, |&(_, k)| k)
+    }
+
+    proptest::proptest! {
+        /// Header names are told apart as a case-blind comparison would, near misses (one
+        /// byte changed, case bit on a non-letter) and names at the very end included.
+        #[test]
+        fn header_names_match_without_regard_to_case(
+            pick in 0usize..18,
+            upper in proptest::collection::vec(proptest::prelude::any::<bool>(), 14),
+            flip in proptest::option::of((0usize..14, proptest::prelude::any::<u8>())),
+            tail in 0usize..20,
+        ) {
+            let names = ["v", "m", "f", "t", "l", "c", "i", "to", "via", "from", "cseq", "route",
+                "contact", "call-id", "expires", "record-route", "content-type", "content-length"];
+            let mut name: Vec<u8> = names[pick].bytes().zip(&upper)
+                .map(|(c, &u)| if u { c.to_ascii_uppercase() } else { c }).collect();
+            if let Some((at, c)) = flip {
+                let at = at % name.len();
+                name[at] = c;
+            }
+            let mut b = b"xx".to_vec();
+            b.extend_from_slice(&name);
+            b.extend(std::iter::repeat_n(b':', tail));
+            proptest::prop_assert_eq!(Name::at(&b, 2, name.len()), by_text(&name));
+        }
+    }
 }
