@@ -74,9 +74,15 @@ impl Text {
             }
             let at = self.len as usize;
             let mut x = v;
-            for k in (0..n).rev() {
-                self.buf[at + k] = b'0' + (x % 10) as u8;
-                x /= 10;
+            let mut w = at + n;
+            while x >= 10 {
+                let pair = PAIRS[(x % 100) as usize];
+                x /= 100;
+                w -= 2;
+                self.buf[w..w + 2].copy_from_slice(&pair);
+            }
+            if w > at {
+                self.buf[at] = b'0' + x as u8;
             }
             self.len += n as u8;
             return self;
@@ -115,6 +121,17 @@ impl Text {
         self
     }
 }
+
+/// The two decimal digits of 0 to 99.
+static PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut v = 0;
+    while v < 100 {
+        t[v] = [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
+        v += 1;
+    }
+    t
+};
 
 /// Each octet's decimal digits (left-aligned in three bytes) and how many there are.
 static OCTETS: [([u8; 3], u8); 256] = {

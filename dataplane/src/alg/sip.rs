@@ -40,21 +40,58 @@ impl Xlate {
     pub fn is_none(&self) -> bool {
         self.src.is_none() && self.dst.is_none()
     }
+}
 
-    /// The change whose `from` is (`addr`, `port`), source first.
-    fn by_endpoint(&self, addr: [u8; 4], port: u16) -> Option<Change> {
-        [self.src, self.dst]
-            .into_iter()
-            .flatten()
-            .find(|c| c.from.addr == addr && c.from.port == port)
+/// The changes of one packet with their original addresses written out, so the host of a
+/// header is matched by comparing its text: a literal of the same address with leading
+/// zeros is longer than the dotted quad, and only such a longer one is parsed.
+struct Changed {
+    list: [Option<(Change, Text)>; 2],
+}
+
+impl Changed {
+    fn new(x: &Xlate) -> Changed {
+        let with_text = |c: Change| {
+            let mut t = Text::default();
+            t.ipv4(c.from.addr);
+            (c, t)
+        };
+        Changed {
+            list: [x.src.map(with_text), x.dst.map(with_text)],
+        }
     }
 
-    /// The change whose address is `addr`, whatever the port.
-    fn by_addr(&self, addr: [u8; 4]) -> Option<Change> {
-        [self.src, self.dst]
-            .into_iter()
+    #[inline]
+    fn is(c: &Change, text: &Text, host: &[u8]) -> bool {
+        let t = text.as_bytes();
+        match host.len().cmp(&t.len()) {
+            std::cmp::Ordering::Equal => host == t,
+            // Leading zeros go before a group's digits: the last digit is the same.
+            std::cmp::Ordering::Greater => {
+                host.last() == t.last() && parse_ipv4(host) == Some(c.from.addr)
+            }
+            std::cmp::Ordering::Less => false,
+        }
+    }
+
+    /// The change whose `from` is the IPv4 literal `host` and `port`, source first.
+    #[inline]
+    fn by_endpoint(&self, host: &[u8], port: u16) -> Option<Change> {
+        self.list
+            .iter()
             .flatten()
-            .find(|c| c.from.addr == addr)
+            .find(|(c, t)| c.from.port == port && Self::is(c, t, host))
+            .map(|&(c, _)| c)
+    }
+
+    /// The change whose address is the IPv4 literal `host`, whatever the port.
+    #[inline]
+    fn by_addr(&self, host: &[u8]) -> Option<Change> {
+        self.list
+            .iter()
+            .flatten()
+            .find(|(c, t)| Self::is(c, t, host))
+            .map(|&(c, _)| c)
     }
 }
 
@@ -608,11 +645,17 @@ struct HostPort {
 
 /// Parses `host[:port]` starting at `at`, ending before `;`, `?`, `>`, `,`, whitespace or
 /// `end`. IPv6 references (`[...]`) are recognised so their colons are not a port.
+#[inline]
 fn host_port(b: &[u8], at: usize, end: usize) -> Option<HostPort> {
     let i = if b.get(at) == Some(&b'[') {
         first([b']'], b, at, end)? + 1
     } else {
-        first(HOST_ENDS, b, at, end).unwrap_or(end.min(b.len()))
+        let end = end.min(b.len());
+        let mut i = at;
+        while i < end && !HOST_ENDS[b[i] as usize] {
+            i += 1;
+        }
+        i
     };
     let host = Span::new(at, i);
     if host.is_empty() {
@@ -649,17 +692,16 @@ enum Match {
 }
 
 /// Adds the edit for one host[:port] if NAT changed it.
+#[inline]
 fn edit_host_port(
     b: &[u8],
     hp: HostPort,
     default_port: u16,
     how: Match,
-    x: &Xlate,
+    x: &Changed,
     edits: &mut Edits,
 ) {
-    let Some(addr) = parse_ipv4(hp.host.of(b)) else {
-        return;
-    };
+    let host = hp.host.of(b);
     let port = if hp.has_port {
         match parse_u32(hp.port.of(b)) {
             Some(p) if p <= 65535 => p as u16,
@@ -669,8 +711,8 @@ fn edit_host_port(
         default_port
     };
     let change = match how {
-        Match::Endpoint => x.by_endpoint(addr, port),
-        Match::Address => x.by_endpoint(addr, port).or_else(|| x.by_addr(addr)),
+        Match::Endpoint => x.by_endpoint(host, port),
+        Match::Address => x.by_endpoint(host, port).or_else(|| x.by_addr(host)),
     };
     let Some(c) = change else {
         return;
@@ -708,7 +750,7 @@ const fn byte_set(set: &[u8]) -> [bool; 256] {
 /// Where `values` has something to decide; every other byte is skipped in a tight loop.
 static VALUE_STOPS: [bool; 256] = byte_set(b"\\\"<>,");
 /// Where a host (not an IPv6 reference) ends.
-const HOST_ENDS: [u8; 7] = *b":;?>, \t";
+static HOST_ENDS: [bool; 256] = byte_set(b":;?>, \t");
 
 /// The values of a comma-separated header (commas inside quotes or `<...>` do not split).
 fn values(b: &[u8], v: Span, mut each: impl FnMut(usize, usize)) {
@@ -754,6 +796,7 @@ fn values(b: &[u8], v: Span, mut each: impl FnMut(usize, usize)) {
 }
 
 /// A SIP or SIPS URI in `s..e`: its host[:port] and default port.
+#[inline]
 fn uri_host(b: &[u8], s: usize, e: usize) -> Option<(HostPort, u16)> {
     let u = b.get(s..e)?;
     let (skip, default) = if u.len() >= 4 && u[..4].eq_ignore_ascii_case(b"sip:") {
@@ -782,6 +825,7 @@ fn uri_host(b: &[u8], s: usize, e: usize) -> Option<(HostPort, u16)> {
 
 /// The URI of a name-addr or addr-spec value in `s..e` (`"Name" <sip:...>;tag=x` or
 /// `sip:...;tag=x`).
+#[inline]
 fn value_uri(b: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
     let mut quoted = false;
     let mut f = Finder::new([b'"', b'<']);
@@ -800,7 +844,7 @@ fn value_uri(b: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
 }
 
 /// Edits for one Via value: sent-by, and the received / rport / maddr parameters.
-fn edit_via(b: &[u8], s: usize, e: usize, x: &Xlate, edits: &mut Edits) {
+fn edit_via(b: &[u8], s: usize, e: usize, x: &Changed, edits: &mut Edits) {
     // SIP/2.0/UDP host:port;params, with whitespace allowed around the slashes.
     let v = &b[s..e];
     let mut slash = Finder::new([b'/']);
@@ -827,14 +871,13 @@ fn edit_via(b: &[u8], s: usize, e: usize, x: &Xlate, edits: &mut Edits) {
         return;
     };
     edit_host_port(b, hp, default, Match::Endpoint, x, edits);
-    let sent_by = parse_ipv4(hp.host.of(b));
     let sent_port = if hp.has_port {
         parse_u32(hp.port.of(b)).unwrap_or(0) as u16
     } else {
         default
     };
     // The sent-by's change, if any: rport goes with it.
-    let change = sent_by.and_then(|a| x.by_endpoint(a, sent_port));
+    let change = x.by_endpoint(hp.host.of(b), sent_port);
     // Parameters.
     let mut semis = Finder::new([b';']);
     let mut next = semis.next(b, hp.port.end.max(hp.host.end) as usize, e);
@@ -846,12 +889,10 @@ fn edit_via(b: &[u8], s: usize, e: usize, x: &Xlate, edits: &mut Edits) {
             let (name, value) = (&b[ps..eq], eq + 1);
             let (vs, ve) = trim_span(b, value, pe);
             if name.eq_ignore_ascii_case(b"received") || name.eq_ignore_ascii_case(b"maddr") {
-                if let Some(a) = parse_ipv4(&b[vs..ve]) {
-                    if let Some(c) = x.by_addr(a) {
-                        let mut t = Text::default();
-                        t.ipv4(c.to.addr);
-                        edits.replace(b, vs, ve, t.as_bytes());
-                    }
+                if let Some(c) = x.by_addr(&b[vs..ve]) {
+                    let mut t = Text::default();
+                    t.ipv4(c.to.addr);
+                    edits.replace(b, vs, ve, t.as_bytes());
                 }
             } else if name.eq_ignore_ascii_case(b"rport") {
                 let port = parse_u32(&b[vs..ve]);
@@ -872,6 +913,7 @@ pub fn header_edits(b: &[u8], m: &Message, x: &Xlate, edits: &mut Edits) {
     if x.is_none() {
         return;
     }
+    let x = &Changed::new(x);
     if m.is_request() {
         uri_edits(b, m.uri, x, edits);
     }
@@ -880,14 +922,14 @@ pub fn header_edits(b: &[u8], m: &Message, x: &Xlate, edits: &mut Edits) {
     }
 }
 
-fn uri_edits(b: &[u8], uri: Span, x: &Xlate, edits: &mut Edits) {
+fn uri_edits(b: &[u8], uri: Span, x: &Changed, edits: &mut Edits) {
     if let Some((hp, d)) = uri_host(b, uri.start as usize, uri.end as usize) {
         edit_host_port(b, hp, d, Match::Endpoint, x, edits);
     }
 }
 
 /// The edits one header line needs (all its values).
-fn header_line_edits(b: &[u8], h: &Header, x: &Xlate, edits: &mut Edits) {
+fn header_line_edits(b: &[u8], h: &Header, x: &Changed, edits: &mut Edits) {
     let how = match h.name {
         Name::Via => {
             values(b, h.value, |s, e| edit_via(b, s, e, x, edits));
