@@ -91,6 +91,9 @@ fn help(name: &str) -> &'static str {
         }
         "tunnel_inner_untracked" => "Inner packets of tunnels left without a flow (table full)",
         "appid_no_context" => "Flows left unclassified because no App-ID context was free",
+        "appid_evidence_lost" => {
+            "Flow records written without their App-ID evidence (its kept entry was reused)"
+        }
         "clock_outliers" => {
             "Replay: packets whose capture time was far from the packets around them (ignored)"
         }

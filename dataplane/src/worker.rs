@@ -1776,6 +1776,7 @@ impl Worker {
         let a = self.appid.counters;
         self.counters.set(C::AppidContextsReclaimed, a.reclaimed);
         self.counters.set(C::AppidNoContext, a.no_context);
+        self.counters.set(C::AppidEvidenceLost, a.evidence_lost);
         if let Some(d) = self.defrag.as_mut() {
             d.sweep(now);
             let c = d.counters;

@@ -199,6 +199,10 @@ pub struct EngineCounters {
     pub no_context: u64,
     /// Contexts taken from an undecided flow for a new one.
     pub reclaimed: u64,
+    /// Flows that ended without the evidence their decoders found: it was kept for them
+    /// when their context went, and the ring of kept evidence (`Kept`) reused the entry
+    /// before they ended.
+    pub evidence_lost: u64,
 }
 
 /// A context's place in the pool: its flow and its neighbours in its list.
@@ -310,6 +314,11 @@ impl Kept {
             Some((owner, ev)) if *owner == slot => Some(ev),
             _ => None,
         }
+    }
+
+    /// Whether `info`'s flow had evidence kept that another flow's has replaced since.
+    fn lost(&self, info: &AppInfo, slot: Slot) -> bool {
+        info.ctx == NO_CTX && info.kept != NO_CTX && self.get(info, slot).is_none()
     }
 }
 
@@ -762,6 +771,9 @@ impl Engine {
     pub fn ended(&mut self, slot: Slot, f: &Flow) -> AppInfo {
         if f.key.tunnel() != 0 {
             self.tunnels.remove(&slot);
+        }
+        if self.kept.lost(&self.info[slot as usize], slot) {
+            self.counters.evidence_lost += 1;
         }
         let info = &mut self.info[slot as usize];
         let reclaimed = std::mem::replace(&mut info.reclaimed, AppId::NONE);

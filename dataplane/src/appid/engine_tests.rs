@@ -411,3 +411,39 @@ fn an_unanswered_flow_gives_its_context_before_an_answered_one() {
         "A kept classifying"
     );
 }
+
+#[test]
+fn evidence_lost_to_the_kept_ring_is_counted() {
+    // Two contexts keep the evidence of four flows that gave theirs back; six decided DNS
+    // flows that live on: the first two ones' entries are reused before they end.
+    let (cat, mut o) = two_contexts();
+    for i in 0..6u16 {
+        let query = aperture_traffic::dns::query(i, &format!("host{i}.example.com"), 1);
+        let f = udp4(
+            C,
+            S,
+            addr(&format!("10.0.0.5:{}", 53000 + i)),
+            addr("198.51.100.4:53"),
+            &query,
+        );
+        o.packet(1 + i as u64, &f, f.len());
+    }
+    assert_eq!(o.engine().counters.evidence_lost, 0);
+    // Long after: every flow expires, its record written.
+    let late = udp4(
+        C,
+        S,
+        addr("10.0.0.9:1"),
+        addr("198.51.100.9:9"),
+        b"\x00late",
+    );
+    o.packet(3_600_000_000_000, &late, late.len());
+    assert_eq!(o.engine().counters.evidence_lost, 2);
+    let recs = o.finish();
+    let without: Vec<u16> = recs
+        .iter()
+        .filter(|r| cat.name(r.app) == "dns" && r.evidence.host.as_str().is_empty())
+        .map(|r| r.src_port)
+        .collect();
+    assert_eq!(without, [53000, 53001]);
+}

@@ -86,7 +86,7 @@ impl DropReason {
     }
 }
 
-const FIXED: usize = 63;
+const FIXED: usize = 64;
 
 /// Counter names, index order. The first `FIXED` are general; drop reasons follow.
 pub const GENERAL: [&str; FIXED] = [
@@ -153,6 +153,7 @@ pub const GENERAL: [&str; FIXED] = [
     "tunnel_packets",
     "tunnel_inner_malformed",
     "tunnel_inner_untracked",
+    "appid_evidence_lost",
 ];
 
 /// Index of each general counter.
@@ -266,6 +267,9 @@ pub enum C {
     TunnelPackets,
     TunnelInnerMalformed,
     TunnelInnerUntracked,
+    /// Flows whose record went out without their App-ID evidence (the ring it was kept in
+    /// reused the entry first: `app-id.contexts` sizes it).
+    AppidEvidenceLost,
 }
 
 const OTHER_DROPS: [(DropReason, &str); 25] = [
