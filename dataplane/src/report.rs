@@ -8,14 +8,14 @@ use crate::replay::Report;
 use crate::stats::{Counters, C, GENERAL};
 use std::io::{self, Write};
 
-/// The IP protocol's name as the flow log writes it.
+/// The IP protocol's name in the tables: the flow log's in lower case, `ip-proto-N` for one
+/// it only numbers.
 pub fn proto_name(p: u8) -> String {
-    match p {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "ipv6-icmp".into(),
-        n => format!("ip-proto-{n}"),
+    let name = crate::flowlog::proto_name(p).to_ascii_lowercase();
+    if name.bytes().all(|c| c.is_ascii_digit()) {
+        format!("ip-proto-{name}")
+    } else {
+        name
     }
 }
 
