@@ -427,3 +427,39 @@ rules:
     assert!(refused > 0, "{}", r.stdout);
     assert_eq!(logged + refused, read, "{}", r.stdout);
 }
+
+#[test]
+fn a_flow_inside_a_tunnel_is_checked_as_any_flow() {
+    // VXLAN carrying two TLS and two DNS flows, the tunnel allowed. Denying dns stops the
+    // tunnel packets that carry a DNS flow from its decision on (its first packet); the
+    // rest of the tunnel passes whole. The same replay with dns allowed passes them all.
+    let pcap = corpus().join("ndpi").join("vxlan.pcap");
+    let count = |p: &Path, filter: &str| tshark(p, &["-Y", filter]).lines().count();
+    let (dns_in, tls_in) = (count(&pcap, "dns"), count(&pcap, "tcp"));
+    assert!(dns_in >= 2 && tls_in >= 10, "{dns_in} dns, {tls_in} tcp");
+    let run = |action: &str| {
+        let dir = TempDir::new(&format!("tunnel-{action}"));
+        let p = dir.path().join("policy.yaml");
+        let policy = format!(
+            "version: 1\nrules:\n  - name: dns\n    application: [dns]\n    action: {action}\n\
+             default-action: allow\n"
+        );
+        std::fs::write(&p, policy).unwrap();
+        let r = replay_with(&pcap, dir.path(), None, &["--policy", p.to_str().unwrap()]);
+        let inner_dns: Vec<String> = r
+            .flows
+            .iter()
+            .filter(|f| f.get("tunnel").is_some() && f["app"] == "dns")
+            .map(|f| f["action"].as_str().unwrap_or("").to_string())
+            .collect();
+        let out = (count(&r.out, "dns"), count(&r.out, "tcp"));
+        (dir, inner_dns, out)
+    };
+    let (_allowed_dir, actions, (dns, tcp)) = run("allow");
+    assert_eq!(actions, ["allow", "allow"]);
+    assert_eq!((dns, tcp), (dns_in, tls_in), "allowed: everything passes");
+    let (_denied_dir, actions, (dns, tcp)) = run("deny");
+    assert_eq!(actions, ["deny", "deny"]);
+    assert_eq!(dns, 0, "no packet of a denied inner flow passes");
+    assert_eq!(tcp, tls_in, "the tunnel's other flows pass whole");
+}

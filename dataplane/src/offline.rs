@@ -99,7 +99,7 @@ impl Offline {
                 0,
                 &mut ended,
             );
-            if let Inner::Tracked(t, _, _) = inner {
+            if let Inner::Tracked(t, _, _, _) = inner {
                 self.created += t.first as u64;
             }
         }

@@ -1044,7 +1044,18 @@ impl Worker {
                 }
             }
             if packet::tunnel::candidate(&meta.h) {
-                self.tunnel_stage(port, m.data(), &meta.h, meta.now);
+                let inner = self.tunnel_stage(port, m.data(), &meta.h, meta.now);
+                if let (Some((t, ev, ih)), Some(p)) = (inner, policy) {
+                    // The inner flow is checked as any flow (its zones are the tunnel
+                    // packet's ports): a flow the policy stops stops the tunnel packet that
+                    // carries it (dropped: a reset cannot be sent inside the tunnel).
+                    let out = d.port().unwrap_or(port);
+                    let v = self.policy_stage(p, &t, ev, &ih, port, out);
+                    self.tables.rule_packet(p.slot_of(v.rule), m.pkt_len());
+                    if !v.passes() {
+                        return self.drop(DropReason::Policy, m);
+                    }
+                }
             }
             d
         } else {
@@ -1562,7 +1573,13 @@ impl Worker {
     /// The inner flow of a tunnel packet that passed (`inner_flow`), counted.
     #[cold]
     #[inline(never)]
-    fn tunnel_stage(&mut self, port: usize, frame: &[u8], h: &Headers, now: u64) {
+    fn tunnel_stage(
+        &mut self,
+        port: usize,
+        frame: &[u8],
+        h: &Headers,
+        now: u64,
+    ) -> Option<(Tracked, AppEvent, Headers)> {
         let (flows, appid, mut ends) = self.split();
         let inner = inner_flow(
             flows,
@@ -1574,10 +1591,16 @@ impl Worker {
             &mut |a, s, f, r| ends.end(a, s, f, r),
         );
         match inner {
-            Inner::None => {}
-            Inner::Malformed => ends.counters.add(C::TunnelInnerMalformed, 1),
-            Inner::Refused => ends.counters.add(C::TunnelInnerUntracked, 1),
-            Inner::Tracked(t, _, len) => {
+            Inner::None => None,
+            Inner::Malformed => {
+                ends.counters.add(C::TunnelInnerMalformed, 1);
+                None
+            }
+            Inner::Refused => {
+                ends.counters.add(C::TunnelInnerUntracked, 1);
+                None
+            }
+            Inner::Tracked(t, ev, len, ih) => {
                 ends.counters.add(C::TunnelPackets, 1);
                 if t.created || t.first {
                     ends.counters.add(C::FlowsCreated, 1);
@@ -1586,6 +1609,7 @@ impl Worker {
                     ends.interim(appid, t.slot, flows.get(t.slot));
                 }
                 ends.tables.app_packet(flows.get(t.slot).app, len);
+                Some((t, ev, ih))
             }
         }
     }
@@ -1970,8 +1994,9 @@ pub enum Inner {
     Malformed,
     /// The flow table refused the inner flow.
     Refused,
-    /// Accounted to its flow (this many bytes), with what App-ID decided on it.
-    Tracked(Tracked, AppEvent, u32),
+    /// Accounted to its flow (this many bytes), with what App-ID decided on it and the
+    /// inner packet's headers.
+    Tracked(Tracked, AppEvent, u32, Headers),
 }
 
 /// The inner flow of a tunnel packet (`frame`, outer headers `h` with
@@ -2014,7 +2039,7 @@ pub fn inner_flow(
     if t.created {
         appid.set_tunnel(t.slot, tunnel);
     }
-    Inner::Tracked(t, ev, len)
+    Inner::Tracked(t, ev, len, ih)
 }
 
 /// Checks a flow against the policy from its originator's side: the zones of the ports its
