@@ -98,7 +98,7 @@ pub struct NdpiFlow {
     pub label: String,
     /// nDPI's line says it guessed from the port or the address (`Confidence: Match by
     /// port`, `Match by IP`).
-    pub by_port: bool,
+    pub guessed: bool,
 }
 
 /// Every flow line of an nDPI `.out` file, e.g.
@@ -135,7 +135,7 @@ pub fn parse_out(text: &str) -> Vec<NdpiFlow> {
         let label = verdict.split_once('/').map_or(verdict, |(_, n)| n);
         out.push(NdpiFlow {
             index,
-            by_port: rest.contains("[Confidence: Match by port]")
+            guessed: rest.contains("[Confidence: Match by port]")
                 || rest.contains("[Confidence: Match by IP]"),
             tuple,
             label: label.trim().to_string(),
@@ -550,7 +550,7 @@ pub fn score(file: &str, ndpi: &[NdpiFlow], ours: &[OurFlow]) -> Vec<Verdict> {
                     Outcome::Agree
                 } else if let Some(m) = mistake.filter(|m| mine.iter().all(|f| f.app == m.truth)) {
                     Outcome::Excused(m.reason)
-                } else if n.by_port && mine.iter().all(|f| UNIDENTIFIED.contains(&f.app.as_str())) {
+                } else if n.guessed && mine.iter().all(|f| UNIDENTIFIED.contains(&f.app.as_str())) {
                     Outcome::Excused(
                         "nDPI guessed from the port or the address alone (its line says \
                          'Confidence: Match by port' or 'Match by IP') and no payload of the \

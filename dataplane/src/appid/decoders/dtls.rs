@@ -321,7 +321,7 @@ mod tests {
             let mut dtls = 0;
             for t in truth(file) {
                 let Some(run) = find(&runs, &t) else { continue };
-                if run.payloads == [0, 0] || t.by_port {
+                if run.payloads == [0, 0] || t.guessed {
                     continue; // nDPI went by the port
                 }
                 if t.label.starts_with("DTLS") {

@@ -377,7 +377,7 @@ mod tests {
             let mut http = 0;
             for t in truth(file) {
                 let Some(run) = find(&runs, &t) else { continue };
-                if run.payloads == [0, 0] || t.by_port {
+                if run.payloads == [0, 0] || t.guessed {
                     continue; // nDPI went by the port
                 }
                 let want = match t.label.split('.').next() {

@@ -401,8 +401,8 @@ pub struct Truth {
     pub label: String,
     pub host: Option<String>,
     pub user_agent: Option<String>,
-    /// nDPI went by the port, not the payload (its label is a guess).
-    pub by_port: bool,
+    /// nDPI went by the port or address, not the payload (its label is a guess).
+    pub guessed: bool,
 }
 
 /// `a.b.c.d:port` or `[v6]:port`; `None` for the odd malformed address nDPI prints.
@@ -448,7 +448,7 @@ pub fn truth(file: &str) -> Vec<Truth> {
                 .map_or(proto.clone(), |(_, l)| l.to_string()),
             host: field(line, "[Hostname/SNI: "),
             user_agent: field(line, "[User-Agent: "),
-            by_port: line.contains("[Confidence: Match by port]")
+            guessed: line.contains("[Confidence: Match by port]")
                 || line.contains("[Confidence: Match by IP]"),
         });
     }
@@ -485,11 +485,11 @@ pub fn ndpi_labels(file: &str) -> HashMap<(String, String), String> {
 /// The flows of `file` nDPI named by port or address alone (its line says `Confidence: Match
 /// by port` or `Match by IP`),
 /// by endpoints as `Flow::endpoints` gives them.
-pub fn guessed_by_port(file: &str) -> std::collections::HashSet<(String, String)> {
+pub fn guessed_flows(file: &str) -> std::collections::HashSet<(String, String)> {
     let text = |a: (IpAddr, u16)| SocketAddr::new(a.0, a.1).to_string();
     truth(file)
         .into_iter()
-        .filter(|t| t.by_port)
+        .filter(|t| t.guessed)
         .map(|t| {
             let (a, b) = (text(t.client), text(t.server));
             if a <= b {
@@ -573,7 +573,7 @@ pub fn compare_with_ndpi(d: &dyn Decoder, mine: &[Proto]) -> (Vec<String>, HashM
     let mut matched = HashMap::new();
     for cap in ndpi_captures() {
         let labels = ndpi_labels(&cap);
-        let guessed = guessed_by_port(&cap);
+        let guessed = guessed_flows(&cap);
         for f in payload_flows(&cap) {
             let key = f.endpoints();
             let label = labels.get(&key).map_or("(not listed)", |s| s.as_str());

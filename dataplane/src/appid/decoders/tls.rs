@@ -873,7 +873,7 @@ mod tests {
             let mut tls = 0;
             for t in truth(file) {
                 let run = find(&runs, &t).unwrap_or_else(|| panic!("{file}: {t:?} not replayed"));
-                if run.payloads == [0, 0] || t.by_port {
+                if run.payloads == [0, 0] || t.guessed {
                     continue; // nDPI went by the port
                 }
                 if t.label.starts_with("TLS") {
