@@ -1541,25 +1541,26 @@ impl Worker {
             let sip_id = appid.catalog.of_proto(Proto::Sip);
             let sip = appid.catalog.has_sip_alg(a)
                 && (a == sip_id || appid.info(t.slot).path().contains(&sip_id));
-            let call = AppId(ends.alg.call_app(t.slot));
-            let mut adopted =
-                f.predicted() && call != a && call != appid.catalog.of_proto(Proto::Sip);
-            if adopted {
-                ev = appid.adopt(t.slot, f, call);
-            } else if !f.predicted() && is_media(appid, t.slot) {
+            let call = if f.predicted() {
+                Some(ends.alg.call_app(t.slot))
+            } else if is_media(appid, t.slot) {
                 // A call's media relayed through TURN: the flow runs from the endpoint the
                 // call described to the relay, which no pinhole expected.
                 let (src, sport, dst, dport) = f.key.oriented(f.orig_is_lo);
-                if let (Some(s), Some(d)) = (src.v4(), dst.v4()) {
-                    let media = [(s, sport), (d, dport)];
-                    if let Some(call) = ends.alg.relayed_media(t.slot, f.key.proto(), media) {
-                        let call = AppId(call);
-                        if call != a && call != appid.catalog.of_proto(Proto::Sip) {
-                            ev = appid.adopt(t.slot, f, call);
-                            adopted = true;
-                        }
+                match (src.v4(), dst.v4()) {
+                    (Some(s), Some(d)) => {
+                        let media = [(s, sport), (d, dport)];
+                        ends.alg.relayed_media(t.slot, f.key.proto(), media)
                     }
+                    _ => None,
                 }
+            } else {
+                None
+            };
+            let call = call.map(AppId).filter(|&c| c != a && c != sip_id);
+            let adopted = call.is_some();
+            if let Some(call) = call {
+                ev = appid.adopt(t.slot, f, call);
             }
             f.set_alg(sip);
             if adopted {

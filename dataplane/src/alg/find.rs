@@ -2,9 +2,9 @@
 //! compared with each byte of the set at once (AVX2 through `wide`, safe code) into a bit
 //! mask, and a search is a shift and a count of trailing zeros while it stays in the window.
 //!
-//! This is how the SIP scanner and rewriter walk a message: from one delimiter to the next
-//! (line feed, colon, `<`, `@`, `;`, ...), never byte by byte, and without the set-up cost of
-//! a general vector search for every short header value.
+//! The SIP scanner finds its lines and colons this way (`Lines`), and the rewriter the
+//! delimiters of a header value (`<`, `@`, `;`, ...) without the set-up cost of a general
+//! vector search for every short value.
 use wide::{u8x32, CmpEq};
 
 /// Finds the bytes of `set` in a message, front to back. Searches may go back (the window
@@ -100,24 +100,23 @@ impl Lines {
             colon_far: Finder::new([b':']),
         };
         let (nl, colon) = (u8x32::splat(b'\n'), u8x32::splat(b':'));
-        let mut chunks = b[..upto].chunks_exact(32);
-        let mut k = 0;
-        for c in &mut chunks {
-            let v = u8x32::new(c.try_into().unwrap_or([0; 32]));
+        let mut mark = |k: usize, v: u8x32| {
             let shift = (k & 1) * 32;
             l.nl[k / 2] |= (v.cmp_eq(nl).move_mask() as u32 as u64) << shift;
             l.colon[k / 2] |= (v.cmp_eq(colon).move_mask() as u32 as u64) << shift;
+        };
+        let mut chunks = b[..upto].chunks_exact(32);
+        let mut k = 0;
+        for c in &mut chunks {
+            mark(k, u8x32::new(c.try_into().unwrap_or([0; 32])));
             k += 1;
         }
         let tail = chunks.remainder();
         if !tail.is_empty() {
+            // Padded with zeros, which are neither.
             let mut buf = [0u8; 32];
             buf[..tail.len()].copy_from_slice(tail);
-            let v = u8x32::new(buf);
-            let valid = (1u64 << tail.len()) - 1;
-            let shift = (k & 1) * 32;
-            l.nl[k / 2] |= ((v.cmp_eq(nl).move_mask() as u32 as u64) & valid) << shift;
-            l.colon[k / 2] |= ((v.cmp_eq(colon).move_mask() as u32 as u64) & valid) << shift;
+            mark(k, u8x32::new(buf));
         }
         l
     }

@@ -216,8 +216,7 @@ impl SipAlg {
         let (app, parent) = ends
             .iter()
             .find_map(|&(addr, port)| self.pinholes.call_at(pinhole::Key { proto, addr, port }))?;
-        self.predicted[slot as usize].0 = parent;
-        self.predicted[slot as usize].1 = app;
+        self.set_predicted(slot, parent, app, 0);
         Some(app)
     }
 

@@ -755,19 +755,13 @@ static HOST_ENDS: [bool; 256] = byte_set(b":;?>, \t");
 /// The values of a comma-separated header (commas inside quotes or `<...>` do not split).
 fn values(b: &[u8], v: Span, mut each: impl FnMut(usize, usize)) {
     let (mut start, end) = (v.start as usize, (v.end as usize).min(b.len()));
-    if start >= end {
-        return;
-    }
-    if first([b','], b, start, end).is_none() {
-        // One value (the common case): nothing to split.
-        let (s, e) = trim_span(b, start, end);
-        if s < e {
-            each(s, e);
-        }
-        return;
-    }
     let (mut quoted, mut angle) = (false, false);
-    let mut i = start;
+    // One value (the common case) has nothing to split: straight to its end.
+    let mut i = if first([b','], b, start, end).is_none() {
+        end
+    } else {
+        start
+    };
     while i < end {
         if !VALUE_STOPS[b[i] as usize] {
             i += 1;
@@ -806,8 +800,7 @@ fn uri_host(b: &[u8], s: usize, e: usize) -> Option<(HostPort, u16)> {
     } else {
         return None;
     };
-    // The user part ends at the first '@' before the host's parameters or headers begin
-    // (URIs are short: one loop beats setting up a vector search).
+    // The user part ends at the first '@' before the host's parameters or headers begin.
     let rest = s + skip;
     let (mut stop, mut at) = (e, None);
     let mut f = Finder::new([b'>', b'?', b'@']);
@@ -915,16 +908,12 @@ pub fn header_edits(b: &[u8], m: &Message, x: &Xlate, edits: &mut Edits) {
     }
     let x = &Changed::new(x);
     if m.is_request() {
-        uri_edits(b, m.uri, x, edits);
+        if let Some((hp, d)) = uri_host(b, m.uri.start as usize, m.uri.end as usize) {
+            edit_host_port(b, hp, d, Match::Endpoint, x, edits);
+        }
     }
     for h in m.headers() {
         header_line_edits(b, h, x, edits);
-    }
-}
-
-fn uri_edits(b: &[u8], uri: Span, x: &Changed, edits: &mut Edits) {
-    if let Some((hp, d)) = uri_host(b, uri.start as usize, uri.end as usize) {
-        edit_host_port(b, hp, d, Match::Endpoint, x, edits);
     }
 }
 
@@ -1003,30 +992,31 @@ fn find_param<'a>(p: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 mod tests {
     use super::*;
 
+    const NAMES: [(&str, Name); 18] = [
+        ("v", Name::Via),
+        ("m", Name::Contact),
+        ("f", Name::From),
+        ("t", Name::To),
+        ("l", Name::ContentLength),
+        ("c", Name::ContentType),
+        ("i", Name::CallId),
+        ("to", Name::To),
+        ("via", Name::Via),
+        ("from", Name::From),
+        ("cseq", Name::CSeq),
+        ("route", Name::Route),
+        ("contact", Name::Contact),
+        ("call-id", Name::CallId),
+        ("expires", Name::Expires),
+        ("record-route", Name::RecordRoute),
+        ("content-type", Name::ContentType),
+        ("content-length", Name::ContentLength),
+    ];
+
     fn by_text(name: &[u8]) -> Name {
-        let names: [(&[u8], Name); 18] = [
-            (b"v", Name::Via),
-            (b"m", Name::Contact),
-            (b"f", Name::From),
-            (b"t", Name::To),
-            (b"l", Name::ContentLength),
-            (b"c", Name::ContentType),
-            (b"i", Name::CallId),
-            (b"to", Name::To),
-            (b"via", Name::Via),
-            (b"from", Name::From),
-            (b"cseq", Name::CSeq),
-            (b"route", Name::Route),
-            (b"contact", Name::Contact),
-            (b"call-id", Name::CallId),
-            (b"expires", Name::Expires),
-            (b"record-route", Name::RecordRoute),
-            (b"content-type", Name::ContentType),
-            (b"content-length", Name::ContentLength),
-        ];
-        names
+        NAMES
             .iter()
-            .find(|(n, _)| name.eq_ignore_ascii_case(n))
+            .find(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes()))
             .map_or(Name::Other, |&(_, k)| k)
     }
 
@@ -1040,9 +1030,7 @@ mod tests {
             flip in proptest::option::of((0usize..14, proptest::prelude::any::<u8>())),
             tail in 0usize..20,
         ) {
-            let names = ["v", "m", "f", "t", "l", "c", "i", "to", "via", "from", "cseq", "route",
-                "contact", "call-id", "expires", "record-route", "content-type", "content-length"];
-            let mut name: Vec<u8> = names[pick].bytes().zip(&upper)
+            let mut name: Vec<u8> = NAMES[pick].0.bytes().zip(&upper)
                 .map(|(c, &u)| if u { c.to_ascii_uppercase() } else { c }).collect();
             if let Some((at, c)) = flip {
                 let at = at % name.len();

@@ -88,7 +88,7 @@ pub fn turn_payload(b: &[u8]) -> Option<&[u8]> {
     channel_data(b).or_else(|| turn_indication_data(b))
 }
 
-/// A BER/DER tag-length header at `off`/// A BER/DER tag-length header at `off`: (tag, content length, header length). Definite
+/// A BER/DER tag-length header at `off`: (tag, content length, header length). Definite
 /// lengths only, at most 4 length bytes (what Kerberos, LDAP and SNMP send).
 pub fn der(b: &[u8], off: usize) -> Option<(u8, usize, usize)> {
     let tag = *b.get(off)?;
