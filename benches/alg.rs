@@ -106,7 +106,7 @@ fn rewrite_only(c: &mut Criterion, msg: &[u8]) {
     let mut m = sip::Message::default();
     let mut once = |msg: &[u8], edits: &mut Edits, out: &mut [u8]| {
         sip::scan_into(msg, true, &mut m).unwrap();
-        let sdp = sdp::parse(msg, m.body);
+        let sdp = sdp::parse(msg, &m);
         rewrite(msg, &m, sdp.as_ref(), &x, &|_| None, &mapped, edits, out)
             .unwrap()
             .unwrap()
@@ -125,9 +125,9 @@ fn rewrite_only(c: &mut Criterion, msg: &[u8]) {
     });
     sip::scan_into(msg, true, &mut m).unwrap();
     c.bench_function("alg/invite-500B/part-sdp", |b| {
-        b.iter(|| black_box(sdp::parse(black_box(msg), m.body).is_some()))
+        b.iter(|| black_box(sdp::parse(black_box(msg), &m).is_some()))
     });
-    let sdp = sdp::parse(msg, m.body);
+    let sdp = sdp::parse(msg, &m);
     c.bench_function("alg/invite-500B/part-edits", |b| {
         b.iter(|| {
             black_box(

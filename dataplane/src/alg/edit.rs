@@ -193,27 +193,41 @@ impl Edits {
         if msg.get(start..end) == Some(text) {
             return;
         }
+        if text.len() > MAX_TEXT {
+            self.overflow = true;
+            return;
+        }
+        let mut t = Text::default();
+        t.push(text);
+        self.push(start, end, &t);
+    }
+
+    /// `replace` with a `Text` (copied whole: no length-dependent copy).
+    #[inline]
+    pub fn replace_text(&mut self, msg: &[u8], start: usize, end: usize, text: &Text) {
+        if msg.get(start..end) == Some(text.as_bytes()) {
+            return;
+        }
         self.push(start, end, text);
     }
 
     /// Inserts `text` at `at`.
-    pub fn insert(&mut self, at: usize, text: &[u8]) {
+    pub fn insert(&mut self, at: usize, text: &Text) {
         self.push(at, at, text);
     }
 
-    fn push(&mut self, start: usize, end: usize, text: &[u8]) {
-        if self.len == MAX_EDITS || text.len() > MAX_TEXT || start > end {
+    #[inline]
+    fn push(&mut self, start: usize, end: usize, text: &Text) {
+        if self.len == MAX_EDITS || start > end {
             self.overflow = true;
             return;
         }
-        let mut e = Edit {
+        self.list[self.len] = Edit {
             start: start as u32,
             end: end as u32,
-            len: text.len() as u8,
-            text: [0; MAX_TEXT],
+            len: text.len,
+            text: text.buf,
         };
-        e.text[..text.len()].copy_from_slice(text);
-        self.list[self.len] = e;
         self.len += 1;
     }
 
@@ -248,18 +262,42 @@ impl Edits {
             if s < at || end > msg.len() {
                 return None;
             }
-            let keep = &msg[at..s];
-            out.get_mut(w..w + keep.len())?.copy_from_slice(keep);
-            w += keep.len();
-            let t = e.text();
-            out.get_mut(w..w + t.len())?.copy_from_slice(t);
-            w += t.len();
+            w = copy(msg, at, s, out, w)?;
+            let n = e.len as usize;
+            match out.get_mut(w..w + MAX_TEXT) {
+                // Room for the whole text buffer: one fixed-size store, the tail is
+                // overwritten by what follows.
+                Some(o) => o.copy_from_slice(&e.text),
+                None => out.get_mut(w..w + n)?.copy_from_slice(e.text()),
+            }
+            w += n;
             at = end;
         }
-        let rest = &msg[at..];
-        out.get_mut(w..w + rest.len())?.copy_from_slice(rest);
-        Some(w + rest.len())
+        copy(msg, at, msg.len(), out, w)
     }
+}
+
+/// Copies `msg[from..to]` to `out[w..]`, 32 bytes at a time while `out` has room for a whole
+/// block past the end (what a block writes beyond it is overwritten later or left unused);
+/// returns where the copy ends in `out`, None when it does not fit.
+#[inline]
+fn copy(msg: &[u8], from: usize, to: usize, out: &mut [u8], w: usize) -> Option<usize> {
+    let n = to.checked_sub(from)?;
+    let (mut i, mut o) = (from, w);
+    while i + 32 <= to && o + 32 <= out.len() {
+        let block: [u8; 32] = msg[i..i + 32].try_into().ok()?;
+        out[o..o + 32].copy_from_slice(&block);
+        i += 32;
+        o += 32;
+    }
+    let rest = to - i;
+    if rest > 0 {
+        match (msg.get(i..i + 32), out.get_mut(o..o + 32)) {
+            (Some(src), Some(dst)) => dst.copy_from_slice(src),
+            _ => out.get_mut(o..o + rest)?.copy_from_slice(&msg[i..to]),
+        }
+    }
+    Some(w + n)
 }
 
 #[cfg(test)]
@@ -272,7 +310,9 @@ mod tests {
         let mut e = Edits::default();
         e.replace(msg, 13, 17, b"40000");
         e.replace(msg, 2, 10, b"203.0.113.9");
-        e.insert(19, b"!");
+        let mut bang = Text::default();
+        bang.push(b"!");
+        e.insert(19, &bang);
         let mut out = [0u8; 64];
         let n = e.apply(msg, &mut out).unwrap();
         assert_eq!(&out[..n], b"a 203.0.113.9 b 40000 c!");

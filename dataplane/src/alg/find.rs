@@ -5,7 +5,7 @@
 //! The SIP scanner finds its lines and colons this way (`Lines`), and the rewriter the
 //! delimiters of a header value (`<`, `@`, `;`, ...) without the set-up cost of a general
 //! vector search for every short value.
-use wide::{u8x32, CmpEq};
+use wide::{u8x16, u8x32, CmpEq};
 
 /// Finds the bytes of `set` in a message, front to back. Searches may go back (the window
 /// is reloaded) but are fastest in order, as a parser reads.
@@ -72,70 +72,62 @@ impl<const N: usize> Finder<N> {
     }
 }
 
-/// Bytes marked up front: a SIP header block is short, so its line feeds and colons are
-/// found for its first `MARKED` bytes in one pass (one load per 32 bytes for both), and every
-/// later search there is a shift of a word. Past them a `Finder` goes on.
-pub const MARKED: usize = 1024;
+/// Bytes marked up front: a SIP message is short, so its line feeds are found for its first
+/// `MARKED` bytes in one pass (one load and compare per 32 bytes), and every later search
+/// there (the scan's lines, the SDP body's) is a shift of a word. Past them a `Finder` goes on.
+pub const MARKED: usize = 2048;
 const WORDS: usize = MARKED / 64;
 
-pub struct Lines {
+/// The line feeds of a message's first `MARKED` bytes, one bit per byte.
+#[derive(Clone, Copy, Debug)]
+pub struct Marks {
     nl: [u64; WORDS],
-    colon: [u64; WORDS],
     /// Bytes marked: `b[..upto]`.
     upto: usize,
-    nl_far: Finder<1>,
-    colon_far: Finder<1>,
 }
 
-impl Lines {
-    /// Marks the line feeds and colons of `b`'s first `MARKED` bytes.
-    #[inline]
-    pub fn new(b: &[u8]) -> Lines {
-        let upto = b.len().min(MARKED);
-        let mut l = Lines {
+impl Default for Marks {
+    fn default() -> Self {
+        Marks {
             nl: [0; WORDS],
-            colon: [0; WORDS],
-            upto,
-            nl_far: Finder::new([b'\n']),
-            colon_far: Finder::new([b':']),
-        };
-        let (nl, colon) = (u8x32::splat(b'\n'), u8x32::splat(b':'));
-        let mut mark = |k: usize, v: u8x32| {
-            let shift = (k & 1) * 32;
-            l.nl[k / 2] |= (v.cmp_eq(nl).move_mask() as u32 as u64) << shift;
-            l.colon[k / 2] |= (v.cmp_eq(colon).move_mask() as u32 as u64) << shift;
-        };
-        let mut chunks = b[..upto].chunks_exact(32);
-        let mut k = 0;
-        for c in &mut chunks {
-            mark(k, u8x32::new(c.try_into().unwrap_or([0; 32])));
-            k += 1;
+            upto: 0,
         }
-        let tail = chunks.remainder();
-        if !tail.is_empty() {
-            // Padded with zeros, which are neither.
-            let mut buf = [0u8; 32];
-            buf[..tail.len()].copy_from_slice(tail);
-            mark(k, u8x32::new(buf));
+    }
+}
+
+impl Marks {
+    /// Marks `b`'s first `MARKED` bytes (the words past them keep stale bits nothing reads).
+    #[inline]
+    pub fn mark(&mut self, b: &[u8]) {
+        let upto = b.len().min(MARKED);
+        self.upto = upto;
+        let nl = u8x32::splat(b'\n');
+        let lfs = |half: &[u8]| {
+            let v = u8x32::new(half.try_into().unwrap_or([0; 32]));
+            v.cmp_eq(nl).move_mask() as u32 as u64
+        };
+        let mut words = b[..upto].chunks(64);
+        for k in 0..upto.div_ceil(64) {
+            let c = words.next().unwrap_or_default();
+            let mut block = [0u8; 64];
+            let (lo, hi) = match c.len() {
+                64 => (&c[..32], &c[32..]),
+                n => {
+                    // Padded with zeros, which are not line feeds.
+                    block[..n].copy_from_slice(c);
+                    (&block[..32], &block[32..])
+                }
+            };
+            self.nl[k] = lfs(lo) | lfs(hi) << 32;
         }
-        l
     }
 
-    /// The first line feed in `b[from..end]` (`b` as given to `new`).
+    /// The first line feed in `b[from..end]` (`b` as given to `mark`).
     #[inline]
-    pub fn next_nl(&mut self, b: &[u8], from: usize, end: usize) -> Option<usize> {
+    pub fn next_nl(&self, b: &[u8], from: usize, end: usize) -> Option<usize> {
         match marked(&self.nl, self.upto, from, end) {
             Ok(found) => found,
-            Err(p) => self.nl_far.next(b, p, end),
-        }
-    }
-
-    /// The first colon in `b[from..end]`.
-    #[inline]
-    pub fn next_colon(&mut self, b: &[u8], from: usize, end: usize) -> Option<usize> {
-        match marked(&self.colon, self.upto, from, end) {
-            Ok(found) => found,
-            Err(p) => self.colon_far.next(b, p, end),
+            Err(p) => first([b'\n'], b, p, end),
         }
     }
 }
@@ -172,6 +164,28 @@ pub fn first<const N: usize>(set: [u8; N], b: &[u8], from: usize, end: usize) ->
     Finder::new(set).next(b, from, end)
 }
 
+/// How many bytes of `b[from..end]` from its start are digits or dots (an IPv4 literal's),
+/// 16 at a time.
+#[inline]
+pub fn digits_and_dots(b: &[u8], from: usize, end: usize) -> usize {
+    let end = end.min(b.len());
+    let mut i = from;
+    while let Some(w) = b.get(i..i + 16) {
+        let v = u8x16::new(w.try_into().unwrap_or([0; 16]));
+        let digit = v.max(u8x16::splat(b'0')).cmp_eq(v) & v.min(u8x16::splat(b'9')).cmp_eq(v);
+        let mask = (digit | v.cmp_eq(u8x16::splat(b'.'))).move_mask() as u32;
+        let run = (!mask).trailing_zeros() as usize;
+        if run < 16 || i + 16 >= end {
+            return (i + run).min(end).saturating_sub(from);
+        }
+        i += 16;
+    }
+    while i < end && (b[i].is_ascii_digit() || b[i] == b'.') {
+        i += 1;
+    }
+    i.saturating_sub(from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,20 +209,35 @@ mod tests {
             }
         }
 
+        /// The run of digits and dots is a byte loop's, whatever the bounds.
+        #[test]
+        fn digits_and_dots_agree_with_a_byte_loop(
+            b in proptest::collection::vec(proptest::sample::select(&b"0129./:a"[..]), 0..80),
+            from in 0usize..90,
+            len in 0usize..60,
+        ) {
+            let end = from + len;
+            let want = (from..end.min(b.len()))
+                .take_while(|&i| b[i].is_ascii_digit() || b[i] == b'.')
+                .count();
+            proptest::prop_assert_eq!(digits_and_dots(&b, from, end), want);
+        }
+
         /// Marked searches agree with a byte loop, inside the marked bytes and past them.
         #[test]
-        fn lines_agree_with_a_byte_loop(
-            b in proptest::collection::vec(proptest::sample::select(&b"ab:\n"[..]), 0..2500),
-            starts in proptest::collection::vec(0usize..2600, 1..20),
+        fn line_feeds_agree_with_a_byte_loop(
+            b in proptest::collection::vec(proptest::sample::select(&b"ab:\n;@ 0"[..]), 0..4500),
+            starts in proptest::collection::vec(0usize..4600, 1..20),
             len in 0usize..1200,
         ) {
-            let mut l = Lines::new(&b);
+            let mut l = Marks::default();
+            // Stale bits of a longer message marked before must not matter.
+            l.mark(&[b'\n'; 3000]);
+            l.mark(&b);
             for &s in &starts {
                 let end = s + len;
                 let nl = (s..end.min(b.len())).find(|&i| b[i] == b'\n');
-                let colon = (s..end.min(b.len())).find(|&i| b[i] == b':');
                 proptest::prop_assert_eq!(l.next_nl(&b, s, end), nl);
-                proptest::prop_assert_eq!(l.next_colon(&b, s, end), colon);
             }
         }
     }

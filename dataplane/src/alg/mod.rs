@@ -532,7 +532,7 @@ impl SipAlg {
         at: usize,
     ) -> Result<Option<usize>, ()> {
         let sdp = if msg.sdp && !msg.body.is_empty() {
-            sdp::parse(b, msg.body)
+            sdp::parse(b, msg)
         } else {
             None
         };
@@ -891,7 +891,7 @@ pub fn rewrite(
             let n = (body.end - body.start) as isize + delta;
             let mut t = Text::default();
             t.number(n.max(0) as u64);
-            edits.replace(b, cl.start as usize, cl.end as usize, t.as_bytes());
+            edits.replace_text(b, cl.start as usize, cl.end as usize, &t);
         }
     }
     edits.apply(b, out).map(Some).ok_or(RewriteFailed)

@@ -5,7 +5,8 @@
 //! Only IPv4 connection data is ever rewritten; IPv6, FQDNs, ICE candidates and every other
 //! line stay byte-identical. Never allocates, never panics.
 use super::edit::{Edits, Text};
-use super::sip::{parse_ipv4, Span};
+use super::sip::{parse_ipv4, Message, Span};
+use wide::{u8x32, CmpEq};
 
 /// Media descriptions looked at per body; more are left alone (no pinholes, not rewritten).
 pub const MAX_MEDIA: usize = 8;
@@ -110,9 +111,37 @@ fn parse_u16(d: &[u8]) -> Option<u16> {
     u16::try_from(v).ok()
 }
 
-/// The first three space-separated words of `v`, as ranges.
-fn words(v: &[u8]) -> [Option<(usize, usize)>; 3] {
+/// The spaces of `b[s..e]` when it is at most 32 bytes long (and 32 can be read from `s`),
+/// one bit per byte, with every bit from `e - s` on set as if the text ended in spaces.
+#[inline]
+fn spaces(b: &[u8], s: usize, e: usize) -> Option<u64> {
+    let len = e.checked_sub(s)?;
+    if len > 32 {
+        return None;
+    }
+    let w = u8x32::new(b.get(s..s + 32)?.try_into().ok()?);
+    let sp = w.cmp_eq(u8x32::splat(b' ')).move_mask() as u32 as u64;
+    Some(sp | u64::MAX << len)
+}
+
+/// The first three space-separated words of `b[s..e]`, as ranges from `s`.
+#[inline]
+fn words(b: &[u8], s: usize, e: usize) -> [Option<(usize, usize)>; 3] {
     let mut out = [None; 3];
+    if let Some(sp) = spaces(b, s, e) {
+        let mut word = !sp;
+        for w in out.iter_mut() {
+            if word == 0 {
+                break;
+            }
+            let start = word.trailing_zeros();
+            let end = (sp >> start).trailing_zeros() + start;
+            *w = Some((start as usize, end as usize));
+            word &= u64::MAX << end;
+        }
+        return out;
+    }
+    let v = b.get(s..e).unwrap_or_default();
     let mut i = 0;
     for w in out.iter_mut() {
         while i < v.len() && v[i] == b' ' {
@@ -134,7 +163,7 @@ fn words(v: &[u8]) -> [Option<(usize, usize)>; 3] {
 /// Some(Ok) for an IPv4 literal, Some(Err) for IPv6 or a name, None if not `IN`.
 fn conn_addr(b: &[u8], s: usize, e: usize) -> Option<Result<Addr, ()>> {
     let v = b.get(s..e)?;
-    let [Some(net), Some(family), Some(addr)] = words(v) else {
+    let [Some(net), Some(family), Some(addr)] = words(b, s, e) else {
         return None;
     };
     if &v[net.0..net.1] != b"IN" {
@@ -158,8 +187,10 @@ fn conn_addr(b: &[u8], s: usize, e: usize) -> Option<Result<Addr, ()>> {
     }
 }
 
-/// Parses the SDP in `b[body]`. None when it is not SDP (no `v=` line first).
-pub fn parse(b: &[u8], body: Span) -> Option<Sdp> {
+/// Parses the SDP body of `msg` (scanned from `b`). None when it is not SDP (no `v=` line
+/// first).
+pub fn parse(b: &[u8], msg: &Message) -> Option<Sdp> {
+    let body = msg.body;
     let (start, end) = (body.start as usize, (body.end as usize).min(b.len()));
     if !b.get(start..end)?.starts_with(b"v=") {
         return None;
@@ -169,9 +200,9 @@ pub fn parse(b: &[u8], body: Span) -> Option<Sdp> {
     let mut in_media = false;
     let mut skipping = false;
     while at < end {
-        let nl = memchr::memchr(b'\n', &b[at..end]);
-        let next = nl.map_or(end, |p| at + p + 1);
-        let mut te = nl.map_or(end, |p| at + p);
+        let nl = msg.marks.next_nl(b, at, end);
+        let next = nl.map_or(end, |p| p + 1);
+        let mut te = nl.unwrap_or(end);
         if te > at && b[te - 1] == b'\r' {
             te -= 1;
         } else if nl.is_some() {
@@ -183,15 +214,34 @@ pub fn parse(b: &[u8], body: Span) -> Option<Sdp> {
             let v = &b[vs..ve];
             match line[0] {
                 b'o' if !in_media => {
-                    // o=<username> <sess-id> <sess-version> IN IP4 <address>
-                    let mut spaces = 0;
-                    let mut k = 0;
-                    while k < v.len() && spaces < 3 {
-                        if v[k] == b' ' {
-                            spaces += 1;
+                    // o=<username> <sess-id> <sess-version> IN IP4 <address>: after the third
+                    // space (or the end).
+                    let l = (ve - vs).min(32);
+                    let third = spaces(b, vs, vs + l).map(|sp| {
+                        let sp = sp & !(u64::MAX << l);
+                        let two = sp & sp.wrapping_sub(1);
+                        let three = two & two.wrapping_sub(1);
+                        if three != 0 {
+                            Some(three.trailing_zeros() as usize + 1)
+                        } else if ve - vs <= 32 {
+                            Some(v.len())
+                        } else {
+                            None
                         }
-                        k += 1;
-                    }
+                    });
+                    let k = match third.flatten() {
+                        Some(k) => k,
+                        None => {
+                            let (mut spaces, mut k) = (0, 0);
+                            while k < v.len() && spaces < 3 {
+                                if v[k] == b' ' {
+                                    spaces += 1;
+                                }
+                                k += 1;
+                            }
+                            k
+                        }
+                    };
                     if let Some(Ok(a)) = conn_addr(b, vs + k, ve) {
                         sdp.origin = Some(a);
                     }
@@ -218,7 +268,7 @@ pub fn parse(b: &[u8], body: Span) -> Option<Sdp> {
                     } else {
                         // m=audio 49170/2 RTP/AVP 0: the port (before any '/'), then the
                         // transport.
-                        let w = words(v);
+                        let w = words(b, vs, ve);
                         let (Some(port_word), proto) = (w[1], w[2]) else {
                             return None;
                         };
@@ -309,7 +359,7 @@ pub fn edits(
             if let Some(to) = to_of(a.addr) {
                 let mut t = Text::default();
                 t.ipv4(to);
-                edits.replace(b, a.span.start as usize, a.span.end as usize, t.as_bytes());
+                edits.replace_text(b, a.span.start as usize, a.span.end as usize, &t);
             }
         }
     };
@@ -323,23 +373,18 @@ pub fn edits(
         };
         let mut t = Text::default();
         t.number(x.rtp as u64);
-        edits.replace(
-            b,
-            m.port_span.start as usize,
-            m.port_span.end as usize,
-            t.as_bytes(),
-        );
+        edits.replace_text(b, m.port_span.start as usize, m.port_span.end as usize, &t);
         match m.rtcp {
             Some((_, span)) => {
                 let mut t = Text::default();
                 t.number(x.rtcp as u64);
-                edits.replace(b, span.start as usize, span.end as usize, t.as_bytes());
+                edits.replace_text(b, span.start as usize, span.end as usize, &t);
             }
             None if x.rtcp != x.rtp.wrapping_add(1) => {
                 let mut t = Text::default();
                 t.push(b"a=rtcp:").number(x.rtcp as u64);
                 t.push(if sdp.bare_lf { b"\n" } else { b"\r\n" });
-                edits.insert(m.after_line as usize, t.as_bytes());
+                edits.insert(m.after_line as usize, &t);
             }
             None => {}
         }

@@ -8,7 +8,8 @@
 //! compact names, several values on one line and IPv6 literals are handled as the grammar
 //! says (what is not an IPv4 literal that NAT changed is never touched).
 use super::edit::{Edits, Text};
-use super::find::{first, Finder, Lines};
+use super::find::{digits_and_dots, first, Finder, Marks};
+use wide::{u8x32, CmpEq};
 
 /// Header lines looked at per message; a message with more is not rewritten.
 pub const MAX_HEADERS: usize = 128;
@@ -42,56 +43,127 @@ impl Xlate {
     }
 }
 
-/// The changes of one packet with their original addresses written out, so the host of a
-/// header is matched by comparing its text: a literal of the same address with leading
-/// zeros is longer than the dotted quad, and only such a longer one is parsed.
+/// One change of a packet with its addresses written out once: the original address to
+/// compare a header's host with, the translated address and endpoint to write in its place.
+struct Shift {
+    c: Change,
+    /// The original address as a dotted quad: `from_len` bytes of `from_word` (little-endian,
+    /// zero past them), so a comparison is a load, a mask and a compare.
+    from_word: u128,
+    from_len: usize,
+    from_last: u8,
+    to: Text,
+    /// `to` and its port (`addr:port`).
+    to_ep: Text,
+    /// The original address's first group and the dot after it (`10.` of 10.0.0.1): every
+    /// literal of the address has it, with or without leading zeros.
+    head: [u8; 4],
+    head_len: usize,
+}
+
+/// The changes of one packet, source first. A host is matched by comparing its text with the
+/// original address written out: a literal of the same address with leading zeros is longer
+/// than the dotted quad, and only such a longer one is parsed.
 struct Changed {
-    list: [Option<(Change, Text)>; 2],
+    list: [Option<Shift>; 2],
 }
 
 impl Changed {
     fn new(x: &Xlate) -> Changed {
-        let with_text = |c: Change| {
-            let mut t = Text::default();
-            t.ipv4(c.from.addr);
-            (c, t)
+        let shift = |c: Change| {
+            let mut from = Text::default();
+            from.ipv4(c.from.addr);
+            let f = from.as_bytes();
+            let mut word = [0u8; 16];
+            word[..f.len()].copy_from_slice(f);
+            let mut to = Text::default();
+            to.ipv4(c.to.addr);
+            let mut to_ep = to;
+            to_ep.push(b":").number(c.to.port as u64);
+            let head_len = f.iter().position(|&c| c == b'.').unwrap_or(0) + 1;
+            let mut head = [0u8; 4];
+            head[..head_len].copy_from_slice(&f[..head_len]);
+            Shift {
+                c,
+                from_word: u128::from_le_bytes(word),
+                from_len: f.len(),
+                from_last: f[f.len() - 1],
+                to,
+                to_ep,
+                head,
+                head_len,
+            }
         };
         Changed {
-            list: [x.src.map(with_text), x.dst.map(with_text)],
+            list: [x.src.map(shift), x.dst.map(shift)],
         }
     }
 
+    /// Whether `b[s..e]` may hold a literal of an original address: it holds the address's
+    /// first group and dot. When it does not, no host, `received` or `maddr` there is one,
+    /// and no `rport` goes with one. 32 places are tried at once.
     #[inline]
-    fn is(c: &Change, text: &Text, host: &[u8]) -> bool {
-        let t = text.as_bytes();
-        match host.len().cmp(&t.len()) {
-            std::cmp::Ordering::Equal => host == t,
-            // Leading zeros go before a group's digits: the last digit is the same.
-            std::cmp::Ordering::Greater => {
-                host.last() == t.last() && parse_ipv4(host) == Some(c.from.addr)
+    fn may_be_in(&self, b: &[u8], s: usize, e: usize) -> bool {
+        let e = e.min(b.len());
+        self.list.iter().flatten().any(|t| {
+            let head = &t.head[..t.head_len];
+            let mut i = s;
+            while i + head.len() <= e {
+                let Some(w) = b.get(i..i + 32 + 3) else {
+                    return b[i..e].windows(head.len()).any(|w| w == head);
+                };
+                let mut m = u32::MAX;
+                for (j, &c) in head.iter().enumerate() {
+                    let v = u8x32::new(w[j..j + 32].try_into().unwrap_or([0; 32]));
+                    m &= v.cmp_eq(u8x32::splat(c)).move_mask() as u32;
+                }
+                // Places whose whole head lies before `e`.
+                let room = e - i - head.len() + 1;
+                if room < 32 {
+                    m &= (1u32 << room) - 1;
+                }
+                if m != 0 {
+                    return true;
+                }
+                i += 32;
             }
-            std::cmp::Ordering::Less => false,
+            false
+        })
+    }
+
+    /// Whether `b[s..e]` is `t`'s original address.
+    #[inline]
+    fn is(t: &Shift, b: &[u8], s: usize, e: usize) -> bool {
+        let len = e - s;
+        if len == t.from_len {
+            match b.get(s..s + 16) {
+                Some(w) => {
+                    let w = u128::from_le_bytes(w.try_into().unwrap_or([0; 16]));
+                    w & (u128::MAX >> (128 - 8 * len)) == t.from_word
+                }
+                None => b.get(s..e) == Some(&t.from_word.to_le_bytes()[..len]),
+            }
+        } else {
+            // Leading zeros go before a group's digits: the last digit is the same.
+            len > t.from_len
+                && b.get(e - 1) == Some(&t.from_last)
+                && b.get(s..e).and_then(parse_ipv4) == Some(t.c.from.addr)
         }
     }
 
-    /// The change whose `from` is the IPv4 literal `host` and `port`, source first.
+    /// The change whose `from` is the IPv4 literal `b[s..e]` and `port`, source first.
     #[inline]
-    fn by_endpoint(&self, host: &[u8], port: u16) -> Option<Change> {
+    fn by_endpoint(&self, b: &[u8], s: usize, e: usize, port: u16) -> Option<&Shift> {
         self.list
             .iter()
             .flatten()
-            .find(|(c, t)| c.from.port == port && Self::is(c, t, host))
-            .map(|&(c, _)| c)
+            .find(|t| t.c.from.port == port && Self::is(t, b, s, e))
     }
 
-    /// The change whose address is the IPv4 literal `host`, whatever the port.
+    /// The change whose address is the IPv4 literal `b[s..e]`, whatever the port.
     #[inline]
-    fn by_addr(&self, host: &[u8]) -> Option<Change> {
-        self.list
-            .iter()
-            .flatten()
-            .find(|(c, t)| Self::is(c, t, host))
-            .map(|&(c, _)| c)
+    fn by_addr(&self, b: &[u8], s: usize, e: usize) -> Option<&Shift> {
+        self.list.iter().flatten().find(|t| Self::is(t, b, s, e))
     }
 }
 
@@ -148,17 +220,18 @@ pub enum Name {
 }
 
 impl Name {
-    /// The header named by `b[at..at + len]`. By length first: one comparison at most.
+    /// The header whose name is the first `len` bytes of `head` (a line's first 16 bytes,
+    /// `word_at`). By length first: one comparison at most.
     #[inline]
-    fn at(b: &[u8], at: usize, len: usize) -> Name {
+    fn of(head: u128, len: usize) -> Name {
         let is = |lit: &Lit, n: Name| {
-            if lit.matches(b, at, len) {
+            if lit.is(head, len) {
                 n
             } else {
                 Name::Other
             }
         };
-        let first = b.get(at).map_or(0, |c| c | 0x20);
+        let first = head as u8 | 0x20;
         match len {
             1 => match first {
                 b'v' => Name::Via,
@@ -179,7 +252,7 @@ impl Name {
             },
             5 => is(&ROUTE, Name::Route),
             7 => match first {
-                b'c' => match b.get(at + 1).map_or(0, |c| c | 0x20) {
+                b'c' => match (head >> 8) as u8 | 0x20 {
                     b'o' => is(&CONTACT, Name::Contact),
                     _ => is(&CALL_ID, Name::CallId),
                 },
@@ -195,6 +268,32 @@ impl Name {
             _ => Name::Other,
         }
     }
+}
+
+/// The 16 bytes of `b` from `at` as a little-endian word (zeros past the end of `b`).
+#[inline]
+fn word_at(b: &[u8], at: usize) -> u128 {
+    match b.get(at..at + 16) {
+        Some(w) => u128::from_le_bytes(w.try_into().unwrap_or([0; 16])),
+        None => {
+            let mut w = [0u8; 16];
+            let rest = b.get(at..).unwrap_or_default();
+            w[..rest.len()].copy_from_slice(rest);
+            u128::from_le_bytes(w)
+        }
+    }
+}
+
+/// Where the first colon of a 16-byte word is.
+#[inline]
+fn colon_in(w: u128) -> Option<usize> {
+    // A byte is zero where the word has a colon; the classic has-zero-byte test marks it (and
+    // only bytes after a real zero can be marked falsely, so the lowest mark is exact).
+    let x = w ^ u128::from_le_bytes([b':'; 16]);
+    let lows = u128::from_le_bytes([0x01; 16]);
+    let highs = u128::from_le_bytes([0x80; 16]);
+    let z = x.wrapping_sub(lows) & !x & highs;
+    (z != 0).then(|| (z.trailing_zeros() / 8) as usize)
 }
 
 /// A header name to compare without regard to case: its lower-case bytes and, for the
@@ -218,6 +317,18 @@ impl Lit {
             i += 1;
         }
         Lit { text, lower, case }
+    }
+
+    /// Whether the first `len` bytes of `w` (the rest zero or not) are this name in any case.
+    #[inline(always)]
+    fn is(&self, w: u128, len: usize) -> bool {
+        len == self.text.len() && (w & (u128::MAX >> (128 - 8 * len))) | self.case == self.lower
+    }
+
+    /// Whether `b[at..at + len]` begins with this text in any case.
+    #[inline]
+    fn starts(&self, b: &[u8], at: usize, len: usize) -> bool {
+        len >= self.text.len() && self.matches(b, at, self.text.len())
     }
 
     /// Whether `b[at..at + len]` is this name in any case.
@@ -250,6 +361,10 @@ const EXPIRES: Lit = Lit::new(b"expires");
 const RECORD_ROUTE: Lit = Lit::new(b"record-route");
 const CONTENT_TYPE: Lit = Lit::new(b"content-type");
 const CONTENT_LENGTH: Lit = Lit::new(b"content-length");
+const RECEIVED: Lit = Lit::new(b"received");
+const MADDR: Lit = Lit::new(b"maddr");
+const RPORT: Lit = Lit::new(b"rport");
+const APPLICATION_SDP: Lit = Lit::new(b"application/sdp");
 
 /// A byte range of the message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -306,6 +421,8 @@ pub struct Message {
     pub expires: Option<u32>,
     /// The body is SDP (Content-Type application/sdp, or a body that starts with "v=0").
     pub sdp: bool,
+    /// Where the message's line feeds, colons and delimiters are (its first bytes).
+    pub marks: Marks,
 }
 
 impl Default for Message {
@@ -325,6 +442,7 @@ impl Default for Message {
             cseq_method: Method::Other,
             expires: None,
             sdp: false,
+            marks: Marks::default(),
         }
     }
 }
@@ -360,7 +478,7 @@ pub enum ScanError {
 /// Ends of line: `\r\n`, or a bare `\n` as lenient peers send. Returns (end of text, start
 /// of the next line).
 #[inline(always)]
-fn line_end(b: &[u8], lines: &mut Lines, from: usize) -> Option<(usize, usize)> {
+fn line_end(b: &[u8], lines: &Marks, from: usize) -> Option<(usize, usize)> {
     let nl = lines.next_nl(b, from, b.len())?;
     let text_end = if nl > from && b[nl - 1] == b'\r' {
         nl - 1
@@ -413,8 +531,8 @@ pub fn scan(b: &[u8], datagram: bool) -> Result<Message, ScanError> {
 /// `scan` into `msg` (reused: only the headers found are written, so a caller that keeps
 /// one `Message` pays for no 1.5 KiB table per message).
 pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), ScanError> {
-    let mut lines = Lines::new(b);
-    let Some((start_end, mut at)) = line_end(b, &mut lines, 0) else {
+    msg.marks.mark(b);
+    let Some((start_end, mut at)) = line_end(b, &msg.marks, 0) else {
         return Err(if b.len() > MAX_HEADER_BLOCK {
             ScanError::Malformed
         } else {
@@ -462,7 +580,7 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
         if at > MAX_HEADER_BLOCK {
             return Err(ScanError::Malformed);
         }
-        let Some((text_end, next)) = line_end(b, &mut lines, at) else {
+        let Some((text_end, next)) = line_end(b, &msg.marks, at) else {
             return Err(if b.len() > MAX_HEADER_BLOCK {
                 ScanError::Malformed
             } else {
@@ -483,56 +601,59 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
                 Some(_) => break,
                 None => return Err(ScanError::Incomplete),
             }
-            let Some((e, n)) = line_end(b, &mut lines, at) else {
+            let Some((e, n)) = line_end(b, &msg.marks, at) else {
                 return Err(ScanError::Incomplete);
             };
             value_end = e;
             at = n;
         }
-        let line = &b[line_start..value_end];
-        let colon = lines
-            .next_colon(b, line_start, value_end)
-            .ok_or(ScanError::Malformed)?
-            - line_start;
-        let mut name_end = colon;
-        while name_end > 0 && is_ws(line[name_end - 1]) {
-            name_end -= 1;
-        }
-        if name_end == 0 || is_ws(line[0]) {
+        // The name and its colon: a short name's are in the line's first 16 bytes.
+        let head = word_at(b, line_start);
+        let colon = match colon_in(head) {
+            Some(k) => line_start + k,
+            None => memchr::memchr(b':', b.get(line_start + 16..).unwrap_or_default())
+                .map_or(usize::MAX, |k| line_start + 16 + k),
+        };
+        if colon >= value_end {
             return Err(ScanError::Malformed);
         }
-        let name = Name::at(b, line_start, name_end);
-        let (vs, ve) = trim_span(b, line_start + colon + 1, value_end);
+        let mut name_end = colon;
+        while name_end > line_start && is_ws(b[name_end - 1]) {
+            name_end -= 1;
+        }
+        if name_end == line_start || is_ws(b[line_start]) {
+            return Err(ScanError::Malformed);
+        }
+        let name = Name::of(head, name_end - line_start);
+        if name == Name::Other {
+            continue;
+        }
+        let (vs, ve) = trim_span(b, colon + 1, value_end);
         let value = Span::new(vs, ve);
-        let v = value.of(b);
         match name {
             Name::ContentLength => {
                 if msg.content_length.is_some() {
                     return Err(ScanError::Malformed);
                 }
-                parse_u32(v).ok_or(ScanError::Malformed)?;
+                parse_u32(&b[vs..ve]).ok_or(ScanError::Malformed)?;
                 msg.content_length = Some(value);
             }
-            Name::ContentType => {
-                msg.sdp = v.len() >= 15 && v[..15].eq_ignore_ascii_case(b"application/sdp");
-            }
+            Name::ContentType => msg.sdp = APPLICATION_SDP.starts(b, vs, ve - vs),
             Name::CallId => msg.call_id = value,
             Name::CSeq => {
+                let v = &b[vs..ve];
                 let sp = v.iter().position(|&c| is_ws(c)).unwrap_or(v.len());
-                let m = v.get(sp..).unwrap_or_default();
-                let (s, e) = trim_span(m, 0, m.len());
-                msg.cseq_method = Method::of(&m[s..e]);
+                let (s, e) = trim_span(b, vs + sp, ve);
+                msg.cseq_method = Method::of(&b[s..e]);
             }
-            Name::Expires => msg.expires = parse_u32(v),
+            Name::Expires => msg.expires = parse_u32(&b[vs..ve]),
             _ => {}
         }
-        if name != Name::Other {
-            if msg.n_headers == MAX_HEADERS {
-                return Err(ScanError::Malformed);
-            }
-            msg.headers[msg.n_headers] = Header { name, value };
-            msg.n_headers += 1;
+        if msg.n_headers == MAX_HEADERS {
+            return Err(ScanError::Malformed);
         }
+        msg.headers[msg.n_headers] = Header { name, value };
+        msg.n_headers += 1;
     }
     let body_len = match msg.content_length {
         Some(cl) => parse_u32(cl.of(b)).unwrap_or(0) as usize,
@@ -650,8 +771,9 @@ fn host_port(b: &[u8], at: usize, end: usize) -> Option<HostPort> {
     let i = if b.get(at) == Some(&b'[') {
         first([b']'], b, at, end)? + 1
     } else {
+        // An IPv4 literal is digits and dots, found 16 bytes at a time; a name goes on.
         let end = end.min(b.len());
-        let mut i = at;
+        let mut i = at + digits_and_dots(b, at, end);
         while i < end && !HOST_ENDS[b[i] as usize] {
             i += 1;
         }
@@ -701,7 +823,7 @@ fn edit_host_port(
     x: &Changed,
     edits: &mut Edits,
 ) {
-    let host = hp.host.of(b);
+    let (hs, he) = (hp.host.start as usize, hp.host.end as usize);
     let port = if hp.has_port {
         match parse_u32(hp.port.of(b)) {
             Some(p) if p <= 65535 => p as u16,
@@ -711,29 +833,34 @@ fn edit_host_port(
         default_port
     };
     let change = match how {
-        Match::Endpoint => x.by_endpoint(host, port),
-        Match::Address => x.by_endpoint(host, port).or_else(|| x.by_addr(host)),
+        Match::Endpoint => x.by_endpoint(b, hs, he, port),
+        Match::Address => x
+            .by_endpoint(b, hs, he, port)
+            .or_else(|| x.by_addr(b, hs, he)),
     };
-    let Some(c) = change else {
+    let Some(t) = change else {
         return;
     };
-    let mut t = Text::default();
-    t.ipv4(c.to.addr);
-    let port_matches = c.from.port == port;
+    let port_matches = t.c.from.port == port;
     let write_port = match how {
-        Match::Endpoint => hp.has_port || c.to.port != default_port,
+        Match::Endpoint => hp.has_port || t.c.to.port != default_port,
         Match::Address => hp.has_port && port_matches,
     };
-    if write_port {
-        let p = if port_matches { c.to.port } else { port };
-        t.push(b":").number(p as u64);
-    }
+    let text = match (write_port, port_matches) {
+        (false, _) => t.to,
+        (true, true) => t.to_ep,
+        (true, false) => {
+            let mut text = t.to;
+            text.push(b":").number(port as u64);
+            text
+        }
+    };
     let end = if hp.has_port {
         hp.port.end
     } else {
         hp.host.end
     };
-    edits.replace(b, hp.host.start as usize, end as usize, t.as_bytes());
+    edits.replace_text(b, hs, end as usize, &text);
 }
 
 /// A table of the bytes in `set`: `table[c]` is whether `c` is one of them.
@@ -870,7 +997,7 @@ fn edit_via(b: &[u8], s: usize, e: usize, x: &Changed, edits: &mut Edits) {
         default
     };
     // The sent-by's change, if any: rport goes with it.
-    let change = x.by_endpoint(hp.host.of(b), sent_port);
+    let change = x.by_endpoint(b, hp.host.start as usize, hp.host.end as usize, sent_port);
     // Parameters.
     let mut semis = Finder::new([b';']);
     let mut next = semis.next(b, hp.port.end.max(hp.host.end) as usize, e);
@@ -879,21 +1006,19 @@ fn edit_via(b: &[u8], s: usize, e: usize, x: &Changed, edits: &mut Edits) {
         next = semis.next(b, ps, e);
         let (ps, pe) = trim_span(b, ps, next.unwrap_or(e));
         if let Some(eq) = first([b'='], b, ps, pe) {
-            let (name, value) = (&b[ps..eq], eq + 1);
-            let (vs, ve) = trim_span(b, value, pe);
-            if name.eq_ignore_ascii_case(b"received") || name.eq_ignore_ascii_case(b"maddr") {
-                if let Some(c) = x.by_addr(&b[vs..ve]) {
-                    let mut t = Text::default();
-                    t.ipv4(c.to.addr);
-                    edits.replace(b, vs, ve, t.as_bytes());
+            let name_len = eq - ps;
+            let (vs, ve) = trim_span(b, eq + 1, pe);
+            if RECEIVED.matches(b, ps, name_len) || MADDR.matches(b, ps, name_len) {
+                if let Some(t) = x.by_addr(b, vs, ve) {
+                    edits.replace_text(b, vs, ve, &t.to);
                 }
-            } else if name.eq_ignore_ascii_case(b"rport") {
+            } else if RPORT.matches(b, ps, name_len) {
                 let port = parse_u32(&b[vs..ve]);
-                if let (Some(c), Some(p)) = (change, port) {
-                    if p as u16 == c.from.port && p <= 65535 {
-                        let mut t = Text::default();
-                        t.number(c.to.port as u64);
-                        edits.replace(b, vs, ve, t.as_bytes());
+                if let (Some(t), Some(p)) = (change, port) {
+                    if p as u16 == t.c.from.port && p <= 65535 {
+                        let mut text = Text::default();
+                        text.number(t.c.to.port as u64);
+                        edits.replace_text(b, vs, ve, &text);
                     }
                 }
             }
@@ -907,13 +1032,21 @@ pub fn header_edits(b: &[u8], m: &Message, x: &Xlate, edits: &mut Edits) {
         return;
     }
     let x = &Changed::new(x);
-    if m.is_request() {
-        if let Some((hp, d)) = uri_host(b, m.uri.start as usize, m.uri.end as usize) {
+    // Text without an original address in it (see `Changed::may_be_in`) has nothing to change.
+    let uri = m.uri;
+    if m.is_request() && x.may_be_in(b, uri.start as usize, uri.end as usize) {
+        if let Some((hp, d)) = uri_host(b, uri.start as usize, uri.end as usize) {
             edit_host_port(b, hp, d, Match::Endpoint, x, edits);
         }
     }
     for h in m.headers() {
-        header_line_edits(b, h, x, edits);
+        let addresses = matches!(
+            h.name,
+            Name::Via | Name::Contact | Name::Route | Name::RecordRoute | Name::From | Name::To
+        );
+        if addresses && x.may_be_in(b, h.value.start as usize, h.value.end as usize) {
+            header_line_edits(b, h, x, edits);
+        }
     }
 }
 
@@ -1039,7 +1172,7 @@ mod tests {
             let mut b = b"xx".to_vec();
             b.extend_from_slice(&name);
             b.extend(std::iter::repeat_n(b':', tail));
-            proptest::prop_assert_eq!(Name::at(&b, 2, name.len()), by_text(&name));
+            proptest::prop_assert_eq!(Name::of(word_at(&b, 2), name.len()), by_text(&name));
         }
     }
 }
