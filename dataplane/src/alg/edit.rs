@@ -277,25 +277,21 @@ impl Edits {
     }
 }
 
-/// Copies `msg[from..to]` to `out[w..]`, 32 bytes at a time while `out` has room for a whole
-/// block past the end (what a block writes beyond it is overwritten later or left unused);
-/// returns where the copy ends in `out`, None when it does not fit.
+/// Copies `msg[from..to]` to `out[w..]` in whole 32-byte blocks when both have room for the
+/// last block's tail (what it writes past the end is overwritten by what follows, or left
+/// unused); returns where the copy ends in `out`, None when it does not fit.
 #[inline]
 fn copy(msg: &[u8], from: usize, to: usize, out: &mut [u8], w: usize) -> Option<usize> {
-    let n = to.checked_sub(from)?;
-    let (mut i, mut o) = (from, w);
-    while i + 32 <= to && o + 32 <= out.len() {
-        let block: [u8; 32] = msg[i..i + 32].try_into().ok()?;
-        out[o..o + 32].copy_from_slice(&block);
-        i += 32;
-        o += 32;
-    }
-    let rest = to - i;
-    if rest > 0 {
-        match (msg.get(i..i + 32), out.get_mut(o..o + 32)) {
-            (Some(src), Some(dst)) => dst.copy_from_slice(src),
-            _ => out.get_mut(o..o + rest)?.copy_from_slice(&msg[i..to]),
+    let src = msg.get(from..to)?;
+    let n = src.len();
+    let whole = n.div_ceil(32) * 32;
+    match (msg.get(from..from + whole), out.get_mut(w..w + whole)) {
+        (Some(s), Some(d)) => {
+            for (d, s) in d.chunks_exact_mut(32).zip(s.chunks_exact(32)) {
+                d.copy_from_slice(s);
+            }
         }
+        _ => out.get_mut(w..w + n)?.copy_from_slice(src),
     }
     Some(w + n)
 }

@@ -779,27 +779,36 @@ fn host_port(b: &[u8], at: usize, end: usize) -> Option<HostPort> {
         }
         i
     };
-    let host = Span::new(at, i);
-    if host.is_empty() {
-        return None;
-    }
-    if i < end && b[i] == b':' {
-        let ps = i + 1;
-        let mut pe = ps;
-        while pe < end && b[pe].is_ascii_digit() {
-            pe += 1;
+    HostPort::of(b, at, i, end)
+}
+
+impl HostPort {
+    /// The host `b[at..i]` (None when empty) and the port after it when a colon follows,
+    /// its digits up to `end`.
+    #[inline]
+    fn of(b: &[u8], at: usize, i: usize, end: usize) -> Option<HostPort> {
+        let host = Span::new(at, i);
+        if host.is_empty() {
+            return None;
         }
-        return Some(HostPort {
+        if i < end && b[i] == b':' {
+            let ps = i + 1;
+            let mut pe = ps;
+            while pe < end && b[pe].is_ascii_digit() {
+                pe += 1;
+            }
+            return Some(HostPort {
+                host,
+                port: Span::new(ps, pe),
+                has_port: pe > ps,
+            });
+        }
+        Some(HostPort {
             host,
-            port: Span::new(ps, pe),
-            has_port: pe > ps,
-        });
+            port: Span::new(i, i),
+            has_port: false,
+        })
     }
-    Some(HostPort {
-        host,
-        port: Span::new(i, i),
-        has_port: false,
-    })
 }
 
 /// How a host[:port] is matched against the translation.
@@ -916,17 +925,22 @@ fn values(b: &[u8], v: Span, mut each: impl FnMut(usize, usize)) {
     }
 }
 
+/// The length of a SIP or SIPS URI's scheme and its default port.
+#[inline]
+fn scheme(u: &[u8]) -> Option<(usize, u16)> {
+    if u.len() >= 4 && u[..4].eq_ignore_ascii_case(b"sip:") {
+        Some((4, 5060))
+    } else if u.len() >= 5 && u[..5].eq_ignore_ascii_case(b"sips:") {
+        Some((5, 5061))
+    } else {
+        None
+    }
+}
+
 /// A SIP or SIPS URI in `s..e`: its host[:port] and default port.
 #[inline]
 fn uri_host(b: &[u8], s: usize, e: usize) -> Option<(HostPort, u16)> {
-    let u = b.get(s..e)?;
-    let (skip, default) = if u.len() >= 4 && u[..4].eq_ignore_ascii_case(b"sip:") {
-        (4, 5060)
-    } else if u.len() >= 5 && u[..5].eq_ignore_ascii_case(b"sips:") {
-        (5, 5061)
-    } else {
-        return None;
-    };
+    let (skip, default) = scheme(b.get(s..e)?)?;
     // The user part ends at the first '@' before the host's parameters or headers begin.
     let rest = s + skip;
     let (mut stop, mut at) = (e, None);
@@ -990,14 +1004,7 @@ fn edit_via(b: &[u8], s: usize, e: usize, x: &Changed, edits: &mut Edits) {
     let Some(hp) = host_port(b, s + i, e) else {
         return;
     };
-    edit_host_port(b, hp, default, Match::Endpoint, x, edits);
-    let sent_port = if hp.has_port {
-        parse_u32(hp.port.of(b)).unwrap_or(0) as u16
-    } else {
-        default
-    };
-    // The sent-by's change, if any: rport goes with it.
-    let change = x.by_endpoint(b, hp.host.start as usize, hp.host.end as usize, sent_port);
+    let change = via_sent_by(b, hp, default, x, edits);
     // Parameters.
     let mut semis = Finder::new([b';']);
     let mut next = semis.next(b, hp.port.end.max(hp.host.end) as usize, e);
@@ -1006,21 +1013,54 @@ fn edit_via(b: &[u8], s: usize, e: usize, x: &Changed, edits: &mut Edits) {
         next = semis.next(b, ps, e);
         let (ps, pe) = trim_span(b, ps, next.unwrap_or(e));
         if let Some(eq) = first([b'='], b, ps, pe) {
-            let name_len = eq - ps;
-            let (vs, ve) = trim_span(b, eq + 1, pe);
-            if RECEIVED.matches(b, ps, name_len) || MADDR.matches(b, ps, name_len) {
-                if let Some(t) = x.by_addr(b, vs, ve) {
-                    edits.replace_text(b, vs, ve, &t.to);
-                }
-            } else if RPORT.matches(b, ps, name_len) {
-                let port = parse_u32(&b[vs..ve]);
-                if let (Some(t), Some(p)) = (change, port) {
-                    if p as u16 == t.c.from.port && p <= 65535 {
-                        let mut text = Text::default();
-                        text.number(t.c.to.port as u64);
-                        edits.replace_text(b, vs, ve, &text);
-                    }
-                }
+            via_param(b, ps, eq, pe, change, x, edits);
+        }
+    }
+}
+
+/// The edit for a Via's sent-by; returns its change, which the rport parameter goes with.
+#[inline]
+fn via_sent_by<'x>(
+    b: &[u8],
+    hp: HostPort,
+    default: u16,
+    x: &'x Changed,
+    edits: &mut Edits,
+) -> Option<&'x Shift> {
+    edit_host_port(b, hp, default, Match::Endpoint, x, edits);
+    let sent_port = if hp.has_port {
+        parse_u32(hp.port.of(b)).unwrap_or(0) as u16
+    } else {
+        default
+    };
+    x.by_endpoint(b, hp.host.start as usize, hp.host.end as usize, sent_port)
+}
+
+/// The edit for one Via parameter `b[ps..pe]` whose `=` is at `eq`: a received or maddr
+/// address NAT changed, an rport that goes with the sent-by's `change`.
+#[inline]
+fn via_param(
+    b: &[u8],
+    ps: usize,
+    eq: usize,
+    pe: usize,
+    change: Option<&Shift>,
+    x: &Changed,
+    edits: &mut Edits,
+) {
+    let name_len = eq - ps;
+    let (vs, ve) = trim_span(b, eq + 1, pe);
+    if RECEIVED.matches(b, ps, name_len) || MADDR.matches(b, ps, name_len) {
+        if let Some(t) = x.by_addr(b, vs, ve) {
+            edits.replace_text(b, vs, ve, &t.to);
+        }
+    } else if RPORT.matches(b, ps, name_len) {
+        let port = parse_u32(&b[vs..ve]);
+        if let (Some(t), Some(p)) = (change, port) {
+            if p as u16 == t.c.from.port && p <= 65535 {
+                let mut text = Text::default();
+                text.number(t.c.to.port as u64);
+                edits.replace_text(b, vs, ve, &text);
             }
         }
     }
@@ -1054,13 +1094,24 @@ pub fn header_edits(b: &[u8], m: &Message, x: &Xlate, edits: &mut Edits) {
 fn header_line_edits(b: &[u8], h: &Header, x: &Changed, edits: &mut Edits) {
     let how = match h.name {
         Name::Via => {
-            values(b, h.value, |s, e| edit_via(b, s, e, x, edits));
+            let (s, e) = (h.value.start as usize, h.value.end as usize);
+            match Simple::of(b, s, e, true) {
+                Some(v) => v.edit_via(b, s, x, edits),
+                None => values(b, h.value, |s, e| edit_via(b, s, e, x, edits)),
+            }
             return;
         }
         Name::Contact | Name::Route | Name::RecordRoute => Match::Endpoint,
         Name::From | Name::To => Match::Address,
         _ => return,
     };
+    let (s, e) = (h.value.start as usize, h.value.end as usize);
+    if let Some(v) = Simple::of(b, s, e, false) {
+        if let Some((hp, d)) = v.uri_host(b, s) {
+            edit_host_port(b, hp, d, how, x, edits);
+        }
+        return;
+    }
     values(b, h.value, |s, e| {
         if let Some((us, ue)) = value_uri(b, s, e) {
             if let Some((hp, d)) = uri_host(b, us, ue) {
@@ -1068,6 +1119,164 @@ fn header_line_edits(b: &[u8], h: &Header, x: &Changed, edits: &mut Edits) {
             }
         }
     });
+}
+
+/// A header value of at most 64 bytes with nothing that asks for the general parser (no
+/// quote, backslash, comma or IPv6 reference): one value, its delimiters found in one pass
+/// (bit k is byte `s + k`). What `value_uri`, `uri_host` and `host_port` find in it, found
+/// from the masks.
+struct Simple {
+    len: usize,
+    lt: u64,
+    gt: u64,
+    at: u64,
+    semi: u64,
+    stop: u64,
+    host_end: u64,
+    /// Via's: slashes, equals signs, spaces and tabs (line breaks are left to the general
+    /// parser).
+    slash: u64,
+    eq: u64,
+    ws: u64,
+}
+
+impl Simple {
+    #[inline]
+    fn of(b: &[u8], s: usize, e: usize, via: bool) -> Option<Simple> {
+        let len = e.checked_sub(s)?;
+        let halves = match len {
+            0..=32 => 1,
+            33..=64 => 2,
+            _ => return None,
+        };
+        let w = b.get(s..s + 32 * halves)?;
+        let mut m = [0u64; 10];
+        for (h, half) in w.chunks_exact(32).enumerate() {
+            let v = u8x32::new(half.try_into().ok()?);
+            let is = |c: u8| v.cmp_eq(u8x32::splat(c));
+            let mut bail = is(b'"') | is(b'\\') | is(b',') | is(b'[');
+            let ws = is(b' ') | is(b'\t');
+            let (colon, semi, qm, gt) = (is(b':'), is(b';'), is(b'?'), is(b'>'));
+            let mut masks = [
+                bail,
+                is(b'<'),
+                gt,
+                is(b'@'),
+                semi,
+                qm | gt,
+                colon | semi | qm | gt | ws,
+                ws,
+                ws,
+                ws,
+            ];
+            if via {
+                bail |= is(b'\r') | is(b'\n');
+                masks[0] = bail;
+                masks[8] = is(b'/');
+                masks[9] = is(b'=');
+            }
+            for (k, x) in masks.iter().enumerate() {
+                m[k] |= (x.move_mask() as u32 as u64) << (32 * h);
+            }
+        }
+        let valid = if len == 64 {
+            u64::MAX
+        } else {
+            (1u64 << len) - 1
+        };
+        if m[0] & valid != 0 {
+            return None;
+        }
+        Some(Simple {
+            len,
+            lt: m[1] & valid,
+            gt: m[2] & valid,
+            at: m[3] & valid,
+            semi: m[4] & valid,
+            stop: m[5] & valid,
+            host_end: m[6] & valid,
+            ws: m[7] & valid,
+            slash: m[8] & valid,
+            eq: m[9] & valid,
+        })
+    }
+
+    /// The first byte at or after `from` that is not in `m`, or the end.
+    #[inline]
+    fn skip(&self, m: u64, from: usize) -> usize {
+        Self::next(!m & (u64::MAX >> (64 - self.len.max(1))), from)
+            .unwrap_or(self.len)
+            .max(from.min(self.len))
+    }
+
+    /// `edit_via` for the value at `s`: sent-by, and the received / rport / maddr parameters.
+    #[inline]
+    fn edit_via(&self, b: &[u8], s: usize, x: &Changed, edits: &mut Edits) {
+        // SIP/2.0/UDP host:port;params, with whitespace allowed around the slashes.
+        let Some(second) =
+            Self::next(self.slash, 0).and_then(|one| Self::next(self.slash, one + 1))
+        else {
+            return;
+        };
+        let transport = self.skip(self.ws, second + 1);
+        let i = Self::next(self.ws, transport).unwrap_or(self.len);
+        let tls = b[s + transport..s + i].eq_ignore_ascii_case(b"TLS");
+        let i = self.skip(self.ws, i);
+        let default = if tls { 5061 } else { 5060 };
+        let Some(hp) = self.host_port(b, s, i, self.len) else {
+            return;
+        };
+        let change = via_sent_by(b, hp, default, x, edits);
+        // Parameters.
+        let after = hp.port.end.max(hp.host.end) as usize - s;
+        let mut next = Self::next(self.semi, after);
+        while let Some(semi) = next {
+            let ps = semi + 1;
+            next = Self::next(self.semi, ps);
+            let (ps, pe) = trim_span(b, s + ps, s + next.unwrap_or(self.len));
+            if let Some(eq) = Self::next(self.eq, ps - s)
+                .map(|k| s + k)
+                .filter(|&k| k < pe)
+            {
+                via_param(b, ps, eq, pe, change, x, edits);
+            }
+        }
+    }
+
+    /// `host_port` of the value at `s`, from `hs` to `stop` (offsets in the value).
+    #[inline]
+    fn host_port(&self, b: &[u8], s: usize, hs: usize, stop: usize) -> Option<HostPort> {
+        let he = Self::next(self.host_end, hs)
+            .filter(|&k| k < stop)
+            .unwrap_or(stop);
+        HostPort::of(b, s + hs, s + he, s + stop)
+    }
+
+    /// The first bit of `m` at or after `from`, or None.
+    #[inline]
+    fn next(m: u64, from: usize) -> Option<usize> {
+        let m = if from >= 64 { 0 } else { m >> from << from };
+        (m != 0).then(|| m.trailing_zeros() as usize)
+    }
+
+    /// `value_uri` then `uri_host` of the value at `s`.
+    #[inline]
+    fn uri_host(&self, b: &[u8], s: usize) -> Option<(HostPort, u16)> {
+        // name-addr (`<...>`, the first `>` after it closing) or addr-spec (to the first ';').
+        let (us, ue) = match Self::next(self.lt, 0) {
+            Some(a) => (a + 1, Self::next(self.gt, a)?),
+            None => (0, Self::next(self.semi, 0).unwrap_or(self.len)),
+        };
+        let (skip, default) = scheme(b.get(s + us..s + ue)?)?;
+        let rest = us + skip;
+        let stop = Self::next(self.stop, rest)
+            .filter(|&k| k < ue)
+            .unwrap_or(ue);
+        let hs = Self::next(self.at, rest)
+            .filter(|&k| k < stop)
+            .map_or(rest, |k| k + 1);
+        Some((self.host_port(b, s, hs, stop)?, default))
+    }
 }
 
 /// The registered contact of a REGISTER: its host's IPv4 address and port (default 5060),
@@ -1124,6 +1333,7 @@ fn find_param<'a>(p: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alg::edit::Edit;
 
     const NAMES: [(&str, Name); 18] = [
         ("v", Name::Via),
@@ -1153,7 +1363,128 @@ mod tests {
             .map_or(Name::Other, |&(_, k)| k)
     }
 
+    /// Pieces of header values: delimiters, addresses (with leading zeros, neighbours),
+    /// schemes and parameters.
+    const PIECES: &[&str] = &[
+        "<",
+        ">",
+        "@",
+        ";",
+        ":",
+        "?",
+        ",",
+        "\"",
+        "\\",
+        "[",
+        "]",
+        " ",
+        "\t",
+        "/",
+        "=",
+        "sip:",
+        "SIPS:",
+        "alice",
+        "SIP/2.0/UDP ",
+        "SIP / 2.0 / TLS ",
+        "10.0.0.1",
+        "010.0.0.01",
+        "10.0.0.10",
+        "192.0.2.1",
+        ":5060",
+        ":40000",
+        ";received=10.0.0.1",
+        ";rport=5060",
+        ";rport",
+        ";maddr=192.0.2.1",
+        ";branch=z9hG4bK7",
+        "\r\n ",
+        "Bob ",
+    ];
+
+    /// The edits the general parser makes for one header value, and those of `Simple` when
+    /// it takes the value.
+    fn both_ways(name: Name, value: &[u8]) -> (Vec<Edit>, Option<Vec<Edit>>) {
+        let mut b = b"X: ".to_vec();
+        b.extend_from_slice(value);
+        let end = b.len();
+        b.extend_from_slice(&[b'\n'; 64]);
+        let (s, e) = trim_span(&b, 3, end);
+        let h = Header {
+            name,
+            value: Span::new(s, e),
+        };
+        let change = |a: [u8; 4], to: [u8; 4]| Change {
+            from: Endpoint {
+                addr: a,
+                port: 5060,
+            },
+            to: Endpoint {
+                addr: to,
+                port: 40000,
+            },
+        };
+        let x = Changed::new(&Xlate {
+            src: Some(change([10, 0, 0, 1], [203, 0, 113, 7])),
+            dst: Some(change([192, 0, 2, 1], [198, 51, 100, 9])),
+        });
+        let how = if name == Name::From {
+            Match::Address
+        } else {
+            Match::Endpoint
+        };
+        let mut general = Edits::default();
+        values(&b, h.value, |s, e| {
+            if name == Name::Via {
+                edit_via(&b, s, e, &x, &mut general);
+            } else if let Some((us, ue)) = value_uri(&b, s, e) {
+                if let Some((hp, d)) = uri_host(&b, us, ue) {
+                    edit_host_port(&b, hp, d, how, &x, &mut general);
+                }
+            }
+        });
+        let simple = Simple::of(&b, s, e, name == Name::Via).map(|v| {
+            let mut edits = Edits::default();
+            if name == Name::Via {
+                v.edit_via(&b, s, &x, &mut edits);
+            } else if let Some((hp, d)) = v.uri_host(&b, s) {
+                edit_host_port(&b, hp, d, how, &x, &mut edits);
+            }
+            edits.as_slice().to_vec()
+        });
+        (general.as_slice().to_vec(), simple)
+    }
+
+    #[test]
+    fn simple_values_are_taken_and_rewritten() {
+        for (name, v) in [
+            (Name::Contact, "<sip:alice@10.0.0.1:5060;transport=udp>"),
+            (Name::From, "Alice <sip:alice@10.0.0.1>;tag=1928301774"),
+            (
+                Name::Via,
+                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds;rport=5060",
+            ),
+        ] {
+            let (general, simple) = both_ways(name, v.as_bytes());
+            assert!(!general.is_empty(), "{v}");
+            assert_eq!(simple, Some(general), "{v}");
+        }
+    }
+
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// A header value `Simple` takes is rewritten as the general parser rewrites it.
+        #[test]
+        fn simple_values_are_read_as_the_general_parser_reads_them(
+            parts in proptest::collection::vec(proptest::sample::select(PIECES), 1..10),
+            kind in 0usize..3,
+        ) {
+            let name = [Name::Via, Name::Contact, Name::From][kind];
+            let (general, simple) = both_ways(name, parts.concat().as_bytes());
+            if let Some(simple) = simple {
+                proptest::prop_assert_eq!(simple, general);
+            }
+        }
+
         /// Header names are told apart as a case-blind comparison would, near misses (one
         /// byte changed, case bit on a non-letter) and names at the very end included.
         #[test]
