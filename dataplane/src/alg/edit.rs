@@ -277,22 +277,26 @@ impl Edits {
     }
 }
 
-/// Copies `msg[from..to]` to `out[w..]` in whole 32-byte blocks when both have room for the
-/// last block's tail (what it writes past the end is overwritten by what follows, or left
-/// unused); returns where the copy ends in `out`, None when it does not fit.
+/// Copies `msg[from..to]` to `out[w..]`; returns where the copy ends in `out`, None when it
+/// does not fit. Most runs between two edits are short: up to 64 bytes go as two fixed
+/// 32-byte blocks when both sides have room past the end (what the blocks write beyond it is
+/// overwritten by what follows, or left unused), longer ones as one copy.
 #[inline]
 fn copy(msg: &[u8], from: usize, to: usize, out: &mut [u8], w: usize) -> Option<usize> {
     let src = msg.get(from..to)?;
     let n = src.len();
-    let whole = n.div_ceil(32) * 32;
-    match (msg.get(from..from + whole), out.get_mut(w..w + whole)) {
-        (Some(s), Some(d)) => {
-            for (d, s) in d.chunks_exact_mut(32).zip(s.chunks_exact(32)) {
-                d.copy_from_slice(s);
+    if n <= 64 {
+        if let (Some(s), Some(d)) = (msg.get(from..from + 64), out.get_mut(w..w + 64)) {
+            let (s0, s1) = s.split_at(32);
+            let (d0, d1) = d.split_at_mut(32);
+            d0.copy_from_slice(s0);
+            if n > 32 {
+                d1.copy_from_slice(s1);
             }
+            return Some(w + n);
         }
-        _ => out.get_mut(w..w + n)?.copy_from_slice(src),
     }
+    out.get_mut(w..w + n)?.copy_from_slice(src);
     Some(w + n)
 }
 

@@ -5,6 +5,7 @@
 //! Only IPv4 connection data is ever rewritten; IPv6, FQDNs, ICE candidates and every other
 //! line stay byte-identical. Never allocates, never panics.
 use super::edit::{Edits, Text};
+use super::find::digits_and_dots;
 use super::sip::{parse_ipv4, Message, Span};
 use wide::{u8x32, CmpEq};
 
@@ -162,6 +163,25 @@ fn words(b: &[u8], s: usize, e: usize) -> [Option<(usize, usize)>; 3] {
 /// `IN IP4 <addr>[/ttl]` at `at` in `b` (a `c=` value or the tail of `o=` / `a=rtcp`).
 /// Some(Ok) for an IPv4 literal, Some(Err) for IPv6 or a name, None if not `IN`.
 fn conn_addr(b: &[u8], s: usize, e: usize) -> Option<Result<Addr, ()>> {
+    // The usual `IN IP4 ` and an address of digits and dots that ends its word or meets its
+    // `/ttl`: no word splitting needed.
+    if b.get(s..s + 7) == Some(b"IN IP4 ") {
+        let a = s + 7;
+        let end = a + digits_and_dots(b, a, e);
+        if end > a && (end == e || b[end] == b' ' || b[end] == b'/') {
+            return Some(
+                parse_ipv4(&b[a..end])
+                    .map(|ip| Addr {
+                        addr: ip,
+                        span: Span {
+                            start: a as u32,
+                            end: end as u32,
+                        },
+                    })
+                    .ok_or(()),
+            );
+        }
+    }
     let v = b.get(s..e)?;
     let [Some(net), Some(family), Some(addr)] = words(b, s, e) else {
         return None;
@@ -354,11 +374,20 @@ pub fn edits(
     mapped: &[Option<MappedMedia>],
     edits: &mut Edits,
 ) {
-    let swap = |a: &Option<Addr>, edits: &mut Edits| {
+    // The origin and connection addresses are mostly one: its text is written once.
+    let mut last: Option<([u8; 4], Text)> = None;
+    let mut swap = |a: &Option<Addr>, edits: &mut Edits| {
         if let Some(a) = a {
             if let Some(to) = to_of(a.addr) {
-                let mut t = Text::default();
-                t.ipv4(to);
+                let t = match last {
+                    Some((addr, t)) if addr == to => t,
+                    _ => {
+                        let mut t = Text::default();
+                        t.ipv4(to);
+                        last = Some((to, t));
+                        t
+                    }
+                };
                 edits.replace_text(b, a.span.start as usize, a.span.end as usize, &t);
             }
         }

@@ -56,7 +56,7 @@ struct Shift {
     /// `to` and its port (`addr:port`).
     to_ep: Text,
     /// The original address's first group and the dot after it (`10.` of 10.0.0.1): every
-    /// literal of the address has it, with or without leading zeros.
+    /// literal of the address ends its first group so, with or without leading zeros.
     head: [u8; 4],
     head_len: usize,
 }
@@ -99,26 +99,29 @@ impl Changed {
         }
     }
 
-    /// Whether `b[s..e]` may hold a literal of an original address: it holds the address's
-    /// first group and dot. When it does not, no host, `received` or `maddr` there is one,
-    /// and no `rport` goes with one. 32 places are tried at once.
+    /// Whether `b[s..e]` may hold a literal of an original address: somewhere in it the first
+    /// digit of the address's first group has the dot after that group where it belongs
+    /// (`1` and `.` two bytes on for 10.0.0.1). Every literal of the address has them, with
+    /// or without leading zeros, so where none does there is no host, `received` or `maddr`
+    /// to change and no `rport` that goes with one. 32 places are tried at once.
     #[inline]
     fn may_be_in(&self, b: &[u8], s: usize, e: usize) -> bool {
         let e = e.min(b.len());
         self.list.iter().flatten().any(|t| {
-            let head = &t.head[..t.head_len];
+            let (digit, k) = (t.head[0], t.head_len - 1);
             let mut i = s;
-            while i + head.len() <= e {
-                let Some(w) = b.get(i..i + 32 + 3) else {
-                    return b[i..e].windows(head.len()).any(|w| w == head);
+            while i + k < e {
+                let (Some(a), Some(d)) = (b.get(i..i + 32), b.get(i + k..i + k + 32)) else {
+                    return b[i..e]
+                        .windows(k + 1)
+                        .any(|w| w[0] == digit && w[k] == b'.');
                 };
-                let mut m = u32::MAX;
-                for (j, &c) in head.iter().enumerate() {
-                    let v = u8x32::new(w[j..j + 32].try_into().unwrap_or([0; 32]));
-                    m &= v.cmp_eq(u8x32::splat(c)).move_mask() as u32;
-                }
-                // Places whose whole head lies before `e`.
-                let room = e - i - head.len() + 1;
+                let a = u8x32::new(a.try_into().unwrap_or([0; 32]));
+                let d = u8x32::new(d.try_into().unwrap_or([0; 32]));
+                let hit = a.cmp_eq(u8x32::splat(digit)) & d.cmp_eq(u8x32::splat(b'.'));
+                let mut m = hit.move_mask() as u32;
+                // Places whose dot lies before `e`.
+                let room = e - i - k;
                 if room < 32 {
                     m &= (1u32 << room) - 1;
                 }
@@ -222,7 +225,7 @@ pub enum Name {
 impl Name {
     /// The header whose name is the first `len` bytes of `head` (a line's first 16 bytes,
     /// `word_at`). By length first: one comparison at most.
-    #[inline]
+    #[inline(always)]
     fn of(head: u128, len: usize) -> Name {
         let is = |lit: &Lit, n: Name| {
             if lit.is(head, len) {
@@ -271,7 +274,7 @@ impl Name {
 }
 
 /// The 16 bytes of `b` from `at` as a little-endian word (zeros past the end of `b`).
-#[inline]
+#[inline(always)]
 fn word_at(b: &[u8], at: usize) -> u128 {
     match b.get(at..at + 16) {
         Some(w) => u128::from_le_bytes(w.try_into().unwrap_or([0; 16])),
@@ -285,7 +288,7 @@ fn word_at(b: &[u8], at: usize) -> u128 {
 }
 
 /// Where the first colon of a 16-byte word is.
-#[inline]
+#[inline(always)]
 fn colon_in(w: u128) -> Option<usize> {
     // A byte is zero where the word has a colon; the classic has-zero-byte test marks it (and
     // only bytes after a real zero can be marked falsely, so the lowest mark is exact).
@@ -1144,60 +1147,43 @@ impl Simple {
     #[inline]
     fn of(b: &[u8], s: usize, e: usize, via: bool) -> Option<Simple> {
         let len = e.checked_sub(s)?;
-        let halves = match len {
-            0..=32 => 1,
-            33..=64 => 2,
-            _ => return None,
-        };
-        let w = b.get(s..s + 32 * halves)?;
-        let mut m = [0u64; 10];
-        for (h, half) in w.chunks_exact(32).enumerate() {
-            let v = u8x32::new(half.try_into().ok()?);
-            let is = |c: u8| v.cmp_eq(u8x32::splat(c));
-            let mut bail = is(b'"') | is(b'\\') | is(b',') | is(b'[');
-            let ws = is(b' ') | is(b'\t');
-            let (colon, semi, qm, gt) = (is(b':'), is(b';'), is(b'?'), is(b'>'));
-            let mut masks = [
-                bail,
-                is(b'<'),
-                gt,
-                is(b'@'),
-                semi,
-                qm | gt,
-                colon | semi | qm | gt | ws,
-                ws,
-                ws,
-                ws,
-            ];
-            if via {
-                bail |= is(b'\r') | is(b'\n');
-                masks[0] = bail;
-                masks[8] = is(b'/');
-                masks[9] = is(b'=');
-            }
-            for (k, x) in masks.iter().enumerate() {
-                m[k] |= (x.move_mask() as u32 as u64) << (32 * h);
-            }
-        }
-        let valid = if len == 64 {
-            u64::MAX
-        } else {
-            (1u64 << len) - 1
-        };
-        if m[0] & valid != 0 {
+        if len > 64 {
             return None;
         }
+        let load = |at: usize| Some(u8x32::new(b.get(at..at + 32)?.try_into().ok()?));
+        let lo = load(s)?;
+        let hi = if len > 32 { load(s + 32)? } else { u8x32::ZERO };
+        let valid = u64::MAX >> (64 - len.max(1)) & if len == 0 { 0 } else { u64::MAX };
+        let bits = |c: u8| {
+            let c = u8x32::splat(c);
+            let l = lo.cmp_eq(c).move_mask() as u32 as u64;
+            let h = hi.cmp_eq(c).move_mask() as u32 as u64;
+            (l | h << 32) & valid
+        };
+        let mut bail = bits(b'"') | bits(b'\\') | bits(b',') | bits(b'[');
+        if via {
+            bail |= bits(b'\r') | bits(b'\n');
+        }
+        if bail != 0 {
+            return None;
+        }
+        let (ws, semi, qm, gt) = (bits(b' ') | bits(b'\t'), bits(b';'), bits(b'?'), bits(b'>'));
+        let (slash, eq) = if via {
+            (bits(b'/'), bits(b'='))
+        } else {
+            (0, 0)
+        };
         Some(Simple {
             len,
-            lt: m[1] & valid,
-            gt: m[2] & valid,
-            at: m[3] & valid,
-            semi: m[4] & valid,
-            stop: m[5] & valid,
-            host_end: m[6] & valid,
-            ws: m[7] & valid,
-            slash: m[8] & valid,
-            eq: m[9] & valid,
+            lt: bits(b'<'),
+            gt,
+            at: bits(b'@'),
+            semi,
+            stop: qm | gt,
+            host_end: bits(b':') | semi | qm | gt | ws,
+            ws,
+            slash,
+            eq,
         })
     }
 
