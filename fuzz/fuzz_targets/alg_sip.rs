@@ -1,6 +1,7 @@
 //! Arbitrary datagrams into the SIP ALG, with and without a translation: never a panic; a
-//! message it rewrites still scans as SIP and its Content-Length is its body's; without a
-//! translation it never rewrites anything. The same bytes as a TCP stream cut in two
+//! message it rewrites still scans as SIP and its Content-Length is its body's (inside the
+//! TURN ChannelData frame it came in, whose length then covers it); without a translation it
+//! never rewrites anything. The same bytes as a TCP stream cut in two
 //! segments at a point the input picks: never a panic; an emitted rewrite holds only whole
 //! messages that scan, never more bytes than were given, and nothing is emitted untranslated.
 #![no_main]
@@ -28,7 +29,17 @@ fn check(alg: &mut SipAlg, nat: &mut NatTable, data: &[u8], xlate: Xlate, dir: D
     match alg.on_datagram(&p, Some(nat)) {
         Outcome::Rewritten => {
             assert!(!xlate.is_none(), "rewrote without a translation");
-            let out = alg.rewritten();
+            let out = match channel_data(data) {
+                Some(padded) => {
+                    let out = alg.rewritten();
+                    assert_eq!(out[..2], data[..2], "the channel is kept");
+                    let n = u16::from_be_bytes([out[2], out[3]]) as usize;
+                    let pad = if padded { (4 - n % 4) % 4 } else { 0 };
+                    assert_eq!(out.len(), 4 + n + pad, "ChannelData length and padding");
+                    &out[4..4 + n]
+                }
+                None => alg.rewritten(),
+            };
             let skip = out
                 .iter()
                 .take_while(|&&c| c == b'\r' || c == b'\n')
@@ -44,6 +55,15 @@ fn check(alg: &mut SipAlg, nat: &mut NatTable, data: &[u8], xlate: Xlate, dir: D
         }
         Outcome::Unchanged | Outcome::Drop => {}
     }
+}
+
+/// Whether `b` is a TURN ChannelData frame (RFC 8656: channel 0x4000-0x7fff, a length, the
+/// data and at most 3 bytes of padding), and whether it is padded.
+fn channel_data(b: &[u8]) -> Option<bool> {
+    let channel = u16::from_be_bytes([*b.first()?, *b.get(1)?]);
+    let len = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]) as usize;
+    let rest = b.len().checked_sub(4 + len)?;
+    ((0x4000..=0x7fff).contains(&channel) && rest < 4).then_some(rest > 0)
 }
 
 fn stream(alg: &mut SipAlg, nat: &mut NatTable, data: &[u8], xlate: Xlate) {
