@@ -38,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
     };
     // A classic pcap holds 32-bit seconds: later stamps (a pcapng's 64-bit ones) are an
     // error the merge reports, never a panic or a wrapped time.
-    let late = a.iter().chain(&b).any(|(t, _)| t.as_secs() > u32::MAX as u64);
+    let late = a
+        .iter()
+        .chain(&b)
+        .any(|(t, _)| t.as_secs() > u32::MAX as u64);
     let n = match capture::merge(&inputs, &out) {
         Ok(n) => n,
         Err(e) if late => return assert!(e.to_string().contains("u32::MAX"), "{e}"),
