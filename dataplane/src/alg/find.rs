@@ -2,9 +2,9 @@
 //! compared with each byte of the set at once (AVX2 through `wide`, safe code) into a bit
 //! mask, and a search is a shift and a count of trailing zeros while it stays in the window.
 //!
-//! The SIP scanner finds its lines and colons this way (`Lines`), and the rewriter the
-//! delimiters of a header value (`<`, `@`, `;`, ...) without the set-up cost of a general
-//! vector search for every short value.
+//! The SIP scanner marks a message's line feeds once (`Marks`, kept in the scanned `Message`
+//! for the SDP parser too), and the rewriter finds the delimiters of a header value (`<`,
+//! `@`, `;`, ...) without the set-up cost of a general vector search for every short value.
 use wide::{u8x16, u8x32, CmpEq};
 
 /// Finds the bytes of `set` in a message, front to back. Searches may go back (the window
