@@ -127,6 +127,8 @@ pub struct SipAlg {
     out_len: usize,
     /// The message being read (reused: its header table is not built per message).
     scratch: Option<Box<Message>>,
+    /// The SDP body of the message being followed, reused.
+    sdp_scratch: Option<Box<Sdp>>,
     /// Per flow slot: the `flow_id` of the signalling flow whose pinhole admitted it (0:
     /// not predicted), that flow's application, and the endpoint claim it holds (0: none).
     predicted: Vec<(u64, u16, u64)>,
@@ -155,6 +157,7 @@ impl SipAlg {
             out: vec![0u8; MAX_MESSAGE].into_boxed_slice(),
             out_len: 0,
             scratch: Some(Box::default()),
+            sdp_scratch: Some(Box::default()),
             predicted: vec![(0, 0, 0); flows],
         }
     }
@@ -531,13 +534,25 @@ impl SipAlg {
         nat: Option<&mut NatTable>,
         at: usize,
     ) -> Result<Option<usize>, ()> {
-        let sdp = if msg.sdp && !msg.body.is_empty() {
-            sdp::parse(b, msg)
-        } else {
-            None
-        };
+        let mut sdp = self.sdp_scratch.take().unwrap_or_default();
+        let parsed = msg.sdp && !msg.body.is_empty() && sdp::parse_into(b, msg, &mut sdp);
+        let r = self.message_with(b, msg, parsed.then_some(&*sdp), p, nat, at);
+        self.sdp_scratch = Some(sdp);
+        r
+    }
+
+    /// `message` with its SDP body parsed.
+    fn message_with(
+        &mut self,
+        b: &[u8],
+        msg: &Message,
+        sdp: Option<&Sdp>,
+        p: &SipPacket,
+        nat: Option<&mut NatTable>,
+        at: usize,
+    ) -> Result<Option<usize>, ()> {
         let mut mapped = [None; MAX_MEDIA];
-        self.follow(b, msg, sdp.as_ref(), p, nat, &mut mapped);
+        self.follow(b, msg, sdp, p, nat, &mut mapped);
         if p.xlate.is_none() {
             return Ok(None);
         }
@@ -545,7 +560,7 @@ impl SipAlg {
         match rewrite(
             b,
             msg,
-            sdp.as_ref(),
+            sdp,
             &p.xlate,
             p.media_nat,
             &mapped,

@@ -210,12 +210,25 @@ fn conn_addr(b: &[u8], s: usize, e: usize) -> Option<Result<Addr, ()>> {
 /// Parses the SDP body of `msg` (scanned from `b`). None when it is not SDP (no `v=` line
 /// first).
 pub fn parse(b: &[u8], msg: &Message) -> Option<Sdp> {
+    let mut sdp = Sdp::default();
+    parse_into(b, msg, &mut sdp).then_some(sdp)
+}
+
+/// `parse` into `sdp` (reused: a caller that keeps one pays for no 600-byte table per
+/// message); false when the body is not SDP.
+pub fn parse_into(b: &[u8], msg: &Message, sdp: &mut Sdp) -> bool {
     let body = msg.body;
     let (start, end) = (body.start as usize, (body.end as usize).min(b.len()));
-    if !b.get(start..end)?.starts_with(b"v=") {
-        return None;
+    if !b.get(start..end).is_some_and(|x| x.starts_with(b"v=")) {
+        return false;
     }
-    let mut sdp = Sdp::default();
+    // Media past `n_media` are stale and never read: each is written whole when found.
+    sdp.origin = None;
+    sdp.conn = None;
+    sdp.conn_other = false;
+    sdp.dir = None;
+    sdp.n_media = 0;
+    sdp.bare_lf = false;
     let mut at = start;
     let mut in_media = false;
     let mut skipping = false;
@@ -290,7 +303,7 @@ pub fn parse(b: &[u8], msg: &Message) -> Option<Sdp> {
                         // transport.
                         let w = words(b, vs, ve);
                         let (Some(port_word), proto) = (w[1], w[2]) else {
-                            return None;
+                            return false;
                         };
                         let proto = proto.map_or(&[][..], |(a, b)| &v[a..b]);
                         let pw = &v[port_word.0..port_word.1];
@@ -298,7 +311,7 @@ pub fn parse(b: &[u8], msg: &Message) -> Option<Sdp> {
                         let ps = vs + port_word.0;
                         let Some(port) = parse_u16(digits) else {
                             // Unparseable media line: the body is not rewritten.
-                            return None;
+                            return false;
                         };
                         sdp.media[sdp.n_media] = Media {
                             port,
@@ -353,7 +366,7 @@ pub fn parse(b: &[u8], msg: &Message) -> Option<Sdp> {
         }
         at = next;
     }
-    Some(sdp)
+    true
 }
 
 /// A media port the ALG gives the translated party: RTP and RTCP as the outside sees them.

@@ -135,7 +135,7 @@ impl Changed {
     }
 
     /// Whether `b[s..e]` is `t`'s original address.
-    #[inline]
+    #[inline(always)]
     fn is(t: &Shift, b: &[u8], s: usize, e: usize) -> bool {
         let len = e - s;
         if len == t.from_len {
@@ -184,6 +184,7 @@ pub enum Method {
 }
 
 impl Method {
+    #[inline]
     fn of(token: &[u8]) -> Method {
         match token {
             b"INVITE" => Method::Invite,
@@ -555,14 +556,35 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
             .ok_or(ScanError::Malformed)?;
         msg.kind = Kind::Response(code as u16);
     } else {
-        let sp1 = start
-            .iter()
-            .position(|&c| c == b' ')
-            .ok_or(ScanError::Malformed)?;
-        let sp2 = start
-            .iter()
-            .rposition(|&c| c == b' ')
-            .ok_or(ScanError::Malformed)?;
+        // The first and last spaces: from a 64-byte mask when the line is that short.
+        let spaces = match b.get(..64) {
+            Some(w) if (1..=64).contains(&start.len()) => {
+                let sp = u8x32::splat(b' ');
+                let half = |h: &[u8]| {
+                    let v = u8x32::new(h.try_into().unwrap_or([0; 32]));
+                    v.cmp_eq(sp).move_mask() as u32 as u64
+                };
+                let m = (half(&w[..32]) | half(&w[32..]) << 32) & (u64::MAX >> (64 - start.len()));
+                Some((m != 0).then(|| (m.trailing_zeros(), 63 - m.leading_zeros())))
+            }
+            _ => None,
+        };
+        let (sp1, sp2) = match spaces {
+            Some(found) => {
+                let (a, z) = found.ok_or(ScanError::Malformed)?;
+                (a as usize, z as usize)
+            }
+            None => (
+                start
+                    .iter()
+                    .position(|&c| c == b' ')
+                    .ok_or(ScanError::Malformed)?,
+                start
+                    .iter()
+                    .rposition(|&c| c == b' ')
+                    .ok_or(ScanError::Malformed)?,
+            ),
+        };
         if sp2 <= sp1 + 1 || &start[sp2 + 1..] != b"SIP/2.0" {
             return Err(ScanError::Malformed);
         }
@@ -575,6 +597,7 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
     }
     // Header lines, each with its continuation lines, up to the blank line.
     let body_start;
+    let mut content_length = 0;
     loop {
         if at > MAX_HEADER_BLOCK {
             return Err(ScanError::Malformed);
@@ -634,15 +657,22 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
                 if msg.content_length.is_some() {
                     return Err(ScanError::Malformed);
                 }
-                parse_u32(&b[vs..ve]).ok_or(ScanError::Malformed)?;
+                content_length = parse_u32(&b[vs..ve]).ok_or(ScanError::Malformed)?;
                 msg.content_length = Some(value);
             }
             Name::ContentType => msg.sdp = APPLICATION_SDP.starts(b, vs, ve - vs),
             Name::CallId => msg.call_id = value,
             Name::CSeq => {
-                let v = &b[vs..ve];
-                let sp = v.iter().position(|&c| is_ws(c)).unwrap_or(v.len());
-                let (s, e) = trim_span(b, vs + sp, ve);
+                // The number, whitespace, the method: the first blank of a short value is
+                // found with one 16-byte compare.
+                let w = u8x16::new(word_at(b, vs).to_le_bytes());
+                let blank = w.cmp_eq(u8x16::splat(b' ')) | w.cmp_eq(u8x16::splat(b'\t'));
+                let sp = match blank.move_mask() as u32 {
+                    0 => b[vs..ve].iter().position(|&c| is_ws(c)),
+                    m => Some(m.trailing_zeros() as usize),
+                };
+                let sp = sp.map_or(ve, |k| (vs + k).min(ve));
+                let (s, e) = trim_span(b, sp, ve);
                 msg.cseq_method = Method::of(&b[s..e]);
             }
             Name::Expires => msg.expires = parse_u32(&b[vs..ve]),
@@ -655,7 +685,7 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
         msg.n_headers += 1;
     }
     let body_len = match msg.content_length {
-        Some(cl) => parse_u32(cl.of(b)).unwrap_or(0) as usize,
+        Some(_) => content_length as usize,
         None if datagram => b.len() - body_start,
         None => 0,
     };
