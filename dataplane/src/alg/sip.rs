@@ -1156,6 +1156,8 @@ fn header_line_edits(b: &[u8], h: &Header, x: &Changed, edits: &mut Edits) {
 /// from the masks.
 struct Simple {
     len: usize,
+    /// Bits of the value's bytes (`len` of them).
+    valid: u64,
     lt: u64,
     gt: u64,
     at: u64,
@@ -1179,7 +1181,7 @@ impl Simple {
         let load = |at: usize| Some(u8x32::new(b.get(at..at + 32)?.try_into().ok()?));
         let lo = load(s)?;
         let hi = if len > 32 { load(s + 32)? } else { u8x32::ZERO };
-        let valid = u64::MAX >> (64 - len.max(1)) & if len == 0 { 0 } else { u64::MAX };
+        let valid = if len == 0 { 0 } else { u64::MAX >> (64 - len) };
         let bits = |c: u8| {
             let c = u8x32::splat(c);
             let l = lo.cmp_eq(c).move_mask() as u32 as u64;
@@ -1201,6 +1203,7 @@ impl Simple {
         };
         Some(Simple {
             len,
+            valid,
             lt: bits(b'<'),
             gt,
             at: bits(b'@'),
@@ -1216,9 +1219,7 @@ impl Simple {
     /// The first byte at or after `from` that is not in `m`, or the end.
     #[inline]
     fn skip(&self, m: u64, from: usize) -> usize {
-        Self::next(!m & (u64::MAX >> (64 - self.len.max(1))), from)
-            .unwrap_or(self.len)
-            .max(from.min(self.len))
+        Self::next(!m & self.valid, from).unwrap_or(self.len)
     }
 
     /// `edit_via` for the value at `s`: sent-by, and the received / rport / maddr parameters.
