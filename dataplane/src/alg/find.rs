@@ -164,6 +164,26 @@ pub fn first<const N: usize>(set: [u8; N], b: &[u8], from: usize, end: usize) ->
     Finder::new(set).next(b, from, end)
 }
 
+/// Where byte `c` is in `b[at..at + len]`, one bit per byte (none past `len`), for `len` up to
+/// 64: one or two 32-byte compares. None when `len` is longer or the 32 or 64 bytes from `at`
+/// cannot be read (the caller searches another way).
+#[inline]
+pub fn positions(b: &[u8], at: usize, len: usize, c: u8) -> Option<u64> {
+    let halves = match len {
+        0..=32 => 1,
+        33..=64 => 2,
+        _ => return None,
+    };
+    let w = b.get(at..at + 32 * halves)?;
+    let c = u8x32::splat(c);
+    let mut m = 0u64;
+    for (h, half) in w.chunks_exact(32).enumerate() {
+        let v = u8x32::new(half.try_into().unwrap_or([0; 32]));
+        m |= (v.cmp_eq(c).move_mask() as u32 as u64) << (32 * h);
+    }
+    Some(if len == 64 { m } else { m & !(u64::MAX << len) })
+}
+
 /// How many bytes of `b[from..end]` from its start are digits or dots (an IPv4 literal's),
 /// 16 at a time.
 #[inline]
@@ -207,6 +227,19 @@ mod tests {
                 proptest::prop_assert_eq!(f.next(&b, s, end), want);
                 proptest::prop_assert_eq!(first(set, &b, s, end), want);
             }
+        }
+
+        /// Positions of a byte agree with a byte loop, for every length the mask takes.
+        #[test]
+        fn positions_agree_with_a_byte_loop(
+            b in proptest::collection::vec(proptest::sample::select(&b" a:"[..]), 0..100),
+            at in 0usize..100,
+            len in 0usize..70,
+        ) {
+            let want = (len <= 64 && at + if len <= 32 { 32 } else { 64 } <= b.len()).then(|| {
+                (0..len).filter(|&k| b[at + k] == b' ').fold(0u64, |m, k| m | 1 << k)
+            });
+            proptest::prop_assert_eq!(positions(&b, at, len, b' '), want);
         }
 
         /// The run of digits and dots is a byte loop's, whatever the bounds.

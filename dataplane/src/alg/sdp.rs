@@ -5,9 +5,8 @@
 //! Only IPv4 connection data is ever rewritten; IPv6, FQDNs, ICE candidates and every other
 //! line stay byte-identical. Never allocates, never panics.
 use super::edit::{Edits, Text};
-use super::find::digits_and_dots;
+use super::find::{digits_and_dots, positions};
 use super::sip::{parse_ipv4, Message, Span};
-use wide::{u8x32, CmpEq};
 
 /// Media descriptions looked at per body; more are left alone (no pinholes, not rewritten).
 pub const MAX_MEDIA: usize = 8;
@@ -116,13 +115,33 @@ fn parse_u16(d: &[u8]) -> Option<u16> {
 /// one bit per byte, with every bit from `e - s` on set as if the text ended in spaces.
 #[inline]
 fn spaces(b: &[u8], s: usize, e: usize) -> Option<u64> {
-    let len = e.checked_sub(s)?;
-    if len > 32 {
-        return None;
+    let len = e.checked_sub(s).filter(|&n| n <= 32)?;
+    Some(positions(b, s, len, b' ')? | u64::MAX << len)
+}
+
+/// Where `b[s..e]` goes on after its `n`th space (at least one), or its end when it has fewer.
+#[inline]
+fn after_spaces(b: &[u8], s: usize, e: usize, n: usize) -> usize {
+    let l = (e - s).min(32);
+    if let Some(mut sp) = positions(b, s, l, b' ') {
+        for _ in 1..n {
+            sp &= sp.wrapping_sub(1);
+        }
+        if sp != 0 {
+            return s + sp.trailing_zeros() as usize + 1;
+        }
+        if e - s <= 32 {
+            return e;
+        }
     }
-    let w = u8x32::new(b.get(s..s + 32)?.try_into().ok()?);
-    let sp = w.cmp_eq(u8x32::splat(b' ')).move_mask() as u32 as u64;
-    Some(sp | u64::MAX << len)
+    let (mut seen, mut k) = (0, s);
+    while k < e && seen < n {
+        if b[k] == b' ' {
+            seen += 1;
+        }
+        k += 1;
+    }
+    k
 }
 
 /// The first three space-separated words of `b[s..e]`, as ranges from `s`.
@@ -247,34 +266,8 @@ pub fn parse_into(b: &[u8], msg: &Message, sdp: &mut Sdp) -> bool {
             let v = &b[vs..ve];
             match line[0] {
                 b'o' if !in_media => {
-                    // o=<username> <sess-id> <sess-version> IN IP4 <address>: after the third
-                    // space (or the end).
-                    let l = (ve - vs).min(32);
-                    let third = spaces(b, vs, vs + l).map(|sp| {
-                        let sp = sp & !(u64::MAX << l);
-                        let two = sp & sp.wrapping_sub(1);
-                        let three = two & two.wrapping_sub(1);
-                        if three != 0 {
-                            Some(three.trailing_zeros() as usize + 1)
-                        } else if ve - vs <= 32 {
-                            Some(v.len())
-                        } else {
-                            None
-                        }
-                    });
-                    let k = match third.flatten() {
-                        Some(k) => k,
-                        None => {
-                            let (mut spaces, mut k) = (0, 0);
-                            while k < v.len() && spaces < 3 {
-                                if v[k] == b' ' {
-                                    spaces += 1;
-                                }
-                                k += 1;
-                            }
-                            k
-                        }
-                    };
+                    // o=<username> <sess-id> <sess-version> IN IP4 <address>
+                    let k = after_spaces(b, vs, ve, 3) - vs;
                     if let Some(Ok(a)) = conn_addr(b, vs + k, ve) {
                         sdp.origin = Some(a);
                     }

@@ -8,7 +8,7 @@
 //! compact names, several values on one line and IPv6 literals are handled as the grammar
 //! says (what is not an IPv4 literal that NAT changed is never touched).
 use super::edit::{Edits, Text};
-use super::find::{digits_and_dots, first, Finder, Marks};
+use super::find::{digits_and_dots, first, positions, Finder, Marks};
 use wide::{u8x16, u8x32, CmpEq};
 
 /// Header lines looked at per message; a message with more is not rewritten.
@@ -55,10 +55,11 @@ struct Shift {
     to: Text,
     /// `to` and its port (`addr:port`).
     to_ep: Text,
-    /// The original address's first group and the dot after it (`10.` of 10.0.0.1): every
-    /// literal of the address ends its first group so, with or without leading zeros.
-    head: [u8; 4],
-    head_len: usize,
+    /// The original address's first digit and where the dot after its first group is (`1`
+    /// and 2 for 10.0.0.1): leading zeros go before the digit, so every literal of the
+    /// address has the two so far apart.
+    first_digit: u8,
+    first_dot: usize,
 }
 
 /// The changes of one packet, source first. A host is matched by comparing its text with the
@@ -80,9 +81,6 @@ impl Changed {
             to.ipv4(c.to.addr);
             let mut to_ep = to;
             to_ep.push(b":").number(c.to.port as u64);
-            let head_len = f.iter().position(|&c| c == b'.').unwrap_or(0) + 1;
-            let mut head = [0u8; 4];
-            head[..head_len].copy_from_slice(&f[..head_len]);
             Shift {
                 c,
                 from_word: u128::from_le_bytes(word),
@@ -90,8 +88,8 @@ impl Changed {
                 from_last: f[f.len() - 1],
                 to,
                 to_ep,
-                head,
-                head_len,
+                first_digit: f[0],
+                first_dot: f.iter().position(|&c| c == b'.').unwrap_or(0),
             }
         };
         Changed {
@@ -108,7 +106,7 @@ impl Changed {
     fn may_be_in(&self, b: &[u8], s: usize, e: usize) -> bool {
         let e = e.min(b.len());
         self.list.iter().flatten().any(|t| {
-            let (digit, k) = (t.head[0], t.head_len - 1);
+            let (digit, k) = (t.first_digit, t.first_dot);
             let mut i = s;
             while i + k < e {
                 let (Some(a), Some(d)) = (b.get(i..i + 32), b.get(i + k..i + k + 32)) else {
@@ -421,7 +419,7 @@ pub struct Message {
     pub expires: Option<u32>,
     /// The body is SDP (Content-Type application/sdp, or a body that starts with "v=0").
     pub sdp: bool,
-    /// Where the message's line feeds, colons and delimiters are (its first bytes).
+    /// Where the message's line feeds are (its first `find::MARKED` bytes).
     pub marks: Marks,
 }
 
@@ -556,18 +554,11 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
             .ok_or(ScanError::Malformed)?;
         msg.kind = Kind::Response(code as u16);
     } else {
-        // The first and last spaces: from a 64-byte mask when the line is that short.
-        let spaces = match b.get(..64) {
-            Some(w) if (1..=64).contains(&start.len()) => {
-                let sp = u8x32::splat(b' ');
-                let half = |h: &[u8]| {
-                    let v = u8x32::new(h.try_into().unwrap_or([0; 32]));
-                    v.cmp_eq(sp).move_mask() as u32 as u64
-                };
-                let m = (half(&w[..32]) | half(&w[32..]) << 32) & (u64::MAX >> (64 - start.len()));
-                Some((m != 0).then(|| (m.trailing_zeros(), 63 - m.leading_zeros())))
-            }
-            _ => None,
+        // The first and last spaces: from a mask when the line is at most 64 bytes long.
+        let spaces = match start.len() {
+            0 => None,
+            n => positions(b, 0, n, b' ')
+                .map(|m| (m != 0).then(|| (m.trailing_zeros(), 63 - m.leading_zeros()))),
         };
         let (sp1, sp2) = match spaces {
             Some(found) => {
@@ -1109,32 +1100,30 @@ pub fn header_edits(b: &[u8], m: &Message, x: &Xlate, edits: &mut Edits) {
         }
     }
     for h in m.headers() {
-        let addresses = matches!(
-            h.name,
-            Name::Via | Name::Contact | Name::Route | Name::RecordRoute | Name::From | Name::To
-        );
-        if addresses && x.may_be_in(b, h.value.start as usize, h.value.end as usize) {
-            header_line_edits(b, h, x, edits);
-        }
+        header_line_edits(b, h, x, edits);
     }
 }
 
 /// The edits one header line needs (all its values).
 fn header_line_edits(b: &[u8], h: &Header, x: &Changed, edits: &mut Edits) {
+    // How a URI header's host is matched; Via (None) has its own grammar.
     let how = match h.name {
-        Name::Via => {
-            let (s, e) = (h.value.start as usize, h.value.end as usize);
-            match Simple::of(b, s, e, true) {
-                Some(v) => v.edit_via(b, s, x, edits),
-                None => values(b, h.value, |s, e| edit_via(b, s, e, x, edits)),
-            }
-            return;
-        }
-        Name::Contact | Name::Route | Name::RecordRoute => Match::Endpoint,
-        Name::From | Name::To => Match::Address,
+        Name::Via => None,
+        Name::Contact | Name::Route | Name::RecordRoute => Some(Match::Endpoint),
+        Name::From | Name::To => Some(Match::Address),
         _ => return,
     };
     let (s, e) = (h.value.start as usize, h.value.end as usize);
+    if !x.may_be_in(b, s, e) {
+        return;
+    }
+    let Some(how) = how else {
+        match Simple::of(b, s, e, true) {
+            Some(v) => v.edit_via(b, s, x, edits),
+            None => values(b, h.value, |s, e| edit_via(b, s, e, x, edits)),
+        }
+        return;
+    };
     if let Some(v) = Simple::of(b, s, e, false) {
         if let Some((hp, d)) = v.uri_host(b, s) {
             edit_host_port(b, hp, d, how, x, edits);
