@@ -425,3 +425,54 @@ pub fn edits(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alg::sip::scan;
+
+    fn sip_with(body: &str) -> String {
+        format!(
+            "INVITE sip:b@192.0.2.9 SIP/2.0\r\nCall-ID: x\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// A kept table parsed again reads as a fresh one: nothing of the message before (its
+    /// origin, connection, direction, media, line ends) survives.
+    #[test]
+    fn a_reused_table_keeps_nothing_of_the_last_body() {
+        let first = sip_with(
+            "v=0\no=a 1 1 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\na=sendonly\nt=0 0\n\
+             m=audio 4000 RTP/AVP 0\nm=video 4002 RTP/AVP 96\na=rtcp:4009\n",
+        );
+        let second = sip_with("v=0\r\ns=-\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n");
+        let mut kept = Sdp::default();
+        for text in [&first, &second] {
+            let b = text.as_bytes();
+            let m = scan(b, true).unwrap();
+            assert!(parse_into(b, &m, &mut kept));
+            let fresh = parse(b, &m).unwrap();
+            assert_eq!(
+                (
+                    kept.origin,
+                    kept.conn,
+                    kept.conn_other,
+                    kept.dir,
+                    kept.bare_lf
+                ),
+                (
+                    fresh.origin,
+                    fresh.conn,
+                    fresh.conn_other,
+                    fresh.dir,
+                    fresh.bare_lf
+                )
+            );
+            assert_eq!(kept.media(), fresh.media());
+        }
+        assert_eq!(kept.media().len(), 1);
+        assert!(kept.origin.is_none() && kept.dir.is_none() && !kept.bare_lf);
+    }
+}
