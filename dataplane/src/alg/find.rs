@@ -106,19 +106,22 @@ impl Marks {
             let v = u8x32::new(half.try_into().unwrap_or([0; 32]));
             v.cmp_eq(nl).move_mask() as u32 as u64
         };
-        let mut words = b[..upto].chunks(64);
-        for k in 0..upto.div_ceil(64) {
-            let c = words.next().unwrap_or_default();
-            let mut block = [0u8; 64];
-            let (lo, hi) = match c.len() {
-                64 => (&c[..32], &c[32..]),
-                n => {
+        let (whole, tail) = b[..upto].split_at(upto & !63);
+        for (k, c) in whole.chunks_exact(64).enumerate() {
+            self.nl[k] = lfs(&c[..32]) | lfs(&c[32..]) << 32;
+        }
+        let n = tail.len();
+        if n > 0 {
+            self.nl[upto >> 6] = match upto.checked_sub(64) {
+                // The last 64 bytes, shifted down to the tail's.
+                Some(s) => (lfs(&b[s..s + 32]) | lfs(&b[s + 32..upto]) << 32) >> (64 - n),
+                None => {
                     // Padded with zeros, which are not line feeds.
-                    block[..n].copy_from_slice(c);
-                    (&block[..32], &block[32..])
+                    let mut block = [0u8; 64];
+                    block[..n].copy_from_slice(tail);
+                    lfs(&block[..32]) | lfs(&block[32..]) << 32
                 }
             };
-            self.nl[k] = lfs(lo) | lfs(hi) << 32;
         }
     }
 
