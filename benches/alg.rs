@@ -4,10 +4,9 @@
 //! The pinhole table is cleared each round (the message's call is new every time, as a
 //! flood of new calls would be). `alg/invite-500B/rewrite` times the rewrite alone (what
 //! rsip's parse-edit-serialise does), without following the call.
-use aperture_dataplane::alg::edit::Edits;
 use aperture_dataplane::alg::sdp::{MappedMedia, MAX_MEDIA};
 use aperture_dataplane::alg::sip::{Change, Endpoint, Xlate};
-use aperture_dataplane::alg::{rewrite, sdp, sip, Outcome, SipAlg, SipPacket};
+use aperture_dataplane::alg::{rewrite, sdp, sip, Outcome, Rewriter, SipAlg, SipPacket};
 use aperture_dataplane::config::SipAlgConfig;
 use aperture_dataplane::flow::Dir;
 use aperture_dataplane::nat::{NatTable, PortRange};
@@ -101,12 +100,13 @@ fn rewrite_only(c: &mut Criterion, msg: &[u8]) {
         rtp: 40002,
         rtcp: 40003,
     });
-    let mut edits = Edits::default();
+    // Kept as the ALG keeps it: the translation's texts are written once for all messages.
+    let mut edits = Rewriter::default();
     let mut out = vec![0u8; 65_535];
     let mut m = sip::Message::default();
     // The ALG keeps one of each (scanned message, SDP), as here.
     let mut body = Box::<sdp::Sdp>::default();
-    let mut once = |msg: &[u8], edits: &mut Edits, out: &mut [u8]| {
+    let mut once = |msg: &[u8], edits: &mut Rewriter, out: &mut [u8]| {
         sip::scan_into(msg, true, &mut m).unwrap();
         let sdp = sdp::parse_into(msg, &m, &mut body).then_some(&*body);
         rewrite(msg, &m, sdp, &x, &|_| None, &mapped, edits, out)

@@ -31,7 +31,7 @@ use crate::packet::proto;
 use edit::{Edits, Text};
 use pinhole::{Key, Limits, Pinholes, Purpose};
 use sdp::{MappedMedia, Sdp, MAX_MEDIA};
-use sip::{Kind, Message, Method, ScanError, Xlate};
+use sip::{Changed, Kind, Message, Method, ScanError, Xlate};
 use std::sync::Arc;
 use tcp::{Assembled, Hold, Streams};
 
@@ -120,7 +120,7 @@ pub struct SipAlg {
     pub pinholes: Pinholes,
     pub counters: SipCounters,
     config: SipAlgConfig,
-    edits: Edits,
+    rewriter: Rewriter,
     /// SIP over TCP: held bytes and sequence corrections per connection.
     pub streams: Streams,
     out: Box<[u8]>,
@@ -147,7 +147,7 @@ impl SipAlg {
             pinholes: Pinholes::new(limits, seeds),
             counters: SipCounters::default(),
             config: config.clone(),
-            edits: Edits::default(),
+            rewriter: Rewriter::default(),
             streams: Streams::new(
                 flows,
                 config.tcp_streams,
@@ -564,7 +564,7 @@ impl SipAlg {
             &p.xlate,
             p.media_nat,
             &mapped,
-            &mut self.edits,
+            &mut self.rewriter,
             out,
         ) {
             Ok(Some(n)) => {
@@ -867,6 +867,14 @@ struct Wanted {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RewriteFailed;
 
+/// What `rewrite` keeps between messages: the table of a message's edits, and the texts of
+/// the last translation (the same for every message of a flow, so written once).
+#[derive(Default)]
+pub struct Rewriter {
+    edits: Edits,
+    texts: Option<Changed>,
+}
+
 /// Writes message `b` (scanned as `msg`, its SDP `sdp`) into `out` with what translation
 /// `x` changed rewritten: the headers' addresses, and when the sender is translated the
 /// SDP's addresses (its own, and another inside host's through `media_nat`) and the media
@@ -881,11 +889,16 @@ pub fn rewrite(
     x: &Xlate,
     media_nat: &dyn Fn([u8; 4]) -> Option<[u8; 4]>,
     mapped: &[Option<MappedMedia>; MAX_MEDIA],
-    edits: &mut Edits,
+    rw: &mut Rewriter,
     out: &mut [u8],
 ) -> Result<Option<usize>, RewriteFailed> {
+    if rw.texts.as_ref().is_some_and(|t| t.xlate() != x) {
+        rw.texts = None;
+    }
+    let texts = rw.texts.get_or_insert_with(|| Changed::new(x));
+    let edits = &mut rw.edits;
     edits.clear();
-    sip::header_edits(b, msg, x, edits);
+    sip::header_edits(b, msg, texts, edits);
     if let (Some(sdp), Some(c)) = (sdp, x.src) {
         let to_of = |a: [u8; 4]| {
             if a == c.from.addr {
@@ -894,7 +907,7 @@ pub fn rewrite(
                 media_nat(a)
             }
         };
-        sdp::edits(b, sdp, &to_of, mapped, edits);
+        sdp::edits(b, sdp, &to_of, mapped, texts.source_to(), edits);
     }
     if edits.is_empty() {
         return Ok(None);

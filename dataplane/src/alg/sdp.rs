@@ -378,10 +378,12 @@ pub fn edits(
     sdp: &Sdp,
     to_of: &dyn Fn([u8; 4]) -> Option<[u8; 4]>,
     mapped: &[Option<MappedMedia>],
+    written: Option<([u8; 4], Text)>,
     edits: &mut Edits,
 ) {
-    // The origin and connection addresses are mostly one: its text is written once.
-    let mut last: Option<([u8; 4], Text)> = None;
+    // The origin and connection addresses are mostly one: its text is written once (or
+    // given, `written`, by a caller that has it).
+    let mut last = written;
     let mut swap = |a: &Option<Addr>, edits: &mut Edits| {
         if let Some(a) = a {
             if let Some(to) = to_of(a.addr) {

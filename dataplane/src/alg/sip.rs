@@ -62,15 +62,17 @@ struct Shift {
     first_dot: usize,
 }
 
-/// The changes of one packet, source first. A host is matched by comparing its text with the
-/// original address written out: a literal of the same address with leading zeros is longer
-/// than the dotted quad, and only such a longer one is parsed.
-struct Changed {
+/// The changes of one packet, source first, with their texts. A host is matched by comparing
+/// its text with the original address written out: a literal of the same address with
+/// leading zeros is longer than the dotted quad, and only such a longer one is parsed. A
+/// rewriter keeps one while the translation stays the same (every message of a flow).
+pub struct Changed {
+    x: Xlate,
     list: [Option<Shift>; 2],
 }
 
 impl Changed {
-    fn new(x: &Xlate) -> Changed {
+    pub fn new(x: &Xlate) -> Changed {
         let shift = |c: Change| {
             let mut from = Text::default();
             from.ipv4(c.from.addr);
@@ -93,8 +95,19 @@ impl Changed {
             }
         };
         Changed {
+            x: *x,
             list: [x.src.map(shift), x.dst.map(shift)],
         }
+    }
+
+    /// The translation these are the texts of.
+    pub fn xlate(&self) -> &Xlate {
+        &self.x
+    }
+
+    /// The source's translated address and its text.
+    pub fn source_to(&self) -> Option<([u8; 4], Text)> {
+        self.list[0].as_ref().map(|t| (t.c.to.addr, t.to))
     }
 
     /// Whether `b[s..e]` may hold a literal of an original address: somewhere in it the first
@@ -1087,11 +1100,10 @@ fn via_param(
 }
 
 /// Edits for the start line and headers of `m` (in `b`) under translation `x`.
-pub fn header_edits(b: &[u8], m: &Message, x: &Xlate, edits: &mut Edits) {
-    if x.is_none() {
+pub fn header_edits(b: &[u8], m: &Message, x: &Changed, edits: &mut Edits) {
+    if x.x.is_none() {
         return;
     }
-    let x = &Changed::new(x);
     // Text without an original address in it (see `Changed::may_be_in`) has nothing to change.
     let uri = m.uri;
     if m.is_request() && x.may_be_in(b, uri.start as usize, uri.end as usize) {

@@ -166,6 +166,68 @@ fn source_nat_rewrites_what_it_changed_and_content_length() {
 }
 
 #[test]
+fn a_kept_rewriter_writes_each_translation_own_texts() {
+    // The rewriter keeps the last translation's texts: a message under another translation
+    // (another flow's) must get that one's addresses and ports, and the first again after it.
+    let b = fixed(INVITE);
+    let m = scan(&b, true).unwrap();
+    let sdp = sdp::parse(&b, &m);
+    let mut rw = Rewriter::default();
+    let mut out = vec![0u8; 4096];
+    let other = Xlate {
+        src: Some(Change {
+            from: Endpoint {
+                addr: INSIDE,
+                port: 5060,
+            },
+            to: Endpoint {
+                addr: [192, 0, 2, 77],
+                port: 41234,
+            },
+        }),
+        dst: None,
+    };
+    for (x, via) in [
+        (snat_out(), "203.0.113.7:40000;"),
+        (other, "192.0.2.77:41234;"),
+        (snat_out(), "203.0.113.7:40000;"),
+    ] {
+        let n = rewrite(
+            &b,
+            &m,
+            sdp.as_ref(),
+            &x,
+            &|_| None,
+            &[None; MAX_MEDIA],
+            &mut rw,
+            &mut out,
+        )
+        .unwrap()
+        .unwrap();
+        let text = String::from_utf8_lossy(&out[..n]).to_string();
+        let to = via.split(':').next().unwrap();
+        assert!(text.contains(&format!("Via: SIP/2.0/UDP {via}")), "{text}");
+        assert!(text.contains(&format!("c=IN IP4 {to}\r\n")), "{text}");
+        assert!(
+            text.contains(&format!("From: Alice <sip:alice@{to}>")),
+            "{text}"
+        );
+    }
+    // No translation: nothing to write, whatever was kept.
+    let none = rewrite(
+        &b,
+        &m,
+        sdp.as_ref(),
+        &Xlate::default(),
+        &|_| None,
+        &[None; MAX_MEDIA],
+        &mut rw,
+        &mut out,
+    );
+    assert_eq!(none, Ok(None));
+}
+
+#[test]
 fn the_answer_restricts_the_offer_to_the_answerer_media_and_bye_closes_all() {
     let b = fixed(INVITE);
     let mut a = alg();
