@@ -5,6 +5,8 @@
 //! byte. Fixed capacity, no allocation; an edit that does not fit is refused, so a message is
 //! rewritten whole or not at all.
 
+use wide::{u8x32, CmpEq};
+
 /// The longest replacement text: "255.255.255.255:65535" and a little more.
 pub const MAX_TEXT: usize = 32;
 /// Edits per message at most (a message needing more is left unrewritten, and counted).
@@ -49,6 +51,20 @@ impl Default for Text {
 impl Text {
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len as usize]
+    }
+
+    /// Whether `msg` has this text at `at`: one 32-byte compare where 32 bytes can be read.
+    #[inline]
+    fn reads_at(&self, msg: &[u8], at: usize) -> bool {
+        let n = self.len as usize;
+        match msg.get(at..at + MAX_TEXT) {
+            Some(w) => {
+                let w = u8x32::new(w.try_into().unwrap_or([0; MAX_TEXT]));
+                let same = w.cmp_eq(u8x32::new(self.buf)).move_mask() as u32 as u64;
+                !same & ((1u64 << n) - 1) == 0
+            }
+            None => msg.get(at..at + n) == Some(self.as_bytes()),
+        }
     }
 
     pub fn push(&mut self, b: &[u8]) -> &mut Self {
@@ -205,7 +221,7 @@ impl Edits {
     /// `replace` with a `Text` (copied whole: no length-dependent copy).
     #[inline]
     pub fn replace_text(&mut self, msg: &[u8], start: usize, end: usize, text: &Text) {
-        if msg.get(start..end) == Some(text.as_bytes()) {
+        if end.wrapping_sub(start) == text.len as usize && text.reads_at(msg, start) {
             return;
         }
         self.push(start, end, text);

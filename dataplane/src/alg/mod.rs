@@ -907,7 +907,7 @@ pub fn rewrite(
                 media_nat(a)
             }
         };
-        sdp::edits(b, sdp, &to_of, mapped, texts.source_to(), edits);
+        sdp::edits(b, sdp, to_of, mapped, texts.source_to(), edits);
     }
     if edits.is_empty() {
         return Ok(None);

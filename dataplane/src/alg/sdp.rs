@@ -376,7 +376,7 @@ pub struct MappedMedia {
 pub fn edits(
     b: &[u8],
     sdp: &Sdp,
-    to_of: &dyn Fn([u8; 4]) -> Option<[u8; 4]>,
+    to_of: impl Fn([u8; 4]) -> Option<[u8; 4]>,
     mapped: &[Option<MappedMedia>],
     written: Option<([u8; 4], Text)>,
     edits: &mut Edits,

@@ -865,24 +865,42 @@ fn edit_host_port(
     x: &Changed,
     edits: &mut Edits,
 ) {
-    let (hs, he) = (hp.host.start as usize, hp.host.end as usize);
-    let port = if hp.has_port {
-        match parse_u32(hp.port.of(b)) {
-            Some(p) if p <= 65535 => p as u16,
-            _ => return,
-        }
-    } else {
-        default_port
-    };
-    let change = match how {
-        Match::Endpoint => x.by_endpoint(b, hs, he, port),
-        Match::Address => x
-            .by_endpoint(b, hs, he, port)
-            .or_else(|| x.by_addr(b, hs, he)),
-    };
-    let Some(t) = change else {
+    let Some(port) = port_of(b, hp, default_port) else {
         return;
     };
+    let change = match how {
+        Match::Endpoint => x.by_endpoint(b, hp.host.start as usize, hp.host.end as usize, port),
+        Match::Address => x
+            .by_endpoint(b, hp.host.start as usize, hp.host.end as usize, port)
+            .or_else(|| x.by_addr(b, hp.host.start as usize, hp.host.end as usize)),
+    };
+    if let Some(t) = change {
+        edit_change(b, hp, port, default_port, how, t, edits);
+    }
+}
+
+/// The port of `hp` (`default` when none is written), None when it is not one.
+#[inline]
+fn port_of(b: &[u8], hp: HostPort, default: u16) -> Option<u16> {
+    if !hp.has_port {
+        return Some(default);
+    }
+    parse_u32(hp.port.of(b))
+        .filter(|&p| p <= 65535)
+        .map(|p| p as u16)
+}
+
+/// The edit for host[:port] `hp` (its port `port`) that change `t` matched.
+#[inline]
+fn edit_change(
+    b: &[u8],
+    hp: HostPort,
+    port: u16,
+    default_port: u16,
+    how: Match,
+    t: &Shift,
+    edits: &mut Edits,
+) {
     let port_matches = t.c.from.port == port;
     let write_port = match how {
         Match::Endpoint => hp.has_port || t.c.to.port != default_port,
@@ -902,7 +920,7 @@ fn edit_host_port(
     } else {
         hp.host.end
     };
-    edits.replace_text(b, hs, end as usize, &text);
+    edits.replace_text(b, hp.host.start as usize, end as usize, &text);
 }
 
 /// A table of the bytes in `set`: `table[c]` is whether `c` is one of them.
@@ -1060,13 +1078,16 @@ fn via_sent_by<'x>(
     x: &'x Changed,
     edits: &mut Edits,
 ) -> Option<&'x Shift> {
-    edit_host_port(b, hp, default, Match::Endpoint, x, edits);
-    let sent_port = if hp.has_port {
-        parse_u32(hp.port.of(b)).unwrap_or(0) as u16
-    } else {
-        default
+    let (hs, he) = (hp.host.start as usize, hp.host.end as usize);
+    let Some(port) = port_of(b, hp, default) else {
+        // Not a port: nothing to edit, and an rport goes with what its digits name.
+        return x.by_endpoint(b, hs, he, parse_u32(hp.port.of(b)).unwrap_or(0) as u16);
     };
-    x.by_endpoint(b, hp.host.start as usize, hp.host.end as usize, sent_port)
+    let change = x.by_endpoint(b, hs, he, port);
+    if let Some(t) = change {
+        edit_change(b, hp, port, default, Match::Endpoint, t, edits);
+    }
+    change
 }
 
 /// The edit for one Via parameter `b[ps..pe]` whose `=` is at `eq`: a received or maddr
