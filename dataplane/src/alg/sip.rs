@@ -8,7 +8,7 @@
 //! compact names, several values on one line and IPv6 literals are handled as the grammar
 //! says (what is not an IPv4 literal that NAT changed is never touched).
 use super::edit::{Edits, Text};
-use super::find::{digits_and_dots, first, positions, Finder, Marks};
+use super::find::{digits, digits_and_dots, first, positions, Finder, Marks};
 use wide::{u8x16, u8x32, CmpEq};
 
 /// Header lines looked at per message; a message with more is not rewritten.
@@ -826,10 +826,7 @@ impl HostPort {
         }
         if i < end && b[i] == b':' {
             let ps = i + 1;
-            let mut pe = ps;
-            while pe < end && b[pe].is_ascii_digit() {
-                pe += 1;
-            }
+            let pe = ps + digits(b, ps, end);
             return Some(HostPort {
                 host,
                 port: Span::new(ps, pe),
@@ -979,9 +976,22 @@ fn values(b: &[u8], v: Span, mut each: impl FnMut(usize, usize)) {
 /// The length of a SIP or SIPS URI's scheme and its default port.
 #[inline]
 fn scheme(u: &[u8]) -> Option<(usize, u16)> {
-    if u.len() >= 4 && u[..4].eq_ignore_ascii_case(b"sip:") {
+    // Letters compared without case: their case bit set, the colon as it is.
+    const SIP: u64 = u32::from_le_bytes(*b"sip:") as u64;
+    const SIPS: u64 = SIP & 0xff_ffff | (u16::from_le_bytes(*b"s:") as u64) << 24;
+    let Some(w) = u.get(..8) else {
+        return if u.len() >= 4 && u[..4].eq_ignore_ascii_case(b"sip:") {
+            Some((4, 5060))
+        } else if u.len() >= 5 && u[..5].eq_ignore_ascii_case(b"sips:") {
+            Some((5, 5061))
+        } else {
+            None
+        };
+    };
+    let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+    if w & 0xffff_ffff | 0x20_2020 == SIP {
         Some((4, 5060))
-    } else if u.len() >= 5 && u[..5].eq_ignore_ascii_case(b"sips:") {
+    } else if w & 0xff_ffff_ffff | 0x2020_2020 == SIPS {
         Some((5, 5061))
     } else {
         None
@@ -1047,7 +1057,7 @@ fn edit_via(b: &[u8], s: usize, e: usize, x: &Changed, edits: &mut Edits) {
     while i < v.len() && !matches!(v[i], b' ' | b'\t' | b'\r' | b'\n') {
         i += 1;
     }
-    let tls = v[transport_start..i].eq_ignore_ascii_case(b"TLS");
+    let tls = is_tls(b, s + transport_start, s + i);
     while i < v.len() && matches!(v[i], b' ' | b'\t' | b'\r' | b'\n') {
         i += 1;
     }
@@ -1067,6 +1077,19 @@ fn edit_via(b: &[u8], s: usize, e: usize, x: &Changed, edits: &mut Edits) {
             via_param(b, ps, eq, pe, change, x, edits);
         }
     }
+}
+
+/// Whether `b[s..e]` is Via's transport `TLS` (any case).
+#[inline]
+fn is_tls(b: &[u8], s: usize, e: usize) -> bool {
+    e - s == 3
+        && match b.get(s..s + 4) {
+            Some(w) => {
+                u32::from_le_bytes(w.try_into().unwrap_or([0; 4])) & 0xff_ffff | 0x20_2020
+                    == u32::from_le_bytes(*b"tls\0")
+            }
+            None => b[s..e].eq_ignore_ascii_case(b"TLS"),
+        }
 }
 
 /// The edit for a Via's sent-by; returns its change, which the rport parameter goes with.
@@ -1255,7 +1278,7 @@ impl Simple {
         };
         let transport = self.skip(self.ws, second + 1);
         let i = Self::next(self.ws, transport).unwrap_or(self.len);
-        let tls = b[s + transport..s + i].eq_ignore_ascii_case(b"TLS");
+        let tls = is_tls(b, s + transport, s + i);
         let i = self.skip(self.ws, i);
         let default = if tls { 5061 } else { 5060 };
         let Some(hp) = self.host_port(b, s, i, self.len) else {
@@ -1502,6 +1525,28 @@ mod tests {
             let (general, simple) = both_ways(name, v.as_bytes());
             assert!(!general.is_empty(), "{v}");
             assert_eq!(simple, Some(general), "{v}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The scheme and Via's TLS, read as words, are what a byte comparison without case
+        /// reads (case bits set on letters only: `\x1a` is no colon).
+        #[test]
+        fn scheme_and_tls_words_read_as_bytes_do(
+            u in proptest::collection::vec(proptest::sample::select(&b"sSiIpP:\x1a\x13tTlL0"[..]), 0..10),
+            cut in 0usize..10,
+        ) {
+            let want = if u.len() >= 4 && u[..4].eq_ignore_ascii_case(b"sip:") {
+                Some((4, 5060))
+            } else if u.len() >= 5 && u[..5].eq_ignore_ascii_case(b"sips:") {
+                Some((5, 5061))
+            } else {
+                None
+            };
+            proptest::prop_assert_eq!(scheme(&u), want);
+            let e = cut.min(u.len());
+            let s = e.saturating_sub(3);
+            proptest::prop_assert_eq!(is_tls(&u, s, e), u[s..e].eq_ignore_ascii_case(b"TLS"));
         }
     }
 
