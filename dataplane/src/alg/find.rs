@@ -135,6 +135,76 @@ impl Marks {
     }
 }
 
+impl Marks {
+    /// The line feeds of `b[from..end]` in order (`b` as given to `mark`): one bit of a
+    /// marked word per line feed, the words past the marked bytes made as they are needed.
+    #[inline]
+    pub fn line_feeds<'a>(&'a self, b: &'a [u8], from: usize, end: usize) -> LineFeeds<'a> {
+        let end = end.min(b.len());
+        let base = from & !63;
+        let mut f = LineFeeds {
+            marks: self,
+            b,
+            word: 0,
+            base,
+            end,
+        };
+        if from < end {
+            f.word = f.load(base) & u64::MAX << (from & 63);
+        }
+        f
+    }
+}
+
+/// Line feeds in order: `Marks::line_feeds`.
+pub struct LineFeeds<'a> {
+    marks: &'a Marks,
+    b: &'a [u8],
+    /// Line feeds not yet given of the 64 bytes from `base`, one bit each.
+    word: u64,
+    base: usize,
+    end: usize,
+}
+
+impl LineFeeds<'_> {
+    /// The line feeds of the 64 bytes from `base` (a multiple of 64 below `end`).
+    #[inline]
+    fn load(&self, base: usize) -> u64 {
+        if base + 64 <= self.marks.upto || base < self.marks.upto && self.marks.upto == self.b.len()
+        {
+            return self.marks.nl[base >> 6];
+        }
+        let mut f = Finder::new([b'\n']);
+        let mut m = 0u64;
+        let mut p = base;
+        while let Some(at) = f.next(self.b, p, (base + 64).min(self.end)) {
+            m |= 1 << (at - base);
+            p = at + 1;
+        }
+        m
+    }
+}
+
+impl Iterator for LineFeeds<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        loop {
+            if self.word != 0 {
+                let at = self.base + self.word.trailing_zeros() as usize;
+                self.word &= self.word - 1;
+                return (at < self.end).then_some(at);
+            }
+            self.base += 64;
+            if self.base >= self.end {
+                return None;
+            }
+            self.word = self.load(self.base);
+        }
+    }
+}
+
 /// A search of `from..end` in marks covering `..upto`: Ok with its answer, or Err with where
 /// an unmarked search must go on.
 #[inline]
@@ -294,6 +364,22 @@ mod tests {
             let end = from + len;
             let want = (from..end.min(b.len())).take_while(|&i| b[i].is_ascii_digit()).count();
             proptest::prop_assert_eq!(digits(&b, from, end), want);
+        }
+
+        /// Line feeds given in order are a byte loop's, inside the marked bytes and past them.
+        #[test]
+        fn line_feeds_in_order_agree_with_a_byte_loop(
+            b in proptest::collection::vec(proptest::sample::select(&b"ab\n\n "[..]), 0..2300),
+            from in 0usize..2400,
+            len in 0usize..2400,
+        ) {
+            let mut l = Marks::default();
+            l.mark(&[b'\n'; 3000]);
+            l.mark(&b);
+            let end = from + len;
+            let want: Vec<usize> = (from..end.min(b.len())).filter(|&i| b[i] == b'\n').collect();
+            let got: Vec<usize> = l.line_feeds(&b, from, end).collect();
+            proptest::prop_assert_eq!(got, want);
         }
 
         /// Marked searches agree with a byte loop, inside the marked bytes and past them.

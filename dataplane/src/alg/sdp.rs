@@ -251,8 +251,9 @@ pub fn parse_into(b: &[u8], msg: &Message, sdp: &mut Sdp) -> bool {
     let mut at = start;
     let mut in_media = false;
     let mut skipping = false;
+    let mut line_feeds = msg.marks.line_feeds(b, start, end);
     while at < end {
-        let nl = msg.marks.next_nl(b, at, end);
+        let nl = line_feeds.next();
         let next = nl.map_or(end, |p| p + 1);
         let mut te = nl.unwrap_or(end);
         if te > at && b[te - 1] == b'\r' {

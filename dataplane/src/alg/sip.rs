@@ -599,19 +599,31 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
         msg.kind = Kind::Request(Method::of(method));
         msg.uri = Span::new(sp1 + 1, sp2);
     }
-    // Header lines, each with its continuation lines, up to the blank line.
+    // Header lines, each with its continuation lines, up to the blank line. What the loop
+    // finds is kept in locals and written to `msg` after it.
     let body_start;
     let mut content_length = 0;
+    let mut cl_span = None;
+    let mut call_id = Span::default();
+    let mut cseq_method = Method::Other;
+    let mut expires = None;
+    let mut sdp = false;
+    let mut n = 0;
+    let marks = &msg.marks;
+    let headers = &mut msg.headers;
+    let more = || {
+        if b.len() > MAX_HEADER_BLOCK {
+            ScanError::Malformed
+        } else {
+            ScanError::Incomplete
+        }
+    };
     loop {
         if at > MAX_HEADER_BLOCK {
             return Err(ScanError::Malformed);
         }
-        let Some((text_end, next)) = line_end(b, &msg.marks, at) else {
-            return Err(if b.len() > MAX_HEADER_BLOCK {
-                ScanError::Malformed
-            } else {
-                ScanError::Incomplete
-            });
+        let Some((text_end, next)) = line_end(b, marks, at) else {
+            return Err(more());
         };
         if text_end == at {
             body_start = next;
@@ -627,7 +639,7 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
                 Some(_) => break,
                 None => return Err(ScanError::Incomplete),
             }
-            let Some((e, n)) = line_end(b, &msg.marks, at) else {
+            let Some((e, n)) = line_end(b, marks, at) else {
                 return Err(ScanError::Incomplete);
             };
             value_end = e;
@@ -640,14 +652,14 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
             None => memchr::memchr(b':', b.get(line_start + 16..).unwrap_or_default())
                 .map_or(usize::MAX, |k| line_start + 16 + k),
         };
-        if colon >= value_end {
+        if colon >= value_end || is_ws(head as u8) {
             return Err(ScanError::Malformed);
         }
         let mut name_end = colon;
         while name_end > line_start && is_ws(b[name_end - 1]) {
             name_end -= 1;
         }
-        if name_end == line_start || is_ws(b[line_start]) {
+        if name_end == line_start {
             return Err(ScanError::Malformed);
         }
         let name = Name::of(head, name_end - line_start);
@@ -658,14 +670,14 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
         let value = Span::new(vs, ve);
         match name {
             Name::ContentLength => {
-                if msg.content_length.is_some() {
+                if cl_span.is_some() {
                     return Err(ScanError::Malformed);
                 }
                 content_length = parse_u32(&b[vs..ve]).ok_or(ScanError::Malformed)?;
-                msg.content_length = Some(value);
+                cl_span = Some(value);
             }
-            Name::ContentType => msg.sdp = APPLICATION_SDP.starts(b, vs, ve - vs),
-            Name::CallId => msg.call_id = value,
+            Name::ContentType => sdp = APPLICATION_SDP.starts(b, vs, ve - vs),
+            Name::CallId => call_id = value,
             Name::CSeq => {
                 // The number, whitespace, the method: the first blank of a short value is
                 // found with one 16-byte compare.
@@ -677,17 +689,23 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
                 };
                 let sp = sp.map_or(ve, |k| (vs + k).min(ve));
                 let (s, e) = trim_span(b, sp, ve);
-                msg.cseq_method = Method::of(&b[s..e]);
+                cseq_method = Method::of(&b[s..e]);
             }
-            Name::Expires => msg.expires = parse_u32(&b[vs..ve]),
+            Name::Expires => expires = parse_u32(&b[vs..ve]),
             _ => {}
         }
-        if msg.n_headers == MAX_HEADERS {
+        let Some(h) = headers.get_mut(n) else {
             return Err(ScanError::Malformed);
-        }
-        msg.headers[msg.n_headers] = Header { name, value };
-        msg.n_headers += 1;
+        };
+        *h = Header { name, value };
+        n += 1;
     }
+    msg.n_headers = n;
+    msg.content_length = cl_span;
+    msg.call_id = call_id;
+    msg.cseq_method = cseq_method;
+    msg.expires = expires;
+    msg.sdp = sdp;
     let body_len = match msg.content_length {
         Some(_) => content_length as usize,
         None if datagram => b.len() - body_start,
