@@ -125,17 +125,6 @@ impl Marks {
         }
     }
 
-    /// The first line feed in `b[from..end]` (`b` as given to `mark`).
-    #[inline]
-    pub fn next_nl(&self, b: &[u8], from: usize, end: usize) -> Option<usize> {
-        match marked(&self.nl, self.upto, from, end) {
-            Ok(found) => found,
-            Err(p) => first([b'\n'], b, p, end),
-        }
-    }
-}
-
-impl Marks {
     /// The line feeds of `b[from..end]` in order (`b` as given to `mark`): one bit of a
     /// marked word per line feed, the words past the marked bytes made as they are needed.
     #[inline]
@@ -202,32 +191,6 @@ impl Iterator for LineFeeds<'_> {
             }
             self.word = self.load(self.base);
         }
-    }
-}
-
-/// A search of `from..end` in marks covering `..upto`: Ok with its answer, or Err with where
-/// an unmarked search must go on.
-#[inline]
-fn marked(
-    marks: &[u64; WORDS],
-    upto: usize,
-    from: usize,
-    end: usize,
-) -> Result<Option<usize>, usize> {
-    let mut p = from;
-    while p < end.min(upto) {
-        let w = p >> 6;
-        let m = marks[w] >> (p & 63);
-        if m != 0 {
-            let at = p + m.trailing_zeros() as usize;
-            return Ok((at < end).then_some(at));
-        }
-        p = (w + 1) << 6;
-    }
-    if p < end && upto == MARKED {
-        Err(p)
-    } else {
-        Ok(None)
     }
 }
 
@@ -380,24 +343,6 @@ mod tests {
             let want: Vec<usize> = (from..end.min(b.len())).filter(|&i| b[i] == b'\n').collect();
             let got: Vec<usize> = l.line_feeds(&b, from, end).collect();
             proptest::prop_assert_eq!(got, want);
-        }
-
-        /// Marked searches agree with a byte loop, inside the marked bytes and past them.
-        #[test]
-        fn line_feeds_agree_with_a_byte_loop(
-            b in proptest::collection::vec(proptest::sample::select(&b"ab:\n;@ 0"[..]), 0..4500),
-            starts in proptest::collection::vec(0usize..4600, 1..20),
-            len in 0usize..1200,
-        ) {
-            let mut l = Marks::default();
-            // Stale bits of a longer message marked before must not matter.
-            l.mark(&[b'\n'; 3000]);
-            l.mark(&b);
-            for &s in &starts {
-                let end = s + len;
-                let nl = (s..end.min(b.len())).find(|&i| b[i] == b'\n');
-                proptest::prop_assert_eq!(l.next_nl(&b, s, end), nl);
-            }
         }
     }
 }

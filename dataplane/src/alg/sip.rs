@@ -486,17 +486,16 @@ pub enum ScanError {
     Malformed,
 }
 
-/// Ends of line: `\r\n`, or a bare `\n` as lenient peers send. Returns (end of text, start
-/// of the next line).
+/// Ends of line: `\r\n`, or a bare `\n` as lenient peers send. The line from `from` whose
+/// line feed is `nl`: (end of its text, start of the next line).
 #[inline(always)]
-fn line_end(b: &[u8], lines: &Marks, from: usize) -> Option<(usize, usize)> {
-    let nl = lines.next_nl(b, from, b.len())?;
-    let text_end = if nl > from && b[nl - 1] == b'\r' {
+fn line_end(b: &[u8], from: usize, nl: usize) -> (usize, usize) {
+    let text_end = if nl > from && b.get(nl - 1) == Some(&b'\r') {
         nl - 1
     } else {
         nl
     };
-    Some((text_end, nl + 1))
+    (text_end, nl + 1)
 }
 
 fn is_ws(c: u8) -> bool {
@@ -543,7 +542,9 @@ pub fn scan(b: &[u8], datagram: bool) -> Result<Message, ScanError> {
 /// one `Message` pays for no 1.5 KiB table per message).
 pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), ScanError> {
     msg.marks.mark(b);
-    let Some((start_end, mut at)) = line_end(b, &msg.marks, 0) else {
+    // Every line (and continuation line) ends at the next line feed: they are taken in order.
+    let mut line_feeds = msg.marks.line_feeds(b, 0, b.len());
+    let Some((start_end, mut at)) = line_feeds.next().map(|nl| line_end(b, 0, nl)) else {
         return Err(if b.len() > MAX_HEADER_BLOCK {
             ScanError::Malformed
         } else {
@@ -609,7 +610,6 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
     let mut expires = None;
     let mut sdp = false;
     let mut n = 0;
-    let marks = &msg.marks;
     let headers = &mut msg.headers;
     let more = || {
         if b.len() > MAX_HEADER_BLOCK {
@@ -622,7 +622,7 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
         if at > MAX_HEADER_BLOCK {
             return Err(ScanError::Malformed);
         }
-        let Some((text_end, next)) = line_end(b, marks, at) else {
+        let Some((text_end, next)) = line_feeds.next().map(|nl| line_end(b, at, nl)) else {
             return Err(more());
         };
         if text_end == at {
@@ -639,7 +639,7 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
                 Some(_) => break,
                 None => return Err(ScanError::Incomplete),
             }
-            let Some((e, n)) = line_end(b, marks, at) else {
+            let Some((e, n)) = line_feeds.next().map(|nl| line_end(b, at, nl)) else {
                 return Err(ScanError::Incomplete);
             };
             value_end = e;
