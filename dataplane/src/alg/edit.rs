@@ -173,6 +173,7 @@ pub struct Edits {
     len: usize,
     /// An edit was refused (too many): the message must not be rewritten.
     pub overflow: bool,
+    delta: isize,
 }
 
 impl Default for Edits {
@@ -186,6 +187,7 @@ impl Default for Edits {
             }; MAX_EDITS],
             len: 0,
             overflow: false,
+            delta: 0,
         }
     }
 }
@@ -194,6 +196,7 @@ impl Edits {
     pub fn clear(&mut self) {
         self.len = 0;
         self.overflow = false;
+        self.delta = 0;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -238,6 +241,7 @@ impl Edits {
             self.overflow = true;
             return;
         }
+        self.delta += text.len as isize - (end - start) as isize;
         self.list[self.len] = Edit {
             start: start as u32,
             end: end as u32,
@@ -247,13 +251,10 @@ impl Edits {
         self.len += 1;
     }
 
-    /// How much longer the edits make `lo..hi` of the message.
-    pub fn delta_within(&self, lo: usize, hi: usize) -> isize {
-        self.as_slice()
-            .iter()
-            .filter(|e| e.start as usize >= lo && e.end as usize <= hi)
-            .map(Edit::delta)
-            .sum()
+    /// How much longer the edits so far make the message (a caller that wants a part's
+    /// takes the difference over the edits of that part).
+    pub fn delta(&self) -> isize {
+        self.delta
     }
 
     /// Writes `msg` with the edits into `out`; returns the length written, or None when
@@ -332,7 +333,7 @@ mod tests {
         let mut out = [0u8; 64];
         let n = e.apply(msg, &mut out).unwrap();
         assert_eq!(&out[..n], b"a 203.0.113.9 b 40000 c!");
-        assert_eq!(e.delta_within(0, msg.len()), 5);
+        assert_eq!(e.delta(), 5);
     }
 
     #[test]

@@ -899,6 +899,8 @@ pub fn rewrite(
     let edits = &mut rw.edits;
     edits.clear();
     sip::header_edits(b, msg, texts, edits);
+    // Every edit after the headers' is in the body.
+    let headers_delta = edits.delta();
     if let (Some(sdp), Some(c)) = (sdp, x.src) {
         let to_of = |a: [u8; 4]| {
             if a == c.from.addr {
@@ -913,7 +915,7 @@ pub fn rewrite(
         return Ok(None);
     }
     let body = msg.body;
-    let delta = edits.delta_within(body.start as usize, body.end as usize);
+    let delta = edits.delta() - headers_delta;
     if delta != 0 {
         if let Some(cl) = msg.content_length {
             let n = (body.end - body.start) as isize + delta;

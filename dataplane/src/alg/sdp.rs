@@ -5,7 +5,7 @@
 //! Only IPv4 connection data is ever rewritten; IPv6, FQDNs, ICE candidates and every other
 //! line stay byte-identical. Never allocates, never panics.
 use super::edit::{Edits, Text};
-use super::find::{digits_and_dots, positions};
+use super::find::{digits, digits_and_dots, positions};
 use super::sip::{parse_ipv4, Message, Span};
 
 /// Media descriptions looked at per body; more are left alone (no pinholes, not rewritten).
@@ -104,10 +104,17 @@ impl Sdp {
 }
 
 fn parse_u16(d: &[u8]) -> Option<u16> {
-    if d.is_empty() || d.len() > 5 || !d.iter().all(u8::is_ascii_digit) {
+    if d.is_empty() || d.len() > 5 {
         return None;
     }
-    let v = d.iter().fold(0u32, |v, &c| v * 10 + (c - b'0') as u32);
+    let mut v = 0u32;
+    for &c in d {
+        let k = c.wrapping_sub(b'0');
+        if k > 9 {
+            return None;
+        }
+        v = v * 10 + k as u32;
+    }
     u16::try_from(v).ok()
 }
 
@@ -300,10 +307,13 @@ pub fn parse_into(b: &[u8], msg: &Message, sdp: &mut Sdp) -> bool {
                             return false;
                         };
                         let proto = proto.map_or(&[][..], |(a, b)| &v[a..b]);
-                        let pw = &v[port_word.0..port_word.1];
-                        let digits = &pw[..pw.iter().position(|&c| c == b'/').unwrap_or(pw.len())];
-                        let ps = vs + port_word.0;
-                        let Some(port) = parse_u16(digits) else {
+                        // The port's digits run to the word's end or its '/'.
+                        let (ps, pe) = (vs + port_word.0, vs + port_word.1);
+                        let de = ps + digits(b, ps, pe);
+                        let port = (de == pe || b[de] == b'/')
+                            .then(|| parse_u16(&b[ps..de]))
+                            .flatten();
+                        let Some(port) = port else {
                             // Unparseable media line: the body is not rewritten.
                             return false;
                         };
@@ -311,7 +321,7 @@ pub fn parse_into(b: &[u8], msg: &Message, sdp: &mut Sdp) -> bool {
                             port,
                             port_span: Span {
                                 start: ps as u32,
-                                end: (ps + digits.len()) as u32,
+                                end: de as u32,
                             },
                             after_line: next as u32,
                             udp: proto.windows(3).any(|x| x.eq_ignore_ascii_case(b"RTP"))
