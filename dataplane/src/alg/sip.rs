@@ -519,11 +519,14 @@ fn parse_u32(d: &[u8]) -> Option<u32> {
 }
 
 #[inline(always)]
-fn trim_span(b: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
-    while s < e && matches!(b[s], b' ' | b'\t' | b'\r' | b'\n') {
+fn trim_span(b: &[u8], mut s: usize, e: usize) -> (usize, usize) {
+    // Within `b`, so no byte read needs its own bounds check.
+    let v = &b[..e.min(b.len())];
+    let mut e = v.len();
+    while s < e && matches!(v[s], b' ' | b'\t' | b'\r' | b'\n') {
         s += 1;
     }
-    while e > s && matches!(b[e - 1], b' ' | b'\t' | b'\r' | b'\n') {
+    while e > s && matches!(v[e - 1], b' ' | b'\t' | b'\r' | b'\n') {
         e -= 1;
     }
     (s, e)
