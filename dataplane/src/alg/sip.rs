@@ -1197,7 +1197,7 @@ fn header_line_edits(b: &[u8], h: &Header, x: &Changed, edits: &mut Edits) {
     let Some(how) = how else {
         match Simple::of(b, s, e, true) {
             Some(v) => v.edit_via(b, s, x, edits),
-            None => values(b, h.value, |s, e| edit_via(b, s, e, x, edits)),
+            None => general_line_edits(b, h, None, x, edits),
         }
         return;
     };
@@ -1207,6 +1207,17 @@ fn header_line_edits(b: &[u8], h: &Header, x: &Changed, edits: &mut Edits) {
         }
         return;
     }
+    general_line_edits(b, h, Some(how), x, edits);
+}
+
+/// `header_line_edits` by the general parser (values `Simple` does not take), kept out of
+/// line so the usual path stays small.
+#[inline(never)]
+fn general_line_edits(b: &[u8], h: &Header, how: Option<Match>, x: &Changed, edits: &mut Edits) {
+    let Some(how) = how else {
+        values(b, h.value, |s, e| edit_via(b, s, e, x, edits));
+        return;
+    };
     values(b, h.value, |s, e| {
         if let Some((us, ue)) = value_uri(b, s, e) {
             if let Some((hp, d)) = uri_host(b, us, ue) {
