@@ -75,31 +75,21 @@ impl Text {
     }
 
     pub fn number(&mut self, v: u64) -> &mut Self {
-        if v < 100_000 {
-            // Ports and lengths: u32 arithmetic, no loop-carried 64-bit division.
+        if v < 100_000 && self.len as usize + 8 <= MAX_TEXT {
+            // Ports and lengths: the five digits (leading zeros included) right-aligned in a
+            // word, shifted down to the `n` that count, stored as one word.
             let v = v as u32;
-            let n = match v {
-                0..=9 => 1,
-                10..=99 => 2,
-                100..=999 => 3,
-                1000..=9999 => 4,
-                _ => 5,
-            };
-            if self.len as usize + n > MAX_TEXT {
-                return self;
-            }
+            let n = 1 + (v >= 10) as usize + (v >= 100) as usize + (v >= 1000) as usize
+                + (v >= 10_000) as usize;
+            let (r, lo) = (v / 100, v % 100);
+            let (top, mid) = (r / 100, r % 100);
+            let mut d = [b'0'; 8];
+            d[3] += top as u8;
+            d[4..6].copy_from_slice(&PAIRS[mid as usize]);
+            d[6..8].copy_from_slice(&PAIRS[lo as usize]);
+            let w = u64::from_le_bytes(d) >> (8 * (8 - n));
             let at = self.len as usize;
-            let mut x = v;
-            let mut w = at + n;
-            while x >= 10 {
-                let pair = PAIRS[(x % 100) as usize];
-                x /= 100;
-                w -= 2;
-                self.buf[w..w + 2].copy_from_slice(&pair);
-            }
-            if w > at {
-                self.buf[at] = b'0' + x as u8;
-            }
+            self.buf[at..at + 8].copy_from_slice(&w.to_le_bytes());
             self.len += n as u8;
             return self;
         }
@@ -114,7 +104,11 @@ impl Text {
                 break;
             }
         }
-        self.push(&digits[i..])
+        // A number that does not fit is not written.
+        if self.len as usize + digits.len() - i <= MAX_TEXT {
+            self.push(&digits[i..]);
+        }
+        self
     }
 
     /// A dotted quad, each octet from a table of their decimal forms.
