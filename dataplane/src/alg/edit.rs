@@ -79,7 +79,10 @@ impl Text {
             // Ports and lengths: the five digits (leading zeros included) right-aligned in a
             // word, shifted down to the `n` that count, stored as one word.
             let v = v as u32;
-            let n = 1 + (v >= 10) as usize + (v >= 100) as usize + (v >= 1000) as usize
+            let n = 1
+                + (v >= 10) as usize
+                + (v >= 100) as usize
+                + (v >= 1000) as usize
                 + (v >= 10_000) as usize;
             let (r, lo) = (v / 100, v % 100);
             let (top, mid) = (r / 100, r % 100);
@@ -290,8 +293,9 @@ impl Edits {
 
 /// Copies `msg[from..to]` to `out[w..]`; returns where the copy ends in `out`, None when it
 /// does not fit. Most runs between two edits are short: up to 64 bytes go as two fixed
-/// 32-byte blocks when both sides have room past the end (what the blocks write beyond it is
-/// overwritten by what follows, or left unused), longer ones as one copy.
+/// 32-byte blocks, up to 128 as one fixed block of 128, when both sides have room past the end
+/// (what the blocks write beyond it is overwritten by what follows, or left unused), longer
+/// ones as one copy.
 #[inline]
 fn copy(msg: &[u8], from: usize, to: usize, out: &mut [u8], w: usize) -> Option<usize> {
     let src = msg.get(from..to)?;
@@ -304,6 +308,13 @@ fn copy(msg: &[u8], from: usize, to: usize, out: &mut [u8], w: usize) -> Option<
             if n > 32 {
                 d1.copy_from_slice(s1);
             }
+            return Some(w + n);
+        }
+    } else if n <= 128 {
+        if let (Some(s), Some(d)) = (msg.get(from..from + 128), out.get_mut(w..w + 128)) {
+            let s: &[u8; 128] = s.try_into().ok()?;
+            let d: &mut [u8; 128] = d.try_into().ok()?;
+            *d = *s;
             return Some(w + n);
         }
     }
