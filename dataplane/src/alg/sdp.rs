@@ -395,27 +395,27 @@ pub fn edits(
     // The origin and connection addresses are mostly one: its text is written once (or
     // given, `written`, by a caller that has it).
     let mut last = written;
-    let mut swap = |a: &Option<Addr>, edits: &mut Edits| {
-        if let Some(a) = a {
-            if let Some(to) = to_of(a.addr) {
-                let t = match last {
-                    Some((addr, t)) if addr == to => t,
-                    _ => {
-                        let mut t = Text::default();
-                        t.ipv4(to);
-                        last = Some((to, t));
-                        t
-                    }
-                };
-                edits.replace_text(b, a.span.start as usize, a.span.end as usize, &t);
-            }
+    let mut swap = |a: &Addr, edits: &mut Edits| {
+        if let Some(to) = to_of(a.addr) {
+            let t = match last {
+                Some((addr, t)) if addr == to => t,
+                _ => {
+                    let mut t = Text::default();
+                    t.ipv4(to);
+                    last = Some((to, t));
+                    t
+                }
+            };
+            edits.replace_text(b, a.span.start as usize, a.span.end as usize, &t);
         }
     };
-    swap(&sdp.origin, edits);
-    swap(&sdp.conn, edits);
+    for a in [&sdp.origin, &sdp.conn].into_iter().flatten() {
+        swap(a, edits);
+    }
     for (i, m) in sdp.media().iter().enumerate() {
-        swap(&m.conn, edits);
-        swap(&m.rtcp_addr, edits);
+        for a in [&m.conn, &m.rtcp_addr].into_iter().flatten() {
+            swap(a, edits);
+        }
         let Some(Some(x)) = mapped.get(i) else {
             continue;
         };
