@@ -1094,7 +1094,7 @@ fn edit_via(b: &[u8], s: usize, e: usize, x: &Changed, edits: &mut Edits) {
         let ps = semi + 1;
         next = semis.next(b, ps, e);
         let (ps, pe) = trim_span(b, ps, next.unwrap_or(e));
-        if let Some(eq) = first([b'='], b, ps, pe) {
+        if let Some(eq) = first([b'='], b, ps, pe).filter(|&eq| via_param_len(eq - ps)) {
             via_param(b, ps, eq, pe, change, x, edits);
         }
     }
@@ -1132,6 +1132,13 @@ fn via_sent_by<'x>(
         edit_change(b, hp, port, default, Match::Endpoint, t, edits);
     }
     change
+}
+
+/// Whether a Via parameter name `n` bytes long may be one `via_param` edits (`received`,
+/// `maddr`, `rport`): the others (`branch`, `ttl`, ...) are not looked at.
+#[inline(always)]
+fn via_param_len(n: usize) -> bool {
+    n == RECEIVED.text.len() || n == MADDR.text.len() || n == RPORT.text.len()
 }
 
 /// The edit for one Via parameter `b[ps..pe]` whose `=` is at `eq`: a received or maddr
@@ -1326,7 +1333,7 @@ impl Simple {
             let (ps, pe) = trim_span(b, s + ps, s + next.unwrap_or(self.len));
             if let Some(eq) = Self::next(self.eq, ps - s)
                 .map(|k| s + k)
-                .filter(|&k| k < pe)
+                .filter(|&k| k < pe && via_param_len(k - ps))
             {
                 via_param(b, ps, eq, pe, change, x, edits);
             }
