@@ -12,14 +12,23 @@ pub const MAX_TEXT: usize = 32;
 /// Edits per message at most (a message needing more is left unrewritten, and counted).
 pub const MAX_EDITS: usize = 48;
 
-/// Replace `start..end` (an insertion when equal) with `text[..len]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Replace `start..end` (an insertion when equal) with `text[..len]` (the bytes past `len`
+/// mean nothing).
+#[derive(Clone, Copy, Debug)]
 pub struct Edit {
     pub start: u32,
     pub end: u32,
     len: u8,
     text: [u8; MAX_TEXT],
 }
+
+impl PartialEq for Edit {
+    fn eq(&self, o: &Edit) -> bool {
+        (self.start, self.end, self.text()) == (o.start, o.end, o.text())
+    }
+}
+
+impl Eq for Edit {}
 
 impl Edit {
     pub fn text(&self) -> &[u8] {
@@ -75,22 +84,7 @@ impl Text {
     }
 
     pub fn number(&mut self, v: u64) -> &mut Self {
-        if v < 100_000 && self.len as usize + 8 <= MAX_TEXT {
-            // Ports and lengths: the five digits (leading zeros included) right-aligned in a
-            // word, shifted down to the `n` that count, stored as one word.
-            let v = v as u32;
-            let n = 1
-                + (v >= 10) as usize
-                + (v >= 100) as usize
-                + (v >= 1000) as usize
-                + (v >= 10_000) as usize;
-            let (r, lo) = (v / 100, v % 100);
-            let (top, mid) = (r / 100, r % 100);
-            let mut d = [b'0'; 8];
-            d[3] += top as u8;
-            d[4..6].copy_from_slice(&PAIRS[mid as usize]);
-            d[6..8].copy_from_slice(&PAIRS[lo as usize]);
-            let w = u64::from_le_bytes(d) >> (8 * (8 - n));
+        if let (Some((w, n)), true) = (digits_word(v), self.len as usize + 8 <= MAX_TEXT) {
             let at = self.len as usize;
             self.buf[at..at + 8].copy_from_slice(&w.to_le_bytes());
             self.len += n as u8;
@@ -133,6 +127,29 @@ impl Text {
         self.len = w as u8;
         self
     }
+}
+
+/// The decimal digits of `v` below 100000 (a port, a length) as the low bytes of a word, and
+/// how many there are: the five digits (leading zeros included) right-aligned in a word,
+/// shifted down to those that count.
+#[inline]
+fn digits_word(v: u64) -> Option<(u64, usize)> {
+    if v >= 100_000 {
+        return None;
+    }
+    let v = v as u32;
+    let n = 1
+        + (v >= 10) as usize
+        + (v >= 100) as usize
+        + (v >= 1000) as usize
+        + (v >= 10_000) as usize;
+    let (r, lo) = (v / 100, v % 100);
+    let (top, mid) = (r / 100, r % 100);
+    let mut d = [b'0'; 8];
+    d[3] += top as u8;
+    d[4..6].copy_from_slice(&PAIRS[mid as usize]);
+    d[6..8].copy_from_slice(&PAIRS[lo as usize]);
+    Some((u64::from_le_bytes(d) >> (8 * (8 - n)), n))
 }
 
 /// The two decimal digits of 0 to 99.
@@ -225,6 +242,41 @@ impl Edits {
             return;
         }
         self.push(start, end, text);
+    }
+
+    /// `replace_text` with the decimal digits of `v`, written straight into the edit (a
+    /// number just formatted is not read back as a whole text: that load would wait for the
+    /// digits' store).
+    #[inline]
+    pub fn replace_number(&mut self, msg: &[u8], start: usize, end: usize, v: u64) {
+        let Some((w, n)) = digits_word(v) else {
+            let mut t = Text::default();
+            t.number(v);
+            return self.replace_text(msg, start, end, &t);
+        };
+        if end.wrapping_sub(start) == n {
+            let keep = match msg.get(start..start + 8) {
+                Some(m) => {
+                    let m = u64::from_le_bytes(m.try_into().unwrap_or([0; 8]));
+                    (m ^ w) & (u64::MAX >> (64 - 8 * n)) == 0
+                }
+                None => msg.get(start..end) == Some(&w.to_le_bytes()[..n]),
+            };
+            if keep {
+                return;
+            }
+        }
+        if self.len == MAX_EDITS || start > end {
+            self.overflow = true;
+            return;
+        }
+        self.delta += n as isize - (end - start) as isize;
+        let e = &mut self.list[self.len];
+        e.start = start as u32;
+        e.end = end as u32;
+        e.len = n as u8;
+        e.text[..8].copy_from_slice(&w.to_le_bytes());
+        self.len += 1;
     }
 
     /// Inserts `text` at `at`.
@@ -351,6 +403,37 @@ mod tests {
         let mut e = Edits::default();
         e.replace(msg, 0, 1, b"long");
         assert_eq!(e.apply(msg, &mut [0u8; 5]), None);
+    }
+
+    proptest::proptest! {
+        /// A number written straight into an edit is the edit its text makes (a no-op where
+        /// the message already reads so), whatever was in the slot before.
+        #[test]
+        fn numbers_edit_as_their_text_does(
+            v in proptest::prop_oneof![0u64..100_000, proptest::prelude::any::<u64>()],
+            msg in proptest::collection::vec(proptest::sample::select(&b"0123456789 "[..]), 0..20),
+            start in 0usize..20,
+            len in 0usize..8,
+        ) {
+            let end = (start + len).min(msg.len());
+            let start = start.min(end);
+            let mut t = Text::default();
+            t.number(v);
+            let (mut a, mut b) = (Edits::default(), Edits::default());
+            // A slot holding an older, longer text.
+            b.replace(&msg, 0, 0, b"stale stale stale stale");
+            b.clear();
+            a.replace_text(&msg, start, end, &t);
+            b.replace_number(&msg, start, end, v);
+            proptest::prop_assert_eq!(a.as_slice(), b.as_slice());
+            proptest::prop_assert_eq!(a.delta(), b.delta());
+            // What is written past the returned length means nothing.
+            let (mut oa, mut ob) = ([0u8; 96], [0u8; 96]);
+            let n = a.apply(&msg, &mut oa);
+            proptest::prop_assert_eq!(n, b.apply(&msg, &mut ob));
+            let n = n.unwrap_or(0);
+            proptest::prop_assert_eq!(&oa[..n], &ob[..n]);
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::flow::affinity::Affinity;
 use crate::flow::{Dir, Slot};
 use crate::nat::NatTable;
 use crate::packet::proto;
-use edit::{Edits, Text};
+use edit::Edits;
 use pinhole::{Key, Limits, Pinholes, Purpose};
 use sdp::{MappedMedia, Sdp, MAX_MEDIA};
 use sip::{Changed, Kind, Message, Method, ScanError, Xlate};
@@ -919,9 +919,7 @@ pub fn rewrite(
     if delta != 0 {
         if let Some(cl) = msg.content_length {
             let n = (body.end - body.start) as isize + delta;
-            let mut t = Text::default();
-            t.number(n.max(0) as u64);
-            edits.replace_text(b, cl.start as usize, cl.end as usize, &t);
+            edits.replace_number(b, cl.start as usize, cl.end as usize, n.max(0) as u64);
         }
     }
     edits.apply(b, out).map(Some).ok_or(RewriteFailed)

@@ -419,14 +419,11 @@ pub fn edits(
         let Some(Some(x)) = mapped.get(i) else {
             continue;
         };
-        let mut t = Text::default();
-        t.number(x.rtp as u64);
-        edits.replace_text(b, m.port_span.start as usize, m.port_span.end as usize, &t);
+        let (ps, pe) = (m.port_span.start as usize, m.port_span.end as usize);
+        edits.replace_number(b, ps, pe, x.rtp as u64);
         match m.rtcp {
             Some((_, span)) => {
-                let mut t = Text::default();
-                t.number(x.rtcp as u64);
-                edits.replace_text(b, span.start as usize, span.end as usize, &t);
+                edits.replace_number(b, span.start as usize, span.end as usize, x.rtcp as u64);
             }
             None if x.rtcp != x.rtp.wrapping_add(1) => {
                 let mut t = Text::default();

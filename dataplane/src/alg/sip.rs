@@ -1163,9 +1163,7 @@ fn via_param(
         let port = parse_u32(&b[vs..ve]);
         if let (Some(t), Some(p)) = (change, port) {
             if p as u16 == t.c.from.port && p <= 65535 {
-                let mut text = Text::default();
-                text.number(t.c.to.port as u64);
-                edits.replace_text(b, vs, ve, &text);
+                edits.replace_number(b, vs, ve, t.c.to.port as u64);
             }
         }
     }
