@@ -275,7 +275,10 @@ impl Edits {
         e.start = start as u32;
         e.end = end as u32;
         e.len = n as u8;
-        e.text[..8].copy_from_slice(&w.to_le_bytes());
+        // The whole text in one store, as `apply` reads it.
+        let mut t = [0u8; MAX_TEXT];
+        t[..8].copy_from_slice(&w.to_le_bytes());
+        e.text = t;
         self.len += 1;
     }
 
