@@ -316,13 +316,21 @@ impl Edits {
             return None;
         }
         let list = &mut self.list[..self.len];
-        // Insertion sort: a few dozen edits, mostly in order already.
+        // Insertion sort: a few dozen edits, mostly in order already. An edit out of place
+        // is taken out and those before it moved up one, each read before anything is
+        // written over it (swaps would read back what they had just written).
         for i in 1..list.len() {
+            let key = (list[i].start, list[i].end);
+            if (list[i - 1].start, list[i - 1].end) <= key {
+                continue;
+            }
+            let e = list[i];
             let mut j = i;
-            while j > 0 && (list[j - 1].start, list[j - 1].end) > (list[j].start, list[j].end) {
-                list.swap(j - 1, j);
+            while j > 0 && (list[j - 1].start, list[j - 1].end) > key {
+                list[j] = list[j - 1];
                 j -= 1;
             }
+            list[j] = e;
         }
         let mut at = 0usize;
         let mut w = 0usize;
