@@ -389,24 +389,26 @@ pub fn edits(
     sdp: &Sdp,
     to_of: impl Fn([u8; 4]) -> Option<[u8; 4]>,
     mapped: &[Option<MappedMedia>],
-    written: Option<([u8; 4], Text)>,
+    written: Option<([u8; 4], &Text)>,
     edits: &mut Edits,
 ) {
-    // The origin and connection addresses are mostly one: its text is written once (or
-    // given, `written`, by a caller that has it).
-    let mut last = written;
+    // The origin and connection addresses are mostly one: its text is given (`written`, by
+    // a caller that has it) or written once.
+    let mut last: Option<([u8; 4], Text)> = None;
     let mut swap = |a: &Addr, edits: &mut Edits| {
-        if let Some(to) = to_of(a.addr) {
-            let t = match last {
-                Some((addr, t)) if addr == to => t,
-                _ => {
-                    let mut t = Text::default();
-                    t.ipv4(to);
-                    last = Some((to, t));
-                    t
-                }
-            };
-            edits.replace_text(b, a.span.start as usize, a.span.end as usize, &t);
+        let Some(to) = to_of(a.addr) else {
+            return;
+        };
+        let (s, e) = (a.span.start as usize, a.span.end as usize);
+        match (written, &last) {
+            (Some((addr, t)), _) if addr == to => edits.replace_text(b, s, e, t),
+            (_, Some((addr, t))) if *addr == to => edits.replace_text(b, s, e, t),
+            _ => {
+                let mut t = Text::default();
+                t.ipv4(to);
+                edits.replace_text(b, s, e, &t);
+                last = Some((to, t));
+            }
         }
     };
     for a in [&sdp.origin, &sdp.conn].into_iter().flatten() {

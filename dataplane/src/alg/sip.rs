@@ -106,8 +106,8 @@ impl Changed {
     }
 
     /// The source's translated address and its text.
-    pub fn source_to(&self) -> Option<([u8; 4], Text)> {
-        self.list[0].as_ref().map(|t| (t.c.to.addr, t.to))
+    pub fn source_to(&self) -> Option<([u8; 4], &Text)> {
+        self.list[0].as_ref().map(|t| (t.c.to.addr, &t.to))
     }
 
     /// Whether `b[s..e]` may hold a literal of an original address: somewhere in it the first
