@@ -1217,6 +1217,7 @@ fn header_line_edits(b: &[u8], h: &Header, x: &Changed, edits: &mut Edits) {
 
 /// `header_line_edits` by the general parser (values `Simple` does not take), kept out of
 /// line so the usual path stays small.
+#[cold]
 #[inline(never)]
 fn general_line_edits(b: &[u8], h: &Header, how: Option<Match>, x: &Changed, edits: &mut Edits) {
     let Some(how) = how else {
