@@ -34,11 +34,6 @@ impl Edit {
     pub fn text(&self) -> &[u8] {
         &self.text[..self.len as usize]
     }
-
-    /// How much longer the message gets.
-    pub fn delta(&self) -> isize {
-        self.len as isize - (self.end - self.start) as isize
-    }
 }
 
 /// A short text built without allocation (an address, a port, a number).
@@ -266,20 +261,10 @@ impl Edits {
                 return;
             }
         }
-        if self.len == MAX_EDITS || start > end {
-            self.overflow = true;
-            return;
-        }
-        self.delta += n as isize - (end - start) as isize;
-        let e = &mut self.list[self.len];
-        e.start = start as u32;
-        e.end = end as u32;
-        e.len = n as u8;
         // The whole text in one store, as `apply` reads it.
-        let mut t = [0u8; MAX_TEXT];
-        t[..8].copy_from_slice(&w.to_le_bytes());
-        e.text = t;
-        self.len += 1;
+        let mut text = [0u8; MAX_TEXT];
+        text[..8].copy_from_slice(&w.to_le_bytes());
+        self.add(start, end, n as u8, text);
     }
 
     /// Inserts `text` at `at`.
@@ -289,16 +274,23 @@ impl Edits {
 
     #[inline]
     fn push(&mut self, start: usize, end: usize, text: &Text) {
+        self.add(start, end, text.len, text.buf);
+    }
+
+    /// Adds the edit of `start..end` to `text[..len]`; refused (`overflow`) when there is no
+    /// room or the range is backwards.
+    #[inline]
+    fn add(&mut self, start: usize, end: usize, len: u8, text: [u8; MAX_TEXT]) {
         if self.len == MAX_EDITS || start > end {
             self.overflow = true;
             return;
         }
-        self.delta += text.len as isize - (end - start) as isize;
+        self.delta += len as isize - (end - start) as isize;
         self.list[self.len] = Edit {
             start: start as u32,
             end: end as u32,
-            len: text.len,
-            text: text.buf,
+            len,
+            text,
         };
         self.len += 1;
     }
