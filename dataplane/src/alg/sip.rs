@@ -886,11 +886,12 @@ fn edit_host_port(
     let Some(port) = port_of(b, hp, default_port) else {
         return;
     };
+    let (hs, he) = (hp.host.start as usize, hp.host.end as usize);
     let change = match how {
-        Match::Endpoint => x.by_endpoint(b, hp.host.start as usize, hp.host.end as usize, port),
+        Match::Endpoint => x.by_endpoint(b, hs, he, port),
         Match::Address => x
-            .by_endpoint(b, hp.host.start as usize, hp.host.end as usize, port)
-            .or_else(|| x.by_addr(b, hp.host.start as usize, hp.host.end as usize)),
+            .by_endpoint(b, hs, he, port)
+            .or_else(|| x.by_addr(b, hs, he)),
     };
     if let Some(t) = change {
         edit_change(b, hp, port, default_port, how, t, edits);
@@ -1103,7 +1104,7 @@ fn edit_via(b: &[u8], s: usize, e: usize, x: &Changed, edits: &mut Edits) {
 /// Whether `b[s..e]` is Via's transport `TLS` (any case).
 #[inline]
 fn is_tls(b: &[u8], s: usize, e: usize) -> bool {
-    e - s == 3
+    e.wrapping_sub(s) == 3
         && match b.get(s..s + 4) {
             Some(w) => {
                 u32::from_le_bytes(w.try_into().unwrap_or([0; 4])) & 0xff_ffff | 0x20_2020
