@@ -607,13 +607,7 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
     // finds is kept in locals and written to `msg` after it.
     let body_start;
     let mut content_length = 0;
-    let mut cl_span = None;
-    let mut call_id = Span::default();
-    let mut cseq_method = Method::Other;
-    let mut expires = None;
-    let mut sdp = false;
     let mut n = 0;
-    let headers = &mut msg.headers;
     let more = || {
         if b.len() > MAX_HEADER_BLOCK {
             ScanError::Malformed
@@ -673,14 +667,14 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
         let value = Span::new(vs, ve);
         match name {
             Name::ContentLength => {
-                if cl_span.is_some() {
+                if msg.content_length.is_some() {
                     return Err(ScanError::Malformed);
                 }
                 content_length = parse_u32(&b[vs..ve]).ok_or(ScanError::Malformed)?;
-                cl_span = Some(value);
+                msg.content_length = Some(value);
             }
-            Name::ContentType => sdp = APPLICATION_SDP.starts(b, vs, ve - vs),
-            Name::CallId => call_id = value,
+            Name::ContentType => msg.sdp = APPLICATION_SDP.starts(b, vs, ve - vs),
+            Name::CallId => msg.call_id = value,
             Name::CSeq => {
                 // The number, whitespace, the method: the first blank of a short value is
                 // found with one 16-byte compare.
@@ -692,23 +686,18 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
                 };
                 let sp = sp.map_or(ve, |k| (vs + k).min(ve));
                 let (s, e) = trim_span(b, sp, ve);
-                cseq_method = Method::of(&b[s..e]);
+                msg.cseq_method = Method::of(&b[s..e]);
             }
-            Name::Expires => expires = parse_u32(&b[vs..ve]),
+            Name::Expires => msg.expires = parse_u32(&b[vs..ve]),
             _ => {}
         }
-        let Some(h) = headers.get_mut(n) else {
+        let Some(h) = msg.headers.get_mut(n) else {
             return Err(ScanError::Malformed);
         };
         *h = Header { name, value };
         n += 1;
     }
     msg.n_headers = n;
-    msg.content_length = cl_span;
-    msg.call_id = call_id;
-    msg.cseq_method = cseq_method;
-    msg.expires = expires;
-    msg.sdp = sdp;
     let body_len = match msg.content_length {
         Some(_) => content_length as usize,
         None if datagram => b.len() - body_start,
