@@ -603,8 +603,7 @@ pub fn scan_into(b: &[u8], datagram: bool, msg: &mut Message) -> Result<(), Scan
         msg.kind = Kind::Request(Method::of(method));
         msg.uri = Span::new(sp1 + 1, sp2);
     }
-    // Header lines, each with its continuation lines, up to the blank line. What the loop
-    // finds is kept in locals and written to `msg` after it.
+    // Header lines, each with its continuation lines, up to the blank line.
     let body_start;
     let mut content_length = 0;
     let mut n = 0;
