@@ -913,13 +913,16 @@ fn edit_change(
         Match::Endpoint => hp.has_port || t.c.to.port != default_port,
         Match::Address => hp.has_port && port_matches,
     };
+    // The kept texts by reference; only an endpoint with another port is written here.
+    let other;
     let text = match (write_port, port_matches) {
-        (false, _) => t.to,
-        (true, true) => t.to_ep,
+        (false, _) => &t.to,
+        (true, true) => &t.to_ep,
         (true, false) => {
             let mut text = t.to;
             text.push(b":").number(port as u64);
-            text
+            other = text;
+            &other
         }
     };
     let end = if hp.has_port {
@@ -927,7 +930,7 @@ fn edit_change(
     } else {
         hp.host.end
     };
-    edits.replace_text(b, hp.host.start as usize, end as usize, &text);
+    edits.replace_text(b, hp.host.start as usize, end as usize, text);
 }
 
 /// A table of the bytes in `set`: `table[c]` is whether `c` is one of them.
