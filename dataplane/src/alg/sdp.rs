@@ -6,7 +6,7 @@
 //! line stay byte-identical. Never allocates, never panics.
 use super::edit::{Edits, Text};
 use super::find::{digits, digits_and_dots, positions};
-use super::sip::{parse_ipv4, Message, Span};
+use super::sip::{parse_ipv4, parse_u32, Message, Span};
 
 /// Media descriptions looked at per body; more are left alone (no pinholes, not rewritten).
 pub const MAX_MEDIA: usize = 8;
@@ -103,19 +103,11 @@ impl Sdp {
     }
 }
 
+/// A port: one to five digits, at most 65535.
 fn parse_u16(d: &[u8]) -> Option<u16> {
-    if d.is_empty() || d.len() > 5 {
-        return None;
-    }
-    let mut v = 0u32;
-    for &c in d {
-        let k = c.wrapping_sub(b'0');
-        if k > 9 {
-            return None;
-        }
-        v = v * 10 + k as u32;
-    }
-    u16::try_from(v).ok()
+    parse_u32(d)
+        .filter(|_| d.len() <= 5)
+        .and_then(|v| u16::try_from(v).ok())
 }
 
 /// The spaces of `b[s..e]` when it is at most 32 bytes long (and 32 can be read from `s`),

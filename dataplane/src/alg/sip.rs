@@ -502,8 +502,9 @@ fn is_ws(c: u8) -> bool {
     c == b' ' || c == b'\t'
 }
 
+/// One to nine decimal digits.
 #[inline]
-fn parse_u32(d: &[u8]) -> Option<u32> {
+pub(super) fn parse_u32(d: &[u8]) -> Option<u32> {
     if d.is_empty() || d.len() > 9 {
         return None;
     }
@@ -1163,7 +1164,7 @@ fn via_param(
 
 /// Edits for the start line and headers of `m` (in `b`) under translation `x`.
 pub fn header_edits(b: &[u8], m: &Message, x: &Changed, edits: &mut Edits) {
-    if x.x.is_none() {
+    if x.xlate().is_none() {
         return;
     }
     // Text without an original address in it (see `Changed::may_be_in`) has nothing to change.
